@@ -1,0 +1,70 @@
+//! `torch.optim.Adam` and `torch.optim.AdamW`, with PyTorch's operation order: bias-corrected
+//! moments, `eps` added to `sqrt(v̂)`; AdamW first scales `w` by `1 − lr·wd`.
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+
+use super::BaseState;
+use crate::error::{ConfigError, check_range};
+
+/// Adam (L2 weight decay in the gradient) or AdamW (decoupled weight decay).
+#[derive(Config, Debug, PartialEq)]
+pub struct AdamConfig {
+    /// β1, the first-moment decay.
+    #[config(default = 0.9)]
+    pub beta1: f64,
+    /// β2, the second-moment decay.
+    #[config(default = 0.999)]
+    pub beta2: f64,
+    /// Added to `sqrt(v̂)`.
+    #[config(default = 1e-8)]
+    pub eps: f64,
+    /// Weight decay: added to the gradient (Adam) or applied to the weights (AdamW).
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+    /// AdamW: decay the weights directly instead of adding `wd·w` to the gradient.
+    #[config(default = false)]
+    pub decoupled_weight_decay: bool,
+}
+
+impl AdamConfig {
+    /// Checks every hyperparameter.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_range("beta1", self.beta1, 0.0, true, 1.0, false, "a number in [0, 1)")?;
+        check_range("beta2", self.beta2, 0.0, true, 1.0, false, "a number in [0, 1)")?;
+        check_range("eps", self.eps, 0.0, false, f64::INFINITY, false, "a finite number > 0")?;
+        check_range("weight_decay", self.weight_decay, 0.0, true, f64::INFINITY, false, "a finite number >= 0")
+    }
+
+    pub(super) fn update(&self, lr: f64, mut param: Tensor<1>, grad: Tensor<1>, state: &mut BaseState) -> Tensor<1> {
+        let mut g = grad;
+        if self.weight_decay != 0.0 {
+            if self.decoupled_weight_decay {
+                param = param.mul_scalar(1.0 - lr * self.weight_decay);
+            } else {
+                g = g + param.clone().mul_scalar(self.weight_decay);
+            }
+        }
+        state.step += 1;
+        let t = state.step as i32;
+        // m ← lerp(m, g, 1 − β1), as PyTorch writes it (weight < 0.5: m + w·(g − m)).
+        let weight = 1.0 - self.beta1;
+        let m = match state.exp_avg.take() {
+            None => g.clone().mul_scalar(weight),
+            Some(m) if weight < 0.5 => m.clone() + (g.clone() - m).mul_scalar(weight),
+            Some(m) => g.clone() - (g.clone() - m).mul_scalar(1.0 - weight),
+        };
+        let v = match state.exp_avg_sq.take() {
+            None => (g.clone() * g).mul_scalar(1.0 - self.beta2),
+            Some(v) => v.mul_scalar(self.beta2) + (g.clone() * g).mul_scalar(1.0 - self.beta2),
+        };
+        let bias1 = 1.0 - self.beta1.powi(t);
+        let bias2_sqrt = (1.0 - self.beta2.powi(t)).sqrt();
+        let step_size = lr / bias1;
+        let denom = v.clone().sqrt().div_scalar(bias2_sqrt).add_scalar(self.eps);
+        let updated = param - (m.clone() / denom).mul_scalar(step_size);
+        state.exp_avg = Some(m);
+        state.exp_avg_sq = Some(v);
+        updated
+    }
+}

@@ -1,0 +1,63 @@
+//! `torch.optim.SGD`: `d = g + wd·w`; `buf = d` on the first step, then
+//! `buf = μ·buf + (1−dampening)·d`; `d = buf` (Nesterov: `d + μ·buf`); `w −= lr·d`.
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+
+use super::BaseState;
+use crate::error::{ConfigError, check_range};
+
+/// Stochastic gradient descent with PyTorch's momentum convention.
+#[derive(Config, Debug, PartialEq)]
+pub struct SgdConfig {
+    /// Momentum factor μ (0 disables the buffer).
+    #[config(default = 0.0)]
+    pub momentum: f64,
+    /// Dampening of the gradient added to the buffer (PyTorch's default 0).
+    #[config(default = 0.0)]
+    pub dampening: f64,
+    /// Nesterov momentum.
+    #[config(default = false)]
+    pub nesterov: bool,
+    /// L2 penalty added to the gradient (`g + wd·w`).
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+}
+
+impl SgdConfig {
+    /// Checks every hyperparameter.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_range("momentum", self.momentum, 0.0, true, 1.0, false, "a number in [0, 1)")?;
+        check_range("dampening", self.dampening, 0.0, true, 1.0, true, "a number in [0, 1]")?;
+        check_range("weight_decay", self.weight_decay, 0.0, true, f64::INFINITY, false, "a finite number >= 0")?;
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return Err(ConfigError::new(
+                "nesterov",
+                true,
+                "momentum > 0 and dampening = 0 (PyTorch's rule for Nesterov momentum)",
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn update(&self, lr: f64, param: Tensor<1>, grad: Tensor<1>, state: &mut BaseState) -> Tensor<1> {
+        let mut d = grad;
+        if self.weight_decay != 0.0 {
+            d = d + param.clone().mul_scalar(self.weight_decay);
+        }
+        if self.momentum != 0.0 {
+            let buf = match state.momentum.take() {
+                None => d.clone(),
+                Some(buf) => buf.mul_scalar(self.momentum) + d.clone().mul_scalar(1.0 - self.dampening),
+            };
+            d = if self.nesterov {
+                d + buf.clone().mul_scalar(self.momentum)
+            } else {
+                buf.clone()
+            };
+            state.momentum = Some(buf);
+        }
+        state.step += 1;
+        param - d.mul_scalar(lr)
+    }
+}

@@ -1,0 +1,140 @@
+//! Typed errors: a bad hyperparameter when an optimizer is built, a fault during a step.
+
+use std::fmt;
+
+/// A hyperparameter that failed validation when the optimizer was built.
+///
+/// Names the field, the value given and what was expected, so a configuration file or command
+/// line that carries it can be fixed without reading the source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// The hyperparameter, as it is named in the config (e.g. `"rho"`, `"swp.beta"`).
+    pub field: &'static str,
+    /// The value that was given, printed as it came.
+    pub value: String,
+    /// What a valid value looks like (e.g. `"a finite number >= 0"`).
+    pub expected: &'static str,
+}
+
+impl ConfigError {
+    pub(crate) fn new(field: &'static str, value: impl fmt::Display, expected: &'static str) -> Self {
+        Self {
+            field,
+            value: value.to_string(),
+            expected,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid hyperparameter `{}` = {}: expected {}",
+            self.field, self.value, self.expected
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Checks that `value` is finite and inside `[lo, hi]` (each end open or closed).
+pub(crate) fn check_range(
+    field: &'static str,
+    value: f64,
+    lo: f64,
+    lo_closed: bool,
+    hi: f64,
+    hi_closed: bool,
+    expected: &'static str,
+) -> Result<(), ConfigError> {
+    let above = if lo_closed { value >= lo } else { value > lo };
+    let below = if hi_closed { value <= hi } else { value < hi };
+    if value.is_finite() && above && below {
+        Ok(())
+    } else {
+        Err(ConfigError::new(field, value, expected))
+    }
+}
+
+/// Which pass of a SAM step a fault came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// The gradient at the current weights `w`.
+    First,
+    /// The gradient at the perturbed weights `w + e`.
+    Second,
+}
+
+impl fmt::Display for Pass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pass::First => write!(f, "first pass (at w)"),
+            Pass::Second => write!(f, "second pass (at w + e)"),
+        }
+    }
+}
+
+/// Why a step could not be taken. Weights and optimizer state are untouched whenever one is
+/// returned (or reported as skipped): a step either happens whole or not at all.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepError {
+    /// A gradient (or the loss) of one pass held NaN or infinity.
+    NonFinite {
+        /// The pass whose gradient or loss was not finite.
+        pass: Pass,
+        /// What was not finite (`"gradient"` or `"loss"`).
+        what: &'static str,
+    },
+    /// The sample selection needs one loss per sample, but the loss closure returned `got`
+    /// values for a batch whose selection needs `expected`.
+    PerSampleLossesRequired {
+        /// How many losses the selection needed.
+        expected: usize,
+        /// How many the closure returned.
+        got: usize,
+    },
+    /// A sample selector returned an empty or out-of-range selection.
+    BadSelection(String),
+    /// The gradients handed to the two-step API do not belong to the model (no parameter had
+    /// a gradient).
+    NoGradients,
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepError::NonFinite { pass, what } => {
+                write!(f, "non-finite {what} in the {pass}; step skipped")
+            }
+            StepError::PerSampleLossesRequired { expected, got } => write!(
+                f,
+                "sample selection needs one loss per sample ({expected}), the loss closure returned {got}"
+            ),
+            StepError::BadSelection(msg) => write!(f, "bad sample selection: {msg}"),
+            StepError::NoGradients => write!(f, "no parameter of the model has a gradient"),
+        }
+    }
+}
+
+impl std::error::Error for StepError {}
+
+/// An error while saving or loading optimizer state.
+#[derive(Debug)]
+pub enum RecordError {
+    /// The burnpack container could not be read or written.
+    Format(String),
+    /// The record does not fit this optimizer (a missing or mistyped entry).
+    Mismatch(String),
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordError::Format(msg) => write!(f, "optimizer record: {msg}"),
+            RecordError::Mismatch(msg) => write!(f, "optimizer record does not fit: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for RecordError {}

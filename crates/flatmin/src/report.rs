@@ -1,0 +1,37 @@
+//! What one step measured, for logs, progress bars and sharpness plots.
+
+/// The numbers of one SAM step.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepReport {
+    /// `L(w)`: the batch loss of the first pass (one-call API only).
+    pub loss: Option<f64>,
+    /// `L(w + e)`: the loss of the second pass, on the samples it used (one-call API only).
+    pub loss_perturbed: Option<f64>,
+    /// `‖g‖`: global norm of the first-pass gradient (over the tensors that took part).
+    pub grad_norm: f64,
+    /// `‖g_p‖`: global norm of the second-pass gradient.
+    pub grad_perturbed_norm: f64,
+    /// `‖e‖`: global norm of the perturbation.
+    pub perturbation_norm: f64,
+    /// cos(g, g_p) (0 when either gradient is zero).
+    pub cosine: f64,
+    /// ρ used at this step.
+    pub rho: f64,
+    /// ESAM: which parameter tensors took part in the first pass and the perturbation.
+    pub tensor_mask: Option<Vec<bool>>,
+    /// ESAM: the per-sample loss increase `ℓ_i(w+e) − ℓ_i(w)`.
+    pub sample_sharpness: Option<Vec<f64>>,
+    /// ESAM: the batch positions the second pass used.
+    pub selected: Option<Vec<usize>>,
+}
+
+impl StepReport {
+    /// `L(w + e) − L(w)`, SAM's sharpness estimate, when both losses are known and were taken on
+    /// the same samples (no selection).
+    pub fn sharpness(&self) -> Option<f64> {
+        match (self.loss, self.loss_perturbed, &self.selected) {
+            (Some(l), Some(lp), None) => Some(lp - l),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Vectors in parameter space: one flat tensor per parameter, `None` where a parameter takes no
+//! part (no gradient this pass). Norms and inner products are global over all present tensors,
+//! as in every reference implementation (ALGORITHMS.md §11.2.15), and are read back to the host
+//! in one transfer per call.
+
+use burn::tensor::Tensor;
+
+use crate::bridge::to_f64;
+
+/// One flat tensor per parameter of a [`Layout`](crate::Layout), or `None`.
+#[derive(Clone, Debug, Default)]
+pub struct ParamVector {
+    tensors: Vec<Option<Tensor<1>>>,
+}
+
+impl ParamVector {
+    /// Wraps per-parameter flat tensors.
+    pub fn new(tensors: Vec<Option<Tensor<1>>>) -> Self {
+        Self { tensors }
+    }
+
+    /// Number of slots (parameters of the layout).
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// Whether there are no slots.
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// The tensor of slot `i`, if present.
+    pub fn get(&self, i: usize) -> Option<&Tensor<1>> {
+        self.tensors.get(i).and_then(Option::as_ref)
+    }
+
+    /// Whether slot `i` holds a tensor.
+    pub fn has(&self, i: usize) -> bool {
+        self.get(i).is_some()
+    }
+
+    /// Whether no slot holds a tensor.
+    pub fn is_vacant(&self) -> bool {
+        self.tensors.iter().all(Option::is_none)
+    }
+
+    /// The slots, in order.
+    pub fn slots(&self) -> &[Option<Tensor<1>>] {
+        &self.tensors
+    }
+
+    /// Consumes the vector into its slots.
+    pub fn into_slots(self) -> Vec<Option<Tensor<1>>> {
+        self.tensors
+    }
+
+    /// Applies `f` to every present tensor.
+    pub fn map(&self, mut f: impl FnMut(usize, &Tensor<1>) -> Tensor<1>) -> Self {
+        Self::new(
+            self.tensors
+                .iter()
+                .enumerate()
+                .map(|(i, t)| t.as_ref().map(|t| f(i, t)))
+                .collect(),
+        )
+    }
+
+    /// Combines slot by slot where `self` is present; `other`'s slot may be absent.
+    pub fn zip_map(
+        &self,
+        other: &Self,
+        mut f: impl FnMut(&Tensor<1>, Option<&Tensor<1>>) -> Tensor<1>,
+    ) -> Self {
+        Self::new(
+            self.tensors
+                .iter()
+                .enumerate()
+                .map(|(i, t)| t.as_ref().map(|t| f(t, other.get(i))))
+                .collect(),
+        )
+    }
+
+    /// `scale * self`.
+    pub fn scaled(&self, scale: f64) -> Self {
+        self.map(|_, t| t.clone().mul_scalar(scale))
+    }
+
+    /// The squared global L2 norm, as a one-element device tensor (not read back).
+    pub fn squared_norm_lazy(&self) -> Option<Tensor<1>> {
+        sum_all(self.tensors.iter().flatten().map(|t| t.clone().square().sum()))
+    }
+
+    /// The inner product with `other` over the slots both hold, as a device tensor.
+    pub fn dot_lazy(&self, other: &Self) -> Option<Tensor<1>> {
+        sum_all(
+            self.tensors
+                .iter()
+                .zip(&other.tensors)
+                .filter_map(|(a, b)| Some((a.as_ref()?, b.as_ref()?)))
+                .map(|(a, b)| (a.clone() * b.clone()).sum()),
+        )
+    }
+
+    /// The global L2 norm (0 when no slot is present).
+    pub fn norm(&self) -> f64 {
+        read(vec![self.squared_norm_lazy()])[0].sqrt()
+    }
+}
+
+/// Sums one-element tensors on the device.
+fn sum_all(terms: impl Iterator<Item = Tensor<1>>) -> Option<Tensor<1>> {
+    let terms: Vec<Tensor<1>> = terms.collect();
+    if terms.is_empty() {
+        None
+    } else {
+        Some(Tensor::cat(terms, 0).sum())
+    }
+}
+
+/// Reads several one-element device scalars back in one transfer (`None` reads as 0).
+pub fn read(values: Vec<Option<Tensor<1>>>) -> Vec<f64> {
+    let present: Vec<Tensor<1>> = values.iter().flatten().cloned().collect();
+    let mut read = if present.is_empty() {
+        Vec::new()
+    } else {
+        to_f64(Tensor::cat(present, 0))
+    }
+    .into_iter();
+    values
+        .iter()
+        .map(|v| match v {
+            Some(_) => read.next().unwrap_or(f64::NAN),
+            None => 0.0,
+        })
+        .collect()
+}
