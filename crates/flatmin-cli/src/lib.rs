@@ -1,0 +1,4 @@
+//! The flatmin laboratory: what the `flatmin` command runs.
+
+pub mod fsutil;
+pub mod replay;
