@@ -154,8 +154,20 @@ impl ModuleVisitor for GradVisitor<'_> {
     }
 }
 
-/// Runs `loss.backward()` and collects the gradients of `model`'s parameters.
+/// Runs `loss.backward()` and collects the gradients of `model`'s parameters. A model none of
+/// whose parameters tracks a gradient (ESAM left every tensor out of this pass) has none: empty.
 pub fn backward<M: Module>(loss: Tensor<1>, model: &M) -> GradientsParams {
+    struct Tracked(bool);
+    impl ModuleVisitor for Tracked {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0 |= param.val().is_require_grad();
+        }
+    }
+    let mut tracked = Tracked(false);
+    model.visit(&mut tracked);
+    if !tracked.0 {
+        return GradientsParams::new();
+    }
     GradientsParams::from_grads(loss.backward(), model)
 }
 

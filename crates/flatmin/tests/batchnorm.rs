@@ -1,0 +1,86 @@
+//! BatchNorm running statistics come from the first pass only, in both APIs.
+
+use burn::module::Module;
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Distribution, Tensor};
+use flatmin::{Batch, SamConfig};
+
+#[derive(Module, Debug)]
+struct Net {
+    linear: Linear,
+    norm: BatchNorm,
+}
+
+impl Net {
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.norm.forward(self.linear.forward(x))
+    }
+}
+
+fn setup() -> (Net, Tensor<2>) {
+    let device = Device::flex().autodiff();
+    let net = Net {
+        linear: LinearConfig::new(5, 4).init(&device),
+        norm: BatchNormConfig::new(4).init(&device),
+    };
+    let x = Tensor::<2>::random([16, 5], Distribution::Normal(3.0, 2.0), &device);
+    (net, x)
+}
+
+fn running_mean(net: &Net) -> Vec<f32> {
+    net.valid().norm.running_mean.value().into_data().iter::<f32>().collect()
+}
+
+/// The running mean after exactly one training-mode forward pass of `net` on `x`.
+fn after_one_forward(net: &Net, x: &Tensor<2>) -> Vec<f32> {
+    let copy = net.valid().train();
+    let _ = copy.forward(x.clone());
+    running_mean(&copy)
+}
+
+#[test]
+fn one_call_step_updates_running_stats_once() {
+    let (net, x) = setup();
+    let expected = after_one_forward(&net, &x);
+    let initial = running_mean(&net);
+    let mut optim = SamConfig::preset("sam", SamConfig::sgd_base(0.9, 0.0)).unwrap().with_rho(0.5).init().unwrap();
+    let (net, report) = optim.step(0.1, net, |m: &Net, _b: Batch| m.forward(x.clone()).square().mean());
+    report.unwrap();
+    let got = running_mean(&net);
+    assert_ne!(got, initial, "the first pass must update the statistics");
+    assert_eq!(got, expected, "the second pass must not touch them");
+}
+
+#[test]
+fn two_step_api_keeps_the_perturbed_pass_out_of_the_statistics() {
+    let (net, x) = setup();
+    let expected = after_one_forward(&net, &x);
+    let mut optim = SamConfig::preset("esam", SamConfig::sgd_base(0.9, 0.0)).unwrap().with_rho(0.5).init().unwrap();
+    let first = optim.first_pass_model(&net);
+    let grads = GradientsParams::from_grads(first.forward(x.clone()).square().mean().backward(), &first);
+    let ascent = optim.perturb(0.1, &net, &grads).unwrap();
+    for _ in 0..3 {
+        let _ = ascent.model().forward(x.clone());
+    }
+    let grads_p = GradientsParams::from_grads(ascent.model().forward(x.clone()).square().mean().backward(), ascent.model());
+    let (net, report) = optim.update(0.1, net, ascent, &grads_p);
+    report.unwrap();
+    assert_eq!(running_mean(&net), expected);
+}
+
+#[test]
+fn perturbation_leaves_the_original_weights_bitwise() {
+    let (net, x) = setup();
+    let before: Vec<f32> = net.linear.weight.val().into_data().iter::<f32>().collect();
+    let mut optim = SamConfig::preset("sam", SamConfig::sgd_base(0.0, 0.0)).unwrap().init().unwrap();
+    let grads = GradientsParams::from_grads(net.forward(x.clone()).square().mean().backward(), &net);
+    let ascent = optim.perturb(0.1, &net, &grads).unwrap();
+    let after: Vec<f32> = net.linear.weight.val().into_data().iter::<f32>().collect();
+    let perturbed: Vec<f32> = ascent.model().linear.weight.val().into_data().iter::<f32>().collect();
+    assert_eq!(before, after);
+    assert_ne!(before, perturbed);
+    // The perturbed copy keeps the parameters trainable with the same ids.
+    assert!(ascent.model().linear.weight.val().is_require_grad());
+    assert_eq!(ascent.model().linear.weight.id, net.linear.weight.id);
+}
