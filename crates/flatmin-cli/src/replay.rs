@@ -248,9 +248,9 @@ fn base_config(keys: &mut Keys) -> Result<(BaseConfig, f64), CaseError> {
                     .with_decoupled_weight_decay(name == "AdamW"),
             )
         }
-        other => {
+        _ => {
             return err(format!(
-                "`hyperparams.base` = `{other}`: expected torch.optim.SGD, torch.optim.Adam or torch.optim.AdamW"
+                "`hyperparams.base` = `{base}`: expected torch.optim.SGD, torch.optim.Adam or torch.optim.AdamW"
             ));
         }
     };
