@@ -51,7 +51,11 @@ fn run_replay(case_path: &std::path::Path, out: &std::path::Path) -> Result<(), 
             result.steps.len(),
             if d <= 1e-9 { "within 1e-9" } else { "ABOVE the 1e-9 bar" }
         ),
-        None => println!("{}: {} steps replayed (the case records no parameters to compare)", case.optimizer, result.steps.len()),
+        None => println!(
+            "{}: {} steps replayed (the case records no parameters to compare)",
+            case.optimizer,
+            result.steps.len()
+        ),
     }
     Ok(())
 }

@@ -14,8 +14,8 @@ use burn::module::{Module, Param};
 use burn::tensor::activation::tanh;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use flatmin::{
-    AdamConfig, Batch, BaseConfig, Combination, FriendlyConfig, Geometry, MaskSource, RhoSchedule, SampleSelector,
-    SamConfig, Selection, SelectionRule, SgdConfig, SwpConfig, SwpGranularity,
+    AdamConfig, BaseConfig, Batch, Combination, FriendlyConfig, Geometry, MaskSource, RhoSchedule, SamConfig,
+    SampleSelector, Selection, SelectionRule, SgdConfig, SwpConfig, SwpGranularity,
 };
 use serde_json::{Map, Value, json};
 
@@ -110,11 +110,13 @@ pub struct RecordedStep {
 }
 
 fn num(v: &Value, field: &str) -> Result<f64, CaseError> {
-    v.as_f64().map_or_else(|| err(format!("`{field}`: expected a number, found {v}")), Ok)
+    v.as_f64()
+        .map_or_else(|| err(format!("`{field}`: expected a number, found {v}")), Ok)
 }
 
 fn flag(v: &Value, field: &str) -> Result<bool, CaseError> {
-    v.as_bool().map_or_else(|| err(format!("`{field}`: expected true or false, found {v}")), Ok)
+    v.as_bool()
+        .map_or_else(|| err(format!("`{field}`: expected true or false, found {v}")), Ok)
 }
 
 fn flatten(v: &Value, field: &str, out: &mut Vec<f64>, shape: &mut Vec<usize>, depth: usize) -> Result<(), CaseError> {
@@ -152,7 +154,11 @@ fn nested(values: &[f64], shape: &[usize]) -> Value {
         [n] => json!(values[..*n]),
         [n, rest @ ..] => {
             let stride: usize = rest.iter().product();
-            Value::Array((0..*n).map(|i| nested(&values[i * stride..(i + 1) * stride], rest)).collect())
+            Value::Array(
+                (0..*n)
+                    .map(|i| nested(&values[i * stride..(i + 1) * stride], rest))
+                    .collect(),
+            )
         }
     }
 }
@@ -232,7 +238,9 @@ fn base_config(keys: &mut Keys) -> Result<(BaseConfig, f64), CaseError> {
         "Adam" | "AdamW" => {
             let (b1, b2) = match keys.get("betas") {
                 None => (0.9, 0.999),
-                Some(Value::Array(b)) if b.len() == 2 => (num(&b[0], "hyperparams.betas[0]")?, num(&b[1], "hyperparams.betas[1]")?),
+                Some(Value::Array(b)) if b.len() == 2 => {
+                    (num(&b[0], "hyperparams.betas[0]")?, num(&b[1], "hyperparams.betas[1]")?)
+                }
                 Some(other) => return err(format!("`hyperparams.betas`: expected [beta1, beta2], found {other}")),
             };
             if keys.flag_or("amsgrad", false)? {
@@ -258,12 +266,19 @@ fn base_config(keys: &mut Keys) -> Result<(BaseConfig, f64), CaseError> {
 }
 
 fn adaptive_geometry(keys: &mut Keys) -> Result<Geometry, CaseError> {
-    Ok(if keys.flag_or("adaptive", false)? { Geometry::AdaptiveSquared } else { Geometry::Euclidean })
+    Ok(if keys.flag_or("adaptive", false)? {
+        Geometry::AdaptiveSquared
+    } else {
+        Geometry::Euclidean
+    })
 }
 
 /// Maps the case's optimizer and hyperparameters onto a library configuration.
 pub fn config_for(optimizer: &str, hyperparams: &Map<String, Value>) -> Result<(SamConfig, f64), CaseError> {
-    let mut keys = Keys { map: hyperparams, used: Vec::new() };
+    let mut keys = Keys {
+        map: hyperparams,
+        used: Vec::new(),
+    };
     let (base, lr) = base_config(&mut keys)?;
     let sam = SamConfig::new(base);
     let config = match optimizer {
@@ -273,7 +288,9 @@ pub fn config_for(optimizer: &str, hyperparams: &Map<String, Value>) -> Result<(
             if optimizer == "SAM(adaptive)" && geometry != Geometry::AdaptiveSquared {
                 return err("`SAM(adaptive)` needs `hyperparams.adaptive` = true");
             }
-            sam.with_rho(keys.num("rho")?).with_eps(keys.num_or("eps_norm", 1e-12)?).with_geometry(geometry)
+            sam.with_rho(keys.num("rho")?)
+                .with_eps(keys.num_or("eps_norm", 1e-12)?)
+                .with_geometry(geometry)
         }
         "SamsungLabs.SAM" => {
             if keys.get("eta").is_some() {
@@ -284,14 +301,18 @@ pub fn config_for(optimizer: &str, hyperparams: &Map<String, Value>) -> Result<(
         "SamsungLabs.ASAM" => sam
             .with_rho(keys.num("rho")?)
             .with_eps(keys.num_or("eps_norm", 1e-16)?)
-            .with_geometry(Geometry::Asam { eta: keys.num_or("eta", 0.01)? }),
+            .with_geometry(Geometry::Asam {
+                eta: keys.num_or("eta", 0.01)?,
+            }),
         "FriendlySAM" => {
             let geometry = adaptive_geometry(&mut keys)?;
             sam.with_rho(keys.num("rho")?)
                 .with_eps(keys.num_or("eps_norm", 1e-12)?)
                 .with_geometry(geometry)
                 .with_friendly(Some(
-                    FriendlyConfig::new().with_sigma(keys.num_or("sigma", 1.0)?).with_lambda(keys.num_or("lmbda", 0.9)?),
+                    FriendlyConfig::new()
+                        .with_sigma(keys.num_or("sigma", 1.0)?)
+                        .with_lambda(keys.num_or("lmbda", 0.9)?),
                 ))
         }
         "GSAM" => {
@@ -304,14 +325,20 @@ pub fn config_for(optimizer: &str, hyperparams: &Map<String, Value>) -> Result<(
                     lr_max: keys.num_or("lr_max", lr)?,
                     lr_min: keys.num_or("lr_min", lr)?,
                 },
-                other => return err(format!("`hyperparams.rho_schedule` = `{other}`: expected constant or proportional")),
+                other => {
+                    return err(format!(
+                        "`hyperparams.rho_schedule` = `{other}`: expected constant or proportional"
+                    ));
+                }
             };
             let rho_max = keys.num_or("rho_max", rho)?;
             sam.with_rho(rho_max)
                 .with_rho_schedule(schedule)
                 .with_eps(keys.num_or("perturb_eps", 1e-12)?)
                 .with_geometry(geometry)
-                .with_combination(Combination::Gsam { alpha: keys.num("gsam_alpha")? })
+                .with_combination(Combination::Gsam {
+                    alpha: keys.num("gsam_alpha")?,
+                })
         }
         "WSAM" => {
             let geometry = adaptive_geometry(&mut keys)?;
@@ -321,7 +348,9 @@ pub fn config_for(optimizer: &str, hyperparams: &Map<String, Value>) -> Result<(
                 let alpha = num(alpha, "hyperparams.alpha")?;
                 let derived = gamma / (1.0 - gamma);
                 if (alpha - derived).abs() > 1e-9 * derived.abs().max(1.0) {
-                    return err(format!("`hyperparams.alpha` = {alpha} is not gamma/(1-gamma) = {derived}"));
+                    return err(format!(
+                        "`hyperparams.alpha` = {alpha} is not gamma/(1-gamma) = {derived}"
+                    ));
                 }
             }
             let max_norm = match keys.get("max_norm") {
@@ -331,7 +360,11 @@ pub fn config_for(optimizer: &str, hyperparams: &Map<String, Value>) -> Result<(
             sam.with_rho(keys.num("rho")?)
                 .with_eps(keys.num_or("sam_eps", 1e-12)?)
                 .with_geometry(geometry)
-                .with_combination(Combination::Wsam { gamma, decoupled: keys.flag_or("decouple", true)?, max_norm })
+                .with_combination(Combination::Wsam {
+                    gamma,
+                    decoupled: keys.flag_or("decouple", true)?,
+                    max_norm,
+                })
         }
         "ESAM" => {
             let geometry = adaptive_geometry(&mut keys)?;
@@ -339,13 +372,22 @@ pub fn config_for(optimizer: &str, hyperparams: &Map<String, Value>) -> Result<(
             sam.with_rho(keys.num("rho")?)
                 .with_eps(keys.num_or("eps_norm", 1e-7)?)
                 .with_geometry(geometry)
-                .with_swp(Some(SwpConfig::new().with_beta(keys.num("beta")?).with_granularity(SwpGranularity::PerTensor)))
+                .with_swp(Some(
+                    SwpConfig::new()
+                        .with_beta(keys.num("beta")?)
+                        .with_granularity(SwpGranularity::PerTensor),
+                ))
                 .with_selection(Selection::SharpnessSensitive {
                     gamma: keys.num("gamma")?,
                     rule: SelectionRule::OfficialStrict,
                 })
         }
-        other => return err(format!("unknown optimizer `{other}`: expected one of {}", OPTIMIZERS.join(", "))),
+        other => {
+            return err(format!(
+                "unknown optimizer `{other}`: expected one of {}",
+                OPTIMIZERS.join(", ")
+            ));
+        }
     };
     keys.finish(optimizer)?;
     config.validate().map_err(|e| CaseError(format!("hyperparams: {e}")))?;
@@ -360,15 +402,20 @@ impl Case {
     /// Reads and checks a case file.
     pub fn load(path: &Path) -> Result<Self, CaseError> {
         let text = std::fs::read_to_string(path).map_err(|e| CaseError(format!("{}: {e}", path.display())))?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| CaseError(format!("{}: not valid JSON: {e}", path.display())))?;
+        let value: Value =
+            serde_json::from_str(&text).map_err(|e| CaseError(format!("{}: not valid JSON: {e}", path.display())))?;
         Self::parse(&value).map_err(|e| CaseError(format!("{}: {e}", path.display())))
     }
 
     /// Checks a parsed case.
     pub fn parse(value: &Value) -> Result<Self, CaseError> {
         let obj = value.as_object().map_or_else(|| err("expected a JSON object"), Ok)?;
-        let optimizer = field(obj, "optimizer")?.as_str().map_or_else(|| err("`optimizer`: expected a string"), Ok)?;
-        let hyper = field(obj, "hyperparams")?.as_object().map_or_else(|| err("`hyperparams`: expected an object"), Ok)?;
+        let optimizer = field(obj, "optimizer")?
+            .as_str()
+            .map_or_else(|| err("`optimizer`: expected a string"), Ok)?;
+        let hyper = field(obj, "hyperparams")?
+            .as_object()
+            .map_or_else(|| err("`hyperparams`: expected an object"), Ok)?;
         let (config, lr) = config_for(optimizer, hyper)?;
         if let Some(dtype) = obj.get("dtype").and_then(Value::as_str)
             && dtype != "float64"
@@ -384,7 +431,11 @@ impl Case {
             .as_array()
             .map_or_else(|| err("`param_names`: expected a list"), Ok)?
             .iter()
-            .map(|v| v.as_str().map(String::from).map_or_else(|| err("`param_names`: expected strings"), Ok))
+            .map(|v| {
+                v.as_str()
+                    .map(String::from)
+                    .map_or_else(|| err("`param_names`: expected strings"), Ok)
+            })
             .collect::<Result<_, _>>()?;
         let shapes: Vec<Vec<usize>> = field(obj, "param_shapes")?
             .as_array()
@@ -392,26 +443,39 @@ impl Case {
             .iter()
             .map(|s| {
                 s.as_array()
-                    .and_then(|dims| dims.iter().map(|d| d.as_u64().map(|d| d as usize)).collect::<Option<Vec<_>>>())
+                    .and_then(|dims| {
+                        dims.iter()
+                            .map(|d| d.as_u64().map(|d| d as usize))
+                            .collect::<Option<Vec<_>>>()
+                    })
                     .map_or_else(|| err("`param_shapes`: expected lists of sizes"), Ok)
             })
             .collect::<Result<_, _>>()?;
-        if names.len() != shapes.len() || names.is_empty() || names.len() % 2 != 0 {
+        if names.len() != shapes.len() || names.is_empty() || !names.len().is_multiple_of(2) {
             return err("`param_names` and `param_shapes` must list weight and bias pairs of the same layers");
         }
         for (l, pair) in shapes.chunks(2).enumerate() {
             let ok = pair[0].len() == 2 && pair[1].len() == 1 && pair[0][0] == pair[1][0];
             let chained = l == 0 || shapes[2 * l - 2][0] == pair[0][1];
             if !ok || !chained {
-                return err(format!("`param_shapes`: layer {l} is not a linear layer [out, in] + [out] fed by the previous one"));
+                return err(format!(
+                    "`param_shapes`: layer {l} is not a linear layer [out, in] + [out] fed by the previous one"
+                ));
             }
         }
-        let init_obj = field(obj, "init_params")?.as_object().map_or_else(|| err("`init_params`: expected an object"), Ok)?;
+        let init_obj = field(obj, "init_params")?
+            .as_object()
+            .map_or_else(|| err("`init_params`: expected an object"), Ok)?;
         let init = read_params(init_obj, &names, &shapes, "init_params")?;
-        let data = field(obj, "data")?.as_object().map_or_else(|| err("`data`: expected an object"), Ok)?;
+        let data = field(obj, "data")?
+            .as_object()
+            .map_or_else(|| err("`data`: expected an object"), Ok)?;
         let (x, x_shape) = array(field(data, "X")?, "data.X")?;
         if x_shape.len() != 2 || x_shape[1] != shapes[0][1] {
-            return err(format!("`data.X`: expected rows of {} features, found shape {x_shape:?}", shapes[0][1]));
+            return err(format!(
+                "`data.X`: expected rows of {} features, found shape {x_shape:?}",
+                shapes[0][1]
+            ));
         }
         let classes = shapes[shapes.len() - 1][0];
         let y: Vec<i64> = field(data, "y")?
@@ -424,13 +488,21 @@ impl Case {
             })
             .collect::<Result<_, _>>()?;
         if y.len() != x_shape[0] {
-            return err(format!("`data.y` has {} labels for {} rows of `data.X`", y.len(), x_shape[0]));
+            return err(format!(
+                "`data.y` has {} labels for {} rows of `data.X`",
+                y.len(),
+                x_shape[0]
+            ));
         }
-        let batch_size = field(obj, "batch_size")?.as_u64().map_or_else(|| err("`batch_size`: expected a positive integer"), Ok)? as usize;
+        let batch_size = field(obj, "batch_size")?
+            .as_u64()
+            .map_or_else(|| err("`batch_size`: expected a positive integer"), Ok)? as usize;
         if batch_size == 0 || batch_size > x_shape[0] {
             return err(format!("`batch_size` = {batch_size}: expected 1..={}", x_shape[0]));
         }
-        let steps_value = field(obj, "steps")?.as_array().map_or_else(|| err("`steps`: expected a list"), Ok)?;
+        let steps_value = field(obj, "steps")?
+            .as_array()
+            .map_or_else(|| err("`steps`: expected a list"), Ok)?;
         let mut steps = Vec::with_capacity(steps_value.len());
         for (k, s) in steps_value.iter().enumerate() {
             steps.push(read_step(s, k, batch_size, x_shape[0], &names, &shapes)?);
@@ -459,13 +531,21 @@ impl Case {
     }
 }
 
-fn read_params(obj: &Map<String, Value>, names: &[String], shapes: &[Vec<usize>], what: &str) -> Result<Vec<Vec<f64>>, CaseError> {
+fn read_params(
+    obj: &Map<String, Value>,
+    names: &[String],
+    shapes: &[Vec<usize>],
+    what: &str,
+) -> Result<Vec<Vec<f64>>, CaseError> {
     names
         .iter()
         .zip(shapes)
         .map(|(name, shape)| {
             let label = format!("{what}.{name}");
-            let (values, found) = array(field(obj, name).map_err(|_| CaseError(format!("`{label}` is missing")))?, &label)?;
+            let (values, found) = array(
+                field(obj, name).map_err(|_| CaseError(format!("`{label}` is missing")))?,
+                &label,
+            )?;
             if &found != shape {
                 return err(format!("`{label}`: expected shape {shape:?}, found {found:?}"));
             }
@@ -479,7 +559,10 @@ fn bools(v: Option<&Value>, what: &str) -> Result<Option<Vec<bool>>, CaseError> 
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|b| b.as_bool().map_or_else(|| err(format!("`{what}`: expected true/false")), Ok))
+            .map(|b| {
+                b.as_bool()
+                    .map_or_else(|| err(format!("`{what}`: expected true/false")), Ok)
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
         Some(other) => err(format!("`{what}`: expected a list, found {other}")),
@@ -501,8 +584,17 @@ fn indices(v: Option<&Value>, what: &str, bound: usize) -> Result<Option<Vec<usi
     }
 }
 
-fn read_step(s: &Value, k: usize, batch_size: usize, rows: usize, names: &[String], shapes: &[Vec<usize>]) -> Result<RecordedStep, CaseError> {
-    let obj = s.as_object().map_or_else(|| err(format!("`steps[{k}]`: expected an object")), Ok)?;
+fn read_step(
+    s: &Value,
+    k: usize,
+    batch_size: usize,
+    rows: usize,
+    names: &[String],
+    shapes: &[Vec<usize>],
+) -> Result<RecordedStep, CaseError> {
+    let obj = s
+        .as_object()
+        .map_or_else(|| err(format!("`steps[{k}]`: expected an object")), Ok)?;
     let step = obj.get("step").and_then(Value::as_u64).map_or(k, |v| v as usize);
     let batch = match indices(obj.get("batch_indices"), &format!("steps[{k}].batch_indices"), rows)? {
         Some(b) if !b.is_empty() => b,
@@ -519,14 +611,32 @@ fn read_step(s: &Value, k: usize, batch_size: usize, rows: usize, names: &[Strin
         _ => None,
     };
     let extra = obj.get("extra").and_then(Value::as_object);
-    let tensor_mask = bools(extra.and_then(|e| e.get("first_pass_requires_grad")), &format!("steps[{k}].extra.first_pass_requires_grad"))?;
+    let tensor_mask = bools(
+        extra.and_then(|e| e.get("first_pass_requires_grad")),
+        &format!("steps[{k}].extra.first_pass_requires_grad"),
+    )?;
     if let Some(m) = &tensor_mask
         && m.len() != names.len()
     {
-        return err(format!("`steps[{k}].extra.first_pass_requires_grad`: expected {} entries, found {}", names.len(), m.len()));
+        return err(format!(
+            "`steps[{k}].extra.first_pass_requires_grad`: expected {} entries, found {}",
+            names.len(),
+            m.len()
+        ));
     }
-    let selected = indices(extra.and_then(|e| e.get("selected_batch_positions")), &format!("steps[{k}].extra.selected_batch_positions"), batch.len())?;
-    Ok(RecordedStep { step, batch, loss, params, tensor_mask, selected })
+    let selected = indices(
+        extra.and_then(|e| e.get("selected_batch_positions")),
+        &format!("steps[{k}].extra.selected_batch_positions"),
+        batch.len(),
+    )?;
+    Ok(RecordedStep {
+        step,
+        batch,
+        loss,
+        params,
+        tensor_mask,
+        selected,
+    })
 }
 
 /// ESAM masks replayed from the case, step by step.
@@ -537,7 +647,12 @@ struct RecordedMasks {
 
 impl MaskSource for RecordedMasks {
     fn tensor_mask(&mut self, count: usize, _beta: f64) -> Vec<bool> {
-        let mask = self.masks.get(self.next).cloned().flatten().unwrap_or_else(|| vec![true; count]);
+        let mask = self
+            .masks
+            .get(self.next)
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| vec![true; count]);
         self.next += 1;
         mask
     }
@@ -559,7 +674,12 @@ struct RecordedSelections {
 impl SampleSelector for RecordedSelections {
     fn select(&mut self, sharpness: &[f64]) -> Vec<usize> {
         let own = flatmin::select_sharpest(sharpness, self.gamma, SelectionRule::OfficialStrict);
-        let chosen = self.selected.get(self.next).cloned().flatten().unwrap_or_else(|| own.clone());
+        let chosen = self
+            .selected
+            .get(self.next)
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| own.clone());
         self.computed.push(own);
         self.next += 1;
         chosen
@@ -604,7 +724,10 @@ fn model_from(case: &Case, device: &Device) -> Mlp {
         .zip(case.shapes.chunks(2))
         .map(|(values, shapes)| Layer {
             weight: Param::from_tensor(tensor2(&values[0], [shapes[0][0], shapes[0][1]], device)),
-            bias: Param::from_tensor(Tensor::from_data(TensorData::new(values[1].clone(), [shapes[1][0]]), (device, DType::F64))),
+            bias: Param::from_tensor(Tensor::from_data(
+                TensorData::new(values[1].clone(), [shapes[1][0]]),
+                (device, DType::F64),
+            )),
         })
         .collect();
     Mlp { layers }
@@ -617,7 +740,10 @@ pub fn run(case: &Case) -> Result<Replay, CaseError> {
     let mut optim = case.config.init().map_err(|e| CaseError(format!("hyperparams: {e}")))?;
     let recorded_masks = case.steps.iter().map(|s| s.tensor_mask.clone()).collect();
     if case.config.swp.is_some() {
-        optim = optim.with_mask_source(Box::new(RecordedMasks { masks: recorded_masks, next: 0 }));
+        optim = optim.with_mask_source(Box::new(RecordedMasks {
+            masks: recorded_masks,
+            next: 0,
+        }));
     }
     if let Selection::SharpnessSensitive { gamma, .. } = case.config.selection {
         optim = optim.with_selector(Box::new(RecordedSelections {
@@ -635,7 +761,9 @@ pub fn run(case: &Case) -> Result<Replay, CaseError> {
         let idx = Tensor::<1, Int>::from_data(TensorData::new(rows, [recorded.batch.len()]), &device);
         let xb = x_all.clone().select(0, idx.clone());
         let yb = y_all.clone().select(0, idx);
-        let loss_fn = |m: &Mlp, batch: Batch| flatmin::per_sample_cross_entropy(m.forward(batch.rows(xb.clone())), batch.rows_int(yb.clone()));
+        let loss_fn = |m: &Mlp, batch: Batch| {
+            flatmin::per_sample_cross_entropy(m.forward(batch.rows(xb.clone())), batch.rows_int(yb.clone()))
+        };
         let (next, report) = optim.step(case.lr, model, loss_fn);
         model = next;
         let report = report.map_err(|e| CaseError(format!("step {}: {e}", recorded.step)))?;
@@ -651,7 +779,10 @@ pub fn run(case: &Case) -> Result<Replay, CaseError> {
         });
     }
     debug_assert!(case.classes > 0);
-    Ok(Replay { optimizer: case.optimizer.clone(), steps })
+    Ok(Replay {
+        optimizer: case.optimizer.clone(),
+        steps,
+    })
 }
 
 /// The largest absolute difference between the replayed and the recorded parameters over all

@@ -11,7 +11,9 @@ fn bin() -> Command {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -23,7 +25,13 @@ fn scratch(name: &str) -> PathBuf {
 #[test]
 fn replay_writes_every_step_with_nested_params() {
     let out = scratch("gsam-result.json");
-    let status = bin().arg("replay").arg(fixture("gsam.json")).arg("--out").arg(&out).output().unwrap();
+    let status = bin()
+        .arg("replay")
+        .arg(fixture("gsam.json"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
     assert!(String::from_utf8_lossy(&status.stdout).contains("within 1e-9"));
     let result: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
@@ -45,7 +53,10 @@ fn replay_writes_every_step_with_nested_params() {
 }
 
 fn expect_failure(case: &Value, needle: &str) {
-    let path = scratch(&format!("bad-{}.json", needle.replace(|c: char| !c.is_alphanumeric(), "_")));
+    let path = scratch(&format!(
+        "bad-{}.json",
+        needle.replace(|c: char| !c.is_alphanumeric(), "_")
+    ));
     std::fs::write(&path, serde_json::to_string(case).unwrap()).unwrap();
     expect_failure_file(&path, needle);
 }

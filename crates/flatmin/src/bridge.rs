@@ -60,11 +60,7 @@ impl Layout {
     }
 
     fn index(&self) -> HashMap<ParamId, usize> {
-        self.entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.id, i))
-            .collect()
+        self.entries.iter().enumerate().map(|(i, e)| (e.id, i)).collect()
     }
 }
 
@@ -269,9 +265,7 @@ pub fn replace<M: Module>(model: M, layout: &Layout, values: &ParamVector) -> M 
 /// running mean and variance as the first pass left them. Parameter ids are kept, so the second
 /// pass's gradients line up with the original parameters, and so are each parameter's flags.
 pub fn perturbed<M: Module>(model: &M, layout: &Layout, e: &ParamVector) -> M {
-    let mut flags = FlagVisitor {
-        flags: HashMap::new(),
-    };
+    let mut flags = FlagVisitor { flags: HashMap::new() };
     model.visit(&mut flags);
     let decoupled = model.valid().train();
     decoupled.map(&mut WriteMapper {

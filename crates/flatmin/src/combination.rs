@@ -31,13 +31,27 @@ impl Combination {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         match *self {
             Combination::Plain => Ok(()),
-            Combination::Gsam { alpha } => {
-                check_range("gsam.alpha", alpha, 0.0, true, f64::INFINITY, false, "a finite number >= 0")
-            }
+            Combination::Gsam { alpha } => check_range(
+                "gsam.alpha",
+                alpha,
+                0.0,
+                true,
+                f64::INFINITY,
+                false,
+                "a finite number >= 0",
+            ),
             Combination::Wsam { gamma, max_norm, .. } => {
                 check_range("wsam.gamma", gamma, 0.0, true, 1.0, false, "a number in [0, 1)")?;
                 if let Some(m) = max_norm {
-                    check_range("wsam.max_norm", m, 0.0, false, f64::INFINITY, false, "a finite number > 0, or none")?;
+                    check_range(
+                        "wsam.max_norm",
+                        m,
+                        0.0,
+                        false,
+                        f64::INFINITY,
+                        false,
+                        "a finite number > 0, or none",
+                    )?;
                 }
                 Ok(())
             }
@@ -69,7 +83,13 @@ fn clip_factor(max_norm: f64, norm: f64) -> f64 {
 
 /// Combines `g` and `g_p`. A tensor that got no first-pass gradient (left out by ESAM's mask)
 /// uses `g_p` alone: its sharpness term is zero.
-pub(crate) fn combine(combination: &Combination, eps: f64, g: &ParamVector, gp: &ParamVector, m: &Measures) -> Combined {
+pub(crate) fn combine(
+    combination: &Combination,
+    eps: f64,
+    g: &ParamVector,
+    gp: &ParamVector,
+    m: &Measures,
+) -> Combined {
     let g_or_gp = gp.zip_map(g, |gp, g| g.cloned().unwrap_or_else(|| gp.clone()));
     match *combination {
         Combination::Plain => Combined {
@@ -91,7 +111,11 @@ pub(crate) fn combine(combination: &Combination, eps: f64, g: &ParamVector, gp: 
                 sharpness_weight: 0.0,
             }
         }
-        Combination::Wsam { gamma, decoupled, max_norm } => {
+        Combination::Wsam {
+            gamma,
+            decoupled,
+            max_norm,
+        } => {
             let alpha = gamma / (1.0 - gamma);
             let (cg, cgp) = match max_norm {
                 Some(max) => (clip_factor(max, m.g_norm), clip_factor(max, m.gp_norm)),

@@ -8,9 +8,9 @@ use crate::base::{AdamConfig, BaseConfig, SgdConfig};
 use crate::combination::Combination;
 use crate::error::{ConfigError, check_range};
 use crate::perturbation::{FriendlyConfig, Geometry, SwpConfig, SwpGranularity};
+use crate::sam::Sam;
 use crate::schedule::RhoSchedule;
 use crate::selection::{Selection, SelectionRule};
-use crate::sam::Sam;
 
 /// Configuration of a [`Sam`] optimizer.
 ///
@@ -111,7 +111,11 @@ impl SamConfig {
             "asam" => sam.with_rho(0.5).with_geometry(Geometry::Asam { eta: 0.01 }),
             "esam" => sam
                 .with_eps(1e-7)
-                .with_swp(Some(SwpConfig::new().with_beta(0.6).with_granularity(SwpGranularity::PerTensor)))
+                .with_swp(Some(
+                    SwpConfig::new()
+                        .with_beta(0.6)
+                        .with_granularity(SwpGranularity::PerTensor),
+                ))
                 .with_selection(Selection::SharpnessSensitive {
                     gamma: 0.5,
                     rule: SelectionRule::TopK,
@@ -151,8 +155,6 @@ impl SamConfig {
     /// Whether a step is just the base optimizer (ρ = 0 and nothing that needs `g_p`): the
     /// one-call API then runs a single pass.
     pub fn is_base_only(&self) -> bool {
-        self.rho == 0.0
-            && matches!(self.combination, Combination::Plain)
-            && !self.selection.needs_losses()
+        self.rho == 0.0 && matches!(self.combination, Combination::Plain) && !self.selection.needs_losses()
     }
 }

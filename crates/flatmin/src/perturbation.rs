@@ -77,7 +77,9 @@ impl Geometry {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         match *self {
             Geometry::Asam { eta } => check_range("eta", eta, 0.0, true, f64::INFINITY, false, "a finite number >= 0"),
-            Geometry::Fisher { eta } => check_range("eta", eta, 0.0, true, f64::INFINITY, false, "a finite number >= 0"),
+            Geometry::Fisher { eta } => {
+                check_range("eta", eta, 0.0, true, f64::INFINITY, false, "a finite number >= 0")
+            }
             _ => Ok(()),
         }
     }
@@ -85,7 +87,15 @@ impl Geometry {
 
 impl FriendlyConfig {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        check_range("sigma", self.sigma, 0.0, true, f64::INFINITY, false, "a finite number >= 0")?;
+        check_range(
+            "sigma",
+            self.sigma,
+            0.0,
+            true,
+            f64::INFINITY,
+            false,
+            "a finite number >= 0",
+        )?;
         check_range("lambda", self.lambda, 0.0, true, 1.0, false, "a number in [0, 1)")
     }
 }
@@ -108,18 +118,32 @@ pub(crate) struct Made {
     pub e_norm: f64,
 }
 
+/// The scalars of one step's perturbation.
+pub(crate) struct Radius<'a> {
+    pub geometry: &'a Geometry,
+    /// ρ at this step.
+    pub rho: f64,
+    /// Added to the norm.
+    pub eps: f64,
+    /// ESAM's β (1 without SWP): `e` is divided by it.
+    pub beta: f64,
+}
+
 /// Makes `e` from the direction `d` (already masked per tensor, and friendly-transformed).
 /// `mask` is the per-element 0/1 mask when SWP works per element.
 pub(crate) fn make(
-    geometry: &Geometry,
-    rho: f64,
-    eps: f64,
-    beta: f64,
+    radius: &Radius,
     d: &ParamVector,
     w: &ParamVector,
     layout: &Layout,
     mask: Option<&ParamVector>,
 ) -> Made {
+    let Radius {
+        geometry,
+        rho,
+        eps,
+        beta,
+    } = *radius;
     let e = match *geometry {
         Geometry::Euclidean => {
             let n = d.norm();
@@ -145,7 +169,9 @@ pub(crate) fn make(
             });
             let td = d.zip_map(&t, |d, t| d.clone() * t.expect("t").clone());
             let n = td.norm() + eps;
-            td.zip_map(&t, |td, t| (td.clone() * t.expect("t").clone()).mul_scalar(rho / n / beta))
+            td.zip_map(&t, |td, t| {
+                (td.clone() * t.expect("t").clone()).mul_scalar(rho / n / beta)
+            })
         }
         Geometry::Fisher { eta } => {
             let u = d.map(|_, d| d.clone() / (d.clone() * d.clone()).mul_scalar(eta).add_scalar(1.0));

@@ -90,13 +90,17 @@ impl Sam {
 
     fn load_reader(mut self, reader: Reader, device: &Device) -> Result<Self, RecordError> {
         if reader.metadata().get("format").map(String::as_str) != Some(FORMAT) {
-            return Err(RecordError::Mismatch(format!("not a flatmin optimizer record (expected format {FORMAT})")));
+            return Err(RecordError::Mismatch(format!(
+                "not a flatmin optimizer record (expected format {FORMAT})"
+            )));
         }
         let scalars: BTreeMap<String, Scalar> = reader.scalars().clone();
         let uint = |key: &str| -> Result<u64, RecordError> {
             match scalars.get(key) {
                 Some(Scalar::UInt(v)) => Ok(*v),
-                other => Err(RecordError::Mismatch(format!("scalar `{key}`: expected an unsigned integer, found {other:?}"))),
+                other => Err(RecordError::Mismatch(format!(
+                    "scalar `{key}`: expected an unsigned integer, found {other:?}"
+                ))),
             }
         };
         let mut base: HashMap<String, BaseState> = HashMap::new();

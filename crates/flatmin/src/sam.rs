@@ -228,7 +228,11 @@ impl Sam {
         };
         let mut g = bridge::gradients(model, &layout, grads);
         if let Some(mask) = &tensor_mask {
-            let slots = g.into_slots().into_iter().zip(mask).map(|(t, &keep)| if keep { t } else { None });
+            let slots = g
+                .into_slots()
+                .into_iter()
+                .zip(mask)
+                .map(|(t, &keep)| if keep { t } else { None });
             g = ParamVector::new(slots.collect());
         }
         if g.is_vacant() && tensor_mask.as_ref().is_none_or(|m| m.iter().any(|&k| k)) {
@@ -262,16 +266,13 @@ impl Sam {
         };
         let beta = self.config.swp.as_ref().map(|s| s.beta).unwrap_or(1.0);
         let w = bridge::values(model, &layout);
-        let made = perturbation::make(
-            &self.config.geometry,
+        let radius = perturbation::Radius {
+            geometry: &self.config.geometry,
             rho,
-            self.config.eps,
+            eps: self.config.eps,
             beta,
-            &d,
-            &w,
-            &layout,
-            element_mask.as_ref(),
-        );
+        };
+        let made = perturbation::make(&radius, &d, &w, &layout, element_mask.as_ref());
         let perturbed = bridge::perturbed(model, &layout, &made.e);
         Ok(Ascent {
             model: perturbed,
@@ -301,7 +302,11 @@ impl Sam {
                 }
                 Some(m) => {
                     let updated = m.clone().mul_scalar(f.lambda) + gi.clone().mul_scalar(1.0 - f.lambda);
-                    let removed = if f.update_then_subtract { updated.clone() } else { m.clone() };
+                    let removed = if f.update_then_subtract {
+                        updated.clone()
+                    } else {
+                        m.clone()
+                    };
                     next.insert(path.clone(), updated);
                     gi.clone() - removed.mul_scalar(f.sigma)
                 }
@@ -431,7 +436,11 @@ impl Sam {
         F: FnMut(&M, Batch<'_>) -> Tensor<1>,
     {
         let base_only = self.config.is_base_only();
-        let first = if base_only { model.clone() } else { self.first_pass_model(&model) };
+        let first = if base_only {
+            model.clone()
+        } else {
+            self.first_pass_model(&model)
+        };
         let losses = loss_fn(&first, Batch::All);
         let batch = losses.dims()[0];
         let needs_losses = self.config.selection.needs_losses();
@@ -444,11 +453,23 @@ impl Sam {
         let loss_value = bridge::to_f64(loss.clone().detach().inner())[0];
         if !loss_value.is_finite() {
             self.pending_mask = None;
-            return (model, Err(StepError::NonFinite { pass: Pass::First, what: "loss" }));
+            return (
+                model,
+                Err(StepError::NonFinite {
+                    pass: Pass::First,
+                    what: "loss",
+                }),
+            );
         }
         if needs_losses && batch < 2 {
             self.pending_mask = None;
-            return (model, Err(StepError::PerSampleLossesRequired { expected: 2, got: batch }));
+            return (
+                model,
+                Err(StepError::PerSampleLossesRequired {
+                    expected: 2,
+                    got: batch,
+                }),
+            );
         }
         let grads = bridge::backward(loss, &first);
         if base_only {
@@ -456,7 +477,13 @@ impl Sam {
             let g = bridge::gradients(&model, &layout, &grads);
             let g_norm = g.norm();
             if !g_norm.is_finite() {
-                return (model, Err(StepError::NonFinite { pass: Pass::First, what: "gradient" }));
+                return (
+                    model,
+                    Err(StepError::NonFinite {
+                        pass: Pass::First,
+                        what: "gradient",
+                    }),
+                );
             }
             let (model, result) = self.finish(lr, model, &layout, &g, g_norm, &g);
             let result = result.map(|mut r| {
@@ -476,11 +503,23 @@ impl Sam {
         if needs_losses {
             let after = bridge::to_f64(loss_fn(&bridge::untracked(ascent.model()), Batch::All).inner());
             if after.len() != batch {
-                return (model, Err(StepError::PerSampleLossesRequired { expected: batch, got: after.len() }));
+                return (
+                    model,
+                    Err(StepError::PerSampleLossesRequired {
+                        expected: batch,
+                        got: after.len(),
+                    }),
+                );
             }
             let s: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
             if s.iter().any(|v| !v.is_finite()) {
-                return (model, Err(StepError::NonFinite { pass: Pass::Second, what: "loss" }));
+                return (
+                    model,
+                    Err(StepError::NonFinite {
+                        pass: Pass::Second,
+                        what: "loss",
+                    }),
+                );
             }
             let chosen = match self.selector.as_mut() {
                 Some(sel) => sel.select(&s),
@@ -499,7 +538,13 @@ impl Sam {
         let loss_p = loss_fn(ascent.model(), request).mean();
         let loss_p_value = bridge::to_f64(loss_p.clone().detach().inner())[0];
         if !loss_p_value.is_finite() {
-            return (model, Err(StepError::NonFinite { pass: Pass::Second, what: "loss" }));
+            return (
+                model,
+                Err(StepError::NonFinite {
+                    pass: Pass::Second,
+                    what: "loss",
+                }),
+            );
         }
         let grads_p = bridge::backward(loss_p, ascent.model());
         let (model, result) = self.update(lr, model, ascent, &grads_p);
@@ -519,7 +564,9 @@ fn check_selection(selected: &[usize], batch: usize) -> Result<(), StepError> {
         return Err(StepError::BadSelection("no sample selected".into()));
     }
     if let Some(bad) = selected.iter().find(|&&i| i >= batch) {
-        return Err(StepError::BadSelection(format!("position {bad} outside a batch of {batch}")));
+        return Err(StepError::BadSelection(format!(
+            "position {bad} outside a batch of {batch}"
+        )));
     }
     if selected.windows(2).any(|w| w[0] >= w[1]) {
         return Err(StepError::BadSelection("positions must be sorted and distinct".into()));

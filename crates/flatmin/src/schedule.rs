@@ -26,7 +26,11 @@ impl RhoSchedule {
     pub fn rho_at(&self, rho: f64, lr: f64) -> f64 {
         match *self {
             RhoSchedule::Constant => rho,
-            RhoSchedule::ProportionalToLr { rho_min, lr_max, lr_min } => {
+            RhoSchedule::ProportionalToLr {
+                rho_min,
+                lr_max,
+                lr_min,
+            } => {
                 if lr_max == lr_min {
                     rho
                 } else {
@@ -38,10 +42,31 @@ impl RhoSchedule {
 
     /// Checks the schedule against ρ_max = `rho`.
     pub fn validate(&self, rho: f64) -> Result<(), ConfigError> {
-        if let RhoSchedule::ProportionalToLr { rho_min, lr_max, lr_min } = *self {
+        if let RhoSchedule::ProportionalToLr {
+            rho_min,
+            lr_max,
+            lr_min,
+        } = *self
+        {
             check_range("rho_min", rho_min, 0.0, true, rho, true, "a number in [0, rho]")?;
-            check_range("lr_min", lr_min, 0.0, true, f64::INFINITY, false, "a finite number >= 0")?;
-            check_range("lr_max", lr_max, lr_min, true, f64::INFINITY, false, "a finite number >= lr_min")?;
+            check_range(
+                "lr_min",
+                lr_min,
+                0.0,
+                true,
+                f64::INFINITY,
+                false,
+                "a finite number >= 0",
+            )?;
+            check_range(
+                "lr_max",
+                lr_max,
+                lr_min,
+                true,
+                f64::INFINITY,
+                false,
+                "a finite number >= lr_min",
+            )?;
             if lr_max == lr_min && rho_min != rho {
                 return Err(ConfigError::new(
                     "rho_min",

@@ -66,11 +66,7 @@ impl ParamVector {
     }
 
     /// Combines slot by slot where `self` is present; `other`'s slot may be absent.
-    pub fn zip_map(
-        &self,
-        other: &Self,
-        mut f: impl FnMut(&Tensor<1>, Option<&Tensor<1>>) -> Tensor<1>,
-    ) -> Self {
+    pub fn zip_map(&self, other: &Self, mut f: impl FnMut(&Tensor<1>, Option<&Tensor<1>>) -> Tensor<1>) -> Self {
         Self::new(
             self.tensors
                 .iter()

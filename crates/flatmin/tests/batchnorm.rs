@@ -29,7 +29,13 @@ fn setup() -> (Net, Tensor<2>) {
 }
 
 fn running_mean(net: &Net) -> Vec<f32> {
-    net.valid().norm.running_mean.value().into_data().iter::<f32>().collect()
+    net.valid()
+        .norm
+        .running_mean
+        .value()
+        .into_data()
+        .iter::<f32>()
+        .collect()
 }
 
 /// The running mean after exactly one training-mode forward pass of `net` on `x`.
@@ -44,7 +50,11 @@ fn one_call_step_updates_running_stats_once() {
     let (net, x) = setup();
     let expected = after_one_forward(&net, &x);
     let initial = running_mean(&net);
-    let mut optim = SamConfig::preset("sam", SamConfig::sgd_base(0.9, 0.0)).unwrap().with_rho(0.5).init().unwrap();
+    let mut optim = SamConfig::preset("sam", SamConfig::sgd_base(0.9, 0.0))
+        .unwrap()
+        .with_rho(0.5)
+        .init()
+        .unwrap();
     let (net, report) = optim.step(0.1, net, |m: &Net, _b: Batch| m.forward(x.clone()).square().mean());
     report.unwrap();
     let got = running_mean(&net);
@@ -56,14 +66,21 @@ fn one_call_step_updates_running_stats_once() {
 fn two_step_api_keeps_the_perturbed_pass_out_of_the_statistics() {
     let (net, x) = setup();
     let expected = after_one_forward(&net, &x);
-    let mut optim = SamConfig::preset("esam", SamConfig::sgd_base(0.9, 0.0)).unwrap().with_rho(0.5).init().unwrap();
+    let mut optim = SamConfig::preset("esam", SamConfig::sgd_base(0.9, 0.0))
+        .unwrap()
+        .with_rho(0.5)
+        .init()
+        .unwrap();
     let first = optim.first_pass_model(&net);
     let grads = GradientsParams::from_grads(first.forward(x.clone()).square().mean().backward(), &first);
     let ascent = optim.perturb(0.1, &net, &grads).unwrap();
     for _ in 0..3 {
         let _ = ascent.model().forward(x.clone());
     }
-    let grads_p = GradientsParams::from_grads(ascent.model().forward(x.clone()).square().mean().backward(), ascent.model());
+    let grads_p = GradientsParams::from_grads(
+        ascent.model().forward(x.clone()).square().mean().backward(),
+        ascent.model(),
+    );
     let (net, report) = optim.update(0.1, net, ascent, &grads_p);
     report.unwrap();
     assert_eq!(running_mean(&net), expected);
@@ -73,7 +90,10 @@ fn two_step_api_keeps_the_perturbed_pass_out_of_the_statistics() {
 fn perturbation_leaves_the_original_weights_bitwise() {
     let (net, x) = setup();
     let before: Vec<f32> = net.linear.weight.val().into_data().iter::<f32>().collect();
-    let mut optim = SamConfig::preset("sam", SamConfig::sgd_base(0.0, 0.0)).unwrap().init().unwrap();
+    let mut optim = SamConfig::preset("sam", SamConfig::sgd_base(0.0, 0.0))
+        .unwrap()
+        .init()
+        .unwrap();
     let grads = GradientsParams::from_grads(net.forward(x.clone()).square().mean().backward(), &net);
     let ascent = optim.perturb(0.1, &net, &grads).unwrap();
     let after: Vec<f32> = net.linear.weight.val().into_data().iter::<f32>().collect();

@@ -50,21 +50,32 @@ fn sam_step() {
 
 #[test]
 fn gsam_step() {
-    let config = SamConfig::new(plain_sgd()).with_rho(0.1).with_combination(Combination::Gsam { alpha: 0.5 });
+    let config = SamConfig::new(plain_sgd())
+        .with_rho(0.1)
+        .with_combination(Combination::Gsam { alpha: 0.5 });
     let (_, w1) = one_step(config, &[1.0, 1.0]);
     close(&w1, &[0.9030433336443344, -0.09987466402600509], 1e-14);
 }
 
 #[test]
 fn coupled_wsam_step() {
-    let wsam = Combination::Wsam { gamma: 0.9, decoupled: false, max_norm: None };
-    let (_, w1) = one_step(SamConfig::new(plain_sgd()).with_rho(0.1).with_combination(wsam), &[1.0, 1.0]);
+    let wsam = Combination::Wsam {
+        gamma: 0.9,
+        decoupled: false,
+        max_norm: None,
+    };
+    let (_, w1) = one_step(
+        SamConfig::new(plain_sgd()).with_rho(0.1).with_combination(wsam),
+        &[1.0, 1.0],
+    );
     close(&w1, &[0.8910446652881111, -0.8955334711889009], 1e-13);
 }
 
 #[test]
 fn fisher_sam_perturbation_lies_on_the_ellipsoid() {
-    let config = SamConfig::new(plain_sgd()).with_rho(0.1).with_geometry(Geometry::Fisher { eta: 1.0 });
+    let config = SamConfig::new(plain_sgd())
+        .with_rho(0.1)
+        .with_geometry(Geometry::Fisher { eta: 1.0 });
     let (e, _) = one_step(config, &[1.0, 1.0]);
     close(&e, &[0.04096023515294592, 0.008110937654048696], 1e-15);
     // eᵀ diag(1 + η g²) e = γ² (up to the 1e-12 eps added to the norm), with g = (1, 10).
@@ -75,7 +86,9 @@ fn fisher_sam_perturbation_lies_on_the_ellipsoid() {
 #[test]
 fn adaptive_squared_uses_w_squared() {
     // w = (2, 1): g = (2, 10); |w|⊙g = (4, 10); e = ρ·w²⊙g/‖|w|⊙g‖ = 0.1·(8, 10)/sqrt(116).
-    let config = SamConfig::new(plain_sgd()).with_rho(0.1).with_geometry(Geometry::AdaptiveSquared);
+    let config = SamConfig::new(plain_sgd())
+        .with_rho(0.1)
+        .with_geometry(Geometry::AdaptiveSquared);
     let (e, _) = one_step(config, &[2.0, 1.0]);
     let n = 116f64.sqrt() + 1e-12;
     close(&e, &[0.8 / n, 1.0 / n], 1e-15);
@@ -84,7 +97,9 @@ fn adaptive_squared_uses_w_squared() {
 #[test]
 fn official_asam_scales_weight_tensors_only() {
     // A parameter whose path has no "weight" in it: T = 1, so ASAM is SAM (with its eps).
-    let asam = SamConfig::new(plain_sgd()).with_rho(0.1).with_geometry(Geometry::Asam { eta: 0.01 });
+    let asam = SamConfig::new(plain_sgd())
+        .with_rho(0.1)
+        .with_geometry(Geometry::Asam { eta: 0.01 });
     let sam = SamConfig::new(plain_sgd()).with_rho(0.1);
     let (e_asam, w_asam) = one_step(asam, &[2.0, 1.0]);
     let (e_sam, w_sam) = one_step(sam, &[2.0, 1.0]);

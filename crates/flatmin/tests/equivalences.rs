@@ -38,7 +38,9 @@ fn rho_zero_is_the_base_optimizer() {
         // One pass (the `sgd` preset short-circuits) and two passes with ρ = 0 agree bitwise.
         let one_pass = trajectory(SamConfig::new(base.clone()).with_rho(0.0));
         let two_pass = trajectory(
-            SamConfig::new(base).with_rho(0.0).with_combination(Combination::Gsam { alpha: 0.0 }),
+            SamConfig::new(base)
+                .with_rho(0.0)
+                .with_combination(Combination::Gsam { alpha: 0.0 }),
         );
         assert_eq!(one_pass, two_pass);
     }
@@ -55,7 +57,9 @@ fn rho_zero_differs_from_sam() {
 fn fsam_sigma_zero_is_sam() {
     for base in bases() {
         let sam = trajectory(SamConfig::new(base.clone()));
-        let fsam = trajectory(SamConfig::new(base).with_friendly(Some(FriendlyConfig::new().with_sigma(0.0).with_lambda(0.6))));
+        let fsam = trajectory(
+            SamConfig::new(base).with_friendly(Some(FriendlyConfig::new().with_sigma(0.0).with_lambda(0.6))),
+        );
         assert_eq!(sam, fsam);
     }
 }
@@ -72,9 +76,11 @@ fn fsam_first_step_is_sam_and_later_steps_are_not() {
 fn wsam_half_coupled_is_sam_for_any_base() {
     for base in bases() {
         let sam = trajectory(SamConfig::new(base.clone()));
-        let wsam = trajectory(
-            SamConfig::new(base).with_combination(Combination::Wsam { gamma: 0.5, decoupled: false, max_norm: None }),
-        );
+        let wsam = trajectory(SamConfig::new(base).with_combination(Combination::Wsam {
+            gamma: 0.5,
+            decoupled: false,
+            max_norm: None,
+        }));
         assert_eq!(sam, wsam);
     }
 }
@@ -82,7 +88,11 @@ fn wsam_half_coupled_is_sam_for_any_base() {
 #[test]
 fn wsam_half_decoupled_is_sam_only_for_plain_sgd() {
     let plain = BaseConfig::Sgd(SgdConfig::new().with_weight_decay(5e-4));
-    let decoupled = Combination::Wsam { gamma: 0.5, decoupled: true, max_norm: None };
+    let decoupled = Combination::Wsam {
+        gamma: 0.5,
+        decoupled: true,
+        max_norm: None,
+    };
     let sam = trajectory(SamConfig::new(plain.clone()));
     let wsam = trajectory(SamConfig::new(plain).with_combination(decoupled.clone()));
     assert!(max_diff(&sam, &wsam) < 1e-12, "{}", max_diff(&sam, &wsam));
@@ -97,9 +107,11 @@ fn wsam_gamma_zero_is_the_base_optimizer() {
     for base in bases() {
         let erm = trajectory(SamConfig::new(base.clone()).with_rho(0.0));
         for decoupled in [false, true] {
-            let wsam = trajectory(
-                SamConfig::new(base.clone()).with_combination(Combination::Wsam { gamma: 0.0, decoupled, max_norm: None }),
-            );
+            let wsam = trajectory(SamConfig::new(base.clone()).with_combination(Combination::Wsam {
+                gamma: 0.0,
+                decoupled,
+                max_norm: None,
+            }));
             assert_eq!(erm, wsam, "decoupled = {decoupled}");
         }
     }
@@ -107,8 +119,16 @@ fn wsam_gamma_zero_is_the_base_optimizer() {
 
 #[test]
 fn wsam_coupled_and_decoupled_differ_with_momentum() {
-    let coupled = trajectory(SamConfig::new(sgdm()).with_combination(Combination::Wsam { gamma: 0.9, decoupled: false, max_norm: None }));
-    let decoupled = trajectory(SamConfig::new(sgdm()).with_combination(Combination::Wsam { gamma: 0.9, decoupled: true, max_norm: None }));
+    let coupled = trajectory(SamConfig::new(sgdm()).with_combination(Combination::Wsam {
+        gamma: 0.9,
+        decoupled: false,
+        max_norm: None,
+    }));
+    let decoupled = trajectory(SamConfig::new(sgdm()).with_combination(Combination::Wsam {
+        gamma: 0.9,
+        decoupled: true,
+        max_norm: None,
+    }));
     assert!(max_diff(&coupled, &decoupled) > 1e-6);
 }
 
@@ -124,21 +144,25 @@ fn gsam_alpha_zero_is_sam() {
 #[test]
 fn proportional_rho_with_a_flat_lr_range_is_constant_rho() {
     let sam = trajectory(SamConfig::new(sgdm()).with_rho(0.07));
-    let scheduled = trajectory(SamConfig::new(sgdm()).with_rho(0.07).with_rho_schedule(RhoSchedule::ProportionalToLr {
-        rho_min: 0.07,
-        lr_max: LR,
-        lr_min: LR,
-    }));
+    let scheduled = trajectory(SamConfig::new(sgdm()).with_rho(0.07).with_rho_schedule(
+        RhoSchedule::ProportionalToLr {
+            rho_min: 0.07,
+            lr_max: LR,
+            lr_min: LR,
+        },
+    ));
     assert_eq!(sam, scheduled);
 }
 
 #[test]
 fn proportional_rho_follows_the_learning_rate() {
-    let config = SamConfig::new(sgdm()).with_rho(0.1).with_rho_schedule(RhoSchedule::ProportionalToLr {
-        rho_min: 0.02,
-        lr_max: 0.2,
-        lr_min: 0.0,
-    });
+    let config = SamConfig::new(sgdm())
+        .with_rho(0.1)
+        .with_rho_schedule(RhoSchedule::ProportionalToLr {
+            rho_min: 0.02,
+            lr_max: 0.2,
+            lr_min: 0.0,
+        });
     let optim = config.init().unwrap();
     assert!((optim.rho_at(0.1) - 0.06).abs() < 1e-15);
     assert!((optim.rho_at(0.2) - 0.1).abs() < 1e-15);
@@ -147,8 +171,16 @@ fn proportional_rho_follows_the_learning_rate() {
 
 fn esam(beta: f64, gamma: f64, granularity: SwpGranularity) -> SamConfig {
     SamConfig::new(sgdm())
-        .with_swp(Some(SwpConfig::new().with_beta(beta).with_granularity(granularity).with_seed(5)))
-        .with_selection(Selection::SharpnessSensitive { gamma, rule: SelectionRule::TopK })
+        .with_swp(Some(
+            SwpConfig::new()
+                .with_beta(beta)
+                .with_granularity(granularity)
+                .with_seed(5),
+        ))
+        .with_selection(Selection::SharpnessSensitive {
+            gamma,
+            rule: SelectionRule::TopK,
+        })
 }
 
 #[test]
@@ -171,7 +203,11 @@ fn esam_differs_from_sam_when_it_masks_and_selects() {
 fn fisher_eta_zero_is_sam() {
     for base in bases() {
         let sam = trajectory(SamConfig::new(base.clone()).with_rho(0.05));
-        let fisher = trajectory(SamConfig::new(base).with_rho(0.05).with_geometry(Geometry::Fisher { eta: 0.0 }));
+        let fisher = trajectory(
+            SamConfig::new(base)
+                .with_rho(0.05)
+                .with_geometry(Geometry::Fisher { eta: 0.0 }),
+        );
         assert!(max_diff(&sam, &fisher) < 1e-12, "{}", max_diff(&sam, &fisher));
     }
 }

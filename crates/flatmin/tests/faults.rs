@@ -6,7 +6,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use common::*;
 use flatmin::{
-    Batch, BaseConfig, Combination, ConfigError, FriendlyConfig, Geometry, Pass, RhoSchedule, SamConfig, Selection,
+    BaseConfig, Batch, Combination, ConfigError, FriendlyConfig, Geometry, Pass, RhoSchedule, SamConfig, Selection,
     SelectionRule, SgdConfig, StepError, SwpConfig,
 };
 
@@ -54,7 +54,11 @@ fn nan_in_pass(pass: usize) -> impl FnMut(&Mlp, Batch) -> Tensor<1> {
     move |m: &Mlp, b: Batch| {
         calls += 1;
         let losses = data.losses(m, b);
-        if calls == pass { losses.mul_scalar(f64::NAN) } else { losses }
+        if calls == pass {
+            losses.mul_scalar(f64::NAN)
+        } else {
+            losses
+        }
     }
 }
 
@@ -68,7 +72,10 @@ fn non_finite_first_pass_skips_the_step_and_keeps_state() {
         let before = model.flat();
         let state = optim.to_bytes().unwrap();
         let (model, result) = optim.step(0.1, model, nan_in_pass(1));
-        assert!(matches!(result, Err(StepError::NonFinite { pass: Pass::First, .. })), "{config:?}: {result:?}");
+        assert!(
+            matches!(result, Err(StepError::NonFinite { pass: Pass::First, .. })),
+            "{config:?}: {result:?}"
+        );
         assert_eq!(model.flat(), before, "weights must be untouched");
         assert_eq!(optim.to_bytes().unwrap(), state, "state must be untouched");
         assert_eq!(optim.steps(), 2);
@@ -87,7 +94,10 @@ fn non_finite_second_pass_skips_the_step_and_keeps_state() {
         // The last call of the step is always the second pass.
         let passes = if config.selection.needs_losses() { 3 } else { 2 };
         let (model, result) = optim.step(0.1, model, nan_in_pass(passes));
-        assert!(matches!(result, Err(StepError::NonFinite { pass: Pass::Second, .. })), "{config:?}: {result:?}");
+        assert!(
+            matches!(result, Err(StepError::NonFinite { pass: Pass::Second, .. })),
+            "{config:?}: {result:?}"
+        );
         assert_eq!(model.flat(), before);
         assert_eq!(optim.to_bytes().unwrap(), state);
         // Training goes on from where it was: the next finite step matches an optimizer that
@@ -107,7 +117,13 @@ fn non_finite_gradient_in_the_two_step_api_is_an_error() {
     let mut optim = SamConfig::new(sgdm()).init().unwrap();
     let grads = GradientsParams::from_grads(model.loss(&[1.0, 1.0]).backward(), &model);
     let err = optim.perturb(0.1, &model, &grads).err().unwrap();
-    assert_eq!(err, StepError::NonFinite { pass: Pass::First, what: "gradient" });
+    assert_eq!(
+        err,
+        StepError::NonFinite {
+            pass: Pass::First,
+            what: "gradient"
+        }
+    );
     assert!(err.to_string().contains("first pass"));
 }
 
@@ -117,7 +133,10 @@ fn selection_needs_per_sample_losses() {
     let data = Data::new(1, &device);
     let mut optim = SamConfig::preset("esam", sgdm()).unwrap().init().unwrap();
     let (_, result) = optim.step(0.1, Mlp::new(2, &device), |m: &Mlp, b: Batch| data.losses(m, b).mean());
-    assert!(matches!(result, Err(StepError::PerSampleLossesRequired { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(StepError::PerSampleLossesRequired { .. })),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -126,7 +145,10 @@ fn esam_keeps_exactly_round_gamma_b_samples() {
     let data = Data::new(1, &device);
     let config = SamConfig::preset("esam", sgdm())
         .unwrap()
-        .with_selection(Selection::SharpnessSensitive { gamma: 0.3, rule: SelectionRule::TopK });
+        .with_selection(Selection::SharpnessSensitive {
+            gamma: 0.3,
+            rule: SelectionRule::TopK,
+        });
     let mut optim = config.init().unwrap();
     let (_, _, reports) = train(&mut optim, Mlp::new(2, &device), &data, 3, 0.1);
     for r in reports {
@@ -134,13 +156,19 @@ fn esam_keeps_exactly_round_gamma_b_samples() {
         assert_eq!(selected.len(), 7); // round(0.3 · 24)
         let s = r.sample_sharpness.unwrap();
         let weakest_kept = selected.iter().map(|&i| s[i]).fold(f64::INFINITY, f64::min);
-        let strongest_left = (0..24).filter(|i| !selected.contains(i)).map(|i| s[i]).fold(f64::NEG_INFINITY, f64::max);
+        let strongest_left = (0..24)
+            .filter(|i| !selected.contains(i))
+            .map(|i| s[i])
+            .fold(f64::NEG_INFINITY, f64::max);
         assert!(weakest_kept >= strongest_left);
     }
 }
 
 fn expect_error(config: SamConfig, field: &str) {
-    let err: ConfigError = config.init().err().unwrap_or_else(|| panic!("{field} should be rejected"));
+    let err: ConfigError = config
+        .init()
+        .err()
+        .unwrap_or_else(|| panic!("{field} should be rejected"));
     assert_eq!(err.field, field, "{err}");
     assert!(err.to_string().contains(field));
 }
@@ -153,19 +181,64 @@ fn every_hyperparameter_is_validated() {
     expect_error(base().with_eps(0.0), "eps");
     expect_error(base().with_geometry(Geometry::Asam { eta: -1.0 }), "eta");
     expect_error(base().with_geometry(Geometry::Fisher { eta: f64::INFINITY }), "eta");
-    expect_error(base().with_friendly(Some(FriendlyConfig::new().with_lambda(1.0))), "lambda");
-    expect_error(base().with_friendly(Some(FriendlyConfig::new().with_sigma(-1.0))), "sigma");
+    expect_error(
+        base().with_friendly(Some(FriendlyConfig::new().with_lambda(1.0))),
+        "lambda",
+    );
+    expect_error(
+        base().with_friendly(Some(FriendlyConfig::new().with_sigma(-1.0))),
+        "sigma",
+    );
     expect_error(base().with_swp(Some(SwpConfig::new().with_beta(0.0))), "beta");
     expect_error(base().with_swp(Some(SwpConfig::new().with_beta(1.5))), "beta");
-    expect_error(base().with_selection(Selection::SharpnessSensitive { gamma: 0.0, rule: SelectionRule::TopK }), "selection.gamma");
-    expect_error(base().with_combination(Combination::Wsam { gamma: 1.0, decoupled: true, max_norm: None }), "wsam.gamma");
-    expect_error(base().with_combination(Combination::Wsam { gamma: 0.9, decoupled: true, max_norm: Some(0.0) }), "wsam.max_norm");
+    expect_error(
+        base().with_selection(Selection::SharpnessSensitive {
+            gamma: 0.0,
+            rule: SelectionRule::TopK,
+        }),
+        "selection.gamma",
+    );
+    expect_error(
+        base().with_combination(Combination::Wsam {
+            gamma: 1.0,
+            decoupled: true,
+            max_norm: None,
+        }),
+        "wsam.gamma",
+    );
+    expect_error(
+        base().with_combination(Combination::Wsam {
+            gamma: 0.9,
+            decoupled: true,
+            max_norm: Some(0.0),
+        }),
+        "wsam.max_norm",
+    );
     expect_error(base().with_combination(Combination::Gsam { alpha: -0.1 }), "gsam.alpha");
-    expect_error(base().with_rho_schedule(RhoSchedule::ProportionalToLr { rho_min: 0.1, lr_max: 1.0, lr_min: 0.0 }), "rho_min");
-    expect_error(SamConfig::new(BaseConfig::Sgd(SgdConfig::new().with_momentum(1.0))), "momentum");
-    expect_error(SamConfig::new(BaseConfig::Sgd(SgdConfig::new().with_weight_decay(-1.0))), "weight_decay");
-    expect_error(SamConfig::new(BaseConfig::Sgd(SgdConfig::new().with_nesterov(true))), "nesterov");
-    expect_error(SamConfig::new(BaseConfig::Adam(flatmin::AdamConfig::new().with_beta2(1.0))), "beta2");
+    expect_error(
+        base().with_rho_schedule(RhoSchedule::ProportionalToLr {
+            rho_min: 0.1,
+            lr_max: 1.0,
+            lr_min: 0.0,
+        }),
+        "rho_min",
+    );
+    expect_error(
+        SamConfig::new(BaseConfig::Sgd(SgdConfig::new().with_momentum(1.0))),
+        "momentum",
+    );
+    expect_error(
+        SamConfig::new(BaseConfig::Sgd(SgdConfig::new().with_weight_decay(-1.0))),
+        "weight_decay",
+    );
+    expect_error(
+        SamConfig::new(BaseConfig::Sgd(SgdConfig::new().with_nesterov(true))),
+        "nesterov",
+    );
+    expect_error(
+        SamConfig::new(BaseConfig::Adam(flatmin::AdamConfig::new().with_beta2(1.0))),
+        "beta2",
+    );
     assert!(SamConfig::preset("not-a-method", sgdm()).is_err());
     for name in flatmin::PRESETS {
         SamConfig::preset(name, sgdm()).unwrap().init().unwrap();

@@ -12,8 +12,17 @@ fn configs() -> Vec<SamConfig> {
         SamConfig::preset("esam", sgdm.clone()).unwrap(),
         SamConfig::new(SamConfig::adam_base(1e-2, true))
             .with_friendly(Some(FriendlyConfig::new()))
-            .with_combination(Combination::Wsam { gamma: 0.8, decoupled: true, max_norm: Some(1.0) }),
-        SamConfig::new(sgdm).with_swp(Some(SwpConfig::new().with_beta(0.5).with_granularity(SwpGranularity::PerElement).with_seed(9))),
+            .with_combination(Combination::Wsam {
+                gamma: 0.8,
+                decoupled: true,
+                max_norm: Some(1.0),
+            }),
+        SamConfig::new(sgdm).with_swp(Some(
+            SwpConfig::new()
+                .with_beta(0.5)
+                .with_granularity(SwpGranularity::PerElement)
+                .with_seed(9),
+        )),
     ]
 }
 
@@ -27,7 +36,11 @@ fn save_load_resume_is_bitwise() {
 
         let mut first = config.clone().init().unwrap();
         let (model, _, _) = train(&mut first, Mlp::new(1, &device), &data, 3, 0.05);
-        let path = std::env::temp_dir().join(format!("flatmin-record-{}-{}.bpk", std::process::id(), rand_suffix(&config)));
+        let path = std::env::temp_dir().join(format!(
+            "flatmin-record-{}-{}.bpk",
+            std::process::id(),
+            rand_suffix(&config)
+        ));
         first.save(&path).unwrap();
         drop(first);
         let mut resumed = config.clone().init().unwrap().load(&path, &device).unwrap();
@@ -39,7 +52,9 @@ fn save_load_resume_is_bitwise() {
 }
 
 fn rand_suffix(config: &SamConfig) -> u64 {
-    format!("{config:?}").bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))
+    format!("{config:?}")
+        .bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))
 }
 
 #[test]
@@ -50,12 +65,20 @@ fn bytes_round_trip_and_bad_records_are_errors() {
     let mut optim = config.clone().init().unwrap();
     train(&mut optim, Mlp::new(1, &device), &data, 2, 0.05);
     let bytes = optim.to_bytes().unwrap();
-    let loaded = config.clone().init().unwrap().load_bytes(bytes.clone(), &device).unwrap();
+    let loaded = config
+        .clone()
+        .init()
+        .unwrap()
+        .load_bytes(bytes.clone(), &device)
+        .unwrap();
     assert_eq!(loaded.to_bytes().unwrap(), bytes);
 
     let garbage = config.clone().init().unwrap().load_bytes(vec![1, 2, 3, 4], &device);
     assert!(garbage.is_err());
-    let missing = config.init().unwrap().load(std::env::temp_dir().join("flatmin-no-such-record.bpk"), &device);
+    let missing = config
+        .init()
+        .unwrap()
+        .load(std::env::temp_dir().join("flatmin-no-such-record.bpk"), &device);
     let msg = missing.err().unwrap().to_string();
     assert!(msg.contains("flatmin-no-such-record.bpk"), "{msg}");
 }

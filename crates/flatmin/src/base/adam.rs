@@ -33,7 +33,15 @@ impl AdamConfig {
         check_range("beta1", self.beta1, 0.0, true, 1.0, false, "a number in [0, 1)")?;
         check_range("beta2", self.beta2, 0.0, true, 1.0, false, "a number in [0, 1)")?;
         check_range("eps", self.eps, 0.0, false, f64::INFINITY, false, "a finite number > 0")?;
-        check_range("weight_decay", self.weight_decay, 0.0, true, f64::INFINITY, false, "a finite number >= 0")
+        check_range(
+            "weight_decay",
+            self.weight_decay,
+            0.0,
+            true,
+            f64::INFINITY,
+            false,
+            "a finite number >= 0",
+        )
     }
 
     pub(super) fn update(&self, lr: f64, mut param: Tensor<1>, grad: Tensor<1>, state: &mut BaseState) -> Tensor<1> {

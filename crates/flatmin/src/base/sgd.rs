@@ -29,7 +29,15 @@ impl SgdConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_range("momentum", self.momentum, 0.0, true, 1.0, false, "a number in [0, 1)")?;
         check_range("dampening", self.dampening, 0.0, true, 1.0, true, "a number in [0, 1]")?;
-        check_range("weight_decay", self.weight_decay, 0.0, true, f64::INFINITY, false, "a finite number >= 0")?;
+        check_range(
+            "weight_decay",
+            self.weight_decay,
+            0.0,
+            true,
+            f64::INFINITY,
+            false,
+            "a finite number >= 0",
+        )?;
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
             return Err(ConfigError::new(
                 "nesterov",

@@ -30,7 +30,9 @@ pub struct Quadratic {
 
 impl Quadratic {
     pub fn new(w: &[f64], device: &Device) -> Self {
-        Self { w: Param::from_tensor(vec1(w, device)) }
+        Self {
+            w: Param::from_tensor(vec1(w, device)),
+        }
     }
 
     pub fn loss(&self, a: &[f64]) -> Tensor<1> {
@@ -62,7 +64,8 @@ pub struct Mlp {
 impl Mlp {
     pub fn new(seed: u64, device: &Device) -> Self {
         let mut rng = Rng::seeded(seed);
-        let mut draw = |n: usize, scale: f64| -> Vec<f64> { (0..n).map(|_| (rng.uniform() * 2.0 - 1.0) * scale).collect() };
+        let mut draw =
+            |n: usize, scale: f64| -> Vec<f64> { (0..n).map(|_| (rng.uniform() * 2.0 - 1.0) * scale).collect() };
         Self {
             w1: Param::from_tensor(mat(&draw(16 * 6, 0.4), [16, 6], device)),
             b1: Param::from_tensor(vec1(&draw(16, 0.1), device)),
@@ -77,10 +80,15 @@ impl Mlp {
     }
 
     pub fn flat(&self) -> Vec<f64> {
-        [self.w1.val().into_data(), self.b1.val().into_data(), self.w2.val().into_data(), self.b2.val().into_data()]
-            .iter()
-            .flat_map(|d| d.iter::<f64>().collect::<Vec<_>>())
-            .collect()
+        [
+            self.w1.val().into_data(),
+            self.b1.val().into_data(),
+            self.w2.val().into_data(),
+            self.b2.val().into_data(),
+        ]
+        .iter()
+        .flat_map(|d| d.iter::<f64>().collect::<Vec<_>>())
+        .collect()
     }
 }
 
@@ -108,7 +116,13 @@ impl Data {
 
 /// Runs `steps` one-call steps on the MLP; returns the flat parameters after each step and the
 /// reports.
-pub fn train(optim: &mut Sam, mut model: Mlp, data: &Data, steps: usize, lr: f64) -> (Mlp, Vec<Vec<f64>>, Vec<StepReport>) {
+pub fn train(
+    optim: &mut Sam,
+    mut model: Mlp,
+    data: &Data,
+    steps: usize,
+    lr: f64,
+) -> (Mlp, Vec<Vec<f64>>, Vec<StepReport>) {
     let mut params = Vec::new();
     let mut reports = Vec::new();
     for _ in 0..steps {
