@@ -1,4 +1,5 @@
 //! The flatmin laboratory: what the `flatmin` command runs.
 
+pub mod data;
 pub mod fsutil;
 pub mod replay;
