@@ -2,4 +2,6 @@
 
 pub mod data;
 pub mod fsutil;
+pub mod models;
 pub mod replay;
+pub mod train;

@@ -488,7 +488,6 @@ impl Sam {
             let (model, result) = self.finish(lr, model, &layout, &g, g_norm, &g);
             let result = result.map(|mut r| {
                 r.loss = Some(loss_value);
-                r.loss_perturbed = Some(loss_value);
                 r.rho = 0.0;
                 r
             });

@@ -1,0 +1,825 @@
+//! `flatmin train`: a training run on real data with any optimizer of the library, with
+//! per-epoch evaluation, metrics, atomic checkpoints and exact resumption.
+
+use std::fmt;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
+use flatmin::{
+    Batch, Combination, FriendlyConfig, Geometry, RhoSchedule, Rng, SamConfig, Selection, SelectionRule, SwpConfig,
+    SwpGranularity,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::data::{self, Split};
+use crate::fsutil::write_atomic;
+use crate::models::{Classifier, InputShape, Mlp, ResNet18, SmallCnn, WideResNet};
+
+/// Everything that defines a training run. Flags of `flatmin train` and keys of its `--config`
+/// file (JSON) are these fields; a run's checkpoint stores them, and `--resume` reuses them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// `fashion-mnist-subset` (embedded), `fashion-mnist`, `mnist`, `cifar10`, `cifar100`.
+    pub dataset: String,
+    /// Folder of the dataset files (all but the embedded one).
+    pub data_dir: Option<PathBuf>,
+    /// `mlp`, `cnn`, `resnet18`, `wrn-28-10`.
+    pub model: String,
+    /// A preset of the library: sgd, sam, asam, esam, fsam, wsam, gsam, fisher-sam.
+    pub optimizer: String,
+    /// The base optimizer: `sgd` (momentum), `adam`, `adamw`.
+    pub base: String,
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Peak learning rate (cosine schedule to 0, per iteration).
+    pub lr: f64,
+    /// Weight decay of the base optimizer.
+    pub weight_decay: f64,
+    /// Momentum of the SGD base.
+    pub momentum: f64,
+    /// Seed of the model initialisation, data order, label noise and ESAM masks.
+    pub seed: u64,
+    /// Symmetric label noise rate on the training set (the test set stays clean).
+    pub label_noise: f64,
+    /// Use only the first N training images (class order kept), for quick runs.
+    pub train_limit: Option<usize>,
+    /// Use only the first N test images.
+    pub test_limit: Option<usize>,
+    /// Algorithm hyperparameters over the preset's defaults.
+    pub hp: Hyper,
+}
+
+/// Hyperparameters that override (or add to) the preset's; each names the paper's symbol.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Hyper {
+    /// ρ.
+    pub rho: Option<f64>,
+    /// ρ_min: ρ follows the learning rate from ρ_min (at lr 0) to ρ (at the peak lr), as GSAM.
+    pub rho_min: Option<f64>,
+    /// Norm eps.
+    pub eps: Option<f64>,
+    /// The `w²` adaptive form (davda54 "adaptive").
+    pub adaptive: Option<bool>,
+    /// Official ASAM's η.
+    pub asam_eta: Option<f64>,
+    /// Fisher-SAM's η.
+    pub fisher_eta: Option<f64>,
+    /// F-SAM's σ.
+    pub fsam_sigma: Option<f64>,
+    /// F-SAM's λ.
+    pub fsam_lambda: Option<f64>,
+    /// ESAM's β.
+    pub esam_beta: Option<f64>,
+    /// ESAM's mask per element (paper) instead of per tensor (official code).
+    pub esam_per_element: Option<bool>,
+    /// ESAM's γ (selection fraction).
+    pub esam_gamma: Option<f64>,
+    /// WSAM's γ.
+    pub wsam_gamma: Option<f64>,
+    /// WSAM coupled (through the base optimizer) instead of decoupled.
+    pub wsam_coupled: Option<bool>,
+    /// WSAM's max-norm clipping.
+    pub wsam_max_norm: Option<f64>,
+    /// GSAM's α.
+    pub gsam_alpha: Option<f64>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            dataset: "fashion-mnist-subset".into(),
+            data_dir: None,
+            model: "cnn".into(),
+            optimizer: "sam".into(),
+            base: "sgd".into(),
+            epochs: 8,
+            batch_size: 64,
+            lr: 0.05,
+            weight_decay: 5e-4,
+            momentum: 0.9,
+            seed: 0,
+            label_noise: 0.0,
+            train_limit: None,
+            test_limit: None,
+            hp: Hyper::default(),
+        }
+    }
+}
+
+/// Why a run could not start or go on.
+#[derive(Debug)]
+pub struct TrainError(pub String);
+
+impl fmt::Display for TrainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TrainError {}
+
+fn fail<T>(msg: impl Into<String>) -> Result<T, TrainError> {
+    Err(TrainError(msg.into()))
+}
+
+impl TrainConfig {
+    /// Reads a config file (JSON with the fields of [`TrainConfig`]); unknown keys are errors.
+    pub fn from_file(path: &Path) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError(format!("{}: {e}", path.display())))?;
+        serde_json::from_str(&text).map_err(|e| TrainError(format!("{}: {e}", path.display())))
+    }
+
+    /// The library configuration of this run.
+    pub fn sam_config(&self) -> Result<SamConfig, TrainError> {
+        let base = match self.base.as_str() {
+            "sgd" => SamConfig::sgd_base(self.momentum, self.weight_decay),
+            "adam" => SamConfig::adam_base(self.weight_decay, false),
+            "adamw" => SamConfig::adam_base(self.weight_decay, true),
+            other => return fail(format!("--base `{other}`: expected sgd, adam or adamw")),
+        };
+        let mut c = SamConfig::preset(&self.optimizer, base).map_err(|e| TrainError(format!("--optimizer: {e}")))?;
+        let h = &self.hp;
+        if let Some(rho) = h.rho {
+            c.rho = rho;
+        }
+        if let Some(rho_min) = h.rho_min {
+            c.rho_schedule = RhoSchedule::ProportionalToLr {
+                rho_min,
+                lr_max: self.lr,
+                lr_min: 0.0,
+            };
+        }
+        if let Some(eps) = h.eps {
+            c.eps = eps;
+        }
+        let geometries = [
+            h.adaptive.filter(|a| *a).map(|_| Geometry::AdaptiveSquared),
+            h.asam_eta.map(|eta| Geometry::Asam { eta }),
+            h.fisher_eta.map(|eta| Geometry::Fisher { eta }),
+        ];
+        let chosen: Vec<Geometry> = geometries.into_iter().flatten().collect();
+        if chosen.len() > 1 {
+            return fail("--adaptive, --asam-eta and --fisher-eta choose different geometries: give one");
+        }
+        if let Some(g) = chosen.into_iter().next() {
+            c.geometry = g;
+        }
+        if h.fsam_sigma.is_some() || h.fsam_lambda.is_some() {
+            let f = c.friendly.clone().unwrap_or_else(FriendlyConfig::new);
+            c.friendly = Some(
+                f.clone()
+                    .with_sigma(h.fsam_sigma.unwrap_or(f.sigma))
+                    .with_lambda(h.fsam_lambda.unwrap_or(f.lambda)),
+            );
+        }
+        if h.esam_beta.is_some() || h.esam_per_element.is_some() {
+            let s = c.swp.clone().unwrap_or_else(|| SwpConfig::new().with_seed(self.seed));
+            let granularity = match h.esam_per_element {
+                Some(true) => SwpGranularity::PerElement,
+                Some(false) => SwpGranularity::PerTensor,
+                None => s.granularity,
+            };
+            c.swp = Some(
+                s.clone()
+                    .with_beta(h.esam_beta.unwrap_or(s.beta))
+                    .with_granularity(granularity),
+            );
+        }
+        if let Some(swp) = c.swp.as_mut() {
+            swp.seed = self.seed;
+        }
+        if let Some(gamma) = h.esam_gamma {
+            c.selection = Selection::SharpnessSensitive {
+                gamma,
+                rule: SelectionRule::TopK,
+            };
+        }
+        let wsam = h.wsam_gamma.is_some() || h.wsam_coupled.is_some() || h.wsam_max_norm.is_some();
+        if wsam && h.gsam_alpha.is_some() {
+            return fail("WSAM and GSAM are two combinations: give --wsam-* or --gsam-alpha, not both");
+        }
+        if wsam {
+            let (gamma, decoupled, max_norm) = match c.combination {
+                Combination::Wsam {
+                    gamma,
+                    decoupled,
+                    max_norm,
+                } => (gamma, decoupled, max_norm),
+                _ => (0.9, true, None),
+            };
+            c.combination = Combination::Wsam {
+                gamma: h.wsam_gamma.unwrap_or(gamma),
+                decoupled: h.wsam_coupled.map(|coupled| !coupled).unwrap_or(decoupled),
+                max_norm: h.wsam_max_norm.or(max_norm),
+            };
+        }
+        if let Some(alpha) = h.gsam_alpha {
+            c.combination = Combination::Gsam { alpha };
+        }
+        c.validate().map_err(|e| TrainError(e.to_string()))?;
+        Ok(c)
+    }
+
+    fn check(&self) -> Result<(), TrainError> {
+        if self.epochs == 0 {
+            return fail("--epochs must be at least 1");
+        }
+        if self.batch_size < 2 {
+            return fail("--batch-size must be at least 2");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return fail(format!("--lr {}: expected a finite number > 0", self.lr));
+        }
+        if !(0.0..=1.0).contains(&self.label_noise) {
+            return fail(format!("--label-noise {}: expected a rate in [0, 1]", self.label_noise));
+        }
+        if !crate::models::MODELS.contains(&self.model.as_str()) {
+            return fail(format!(
+                "--model `{}`: expected one of {}",
+                self.model,
+                crate::models::MODELS.join(", ")
+            ));
+        }
+        self.sam_config().map(|_| ())
+    }
+}
+
+/// Mixed into the seed for label noise, so the noise is independent of the other seeded draws.
+const LABEL_NOISE_STREAM: u64 = 0x4e4f_4953_4500_0001;
+
+/// The names `--dataset` accepts.
+pub const DATASETS: [&str; 5] = ["fashion-mnist-subset", "fashion-mnist", "mnist", "cifar10", "cifar100"];
+
+/// Loads the run's data, with label noise applied to the training labels.
+pub fn load_data(config: &TrainConfig) -> Result<Split, TrainError> {
+    let dir = || {
+        config.data_dir.clone().ok_or_else(|| {
+            TrainError(format!(
+                "--dataset {} needs --data-dir (see scripts/fetch-data)",
+                config.dataset
+            ))
+        })
+    };
+    let to_err = |e: data::DataError| TrainError(e.to_string());
+    let mut split = match config.dataset.as_str() {
+        "fashion-mnist-subset" => data::embedded::fashion_mnist_subset().map_err(to_err)?,
+        "fashion-mnist" => data::idx::load_fashion_mnist(&dir()?).map_err(to_err)?,
+        "mnist" => data::idx::load_mnist(&dir()?).map_err(to_err)?,
+        "cifar10" => data::cifar::load_cifar10(&dir()?).map_err(to_err)?,
+        "cifar100" => data::cifar::load_cifar100(&dir()?).map_err(to_err)?,
+        other => return fail(format!("--dataset `{other}`: expected one of {}", DATASETS.join(", "))),
+    };
+    limit(&mut split.train, config.train_limit);
+    limit(&mut split.test, config.test_limit);
+    if config.label_noise > 0.0 {
+        let classes = split.train.classes;
+        data::noise::symmetric_label_noise(
+            &mut split.train.labels,
+            classes,
+            config.label_noise,
+            config.seed ^ LABEL_NOISE_STREAM,
+        )
+        .map_err(|e| TrainError(e.to_string()))?;
+    }
+    Ok(split)
+}
+
+fn limit(set: &mut data::Dataset, n: Option<usize>) {
+    if let Some(n) = n.filter(|&n| n < set.len()) {
+        let per = set.image_len();
+        set.images.truncate(n * per);
+        set.labels.truncate(n);
+    }
+}
+
+/// A dataset as normalised `f32` images, ready to batch.
+struct Tensors {
+    pixels: Vec<f32>,
+    labels: Vec<i64>,
+    shape: InputShape,
+}
+
+impl Tensors {
+    fn new(set: &data::Dataset, mean: &[f32], std: &[f32]) -> Self {
+        let plane = set.height * set.width;
+        let pixels = set
+            .images
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                let c = (i / plane) % set.channels;
+                (p as f32 / 255.0 - mean[c]) / std[c]
+            })
+            .collect();
+        Self {
+            pixels,
+            labels: set.labels.iter().map(|&l| l as i64).collect(),
+            shape: InputShape {
+                channels: set.channels,
+                height: set.height,
+                width: set.width,
+                classes: set.classes,
+            },
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn batch(&self, rows: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+        let per = self.shape.channels * self.shape.height * self.shape.width;
+        let mut x = Vec::with_capacity(rows.len() * per);
+        for &r in rows {
+            x.extend_from_slice(&self.pixels[r * per..(r + 1) * per]);
+        }
+        let s = self.shape;
+        let images = Tensor::from_data(TensorData::new(x, [rows.len(), s.channels, s.height, s.width]), device);
+        let labels = rows.iter().map(|&r| self.labels[r]).collect::<Vec<_>>();
+        let labels = Tensor::from_data(TensorData::new(labels, [rows.len()]), device);
+        (images, labels)
+    }
+}
+
+/// Per-channel mean and standard deviation of the training images (in [0, 1] units).
+fn channel_stats(set: &data::Dataset) -> (Vec<f32>, Vec<f32>) {
+    let plane = set.height * set.width;
+    let mut sum = vec![0f64; set.channels];
+    let mut sq = vec![0f64; set.channels];
+    for (i, &p) in set.images.iter().enumerate() {
+        let c = (i / plane) % set.channels;
+        let v = p as f64 / 255.0;
+        sum[c] += v;
+        sq[c] += v * v;
+    }
+    let n = (set.len() * plane).max(1) as f64;
+    let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+    let std: Vec<f32> = sum
+        .iter()
+        .zip(&sq)
+        .map(|(s, q)| ((q / n - (s / n).powi(2)).max(1e-12).sqrt()) as f32)
+        .collect();
+    (mean, std)
+}
+
+/// The order of the training set in `epoch`: a seeded shuffle that depends only on the seed and
+/// the epoch, so a resumed run sees exactly the batches the uninterrupted run saw.
+fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut rng = Rng::seeded(seed.wrapping_mul(0x9E37_79B9).wrapping_add(epoch as u64 + 1));
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
+/// Cosine decay from `lr` to 0 over `total` steps, evaluated at step `t`.
+pub fn cosine_lr(lr: f64, t: usize, total: usize) -> f64 {
+    lr * 0.5 * (1.0 + (std::f64::consts::PI * t as f64 / total.max(1) as f64).cos())
+}
+
+/// One epoch's figures (a line of `metrics.jsonl`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean first-pass training loss.
+    pub train_loss: f64,
+    /// Training accuracy of the first pass (on the possibly noisy labels).
+    pub train_accuracy: f64,
+    /// Mean `L(w+e) − L(w)` over the epoch (absent for the base optimizer and with selection).
+    pub sharpness: Option<f64>,
+    /// Test loss.
+    pub test_loss: f64,
+    /// Test accuracy.
+    pub test_accuracy: f64,
+    /// Learning rate at the end of the epoch.
+    pub lr: f64,
+    /// Steps skipped for a non-finite loss or gradient.
+    pub skipped_steps: usize,
+    /// Mean wall time of an optimizer step, in ms.
+    pub mean_step_ms: f64,
+    /// Wall time of the epoch, in seconds.
+    pub seconds: f64,
+}
+
+/// What a finished run reports (`summary.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    /// The optimizer preset.
+    pub optimizer: String,
+    /// The full library configuration (every hyperparameter).
+    pub hyperparams: Value,
+    /// The dataset.
+    pub dataset: String,
+    /// The model.
+    pub model: String,
+    /// Epochs.
+    pub epochs: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Label noise rate.
+    pub label_noise: f64,
+    /// Final test accuracy.
+    pub test_accuracy: f64,
+    /// Final test loss.
+    pub test_loss: f64,
+    /// Final epoch's mean training loss.
+    pub train_loss: f64,
+    /// Optimizer steps taken.
+    pub steps: usize,
+    /// Wall time of training and evaluation, in seconds (over all sessions of a resumed run).
+    pub seconds: f64,
+    /// Mean wall time of an optimizer step, in ms.
+    pub mean_step_ms: f64,
+    /// The run's whole configuration.
+    pub config: TrainConfig,
+    /// Every epoch.
+    pub history: Vec<EpochMetrics>,
+}
+
+/// A checkpoint: which files hold the model and the optimizer after `epoch`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Checkpoint {
+    config: TrainConfig,
+    epoch: usize,
+    steps: usize,
+    seconds: f64,
+    step_ms_total: f64,
+    model_file: String,
+    optimizer_file: String,
+    history: Vec<EpochMetrics>,
+}
+
+const CHECKPOINT: &str = "checkpoint.json";
+
+/// How a run shows progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// A live bar on a terminal, one line per epoch otherwise.
+    Auto,
+    /// Nothing.
+    Quiet,
+}
+
+/// Options of one run beyond its config.
+pub struct RunOptions<'a> {
+    /// Where metrics, summary and checkpoints go.
+    pub out: Option<&'a Path>,
+    /// Continue the checkpoint in `out`.
+    pub resume: bool,
+    /// Progress display.
+    pub progress: Progress,
+    /// A label for the progress line.
+    pub label: String,
+}
+
+/// Trains as `config` says. With `options.out`, writes `metrics.jsonl`, `summary.json` and a
+/// checkpoint after every epoch; with `options.resume`, continues from that checkpoint.
+pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<Summary, TrainError> {
+    config.check()?;
+    if let Some(out) = options.out {
+        prepare_out(out)?;
+    }
+    match config.model.as_str() {
+        "mlp" => run_with(config, options, Mlp::new),
+        "cnn" => run_with(config, options, SmallCnn::new),
+        "resnet18" => run_with(config, options, ResNet18::new),
+        _ => run_with(config, options, |s, d| WideResNet::new(s, 28, 10, d)),
+    }
+}
+
+/// Creates `out` and proves it writable before any training starts.
+fn prepare_out(out: &Path) -> Result<(), TrainError> {
+    std::fs::create_dir_all(out)
+        .map_err(|e| TrainError(format!("--out {}: cannot create the folder: {e}", out.display())))?;
+    let probe = out.join(".write-probe");
+    write_atomic(&probe, b"ok").map_err(|e| TrainError(format!("--out {}: not writable: {e}", out.display())))?;
+    std::fs::remove_file(&probe).ok();
+    Ok(())
+}
+
+fn model_bytes<M: Module>(model: &M) -> Result<Vec<u8>, TrainError> {
+    let bytes = model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| TrainError(format!("saving the model: {e}")))?;
+    Ok(bytes.to_vec())
+}
+
+fn run_with<M: Classifier>(
+    config: &TrainConfig,
+    options: &RunOptions,
+    build: impl Fn(InputShape, &Device) -> M,
+) -> Result<Summary, TrainError> {
+    let split = load_data(config)?;
+    let (mean, std) = channel_stats(&split.train);
+    let train = Tensors::new(&split.train, &mean, &std);
+    let test = Tensors::new(&split.test, &mean, &std);
+    if train.len() < config.batch_size {
+        return fail(format!(
+            "--batch-size {} is larger than the training set ({} images)",
+            config.batch_size,
+            train.len()
+        ));
+    }
+    let device = Device::flex().autodiff();
+    device.seed(config.seed);
+    let mut model = build(train.shape, &device);
+    let sam = config.sam_config()?;
+    let mut optim = sam.init().map_err(|e| TrainError(e.to_string()))?;
+
+    let mut history: Vec<EpochMetrics> = Vec::new();
+    let (mut start_epoch, mut steps, mut seconds, mut step_ms_total) = (0, 0, 0.0, 0.0);
+    if options.resume {
+        let out = options
+            .out
+            .ok_or_else(|| TrainError("--resume needs the run's folder".into()))?;
+        let ckpt = read_checkpoint(out)?;
+        if &ckpt.config != config {
+            return fail(format!(
+                "{}: the checkpoint was made by another configuration",
+                out.join(CHECKPOINT).display()
+            ));
+        }
+        let model_path = out.join(&ckpt.model_file);
+        let bytes = std::fs::read(&model_path).map_err(|e| TrainError(format!("{}: {e}", model_path.display())))?;
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+            .map_err(|e| TrainError(format!("{}: {e}", model_path.display())))?;
+        model = model
+            .try_load_record(record)
+            .map_err(|e| TrainError(format!("{}: {e}", model_path.display())))?;
+        let optim_path = out.join(&ckpt.optimizer_file);
+        optim = optim
+            .load(&optim_path, &device)
+            .map_err(|e| TrainError(e.to_string()))?;
+        start_epoch = ckpt.epoch;
+        steps = ckpt.steps;
+        seconds = ckpt.seconds;
+        step_ms_total = ckpt.step_ms_total;
+        history = ckpt.history;
+    }
+
+    let per_epoch = train.len() / config.batch_size;
+    let total = per_epoch * config.epochs;
+    let live = options.progress == Progress::Auto && std::io::stderr().is_terminal();
+    for epoch in start_epoch..config.epochs {
+        let started = Instant::now();
+        let order = epoch_order(train.len(), config.seed, epoch);
+        let (mut loss_sum, mut correct, mut seen, mut sharp_sum, mut sharp_n, mut skipped) =
+            (0.0, 0usize, 0usize, 0.0, 0usize, 0);
+        let mut epoch_step_ms = 0.0;
+        let mut lr = config.lr;
+        for b in 0..per_epoch {
+            let rows = &order[b * config.batch_size..(b + 1) * config.batch_size];
+            let (x, y) = train.batch(rows, &device);
+            lr = cosine_lr(config.lr, steps, total);
+            let mut first_logits: Option<Tensor<2>> = None;
+            let t0 = Instant::now();
+            let (next, report) = optim.step(lr, model, |m: &M, batch: Batch| {
+                let logits = m.forward(batch.rows(x.clone()));
+                if first_logits.is_none() {
+                    first_logits = Some(logits.clone().detach());
+                }
+                flatmin::per_sample_cross_entropy(logits, batch.rows_int(y.clone()))
+            });
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            model = next;
+            steps += 1;
+            epoch_step_ms += ms;
+            match report {
+                Ok(r) => {
+                    loss_sum += r.loss.unwrap_or(f64::NAN);
+                    if let Some(s) = r.sharpness() {
+                        sharp_sum += s;
+                        sharp_n += 1;
+                    }
+                    if let Some(logits) = first_logits {
+                        correct += count_correct(logits, y.clone());
+                    }
+                    seen += rows.len();
+                }
+                Err(e) => {
+                    skipped += 1;
+                    if live {
+                        eprintln!();
+                    }
+                    eprintln!("{}: epoch {} step {}: {e}", options.label, epoch + 1, b + 1);
+                }
+            }
+            if live {
+                let done = b + 1;
+                let bar = "#".repeat(done * 20 / per_epoch) + &".".repeat(20 - done * 20 / per_epoch);
+                let ok = (done - skipped).max(1) as f64;
+                let sharp = if sharp_n > 0 {
+                    format!(" sharpness {:.4}", sharp_sum / sharp_n as f64)
+                } else {
+                    String::new()
+                };
+                eprint!(
+                    "\r{} epoch {}/{} [{bar}] {done}/{per_epoch} loss {:.4} acc {:.1}%{sharp}   ",
+                    options.label,
+                    epoch + 1,
+                    config.epochs,
+                    loss_sum / ok,
+                    100.0 * correct as f64 / seen.max(1) as f64
+                );
+                std::io::stderr().flush().ok();
+            }
+        }
+        let (test_loss, test_accuracy) = evaluate(&model, &test, &device);
+        let ok = (per_epoch - skipped).max(1) as f64;
+        let elapsed = started.elapsed().as_secs_f64();
+        seconds += elapsed;
+        step_ms_total += epoch_step_ms;
+        let metrics = EpochMetrics {
+            epoch: epoch + 1,
+            train_loss: loss_sum / ok,
+            train_accuracy: correct as f64 / seen.max(1) as f64,
+            sharpness: (sharp_n > 0).then(|| sharp_sum / sharp_n as f64),
+            test_loss,
+            test_accuracy,
+            lr,
+            skipped_steps: skipped,
+            mean_step_ms: epoch_step_ms / per_epoch.max(1) as f64,
+            seconds: elapsed,
+        };
+        if options.progress == Progress::Auto {
+            if live {
+                eprint!("\r");
+            }
+            eprintln!(
+                "{} epoch {}/{}: train loss {:.4} acc {:.1}% | test loss {:.4} acc {:.2}%{} | {:.1} s",
+                options.label,
+                epoch + 1,
+                config.epochs,
+                metrics.train_loss,
+                100.0 * metrics.train_accuracy,
+                metrics.test_loss,
+                100.0 * metrics.test_accuracy,
+                metrics
+                    .sharpness
+                    .map(|s| format!(" | sharpness {s:.4}"))
+                    .unwrap_or_default(),
+                elapsed
+            );
+        }
+        history.push(metrics);
+        if let Some(out) = options.out {
+            let ckpt = Checkpoint {
+                config: config.clone(),
+                epoch: epoch + 1,
+                steps,
+                seconds,
+                step_ms_total,
+                model_file: format!("model-e{}.bpk", epoch + 1),
+                optimizer_file: format!("optimizer-e{}.bpk", epoch + 1),
+                history: history.clone(),
+            };
+            write_checkpoint(out, &ckpt, &model, &optim)?;
+            write_metrics(out, &history)?;
+        }
+    }
+    let last = history
+        .last()
+        .cloned()
+        .ok_or_else(|| TrainError("no epoch was run".into()))?;
+    let summary = Summary {
+        optimizer: config.optimizer.clone(),
+        hyperparams: serde_json::to_value(&sam).unwrap_or(Value::Null),
+        dataset: config.dataset.clone(),
+        model: config.model.clone(),
+        epochs: config.epochs,
+        seed: config.seed,
+        label_noise: config.label_noise,
+        test_accuracy: last.test_accuracy,
+        test_loss: last.test_loss,
+        train_loss: last.train_loss,
+        steps,
+        seconds,
+        mean_step_ms: step_ms_total / steps.max(1) as f64,
+        config: config.clone(),
+        history,
+    };
+    if let Some(out) = options.out {
+        let text = serde_json::to_string_pretty(&summary).map_err(|e| TrainError(e.to_string()))?;
+        write_atomic(&out.join("summary.json"), text.as_bytes())
+            .map_err(|e| TrainError(format!("{}: {e}", out.join("summary.json").display())))?;
+    }
+    Ok(summary)
+}
+
+fn count_correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> usize {
+    let [n, _] = logits.dims();
+    let predicted = logits.argmax(1).reshape([n]);
+    predicted.equal(labels).int().sum().into_scalar::<i64>() as usize
+}
+
+/// Test loss and accuracy, in inference mode (BatchNorm uses running statistics).
+fn evaluate<M: Classifier>(model: &M, test: &Tensors, device: &Device) -> (f64, f64) {
+    let model = model.valid();
+    let device = device.clone().without_autodiff();
+    let (mut loss, mut correct) = (0.0, 0usize);
+    let rows: Vec<usize> = (0..test.len()).collect();
+    for chunk in rows.chunks(500) {
+        let (x, y) = test.batch(chunk, &device);
+        let logits = model.forward(x);
+        let losses = flatmin::per_sample_cross_entropy(logits.clone(), y.clone());
+        loss += losses.sum().into_scalar::<f64>();
+        correct += count_correct(logits, y);
+    }
+    let n = test.len().max(1) as f64;
+    (loss / n, correct as f64 / n)
+}
+
+fn write_checkpoint<M: Module>(
+    out: &Path,
+    ckpt: &Checkpoint,
+    model: &M,
+    optim: &flatmin::Sam,
+) -> Result<(), TrainError> {
+    let io = |p: &Path, e: std::io::Error| TrainError(format!("{}: {e}", p.display()));
+    let model_path = out.join(&ckpt.model_file);
+    write_atomic(&model_path, &model_bytes(model)?).map_err(|e| io(&model_path, e))?;
+    let optim_path = out.join(&ckpt.optimizer_file);
+    optim.save(&optim_path).map_err(|e| TrainError(e.to_string()))?;
+    let text = serde_json::to_string_pretty(ckpt).map_err(|e| TrainError(e.to_string()))?;
+    let ckpt_path = out.join(CHECKPOINT);
+    write_atomic(&ckpt_path, text.as_bytes()).map_err(|e| io(&ckpt_path, e))?;
+    // Only now, with the new checkpoint in place, are the older files no longer needed.
+    if ckpt.epoch > 1 {
+        std::fs::remove_file(out.join(format!("model-e{}.bpk", ckpt.epoch - 1))).ok();
+        std::fs::remove_file(out.join(format!("optimizer-e{}.bpk", ckpt.epoch - 1))).ok();
+    }
+    Ok(())
+}
+
+fn read_checkpoint(out: &Path) -> Result<Checkpoint, TrainError> {
+    let path = out.join(CHECKPOINT);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| TrainError(format!("{}: no checkpoint to resume: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| TrainError(format!("{}: {e}", path.display())))
+}
+
+/// Reads the configuration a checkpoint in `out` was made with (for `--resume`).
+pub fn checkpoint_config(out: &Path) -> Result<TrainConfig, TrainError> {
+    read_checkpoint(out).map(|c| c.config)
+}
+
+fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<(), TrainError> {
+    let mut text = String::new();
+    for m in history {
+        text.push_str(&serde_json::to_string(m).map_err(|e| TrainError(e.to_string()))?);
+        text.push('\n');
+    }
+    let path = out.join("metrics.jsonl");
+    write_atomic(&path, text.as_bytes()).map_err(|e| TrainError(format!("{}: {e}", path.display())))
+}
+
+/// The weights of a run's last checkpoint, by parameter path (raw little-endian bytes), for
+/// comparing runs: parameter ids, which differ between processes, are left out.
+pub fn checkpoint_weights(out: &Path) -> Result<std::collections::BTreeMap<String, Vec<u8>>, TrainError> {
+    let ckpt = read_checkpoint(out)?;
+    let path = out.join(ckpt.model_file);
+    let err = |e: burn_pack::Error| TrainError(format!("{}: {e}", path.display()));
+    let reader = burn_pack::Reader::from_file(&path).map_err(err)?;
+    let mut weights = std::collections::BTreeMap::new();
+    for tensor in reader.into_tensors().map_err(err)? {
+        let (name, _, _, _, bytes) = tensor.into_parts().map_err(err)?;
+        weights.insert(name, bytes.to_vec());
+    }
+    Ok(weights)
+}
+
+/// A table of finished runs, one row each.
+pub fn table(summaries: &[Summary]) -> String {
+    let mut s = String::from(
+        "| optimizer | model | dataset | epochs | test acc | test loss | train loss | ms/step | seconds |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in summaries {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {:.2} % | {:.4} | {:.4} | {:.1} | {:.1} |\n",
+            r.optimizer,
+            r.model,
+            r.dataset,
+            r.epochs,
+            100.0 * r.test_accuracy,
+            r.test_loss,
+            r.train_loss,
+            r.mean_step_ms,
+            r.seconds
+        ));
+    }
+    s
+}

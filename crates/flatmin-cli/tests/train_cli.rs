@@ -1,0 +1,239 @@
+//! `flatmin train` end to end, through the real binary: the files a run writes, exact resumption
+//! after `kill -9`, and clear errors for bad settings before any training starts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flatmin_lab::train::checkpoint_weights;
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_flatmin"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flatmin-train-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A quick run: the MLP on part of the embedded subset.
+const QUICK: [&str; 10] = [
+    "--model",
+    "mlp",
+    "--train-limit",
+    "640",
+    "--test-limit",
+    "200",
+    "--batch-size",
+    "64",
+    "--quiet",
+    "--lr",
+];
+
+fn train(extra: &[&str]) -> std::process::Output {
+    bin().arg("train").args(QUICK).arg("0.05").args(extra).output().unwrap()
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+#[test]
+fn a_run_writes_metrics_summary_and_checkpoint() {
+    let out = scratch("files");
+    let run = train(&[
+        "--optimizer",
+        "wsam",
+        "--epochs",
+        "2",
+        "--seed",
+        "3",
+        "--label-noise",
+        "0.2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let lines: Vec<Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (i, m) in lines.iter().enumerate() {
+        assert_eq!(m["epoch"], i + 1);
+        for key in [
+            "train_loss",
+            "train_accuracy",
+            "test_loss",
+            "test_accuracy",
+            "sharpness",
+            "lr",
+            "mean_step_ms",
+        ] {
+            assert!(m[key].as_f64().is_some_and(f64::is_finite), "{key} in {m}");
+        }
+    }
+    let summary = json(&out.join("summary.json"));
+    for key in [
+        "optimizer",
+        "hyperparams",
+        "dataset",
+        "model",
+        "epochs",
+        "seed",
+        "label_noise",
+        "test_accuracy",
+        "test_loss",
+        "train_loss",
+        "steps",
+        "seconds",
+        "mean_step_ms",
+    ] {
+        assert!(!summary[key].is_null(), "summary.json lacks `{key}`");
+    }
+    assert_eq!(summary["optimizer"], "wsam");
+    assert_eq!(summary["steps"], 20);
+    assert_eq!(summary["label_noise"], 0.2);
+    assert_eq!(summary["hyperparams"]["combination"]["Wsam"]["gamma"], 0.9);
+    assert!(
+        summary["test_accuracy"].as_f64().unwrap() > 0.3,
+        "the MLP learns something in 2 epochs"
+    );
+    assert!(out.join("checkpoint.json").exists());
+    // Only the newest checkpoint's files are kept.
+    assert!(!out.join("model-e1.bpk").exists() && out.join("model-e2.bpk").exists());
+}
+
+#[test]
+fn resume_after_kill_ends_bitwise_where_an_uninterrupted_run_ends() {
+    let args = ["--optimizer", "esam", "--epochs", "20", "--seed", "11"];
+    let straight = scratch("straight");
+    let run = train(&[&args[..], &["--out", straight.to_str().unwrap()]].concat());
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+
+    let killed = scratch("killed");
+    let mut child = bin()
+        .arg("train")
+        .args(QUICK)
+        .arg("0.05")
+        .args(args)
+        .arg("--out")
+        .arg(&killed)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill as soon as the first checkpoint is there, mid-run.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(killed.join("checkpoint.json"))
+            && serde_json::from_str::<Value>(&text).is_ok_and(|c| c["epoch"].as_u64() >= Some(1))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    let stopped_at = json(&killed.join("checkpoint.json"))["epoch"].as_u64().unwrap();
+    assert!(
+        !status.success() && stopped_at < 20,
+        "the run must really have been killed mid-way"
+    );
+    // Whatever the kill interrupted, the checkpoint on disk is whole.
+    assert!(checkpoint_weights(&killed).is_ok());
+
+    let resumed = bin()
+        .arg("train")
+        .arg("--resume")
+        .arg(&killed)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(
+        checkpoint_weights(&killed).unwrap(),
+        checkpoint_weights(&straight).unwrap(),
+        "weights differ after resume"
+    );
+    let a = json(&straight.join("summary.json"));
+    let b = json(&killed.join("summary.json"));
+    assert_eq!(a["test_loss"], b["test_loss"]);
+    assert_eq!(a["steps"], b["steps"]);
+    assert_eq!(
+        std::fs::read_to_string(straight.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        20
+    );
+    assert_eq!(
+        std::fs::read_to_string(killed.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        20
+    );
+}
+
+fn fails_with(args: &[&str], needle: &str) {
+    let run = bin().arg("train").args(args).output().unwrap();
+    assert!(!run.status.success(), "{args:?} should fail");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains(needle), "expected `{needle}` in: {stderr}");
+    assert!(!stderr.contains("epoch 1/"), "training must not start: {stderr}");
+}
+
+#[test]
+fn bad_settings_are_clear_errors_before_training() {
+    fails_with(
+        &["--optimizer", "adamsam"],
+        "one of sgd, sam, asam, esam, fsam, wsam, gsam, fisher-sam",
+    );
+    fails_with(&["--model", "vgg"], "--model `vgg`");
+    fails_with(&["--dataset", "mnist"], "needs --data-dir");
+    fails_with(&["--dataset", "imagenet"], "--dataset `imagenet`");
+    fails_with(&["--label-noise", "1.5"], "--label-noise 1.5");
+    fails_with(&["--rho=-1"], "rho");
+    fails_with(&["--wsam-gamma", "0.9", "--gsam-alpha", "0.1"], "not both");
+    fails_with(
+        &["--dataset", "mnist", "--data-dir", "/nonexistent/flatmin"],
+        "/nonexistent/flatmin",
+    );
+    // An --out that cannot be created or written.
+    let file = scratch("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    fails_with(&["--out", file.join("sub").to_str().unwrap()], "--out");
+    fails_with(&["--resume", "/nonexistent/run"], "no checkpoint to resume");
+}
+
+#[test]
+fn config_file_sets_the_run_and_unknown_keys_are_errors() {
+    let dir = scratch("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.json");
+    std::fs::write(&good, r#"{"model": "mlp", "epochs": 1, "train_limit": 256, "test_limit": 100, "optimizer": "fsam", "hp": {"fsam_sigma": 0.5}}"#).unwrap();
+    let out = dir.join("run");
+    let run = bin()
+        .arg("train")
+        .arg("--config")
+        .arg(&good)
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let summary = json(&out.join("summary.json"));
+    assert_eq!(summary["optimizer"], "fsam");
+    assert_eq!(summary["epochs"], 1);
+    assert_eq!(summary["hyperparams"]["friendly"]["sigma"], 0.5);
+
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"model": "mlp", "epochz": 3}"#).unwrap();
+    fails_with(&["--config", bad.to_str().unwrap()], "epochz");
+}
