@@ -234,8 +234,13 @@ fn run_train(args: &TrainArgs, default_job: bool) -> Result<(), TrainError> {
     let compare = default_job || args.compare_base;
     let mut runs = Vec::new();
     if compare && config.optimizer != "sgd" {
-        let mut base = config.clone();
-        base.optimizer = "sgd".into();
+        // The base optimizer alone: the same data, model, seed and base settings, none of the
+        // method's hyperparameters.
+        let base = TrainConfig {
+            optimizer: "sgd".into(),
+            hp: Default::default(),
+            ..config.clone()
+        };
         runs.push(base);
     }
     runs.push(config);

@@ -101,7 +101,7 @@ impl Default for TrainConfig {
             model: "cnn".into(),
             optimizer: "sam".into(),
             base: "sgd".into(),
-            epochs: 8,
+            epochs: 15,
             batch_size: 64,
             lr: 0.05,
             weight_decay: 5e-4,

@@ -237,3 +237,31 @@ fn config_file_sets_the_run_and_unknown_keys_are_errors() {
     std::fs::write(&bad, r#"{"model": "mlp", "epochz": 3}"#).unwrap();
     fails_with(&["--config", bad.to_str().unwrap()], "epochz");
 }
+
+#[test]
+fn compare_base_trains_the_base_without_the_methods_hyperparameters() {
+    let out = scratch("compare");
+    let run = train(&[
+        "--optimizer",
+        "fsam",
+        "--rho",
+        "0.2",
+        "--fsam-sigma",
+        "0.5",
+        "--epochs",
+        "1",
+        "--compare-base",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let table = String::from_utf8_lossy(&run.stdout);
+    assert!(table.contains("| sgd |") && table.contains("| fsam |"), "{table}");
+    let base = json(&out.join("sgd/summary.json"));
+    let method = json(&out.join("fsam/summary.json"));
+    assert_eq!(base["hyperparams"]["rho"], 0.0);
+    assert!(base["hyperparams"]["friendly"].is_null());
+    assert_eq!(method["hyperparams"]["rho"], 0.2);
+    assert_eq!(method["hyperparams"]["friendly"]["sigma"], 0.5);
+    assert_ne!(base["test_loss"], method["test_loss"]);
+}
