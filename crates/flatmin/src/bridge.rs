@@ -315,3 +315,16 @@ pub fn with_tracked<M: Module>(model: &M, layout: &Layout, keep: &[bool]) -> M {
 pub fn to_f64(tensor: Tensor<1>) -> Vec<f64> {
     tensor.into_data().iter::<f64>().collect()
 }
+
+/// `model` on the autodiff tape but with every training flag off: BatchNorm normalizes with its
+/// running statistics (and leaves them alone), yet gradients still flow — what a Hessian of the
+/// trained model needs (PyHessian evaluates in eval mode).
+pub fn inference_mode_tracked<M: Module>(model: &M) -> M {
+    struct Off;
+    impl ModuleMapper for Off {
+        fn map_flag(&mut self, flag: Param<burn::module::Flag>) -> Param<burn::module::Flag> {
+            flag.with_value(false)
+        }
+    }
+    model.clone().map(&mut Off)
+}

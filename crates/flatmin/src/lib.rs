@@ -69,6 +69,7 @@ mod bridge;
 mod combination;
 mod config;
 mod error;
+pub mod hessian;
 mod loss;
 mod perturbation;
 mod record;
@@ -80,7 +81,7 @@ mod selection;
 mod vector;
 
 pub use base::{AdamConfig, BaseConfig, BaseOptimizer, BaseState, SgdConfig};
-pub use bridge::{Layout, ParamEntry};
+pub use bridge::{Layout, ParamEntry, inference_mode_tracked};
 pub use combination::Combination;
 pub use config::{PRESETS, SamConfig};
 pub use error::{ConfigError, Pass, RecordError, StepError};

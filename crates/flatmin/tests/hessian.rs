@@ -1,0 +1,138 @@
+//! Power iteration with finite-difference Hessian-vector products against exact eigenvalues:
+//! a quadratic (exact Hessian given) and logistic regression (Hessian `Xᵀ diag(p(1−p)) X / n`).
+
+mod common;
+
+use burn::module::{Module, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use common::*;
+use flatmin::Rng;
+use flatmin::hessian::{PowerIterationConfig, top_hessian_eigenvalue};
+
+fn quadratic_lambda(diag: &[f64], dtype: DType) -> flatmin::hessian::EigenEstimate {
+    let device = device();
+    let w0: Vec<f64> = (0..diag.len()).map(|i| 0.5 - i as f64 * 0.3).collect();
+    let w = Tensor::from_data(TensorData::new(w0, [diag.len()]), (&device, dtype));
+    let model = Quadratic { w: Param::from_tensor(w) };
+    let h = Tensor::<1>::from_data(TensorData::new(diag.to_vec(), [diag.len()]), (&device, dtype));
+    let grad = |m: &Quadratic| {
+        let loss = (m.w.val() * m.w.val() * h.clone()).sum().mul_scalar(0.5);
+        GradientsParams::from_grads(loss.backward(), m)
+    };
+    top_hessian_eigenvalue(&model, grad, &PowerIterationConfig::new().with_tolerance(1e-6).with_max_iterations(500)).unwrap()
+}
+
+#[test]
+fn quadratic_top_eigenvalue_is_exact() {
+    let est = quadratic_lambda(&[3.0, 1.0, 0.5], DType::F64);
+    assert!((est.eigenvalue - 3.0).abs() < 1e-4, "{est:?}");
+    assert!(est.converged && !est.shifted);
+    let est32 = quadratic_lambda(&[3.0, 1.0, 0.5], DType::F32);
+    assert!((est32.eigenvalue - 3.0).abs() < 1e-2, "{est32:?}");
+}
+
+#[test]
+fn a_dominant_negative_eigenvalue_is_shifted_away() {
+    // diag(3, 1, −5): plain power iteration returns −5 (ALGORITHMS.md §11.1); the estimate must
+    // be the top of the spectrum, 3.
+    let est = quadratic_lambda(&[3.0, 1.0, -5.0], DType::F64);
+    assert!(est.shifted);
+    assert!((est.eigenvalue - 3.0).abs() < 1e-3, "{est:?}");
+}
+
+#[derive(Module, Debug)]
+struct Logistic {
+    w: Param<Tensor<1>>,
+}
+
+/// The largest eigenvalue of a symmetric matrix by Jacobi rotations (exact to rounding).
+fn jacobi_max(mut a: Vec<Vec<f64>>) -> f64 {
+    let n = a.len();
+    for _ in 0..100 {
+        let mut off = 0.0;
+        for p in 0..n {
+            for q in p + 1..n {
+                off += a[p][q] * a[p][q];
+                if a[p][q].abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let (c, s) = (1.0 / (t * t + 1.0).sqrt(), t / (t * t + 1.0).sqrt());
+                for k in 0..n {
+                    let (akp, akq) = (a[k][p], a[k][q]);
+                    a[k][p] = c * akp - s * akq;
+                    a[k][q] = s * akp + c * akq;
+                }
+                for k in 0..n {
+                    let (apk, aqk) = (a[p][k], a[q][k]);
+                    a[p][k] = c * apk - s * aqk;
+                    a[q][k] = s * apk + c * aqk;
+                }
+            }
+        }
+        if off < 1e-28 {
+            break;
+        }
+    }
+    (0..n).map(|i| a[i][i]).fold(f64::NEG_INFINITY, f64::max)
+}
+
+#[test]
+fn logistic_regression_top_eigenvalue_matches_the_exact_hessian() {
+    let (n, d) = (64, 5);
+    let mut rng = Rng::seeded(21);
+    let x: Vec<f64> = (0..n * d).map(|_| rng.uniform() * 4.0 - 2.0).collect();
+    let y: Vec<f64> = (0..n).map(|_| if rng.bernoulli(0.5) { 1.0 } else { 0.0 }).collect();
+    let w0: Vec<f64> = (0..d).map(|_| rng.uniform() - 0.5).collect();
+    // Exact Hessian of the mean logistic loss: Xᵀ diag(p(1−p)) X / n.
+    let p: Vec<f64> = (0..n)
+        .map(|i| 1.0 / (1.0 + (-(0..d).map(|j| x[i * d + j] * w0[j]).sum::<f64>()).exp()))
+        .collect();
+    let mut h = vec![vec![0.0; d]; d];
+    for i in 0..n {
+        for a in 0..d {
+            for b in 0..d {
+                h[a][b] += x[i * d + a] * x[i * d + b] * p[i] * (1.0 - p[i]) / n as f64;
+            }
+        }
+    }
+    let exact = jacobi_max(h);
+    for dtype in [DType::F64, DType::F32] {
+        let device: Device = device();
+        let xt = Tensor::<2>::from_data(TensorData::new(x.clone(), [n, d]), (&device, dtype));
+        let yt = Tensor::<1>::from_data(TensorData::new(y.clone(), [n]), (&device, dtype));
+        let model = Logistic {
+            w: Param::from_tensor(Tensor::from_data(TensorData::new(w0.clone(), [d]), (&device, dtype))),
+        };
+        let grad = |m: &Logistic| {
+            let z = xt.clone().matmul(m.w.val().reshape([d, 1])).reshape([n]);
+            let p = sigmoid(z);
+            // Mean binary cross-entropy.
+            let loss = (yt.clone() * p.clone().log() + yt.clone().neg().add_scalar(1.0) * p.neg().add_scalar(1.0).log())
+                .mean()
+                .neg();
+            GradientsParams::from_grads(loss.backward(), m)
+        };
+        let config = PowerIterationConfig::new().with_tolerance(1e-7).with_max_iterations(300).with_seed(4);
+        let est = top_hessian_eigenvalue(&model, grad, &config).unwrap();
+        let tol = if dtype == DType::F64 { 1e-5 } else { 2e-2 };
+        assert!(
+            ((est.eigenvalue - exact) / exact).abs() < tol,
+            "{dtype:?}: power iteration {} vs exact {exact}",
+            est.eigenvalue
+        );
+    }
+}
+
+#[test]
+fn settings_are_validated() {
+    let device = device();
+    let model = Quadratic::new(&[1.0], &device);
+    let grad = |m: &Quadratic| GradientsParams::from_grads(m.loss(&[1.0]).backward(), m);
+    let bad = PowerIterationConfig::new().with_tolerance(0.0);
+    assert!(top_hessian_eigenvalue(&model, grad, &bad).is_err());
+}
