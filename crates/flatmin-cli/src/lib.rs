@@ -3,5 +3,7 @@
 pub mod data;
 pub mod fsutil;
 pub mod models;
+pub mod plot;
 pub mod replay;
+pub mod toy;
 pub mod train;

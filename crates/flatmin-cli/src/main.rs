@@ -29,6 +29,8 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// The WSAM paper's 2-D toy: which minimum (sharp or flat) each optimizer reaches.
+    Toy(flatmin_lab::toy::ToyArgs),
 }
 
 /// Flags of `flatmin train`; each overrides the `--config` file, which overrides the defaults.
@@ -205,6 +207,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay { case, out } => run_replay(&case, &out).map_err(|e| format!("flatmin replay: {e}")),
         Command::Train(args) => run_train(&args, no_train_flags).map_err(|e| format!("flatmin train: {e}")),
+        Command::Toy(args) => flatmin_lab::toy::command(&args).map_err(|e| format!("flatmin toy: {e}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
