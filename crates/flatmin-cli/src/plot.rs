@@ -199,21 +199,24 @@ pub struct ContourMap {
     pub marks: Vec<(String, (f64, f64))>,
 }
 
+/// Low values dark blue, high values near white: the minima stand out.
 fn ramp(t: f64) -> String {
-    // Light (low) to dark blue (high).
     let t = t.clamp(0.0, 1.0);
-    let r = (247.0 - t * 200.0) as u8;
-    let g = (251.0 - t * 150.0) as u8;
-    let b = (255.0 - t * 80.0) as u8;
-    format!("#{r:02x}{g:02x}{b:02x}")
+    let (lo, hi) = ((33.0, 102.0, 172.0), (247.0, 247.0, 247.0));
+    let mix = |a: f64, b: f64| (a + (b - a) * t) as u8;
+    format!("#{:02x}{:02x}{:02x}", mix(lo.0, hi.0), mix(lo.1, hi.1), mix(lo.2, hi.2))
 }
+
+/// Width and right margin of a contour map (its legend labels are long).
+const MAP_W: f64 = 900.0;
+const MAP_RIGHT: f64 = 270.0;
 
 impl ContourMap {
     /// The map as an SVG document.
     pub fn to_svg(&self) -> String {
         let rows = self.values.len();
         let cols = self.values.first().map_or(0, Vec::len);
-        let pw = W - LEFT - RIGHT;
+        let pw = MAP_W - LEFT - MAP_RIGHT;
         let ph = H - TOP - BOTTOM;
         let (x0, x1) = (self.x.0, self.x.1);
         let (y0, y1) = (self.y.0, self.y.1);
@@ -224,14 +227,15 @@ impl ContourMap {
         let mut svg = String::new();
         let _ = write!(
             svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">
-<rect width="{W}" height="{H}" fill="white"/>
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{MAP_W}" height="{H}" viewBox="0 0 {MAP_W} {H}" font-family="sans-serif" font-size="12">
+<rect width="{MAP_W}" height="{H}" fill="white"/>
 <text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>
 "#,
             LEFT + pw / 2.0,
             esc(&self.title)
         );
         let (cw, ch) = (pw / cols.max(1) as f64, ph / rows.max(1) as f64);
+        svg.push_str(r#"<g shape-rendering="crispEdges">"#);
         for (j, row) in self.values.iter().enumerate() {
             for (i, v) in row.iter().enumerate() {
                 let t = if v.is_finite() {
@@ -250,7 +254,7 @@ impl ContourMap {
                 );
             }
         }
-        svg.push('\n');
+        svg.push_str("</g>\n");
         // Iso-lines by marching squares on cell corners.
         let gx = |i: f64| x0 + i / (cols - 1).max(1) as f64 * (x1 - x0);
         let gy = |j: f64| y0 + j / (rows - 1).max(1) as f64 * (y1 - y0);
