@@ -1,0 +1,108 @@
+//! `flatmin sharpness RUN`: the top Hessian eigenvalue λ_max of the training loss at a trained
+//! model (the run folder's last checkpoint), by power iteration with finite-difference
+//! Hessian-vector products (`flatmin::hessian`). The model is in inference mode (BatchNorm uses
+//! its running statistics, as PyHessian does) and the loss is taken on a fixed set of training
+//! images, with the labels the run trained on (label noise included).
+
+use std::path::{Path, PathBuf};
+
+use burn::optim::GradientsParams;
+use burn::tensor::Device;
+use flatmin::hessian::{EigenEstimate, PowerIterationConfig, top_hessian_eigenvalue};
+use serde_json::json;
+
+use crate::fsutil::write_atomic;
+use crate::models::{Classifier, InputShape, Mlp, ResNet18, SmallCnn, WideResNet};
+use crate::train::{self, Tensors, TrainError};
+
+/// Flags of `flatmin sharpness`.
+#[derive(clap::Args, Debug)]
+pub struct SharpnessArgs {
+    /// A run folder written by `flatmin train --out` (its last checkpoint is measured).
+    pub checkpoint: PathBuf,
+    /// How many training images the loss is taken on (the first N).
+    #[arg(long, default_value_t = 1000)]
+    pub samples: usize,
+    /// Most power iterations (each costs two gradient evaluations).
+    #[arg(long, default_value_t = 100)]
+    pub iterations: usize,
+    /// Relative-change stopping tolerance.
+    #[arg(long, default_value_t = 1e-3)]
+    pub tol: f64,
+    /// Seed of the start vector.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Also write the result as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// λ_max of the training loss at the checkpoint in `run`.
+pub fn measure(run: &Path, samples: usize, power: &PowerIterationConfig) -> Result<EigenEstimate, TrainError> {
+    let config = train::checkpoint_config(run)?;
+    match config.model.as_str() {
+        "mlp" => measure_with(run, samples, power, Mlp::new),
+        "cnn" => measure_with(run, samples, power, SmallCnn::new),
+        "resnet18" => measure_with(run, samples, power, ResNet18::new),
+        "wrn-28-10" => measure_with(run, samples, power, |s, d| WideResNet::new(s, 28, 10, d)),
+        other => Err(TrainError(format!("{}: unknown model `{other}`", run.display()))),
+    }
+}
+
+fn measure_with<M: Classifier>(
+    run: &Path,
+    samples: usize,
+    power: &PowerIterationConfig,
+    build: impl Fn(InputShape, &Device) -> M,
+) -> Result<EigenEstimate, TrainError> {
+    if samples == 0 {
+        return Err(TrainError("--samples must be at least 1".into()));
+    }
+    let config = train::checkpoint_config(run)?;
+    let split = train::load_data(&config)?;
+    let (mean, std) = train::channel_stats(&split.train);
+    let data = Tensors::new(&split.train, &mean, &std);
+    let device = Device::flex().autodiff();
+    let model = build(data.shape(), &device);
+    let model = train::load_model_file(model, &train::checkpoint_model_path(run)?)?;
+    let model = flatmin::inference_mode_tracked(&model);
+    let rows: Vec<usize> = (0..samples.min(data.len())).collect();
+    let (x, y) = data.batch(&rows, &device);
+    let gradient = |m: &M| {
+        let loss = flatmin::per_sample_cross_entropy(m.forward(x.clone()), y.clone()).mean();
+        GradientsParams::from_grads(loss.backward(), m)
+    };
+    top_hessian_eigenvalue(&model, gradient, power).map_err(|e| TrainError(format!("{}: {e}", run.display())))
+}
+
+/// `flatmin sharpness`.
+pub fn command(args: &SharpnessArgs) -> Result<(), TrainError> {
+    let power = PowerIterationConfig::new()
+        .with_max_iterations(args.iterations)
+        .with_tolerance(args.tol)
+        .with_seed(args.seed);
+    let est = measure(&args.checkpoint, args.samples, &power)?;
+    println!(
+        "λ_max = {:.6} ({} iterations, {}, finite-difference step {:.2e}{})",
+        est.eigenvalue,
+        est.iterations,
+        if est.converged { "converged" } else { "NOT converged: raise --iterations" },
+        est.step,
+        if est.shifted { ", shifted past a dominant negative eigenvalue" } else { "" }
+    );
+    if let Some(out) = &args.out {
+        let value = json!({
+            "checkpoint": args.checkpoint,
+            "lambda_max": est.eigenvalue,
+            "iterations": est.iterations,
+            "converged": est.converged,
+            "shifted": est.shifted,
+            "step": est.step,
+            "samples": args.samples,
+            "history": est.history,
+        });
+        let text = serde_json::to_string_pretty(&value).map_err(|e| TrainError(e.to_string()))?;
+        write_atomic(out, text.as_bytes()).map_err(|e| TrainError(format!("{}: {e}", out.display())))?;
+    }
+    Ok(())
+}

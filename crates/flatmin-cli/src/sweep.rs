@@ -1,0 +1,455 @@
+//! `flatmin sweep`: a grid of training runs — optimizer variants × label-noise rates × seeds —
+//! that can be interrupted and resumed, summarised as a Markdown table (mean ± std over seeds)
+//! and pictured (accuracy against noise rate, training curves).
+//!
+//! Every run lives in its own folder under `OUT/runs/`, written by the same code as
+//! `flatmin train --out`: a finished run (its `summary.json`) is reused, an interrupted one is
+//! resumed from its checkpoint, so running the same sweep again after a kill only does what is
+//! left, and ends with the same numbers as an uninterrupted sweep.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use flatmin::hessian::PowerIterationConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::args::TrainArgs;
+use crate::fsutil::write_atomic;
+use crate::plot::{LineChart, Series};
+use crate::train::{self, Progress, RunOptions, Summary, TrainConfig, TrainError};
+
+/// Flags of `flatmin sweep` (plus every training flag of `flatmin train`).
+#[derive(clap::Args, Debug)]
+pub struct SweepArgs {
+    /// Optimizer presets, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "sgd,sam")]
+    pub optimizers: Vec<String>,
+    /// A hyperparameter axis, `KEY=V1,V2,…` with KEY a field of the config's `hp` (rho, wsam_gamma,
+    /// esam_beta, esam_gamma, fsam_lambda, gsam_alpha, …); repeat for a grid.
+    #[arg(long = "vary")]
+    pub vary: Vec<String>,
+    /// Label-noise rates, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub noise: Vec<f64>,
+    /// Seeds per cell (0, 1, … N−1).
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    /// Also measure λ_max (top Hessian eigenvalue) of every trained model.
+    #[arg(long)]
+    pub sharpness: bool,
+    /// Training images the λ_max loss is taken on.
+    #[arg(long, default_value_t = 1000)]
+    pub sharpness_samples: usize,
+    /// Training settings shared by every run (`--out` is the sweep's folder).
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+/// What defines a sweep; stored as `sweep.json` so that a re-run can check it is the same one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepSpec {
+    /// The shared training configuration.
+    pub base: TrainConfig,
+    /// Optimizer presets.
+    pub optimizers: Vec<String>,
+    /// Hyperparameter axes.
+    pub vary: Vec<(String, Vec<f64>)>,
+    /// Noise rates.
+    pub noise: Vec<f64>,
+    /// Seeds per cell.
+    pub seeds: u64,
+    /// Whether λ_max is measured.
+    pub sharpness: bool,
+    /// Samples for λ_max.
+    pub sharpness_samples: usize,
+}
+
+/// One optimizer variant: a preset and hyperparameter values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Variant {
+    /// Label for tables and legends.
+    pub label: String,
+    /// Folder-safe name.
+    pub slug: String,
+    /// The preset.
+    pub optimizer: String,
+    /// `(key, value)` overrides.
+    pub values: Vec<(String, f64)>,
+}
+
+/// One run's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    /// Seed.
+    pub seed: u64,
+    /// Final test accuracy.
+    pub test_accuracy: f64,
+    /// Final test loss.
+    pub test_loss: f64,
+    /// Final train loss.
+    pub train_loss: f64,
+    /// ms per step.
+    pub mean_step_ms: f64,
+    /// λ_max, if measured.
+    pub lambda_max: Option<f64>,
+    /// Test accuracy per epoch.
+    pub curve: Vec<f64>,
+}
+
+/// A cell: a variant at a noise rate, over seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    /// The variant's label.
+    pub variant: String,
+    /// The noise rate.
+    pub noise: f64,
+    /// Every seed's run.
+    pub runs: Vec<RunResult>,
+    /// Mean test accuracy.
+    pub accuracy_mean: f64,
+    /// Sample standard deviation of the test accuracy.
+    pub accuracy_std: f64,
+    /// Mean λ_max.
+    pub lambda_mean: Option<f64>,
+    /// Standard deviation of λ_max.
+    pub lambda_std: Option<f64>,
+    /// Mean ms per step.
+    pub step_ms: f64,
+}
+
+/// Mean and sample standard deviation.
+pub fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    if xs.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+fn fmt_value(v: f64) -> String {
+    let s = format!("{v}");
+    if s.len() > 8 { format!("{v:.4}") } else { s }
+}
+
+/// Every variant of the spec: presets × the cartesian product of the axes.
+pub fn variants(spec: &SweepSpec) -> Vec<Variant> {
+    let mut combos: Vec<Vec<(String, f64)>> = vec![Vec::new()];
+    for (key, values) in &spec.vary {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                values.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.push((key.clone(), *v));
+                    c
+                })
+            })
+            .collect();
+    }
+    let mut out = Vec::new();
+    for opt in &spec.optimizers {
+        for combo in &combos {
+            let extra: Vec<String> = combo.iter().map(|(k, v)| format!("{k}={}", fmt_value(*v))).collect();
+            let label = if extra.is_empty() { opt.clone() } else { format!("{opt} {}", extra.join(" ")) };
+            let slug: String = label
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+                .collect();
+            out.push(Variant { label, slug, optimizer: opt.clone(), values: combo.clone() });
+        }
+    }
+    out
+}
+
+/// Sets hyperparameter `key` of `config` (a field of [`crate::train::Hyper`]).
+pub fn set_hyper(config: &mut TrainConfig, key: &str, value: f64) -> Result<(), TrainError> {
+    let mut hp = serde_json::to_value(&config.hp).map_err(|e| TrainError(e.to_string()))?;
+    let obj = hp.as_object_mut().ok_or_else(|| TrainError("hyperparameters".into()))?;
+    if !obj.contains_key(key) {
+        let mut keys: Vec<&String> = obj.keys().collect();
+        keys.sort();
+        return Err(TrainError(format!(
+            "--vary {key}: unknown hyperparameter; expected one of {}",
+            keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let is_flag = matches!(key, "adaptive" | "esam_per_element" | "wsam_coupled");
+    obj.insert(key.into(), if is_flag { serde_json::json!(value != 0.0) } else { serde_json::json!(value) });
+    config.hp = serde_json::from_value(hp).map_err(|e| TrainError(format!("--vary {key}={value}: {e}")))?;
+    Ok(())
+}
+
+/// The configuration of one run of the grid.
+pub fn run_config(spec: &SweepSpec, variant: &Variant, noise: f64, seed: u64) -> Result<TrainConfig, TrainError> {
+    let mut c = spec.base.clone();
+    c.optimizer = variant.optimizer.clone();
+    c.label_noise = noise;
+    c.seed = seed;
+    for (k, v) in &variant.values {
+        set_hyper(&mut c, k, *v)?;
+    }
+    c.sam_config()?;
+    Ok(c)
+}
+
+fn parse_axis(text: &str) -> Result<(String, Vec<f64>), TrainError> {
+    let (key, values) = text
+        .split_once('=')
+        .ok_or_else(|| TrainError(format!("--vary `{text}`: expected KEY=V1,V2,…")))?;
+    let values = values
+        .split(',')
+        .map(|v| v.trim().parse::<f64>().map_err(|_| TrainError(format!("--vary `{text}`: `{v}` is not a number"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    if values.is_empty() {
+        return Err(TrainError(format!("--vary `{text}`: no values")));
+    }
+    Ok((key.trim().to_string(), values))
+}
+
+impl SweepArgs {
+    /// The sweep's folder and spec.
+    pub fn spec(&self) -> Result<(PathBuf, SweepSpec), TrainError> {
+        let out = self.train.out.clone().ok_or_else(|| TrainError("--out DIR is required".into()))?;
+        if self.train.optimizer.is_some() {
+            return Err(TrainError("use --optimizers (a list) in a sweep, not --optimizer".into()));
+        }
+        if self.train.resume.is_some() || self.train.compare_base {
+            return Err(TrainError("--resume and --compare-base are not sweep flags: run the same sweep again to resume it".into()));
+        }
+        if self.seeds == 0 || self.noise.is_empty() || self.optimizers.is_empty() {
+            return Err(TrainError("a sweep needs at least one optimizer, one noise rate and one seed".into()));
+        }
+        let spec = SweepSpec {
+            base: self.train.config()?,
+            optimizers: self.optimizers.clone(),
+            vary: self.vary.iter().map(|v| parse_axis(v)).collect::<Result<_, _>>()?,
+            noise: self.noise.clone(),
+            seeds: self.seeds,
+            sharpness: self.sharpness,
+            sharpness_samples: self.sharpness_samples,
+        };
+        // Every run's configuration is checked before anything starts.
+        for v in variants(&spec) {
+            for &p in &spec.noise {
+                run_config(&spec, &v, p, 0)?;
+            }
+        }
+        Ok((out, spec))
+    }
+}
+
+fn run_dir(out: &Path, variant: &Variant, noise: f64, seed: u64) -> PathBuf {
+    out.join("runs").join(&variant.slug).join(format!("noise-{noise}")).join(format!("seed-{seed}"))
+}
+
+fn read_summary(dir: &Path) -> Option<Summary> {
+    let text = std::fs::read_to_string(dir.join("summary.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Runs (or finishes) the sweep in `out` and writes its reports. `log` receives progress lines.
+pub fn run(out: &Path, spec: &SweepSpec, quiet: bool) -> Result<Vec<Cell>, TrainError> {
+    std::fs::create_dir_all(out).map_err(|e| TrainError(format!("--out {}: {e}", out.display())))?;
+    let spec_path = out.join("sweep.json");
+    if let Ok(text) = std::fs::read_to_string(&spec_path) {
+        let old: SweepSpec = serde_json::from_str(&text).map_err(|e| TrainError(format!("{}: {e}", spec_path.display())))?;
+        if &old != spec {
+            return Err(TrainError(format!(
+                "{} holds another sweep; use a new --out folder (or delete it)",
+                spec_path.display()
+            )));
+        }
+    } else {
+        let text = serde_json::to_string_pretty(spec).map_err(|e| TrainError(e.to_string()))?;
+        write_atomic(&spec_path, text.as_bytes()).map_err(|e| TrainError(format!("{}: {e}", spec_path.display())))?;
+    }
+    let variants = variants(spec);
+    let total = variants.len() * spec.noise.len() * spec.seeds as usize;
+    let mut done = 0;
+    let mut cells = Vec::new();
+    for variant in &variants {
+        for &noise in &spec.noise {
+            let mut runs = Vec::new();
+            for seed in 0..spec.seeds {
+                done += 1;
+                let config = run_config(spec, variant, noise, seed)?;
+                let dir = run_dir(out, variant, noise, seed);
+                let summary = match read_summary(&dir).filter(|s| s.config == config) {
+                    Some(s) => s,
+                    None => {
+                        let resume = dir.join("checkpoint.json").exists()
+                            && train::checkpoint_config(&dir).is_ok_and(|c| c == config);
+                        if !quiet {
+                            eprintln!(
+                                "[{done}/{total}] {} noise {noise} seed {seed}{}",
+                                variant.label,
+                                if resume { " (resuming)" } else { "" }
+                            );
+                        }
+                        let options = RunOptions {
+                            out: Some(&dir),
+                            resume,
+                            progress: Progress::Quiet,
+                            label: variant.label.clone(),
+                        };
+                        train::run(&config, &options)?
+                    }
+                };
+                let lambda_max = if spec.sharpness { Some(sharpness(&dir, spec)?) } else { None };
+                runs.push(RunResult {
+                    seed,
+                    test_accuracy: summary.test_accuracy,
+                    test_loss: summary.test_loss,
+                    train_loss: summary.train_loss,
+                    mean_step_ms: summary.mean_step_ms,
+                    lambda_max,
+                    curve: summary.history.iter().map(|m| m.test_accuracy).collect(),
+                });
+            }
+            let (accuracy_mean, accuracy_std) = mean_std(&runs.iter().map(|r| r.test_accuracy).collect::<Vec<_>>());
+            let lambdas: Vec<f64> = runs.iter().filter_map(|r| r.lambda_max).collect();
+            let (lm, ls) = mean_std(&lambdas);
+            cells.push(Cell {
+                variant: variant.label.clone(),
+                noise,
+                accuracy_mean,
+                accuracy_std,
+                lambda_mean: (!lambdas.is_empty()).then_some(lm),
+                lambda_std: (!lambdas.is_empty()).then_some(ls),
+                step_ms: runs.iter().map(|r| r.mean_step_ms).sum::<f64>() / runs.len() as f64,
+                runs,
+            });
+        }
+    }
+    write_reports(out, spec, &variants, &cells)?;
+    Ok(cells)
+}
+
+/// λ_max of a finished run, cached in its folder as `sharpness.json`.
+fn sharpness(dir: &Path, spec: &SweepSpec) -> Result<f64, TrainError> {
+    let path = dir.join("sharpness.json");
+    if let Some(v) = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["lambda_max"].as_f64())
+    {
+        return Ok(v);
+    }
+    let est = crate::sharpness::measure(dir, spec.sharpness_samples, &PowerIterationConfig::new())?;
+    let value = serde_json::json!({"lambda_max": est.eigenvalue, "iterations": est.iterations, "converged": est.converged});
+    write_atomic(&path, value.to_string().as_bytes()).map_err(|e| TrainError(format!("{}: {e}", path.display())))?;
+    Ok(est.eigenvalue)
+}
+
+/// The Markdown table: one row per variant, one column per noise rate (test accuracy mean ± std
+/// over seeds, in %), then λ_max and ms per step.
+pub fn markdown(spec: &SweepSpec, variants: &[Variant], cells: &[Cell]) -> String {
+    let mut s = String::new();
+    s.push_str("| optimizer |");
+    for p in &spec.noise {
+        s.push_str(&format!(" noise {:.0} % |", p * 100.0));
+    }
+    if spec.sharpness {
+        s.push_str(&format!(" λ_max (noise {:.0} %) |", spec.noise[0] * 100.0));
+    }
+    s.push_str(" ms/step |\n|---|");
+    for _ in &spec.noise {
+        s.push_str("---|");
+    }
+    if spec.sharpness {
+        s.push_str("---|");
+    }
+    s.push_str("---|\n");
+    for v in variants {
+        let row: Vec<&Cell> = cells.iter().filter(|c| c.variant == v.label).collect();
+        s.push_str(&format!("| {} |", v.label));
+        for c in &row {
+            s.push_str(&format!(" {:.2} ± {:.2} |", 100.0 * c.accuracy_mean, 100.0 * c.accuracy_std));
+        }
+        if spec.sharpness {
+            match (row.first().and_then(|c| c.lambda_mean), row.first().and_then(|c| c.lambda_std)) {
+                (Some(m), Some(sd)) => s.push_str(&format!(" {m:.2} ± {sd:.2} |")),
+                _ => s.push_str(" – |"),
+            }
+        }
+        let ms = row.iter().map(|c| c.step_ms).sum::<f64>() / row.len().max(1) as f64;
+        s.push_str(&format!(" {ms:.1} |\n"));
+    }
+    s
+}
+
+fn write_reports(out: &Path, spec: &SweepSpec, variants: &[Variant], cells: &[Cell]) -> Result<(), TrainError> {
+    let write = |name: &str, text: &str| {
+        write_atomic(&out.join(name), text.as_bytes()).map_err(|e| TrainError(format!("{}: {e}", out.join(name).display())))
+    };
+    let md = format!(
+        "# Sweep: {} on {} ({} epochs, {} seeds)\n\nTest accuracy, mean ± std over seeds (%).\n\n{}",
+        spec.base.model,
+        spec.base.dataset,
+        spec.base.epochs,
+        spec.seeds,
+        markdown(spec, variants, cells)
+    );
+    write("results.md", &md)?;
+    let json = serde_json::json!({"spec": spec, "variants": variants, "cells": cells});
+    write("results.json", &serde_json::to_string_pretty(&json).map_err(|e| TrainError(e.to_string()))?)?;
+    if spec.noise.len() > 1 {
+        let chart = LineChart {
+            title: format!("Test accuracy vs label noise ({}, {} seeds)", spec.base.model, spec.seeds),
+            x_label: "symmetric label noise rate".into(),
+            y_label: "test accuracy (%)".into(),
+            series: variants
+                .iter()
+                .map(|v| Series {
+                    label: v.label.clone(),
+                    points: cells
+                        .iter()
+                        .filter(|c| c.variant == v.label)
+                        .map(|c| (c.noise, 100.0 * c.accuracy_mean, Some(100.0 * c.accuracy_std)))
+                        .collect(),
+                })
+                .collect(),
+        };
+        write("accuracy_vs_noise.svg", &chart.to_svg())?;
+    }
+    let mut by_noise: BTreeMap<String, Vec<&Cell>> = BTreeMap::new();
+    for c in cells {
+        by_noise.entry(format!("{}", c.noise)).or_default().push(c);
+    }
+    for (noise, group) in by_noise {
+        let chart = LineChart {
+            title: format!("Test accuracy per epoch, label noise {noise} (mean over seeds)"),
+            x_label: "epoch".into(),
+            y_label: "test accuracy (%)".into(),
+            series: group
+                .iter()
+                .map(|c| {
+                    let epochs = c.runs.iter().map(|r| r.curve.len()).min().unwrap_or(0);
+                    Series {
+                        label: c.variant.clone(),
+                        points: (0..epochs)
+                            .map(|e| {
+                                let at: Vec<f64> = c.runs.iter().map(|r| 100.0 * r.curve[e]).collect();
+                                let (m, sd) = mean_std(&at);
+                                ((e + 1) as f64, m, Some(sd))
+                            })
+                            .collect(),
+                    }
+                })
+                .collect(),
+        };
+        write(&format!("curves_noise{noise}.svg"), &chart.to_svg())?;
+    }
+    Ok(())
+}
+
+/// `flatmin sweep`.
+pub fn command(args: &SweepArgs) -> Result<(), TrainError> {
+    let (out, spec) = args.spec()?;
+    let cells = run(&out, &spec, args.train.quiet)?;
+    println!("{}", markdown(&spec, &variants(&spec), &cells));
+    println!("wrote {}/results.md, results.json and plots", out.display());
+    Ok(())
+}
