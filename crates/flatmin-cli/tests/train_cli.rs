@@ -265,3 +265,25 @@ fn compare_base_trains_the_base_without_the_methods_hyperparameters() {
     assert_eq!(method["hyperparams"]["friendly"]["sigma"], 0.5);
     assert_ne!(base["test_loss"], method["test_loss"]);
 }
+
+#[test]
+fn augmentation_and_label_smoothing_are_seeded_and_change_the_run() {
+    let runs: Vec<PathBuf> = (0..3).map(|i| scratch(&format!("augment-{i}"))).collect();
+    let extra = ["--epochs", "2", "--seed", "4", "--augment", "--label-smoothing", "0.1"];
+    for dir in &runs[..2] {
+        let run = train(&[&extra[..], &["--out", dir.to_str().unwrap()]].concat());
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    }
+    let plain = train(&["--epochs", "2", "--seed", "4", "--out", runs[2].to_str().unwrap()]);
+    assert!(plain.status.success());
+    let weights: Vec<_> = runs.iter().map(|d| checkpoint_weights(d).unwrap()).collect();
+    assert_eq!(weights[0], weights[1], "same seed, same augmentation draws");
+    assert_ne!(weights[0], weights[2]);
+    let summary = json(&runs[0].join("summary.json"));
+    assert_eq!(summary["config"]["augment"], true);
+    assert_eq!(summary["config"]["label_smoothing"], 0.1);
+    fails_with(&["--label-smoothing", "1.0"], "--label-smoothing 1");
+    fails_with(&["--preset", "sam-wrn28-10-imagenet"], "--preset `sam-wrn28-10-imagenet`");
+    // A preset needs the CIFAR files it names.
+    fails_with(&["--preset", "sam-wrn28-10-cifar10"], "--data-dir");
+}

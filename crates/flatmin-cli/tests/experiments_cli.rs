@@ -1,0 +1,172 @@
+//! `flatmin sweep`, `flatmin sharpness` and `flatmin toy` end to end through the real binary, on
+//! grids small enough for CI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_flatmin"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flatmin-exp-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+const GRID: [&str; 16] = [
+    "sweep", "--optimizers", "sgd,sam", "--noise", "0,0.5", "--seeds", "2", "--model", "mlp", "--epochs", "2",
+    "--train-limit", "320", "--test-limit", "100", "--quiet",
+];
+
+fn accuracies(results: &Value) -> Vec<(String, f64, Vec<f64>)> {
+    results["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let runs = c["runs"].as_array().unwrap().iter().map(|r| r["test_accuracy"].as_f64().unwrap()).collect();
+            (c["variant"].as_str().unwrap().to_string(), c["noise"].as_f64().unwrap(), runs)
+        })
+        .collect()
+}
+
+#[test]
+fn a_sweep_writes_its_table_results_and_plots() {
+    let out = scratch("grid");
+    let run = bin()
+        .args(GRID)
+        .args(["--sharpness", "--sharpness-samples", "100", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("| optimizer | noise 0 % | noise 50 % | λ_max (noise 0 %) | ms/step |"), "{md}");
+    assert!(md.contains("| sgd |") && md.contains("| sam |"));
+    let results = json(&out.join("results.json"));
+    let cells = accuracies(&results);
+    assert_eq!(cells.len(), 4);
+    for (variant, noise, runs) in &cells {
+        assert_eq!(runs.len(), 2, "{variant} {noise}");
+        assert!(runs.iter().all(|a| (0.0..=1.0).contains(a)));
+    }
+    for cell in results["cells"].as_array().unwrap() {
+        if cell["noise"] == 0.0 {
+            assert!(cell["lambda_mean"].as_f64().unwrap() > 0.0, "λ_max measured at noise 0");
+        }
+    }
+    for svg in ["accuracy_vs_noise.svg", "curves_noise0.svg", "curves_noise0.5.svg"] {
+        let text = std::fs::read_to_string(out.join(svg)).unwrap();
+        assert!(text.starts_with("<svg") && text.contains("polyline"), "{svg}");
+    }
+    // A second run of the same sweep finds everything done and changes nothing.
+    let again = bin().args(GRID).args(["--sharpness", "--sharpness-samples", "100", "--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(again.status.success());
+    assert_eq!(accuracies(&json(&out.join("results.json"))), cells);
+}
+
+#[test]
+fn a_killed_sweep_resumes_to_the_same_results() {
+    let straight = scratch("straight");
+    let run = bin().args(GRID).args(["--out", straight.to_str().unwrap()]).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+
+    let killed = scratch("killed");
+    let mut child = bin()
+        .args(GRID)
+        .args(["--out", killed.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill once the first run has finished, while later ones are still to come.
+    let first = killed.join("runs/sgd/noise-0/seed-0/summary.json");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !first.exists() {
+        assert!(Instant::now() < deadline, "the sweep never finished a run");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed mid-sweep");
+    assert!(!killed.join("results.json").exists(), "the sweep had not finished");
+
+    let resumed = bin().args(GRID).args(["--out", killed.to_str().unwrap()]).output().unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(accuracies(&json(&killed.join("results.json"))), accuracies(&json(&straight.join("results.json"))));
+}
+
+#[test]
+fn sweep_settings_are_checked_before_anything_runs() {
+    let out = scratch("bad");
+    let fails = |args: &[&str], needle: &str| {
+        let run = bin().args(args).output().unwrap();
+        assert!(!run.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains(needle), "expected `{needle}` in {stderr}");
+    };
+    fails(&["sweep", "--optimizers", "sam", "--vary", "rhoo=0.1", "--out", out.to_str().unwrap()], "unknown hyperparameter");
+    fails(&["sweep", "--optimizers", "sam", "--vary", "rho=x", "--out", out.to_str().unwrap()], "not a number");
+    fails(&["sweep", "--optimizers", "samm", "--out", out.to_str().unwrap()], "one of sgd");
+    fails(&["sweep", "--optimizers", "sam"], "--out DIR is required");
+    fails(&["sweep", "--optimizers", "sam", "--noise=1.5", "--out", out.to_str().unwrap()], "--label-noise 1.5");
+    assert!(!out.join("runs").exists(), "nothing may run before the checks");
+    // The same folder cannot hold two different sweeps.
+    let first = bin().args(["sweep", "--optimizers", "sgd", "--seeds", "1", "--model", "mlp", "--epochs", "1", "--train-limit", "128", "--test-limit", "50", "--quiet", "--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    fails(&["sweep", "--optimizers", "sam", "--seeds", "1", "--model", "mlp", "--epochs", "1", "--out", out.to_str().unwrap()], "holds another sweep");
+}
+
+#[test]
+fn sharpness_of_a_trained_run() {
+    let run_dir = scratch("sharp-run");
+    let train = bin()
+        .args(["train", "--model", "mlp", "--epochs", "2", "--train-limit", "320", "--test-limit", "100", "--quiet", "--out"])
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(train.status.success(), "{}", String::from_utf8_lossy(&train.stderr));
+    let out = run_dir.join("lambda.json");
+    let run = bin()
+        .args(["sharpness", run_dir.to_str().unwrap(), "--samples", "200", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("λ_max ="));
+    let result = json(&out);
+    let lambda = result["lambda_max"].as_f64().unwrap();
+    assert!(lambda.is_finite() && lambda > 0.0, "{result}");
+    assert!(result["converged"].as_bool().unwrap());
+
+    let missing = bin().args(["sharpness", "/nonexistent/run"]).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no checkpoint"));
+}
+
+#[test]
+fn toy_writes_json_and_plot_with_the_papers_basins() {
+    let out = scratch("toy");
+    let run = bin().args(["toy", "--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let toy = json(&out.join("toy.json"));
+    let runs = toy["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 6);
+    for r in runs {
+        for key in ["optimizer", "gamma", "coupled", "final", "final_loss", "basin"] {
+            assert!(r.get(key).is_some(), "{key} in {r}");
+        }
+        let flat = r["optimizer"] == "wsam" && r["gamma"] == 0.95 && r["coupled"] == true;
+        assert_eq!(r["basin"], if flat { "flat" } else { "sharp" }, "{r}");
+    }
+    assert!(std::fs::read_to_string(out.join("toy.svg")).unwrap().contains("polyline"));
+    let custom = bin().args(["toy", "--optimizers", "fsam,wsam:0.9:coupled", "--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(custom.status.success(), "{}", String::from_utf8_lossy(&custom.stderr));
+    assert_eq!(json(&out.join("toy.json"))["runs"].as_array().unwrap().len(), 2);
+}
