@@ -16,7 +16,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
+        let (first, second) = bytes.split_at(bytes.len() / 2);
+        file.write_all(first)?;
+        crate::fault::pause_point(&format!("write-half:{name}"));
+        file.write_all(second)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
@@ -24,4 +27,41 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Proves `dir` can take `bytes` more bytes: writes a hidden file of that size (zeros, synced),
+/// then removes it. A full disk or a quota answers with the error the real write would get.
+pub fn probe_space(dir: &Path, bytes: u64) -> std::io::Result<()> {
+    let probe = dir.join(format!(".space-probe.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&probe)?;
+        let chunk = vec![0u8; 1 << 20];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            file.write_all(&chunk[..n])?;
+            left -= n as u64;
+        }
+        file.sync_all()
+    })();
+    let _ = std::fs::remove_file(&probe);
+    result
+}
+
+/// Removes what an interrupted run may have left in its folder `dir`: temporary files of
+/// atomic writes (`*.tmp`) and checkpoint files (`model-e*.bpk`, `optimizer-e*.bpk`) other than
+/// those in `keep`. Best effort: a file that cannot be removed stays.
+pub fn remove_stale(dir: &Path, keep: &[&str]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let checkpoint_file =
+            (name.starts_with("model-e") || name.starts_with("optimizer-e")) && name.ends_with(".bpk");
+        let stale = name.ends_with(".tmp") || checkpoint_file && !keep.contains(&name.as_str());
+        if stale && entry.path().is_file() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }

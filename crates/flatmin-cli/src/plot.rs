@@ -65,6 +65,109 @@ fn fmt_tick(v: f64) -> String {
     }
 }
 
+/// The plot area of a chart: its size, data ranges and the shared drawing (header, axes,
+/// legend) of every chart kind.
+struct Frame {
+    width: f64,
+    right: f64,
+    x: (f64, f64),
+    y: (f64, f64),
+}
+
+impl Frame {
+    fn plot_width(&self) -> f64 {
+        self.width - LEFT - self.right
+    }
+
+    fn plot_height(&self) -> f64 {
+        H - TOP - BOTTOM
+    }
+
+    fn sx(&self, x: f64) -> f64 {
+        LEFT + (x - self.x.0) / (self.x.1 - self.x.0) * self.plot_width()
+    }
+
+    fn sy(&self, y: f64) -> f64 {
+        TOP + self.plot_height() - (y - self.y.0) / (self.y.1 - self.y.0) * self.plot_height()
+    }
+
+    /// The SVG header, white background and title.
+    fn open(&self, title: &str) -> String {
+        let w = self.width;
+        format!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{H}" viewBox="0 0 {w} {H}" font-family="sans-serif" font-size="12">
+<rect width="{w}" height="{H}" fill="white"/>
+<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>
+"#,
+            LEFT + self.plot_width() / 2.0,
+            esc(title)
+        )
+    }
+
+    /// Tick labels (with grid lines when `grid`), the frame and the axis labels.
+    fn axes(&self, svg: &mut String, x_label: &str, y_label: &str, grid: bool) {
+        let (pw, ph) = (self.plot_width(), self.plot_height());
+        for t in ticks(self.y.0, self.y.1) {
+            let y = self.sy(t);
+            if grid {
+                let _ = write!(
+                    svg,
+                    r##"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e5e5"/>"##,
+                    LEFT + pw
+                );
+            }
+            let _ = writeln!(
+                svg,
+                r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+                LEFT - 6.0,
+                y + 4.0,
+                fmt_tick(t)
+            );
+        }
+        for t in ticks(self.x.0, self.x.1) {
+            let x = self.sx(t);
+            if grid {
+                let _ = write!(
+                    svg,
+                    r##"<line x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{}" stroke="#f0f0f0"/>"##,
+                    TOP + ph
+                );
+            }
+            let _ = writeln!(
+                svg,
+                r#"<text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"#,
+                TOP + ph + 18.0,
+                fmt_tick(t)
+            );
+        }
+        let _ = writeln!(
+            svg,
+            r##"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>
+<text x="{}" y="{}" text-anchor="middle">{}</text>
+<text transform="translate(18 {}) rotate(-90)" text-anchor="middle">{}</text>"##,
+            LEFT + pw / 2.0,
+            H - 12.0,
+            esc(x_label),
+            TOP + ph / 2.0,
+            esc(y_label)
+        );
+    }
+
+    /// Legend entry `i`: a line sample and its label, right of the plot.
+    fn legend(&self, svg: &mut String, i: usize, colour: &str, dash: &str, label: &str) {
+        let ly = TOP + 10.0 + i as f64 * 20.0;
+        let lx = LEFT + self.plot_width() + 14.0;
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{lx}" x2="{}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,
+            lx + 22.0,
+            lx + 28.0,
+            ly + 4.0,
+            esc(label)
+        );
+    }
+}
+
 impl LineChart {
     /// The chart as an SVG document.
     pub fn to_svg(&self) -> String {
@@ -83,54 +186,16 @@ impl LineChart {
         if x1 - x0 < 1e-12 {
             x1 = x0 + 1.0;
         }
-        let pad = ((y1 - y0) * 0.08).max(1e-9);
-        let (y0, y1) = (y0 - pad, y1 + pad);
-        let pw = W - LEFT - RIGHT;
-        let ph = H - TOP - BOTTOM;
-        let sx = |x: f64| LEFT + (x - x0) / (x1 - x0) * pw;
-        let sy = |y: f64| TOP + ph - (y - y0) / (y1 - y0) * ph;
-        let mut svg = String::new();
-        let _ = write!(
-            svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">
-<rect width="{W}" height="{H}" fill="white"/>
-<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>
-"#,
-            LEFT + pw / 2.0,
-            esc(&self.title)
-        );
-        for t in ticks(y0, y1) {
-            let y = sy(t);
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e5e5"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-                LEFT + pw,
-                LEFT - 6.0,
-                y + 4.0,
-                fmt_tick(t)
-            );
-        }
-        for t in ticks(x0, x1) {
-            let x = sx(t);
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{}" stroke="#f0f0f0"/><text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"##,
-                TOP + ph,
-                TOP + ph + 18.0,
-                fmt_tick(t)
-            );
-        }
-        let _ = writeln!(
-            svg,
-            r##"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>
-<text x="{}" y="{}" text-anchor="middle">{}</text>
-<text transform="translate(18 {}) rotate(-90)" text-anchor="middle">{}</text>"##,
-            LEFT + pw / 2.0,
-            H - 12.0,
-            esc(&self.x_label),
-            TOP + ph / 2.0,
-            esc(&self.y_label)
-        );
+        // A little room on every side, so end points and their error bars clear the frame.
+        let (xpad, ypad) = ((x1 - x0) * 0.03, ((y1 - y0) * 0.08).max(1e-9));
+        let frame = Frame {
+            width: W,
+            right: RIGHT,
+            x: (x0 - xpad, x1 + xpad),
+            y: (y0 - ypad, y1 + ypad),
+        };
+        let mut svg = frame.open(&self.title);
+        frame.axes(&mut svg, &self.x_label, &self.y_label, true);
         for (i, s) in self.series.iter().enumerate() {
             let colour = PALETTE[i % PALETTE.len()];
             let dash = if i >= PALETTE.len() {
@@ -141,7 +206,7 @@ impl LineChart {
             let path: Vec<String> = s
                 .points
                 .iter()
-                .map(|&(x, y, _)| format!("{:.1},{:.1}", sx(x), sy(y)))
+                .map(|&(x, y, _)| format!("{:.1},{:.1}", frame.sx(x), frame.sy(y)))
                 .collect();
             let _ = writeln!(
                 svg,
@@ -152,29 +217,20 @@ impl LineChart {
                 let _ = writeln!(
                     svg,
                     r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"/>"#,
-                    sx(x),
-                    sy(y)
+                    frame.sx(x),
+                    frame.sy(y)
                 );
                 if let Some(e) = e.filter(|e| *e > 0.0) {
                     let _ = writeln!(
                         svg,
                         r#"<line x1="{x:.1}" x2="{x:.1}" y1="{:.1}" y2="{:.1}" stroke="{colour}"/>"#,
-                        sy(y - e),
-                        sy(y + e),
-                        x = sx(x)
+                        frame.sy(y - e),
+                        frame.sy(y + e),
+                        x = frame.sx(x)
                     );
                 }
             }
-            let ly = TOP + 10.0 + i as f64 * 20.0;
-            let lx = LEFT + pw + 14.0;
-            let _ = writeln!(
-                svg,
-                r#"<line x1="{lx}" x2="{}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,
-                lx + 22.0,
-                lx + 28.0,
-                ly + 4.0,
-                esc(&s.label)
-            );
+            frame.legend(&mut svg, i, colour, dash, &s.label);
         }
         svg.push_str("</svg>\n");
         svg
@@ -216,24 +272,16 @@ impl ContourMap {
     pub fn to_svg(&self) -> String {
         let rows = self.values.len();
         let cols = self.values.first().map_or(0, Vec::len);
-        let pw = MAP_W - LEFT - MAP_RIGHT;
-        let ph = H - TOP - BOTTOM;
-        let (x0, x1) = (self.x.0, self.x.1);
-        let (y0, y1) = (self.y.0, self.y.1);
-        let sx = |x: f64| LEFT + (x - x0) / (x1 - x0) * pw;
-        let sy = |y: f64| TOP + ph - (y - y0) / (y1 - y0) * ph;
+        let frame = Frame {
+            width: MAP_W,
+            right: MAP_RIGHT,
+            x: (self.x.0, self.x.1),
+            y: (self.y.0, self.y.1),
+        };
+        let (pw, ph) = (frame.plot_width(), frame.plot_height());
         let finite = self.values.iter().flatten().copied().filter(|v| v.is_finite());
         let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-        let mut svg = String::new();
-        let _ = write!(
-            svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{MAP_W}" height="{H}" viewBox="0 0 {MAP_W} {H}" font-family="sans-serif" font-size="12">
-<rect width="{MAP_W}" height="{H}" fill="white"/>
-<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>
-"#,
-            LEFT + pw / 2.0,
-            esc(&self.title)
-        );
+        let mut svg = frame.open(&self.title);
         let (cw, ch) = (pw / cols.max(1) as f64, ph / rows.max(1) as f64);
         svg.push_str(r#"<g shape-rendering="crispEdges">"#);
         for (j, row) in self.values.iter().enumerate() {
@@ -255,9 +303,9 @@ impl ContourMap {
             }
         }
         svg.push_str("</g>\n");
-        // Iso-lines by marching squares on cell corners.
-        let gx = |i: f64| x0 + i / (cols - 1).max(1) as f64 * (x1 - x0);
-        let gy = |j: f64| y0 + j / (rows - 1).max(1) as f64 * (y1 - y0);
+        // Iso-lines by marching squares on the grid's corners.
+        let gx = |i: f64| self.x.0 + i / (cols - 1).max(1) as f64 * (self.x.1 - self.x.0);
+        let gy = |j: f64| self.y.0 + j / (rows - 1).max(1) as f64 * (self.y.1 - self.y.0);
         for &level in &self.levels {
             let mut d = String::new();
             for j in 0..rows.saturating_sub(1) {
@@ -277,55 +325,28 @@ impl ContourMap {
                         }
                     }
                     for pair in crossings.chunks(2).filter(|p| p.len() == 2) {
+                        let (p, q) = (pair[0], pair[1]);
                         let _ = write!(
                             d,
                             "M{:.1} {:.1}L{:.1} {:.1}",
-                            sx(gx(pair[0].0)),
-                            sy(gy(pair[0].1)),
-                            sx(gx(pair[1].0)),
-                            sy(gy(pair[1].1))
+                            frame.sx(gx(p.0)),
+                            frame.sy(gy(p.1)),
+                            frame.sx(gx(q.0)),
+                            frame.sy(gy(q.1))
                         );
                     }
                 }
             }
             let _ = writeln!(svg, r##"<path d="{d}" stroke="#555" stroke-width="0.7" fill="none"/>"##);
         }
-        for t in ticks(y0, y1) {
-            let _ = writeln!(
-                svg,
-                r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
-                LEFT - 6.0,
-                sy(t) + 4.0,
-                fmt_tick(t)
-            );
-        }
-        for t in ticks(x0, x1) {
-            let _ = writeln!(
-                svg,
-                r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-                sx(t),
-                TOP + ph + 18.0,
-                fmt_tick(t)
-            );
-        }
-        let _ = writeln!(
-            svg,
-            r##"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>
-<text x="{}" y="{}" text-anchor="middle">{}</text>
-<text transform="translate(18 {}) rotate(-90)" text-anchor="middle">{}</text>"##,
-            LEFT + pw / 2.0,
-            H - 12.0,
-            esc(&self.x.2),
-            TOP + ph / 2.0,
-            esc(&self.y.2)
-        );
-        let inside = |&(x, y): &(f64, f64)| x >= x0 && x <= x1 && y >= y0 && y <= y1;
+        frame.axes(&mut svg, &self.x.2, &self.y.2, false);
+        let inside = |&(x, y): &(f64, f64)| x >= self.x.0 && x <= self.x.1 && y >= self.y.0 && y <= self.y.1;
         for (i, (label, points)) in self.paths.iter().enumerate() {
             let colour = PALETTE[(i + 1) % PALETTE.len()];
             let p: Vec<String> = points
                 .iter()
                 .filter(|p| inside(p))
-                .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+                .map(|&(x, y)| format!("{:.1},{:.1}", frame.sx(x), frame.sy(y)))
                 .collect();
             let _ = writeln!(
                 svg,
@@ -336,29 +357,20 @@ impl ContourMap {
                 let _ = writeln!(
                     svg,
                     r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{colour}"/>"#,
-                    sx(end.0),
-                    sy(end.1)
+                    frame.sx(end.0),
+                    frame.sy(end.1)
                 );
             }
-            let ly = TOP + 10.0 + i as f64 * 20.0;
-            let lx = LEFT + pw + 14.0;
-            let _ = writeln!(
-                svg,
-                r#"<line x1="{lx}" x2="{}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
-                lx + 22.0,
-                lx + 28.0,
-                ly + 4.0,
-                esc(label)
-            );
+            frame.legend(&mut svg, i, colour, "", label);
         }
         for (label, (x, y)) in &self.marks {
+            let (px, py) = (frame.sx(*x), frame.sy(*y));
             let _ = writeln!(
                 svg,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="16">✕</text><text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
-                sx(*x),
-                sy(*y) + 5.0,
-                sx(*x) + 9.0,
-                sy(*y) - 8.0,
+                r#"<text x="{px:.1}" y="{:.1}" text-anchor="middle" font-size="16">✕</text><text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
+                py + 5.0,
+                px + 9.0,
+                py - 8.0,
                 esc(label)
             );
         }

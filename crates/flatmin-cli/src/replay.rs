@@ -226,6 +226,9 @@ fn base_config(keys: &mut Keys) -> Result<(BaseConfig, f64), CaseError> {
         None => return err("`hyperparams.base` is missing"),
     };
     let lr = keys.num("lr")?;
+    if !(lr.is_finite() && lr >= 0.0) {
+        return err(format!("`hyperparams.lr` = {lr}: expected a finite number >= 0"));
+    }
     let name = base.strip_prefix("torch.optim.").unwrap_or(&base);
     let config = match name {
         "SGD" => BaseConfig::Sgd(
@@ -528,6 +531,11 @@ impl Case {
     /// The recorded steps.
     pub fn steps(&self) -> &[RecordedStep] {
         &self.steps
+    }
+
+    /// Rows of the case's data.
+    pub fn rows(&self) -> usize {
+        self.x_shape[0]
     }
 }
 

@@ -169,38 +169,95 @@ fn read_header<const DIMS: usize>(path: &Path, bytes: &[u8], magic: u32) -> Resu
     Ok(dims)
 }
 
-/// Checks the records after the header are exactly `expected` bytes, and returns them.
-fn payload<'a>(
-    path: &Path,
-    bytes: &'a [u8],
-    header_len: usize,
-    expected: u64,
-    part: &'static str,
-) -> Result<&'a [u8], DataError> {
-    let body = bytes.get(header_len..).unwrap_or_default();
-    let found = body.len() as u64;
-    if found < expected {
-        return Err(DataError::Truncated {
-            path: path.to_path_buf(),
-            part,
-            expected,
-            found,
-        });
+/// The bytes of an IDX file, decompressed when they are gzip, read in two steps: the header,
+/// then the records it announces. A gzip stream is decompressed only as far as the header says
+/// the file goes (plus one byte, to tell a longer file), so a small file whose content expands
+/// enormously never makes a large allocation; the rest is only counted, for the error.
+struct IdxSource<'a> {
+    path: &'a Path,
+    raw: &'a [u8],
+    gzip: Option<(MultiGzDecoder<&'a [u8]>, Vec<u8>)>,
+}
+
+impl<'a> IdxSource<'a> {
+    fn new(path: &'a Path, raw: &'a [u8]) -> Self {
+        let gzip = raw
+            .starts_with(&GZIP_MAGIC)
+            .then(|| (MultiGzDecoder::new(raw), Vec::new()));
+        Self { path, raw, gzip }
     }
-    if found > expected {
-        return Err(DataError::TrailingBytes {
-            path: path.to_path_buf(),
-            expected: header_len as u64 + expected,
-            found: bytes.len() as u64,
-        });
+
+    /// The first `len` bytes of the content (fewer if it is shorter).
+    fn header(&mut self, len: usize) -> Result<&[u8], DataError> {
+        let path = self.path;
+        match &mut self.gzip {
+            None => Ok(&self.raw[..len.min(self.raw.len())]),
+            Some((decoder, out)) => {
+                decoder
+                    .by_ref()
+                    .take(len as u64)
+                    .read_to_end(out)
+                    .map_err(|source| DataError::Gzip {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                Ok(out)
+            }
+        }
     }
-    Ok(body)
+
+    /// The records after a header of `header_len` bytes, checked to be exactly `expected`
+    /// bytes (which `part` of the file they are is for the error).
+    fn records(self, header_len: usize, expected: u64, part: &'static str) -> Result<Cow<'a, [u8]>, DataError> {
+        let path = self.path;
+        let (content, total) = match self.gzip {
+            None => (Cow::Borrowed(self.raw), self.raw.len() as u64),
+            Some((mut decoder, mut out)) => {
+                let gzip_error = |source| DataError::Gzip {
+                    path: path.to_path_buf(),
+                    source,
+                };
+                // Never more than the header announces, plus one byte to see a longer file.
+                let limit = expected.saturating_add(1);
+                decoder.by_ref().take(limit).read_to_end(&mut out).map_err(gzip_error)?;
+                let mut total = out.len() as u64;
+                if total > header_len as u64 + expected {
+                    total += std::io::copy(&mut decoder, &mut std::io::sink()).map_err(gzip_error)?;
+                }
+                (Cow::Owned(out), total)
+            }
+        };
+        let found = total.saturating_sub(header_len as u64);
+        if found < expected {
+            return Err(DataError::Truncated {
+                path: path.to_path_buf(),
+                part,
+                expected,
+                found,
+            });
+        }
+        if found > expected {
+            return Err(DataError::TrailingBytes {
+                path: path.to_path_buf(),
+                expected: header_len as u64 + expected,
+                found: total,
+            });
+        }
+        Ok(match content {
+            Cow::Borrowed(b) => Cow::Borrowed(&b[header_len..]),
+            Cow::Owned(mut v) => {
+                v.drain(..header_len);
+                Cow::Owned(v)
+            }
+        })
+    }
 }
 
 /// Reads an IDX images file (raw or gzipped) held in memory; `path` is only for errors.
 pub fn decode_idx_images(path: &Path, bytes: &[u8]) -> Result<IdxImages, DataError> {
-    let bytes = decompress_if_gzip(path, bytes)?;
-    let [count, rows, cols] = read_header::<3>(path, &bytes, IMAGES_MAGIC)?;
+    let mut source = IdxSource::new(path, bytes);
+    let header = source.header(IMAGES_HEADER_LEN)?;
+    let [count, rows, cols] = read_header::<3>(path, header, IMAGES_MAGIC)?;
     let unsupported = |detail: String| DataError::UnsupportedShape {
         path: path.to_path_buf(),
         detail,
@@ -211,8 +268,9 @@ pub fn decode_idx_images(path: &Path, bytes: &[u8]) -> Result<IdxImages, DataErr
     let expected = u64::from(count)
         .checked_mul(u64::from(rows))
         .and_then(|n| n.checked_mul(u64::from(cols)))
+        .filter(|&n| usize::try_from(n).is_ok())
         .ok_or_else(|| unsupported(format!("{count} images of {rows}×{cols} pixels do not fit in memory")))?;
-    let pixels = payload(path, &bytes, IMAGES_HEADER_LEN, expected, "image records")?;
+    let pixels = source.records(IMAGES_HEADER_LEN, expected, "image records")?;
     if count == 0 {
         return Err(DataError::Empty {
             path: path.to_path_buf(),
@@ -222,21 +280,22 @@ pub fn decode_idx_images(path: &Path, bytes: &[u8]) -> Result<IdxImages, DataErr
         count: count as usize,
         rows: rows as usize,
         cols: cols as usize,
-        pixels: pixels.to_vec(),
+        pixels: pixels.into_owned(),
     })
 }
 
 /// Reads an IDX labels file (raw or gzipped) held in memory; `path` is only for errors.
 pub fn decode_idx_labels(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, DataError> {
-    let bytes = decompress_if_gzip(path, bytes)?;
-    let [count] = read_header::<1>(path, &bytes, LABELS_MAGIC)?;
-    let labels = payload(path, &bytes, LABELS_HEADER_LEN, u64::from(count), "label records")?;
+    let mut source = IdxSource::new(path, bytes);
+    let header = source.header(LABELS_HEADER_LEN)?;
+    let [count] = read_header::<1>(path, header, LABELS_MAGIC)?;
+    let labels = source.records(LABELS_HEADER_LEN, u64::from(count), "label records")?;
     if count == 0 {
         return Err(DataError::Empty {
             path: path.to_path_buf(),
         });
     }
-    Ok(labels.to_vec())
+    Ok(labels.into_owned())
 }
 
 /// One dataset from an images file and a labels file in memory, with one class per name.

@@ -1,0 +1,229 @@
+//! The entry points of the fuzz targets (`fuzz/`, run with `cargo fuzz`) and of their corpus
+//! replay (`tests/fuzz_corpus.rs`, part of `cargo test`): each takes arbitrary bytes, hands them
+//! to one reader of untrusted input, and checks what a success promises. A malformed input must
+//! come back as a typed error; a panic here, in the fuzzer or in the replay, is a bug.
+//!
+//! Not part of the laboratory's interface: kept public only so that the fuzz crate and the tests
+//! run exactly the same code.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::data::idx::{self, IdxFile, IdxSplitFiles};
+use crate::data::{Split, cifar};
+use crate::replay;
+use crate::train::TrainConfig;
+
+/// The largest single allocation the fuzz targets and the corpus replay allow: fuzz inputs are a
+/// few kilobytes, so anything near this size was sized by an untrusted header or length.
+pub const ALLOCATION_CAP: usize = 128 << 20;
+
+/// The system allocator, refusing any single allocation above [`ALLOCATION_CAP`] (the process
+/// then aborts with "memory allocation of N bytes failed", which libFuzzer reports as a crash).
+/// Install it with `#[global_allocator]` in a fuzz target or test binary.
+pub struct CappedAlloc;
+
+// SAFETY: every call is forwarded unchanged to `System`, except that an oversized request
+// returns null, which `GlobalAlloc` allows for any failed allocation.
+unsafe impl GlobalAlloc for CappedAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.size() > ALLOCATION_CAP {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: the caller's contract is `System`'s.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if layout.size() > ALLOCATION_CAP {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` through this allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > ALLOCATION_CAP {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// The names of the fuzz targets, one folder each under `fuzz/corpus/` and `fuzz/regressions/`.
+pub const TARGETS: [&str; 4] = ["idx", "cifar", "replay_case", "train_config"];
+
+/// Runs the entry point of target `name` on `data`; `false` for an unknown name.
+pub fn run_target(name: &str, data: &[u8]) -> bool {
+    match name {
+        "idx" => idx(data),
+        "cifar" => cifar(data),
+        "replay_case" => replay_case(data),
+        "train_config" => train_config(data),
+        _ => return false,
+    }
+    true
+}
+
+/// Splits `data` into `N` parts: every part but the last is a little-endian `u16` length and
+/// that many bytes (cut short at the end of the data); the last part is the rest.
+fn parts<const N: usize>(mut data: &[u8]) -> [&[u8]; N] {
+    let mut out = [&[][..]; N];
+    for (i, part) in out.iter_mut().enumerate() {
+        if i == N - 1 {
+            *part = data;
+            break;
+        }
+        let len = match data {
+            [a, b, rest @ ..] => {
+                data = rest;
+                usize::from(u16::from_le_bytes([*a, *b]))
+            }
+            _ => {
+                data = &[];
+                0
+            }
+        };
+        let (head, tail) = data.split_at(len.min(data.len()));
+        *part = head;
+        data = tail;
+    }
+    out
+}
+
+fn check_split(split: &Split, classes: usize) {
+    for set in [&split.train, &split.test] {
+        assert!(!set.is_empty(), "a split never holds an empty set");
+        assert_eq!(set.images.len(), set.len() * set.image_len(), "pixels match the count");
+        assert!(set.labels.iter().all(|&l| usize::from(l) < classes), "labels in range");
+        assert_eq!(set.class_names.len(), classes);
+    }
+    assert_eq!(
+        [split.train.channels, split.train.height, split.train.width],
+        [split.test.channels, split.test.height, split.test.width]
+    );
+}
+
+/// The IDX reader: the whole input as an images file, as a labels file and as (maybe) gzip,
+/// then split into four files (see [`parts`]) for a whole training/test split.
+pub fn idx(data: &[u8]) {
+    let path = Path::new("fuzz.idx");
+    if let Ok(images) = idx::decode_idx_images(path, data) {
+        assert!(images.count > 0 && images.rows > 0 && images.cols > 0);
+        assert_eq!(images.pixels.len(), images.count * images.rows * images.cols);
+    }
+    if let Ok(labels) = idx::decode_idx_labels(path, data) {
+        assert!(!labels.is_empty());
+    }
+    if let Ok(raw) = idx::decompress_if_gzip(path, data)
+        && !data.starts_with(&[0x1f, 0x8b])
+    {
+        assert_eq!(&raw[..], data, "non-gzip input is passed through");
+    }
+    let [a, b, c, d] = parts::<4>(data);
+    let file = |bytes| IdxFile { path, bytes };
+    let files = IdxSplitFiles {
+        train_images: file(a),
+        train_labels: file(b),
+        test_images: file(c),
+        test_labels: file(d),
+    };
+    if let Ok(split) = idx::split_from_idx_bytes(files, &idx::MNIST_CLASS_NAMES) {
+        check_split(&split, 10);
+    }
+}
+
+/// The CIFAR readers: the input as one CIFAR-10 file and as one CIFAR-100 file.
+pub fn cifar(data: &[u8]) {
+    let path = Path::new("fuzz.bin");
+    for (result, record_len, classes) in [
+        (cifar::decode_cifar10(path, data), cifar::CIFAR10_RECORD_LEN, 10),
+        (cifar::decode_cifar100(path, data), cifar::CIFAR100_RECORD_LEN, 100),
+    ] {
+        if let Ok((images, labels)) = result {
+            assert_eq!(labels.len(), data.len() / record_len);
+            assert_eq!(images.len(), labels.len() * cifar::CIFAR_IMAGE_LEN);
+            assert!(labels.iter().all(|&l| usize::from(l) < classes));
+        }
+    }
+}
+
+/// Cases this small are also replayed (and their result written out as JSON), so that what
+/// parses is also known to run.
+const REPLAY_MAX_WEIGHTS: usize = 256;
+const REPLAY_MAX_ROWS: usize = 64;
+const REPLAY_MAX_STEPS: usize = 4;
+
+/// The conformance-case reader: the input as JSON, parsed as a case (which maps the
+/// hyperparameters onto a library configuration and validates it), and, when it parses, the
+/// hyperparameter mapping again on its own; a small valid case is also replayed.
+pub fn replay_case(data: &[u8]) {
+    let Ok(value) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    if let (Some(optimizer), Some(hyper)) = (
+        value.get("optimizer").and_then(Value::as_str),
+        value.get("hyperparams").and_then(Value::as_object),
+    ) && let Ok((config, lr)) = replay::config_for(optimizer, hyper)
+    {
+        assert!(config.validate().is_ok(), "a mapped configuration is valid");
+        assert!(lr.is_finite() && lr >= 0.0, "a mapped learning rate is usable");
+        assert!(config.init().is_ok());
+    }
+    let Ok(case) = replay::Case::parse(&value) else {
+        return;
+    };
+    let weights: usize = case.shapes.iter().map(|s| s.iter().product::<usize>()).sum();
+    if weights > REPLAY_MAX_WEIGHTS || case.rows() > REPLAY_MAX_ROWS || case.steps().len() > REPLAY_MAX_STEPS {
+        return;
+    }
+    if let Ok(result) = replay::run(&case) {
+        assert_eq!(result.steps.len(), case.steps().len());
+        let json = replay::result_json(&case, &result);
+        assert!(json["steps"].is_array());
+    }
+}
+
+/// The config-file reader: the input as a `--config` file, then the checks a run makes before
+/// it starts (which map the settings onto a library configuration).
+pub fn train_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(config) = TrainConfig::from_json(text) else {
+        return;
+    };
+    if config.check().is_ok() {
+        let sam = config.sam_config().expect("a checked config maps");
+        assert!(sam.init().is_ok(), "a checked config builds its optimizer");
+        // What a checkpoint stores must read back as the same run.
+        let text = serde_json::to_string(&config).expect("a config serializes");
+        let back = TrainConfig::from_json(&text).expect("a written config reads back");
+        assert_eq!(
+            serde_json::to_value(&back).ok(),
+            serde_json::to_value(&config).ok(),
+            "config round trip"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_split_by_length_prefixes() {
+        let data = [2, 0, b'a', b'b', 1, 0, b'c', 9, 9, b'x', b'y', b'z'];
+        assert_eq!(parts::<4>(&data), [&b"ab"[..], &b"c"[..], &b"xyz"[..], &b""[..]]);
+        assert_eq!(parts::<3>(&[5]), [&b""[..], &b""[..], &b""[..]]);
+        assert!(!run_target("nope", b""));
+    }
+}
