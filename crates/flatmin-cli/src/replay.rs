@@ -459,7 +459,8 @@ impl Case {
         }
         for (l, pair) in shapes.chunks(2).enumerate() {
             let ok = pair[0].len() == 2 && pair[1].len() == 1 && pair[0][0] == pair[1][0];
-            let chained = l == 0 || shapes[2 * l - 2][0] == pair[0][1];
+            // (`ok` first: a malformed shape has no `[1]` to chain on; found by fuzzing.)
+            let chained = ok && (l == 0 || shapes[2 * l - 2][0] == pair[0][1]);
             if !ok || !chained {
                 return err(format!(
                     "`param_shapes`: layer {l} is not a linear layer [out, in] + [out] fed by the previous one"
