@@ -89,6 +89,7 @@ pub use loss::per_sample_cross_entropy;
 pub use perturbation::{FriendlyConfig, Geometry, SwpConfig, SwpGranularity};
 pub use report::StepReport;
 pub use rng::Rng;
+pub use sam::Descent;
 pub use sam::{Ascent, Batch, MaskSource, Sam};
 pub use schedule::RhoSchedule;
 pub use selection::{SampleSelector, Selection, SelectionRule, SharpestSamples, select_sharpest};

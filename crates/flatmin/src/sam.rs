@@ -17,6 +17,9 @@ use crate::rng::Rng;
 use crate::selection::{SampleSelector, Selection, SharpestSamples};
 use crate::vector::{ParamVector, read};
 
+mod descent;
+pub use descent::Descent;
+
 /// Where ESAM's stochastic masks come from. The default draws them from a seeded generator; a
 /// replay of a recorded run injects the recorded masks.
 pub trait MaskSource: Send {

@@ -1,0 +1,30 @@
+//! # flatmin-learner: the SAM family where Burn users already train
+//!
+//! * [`SamLearner`] wraps a model so that Burn's `Learner` (burn-train 0.22.1) trains it with
+//!   any flatmin optimizer: both passes and ESAM's selection run in `TrainStep::step`, the
+//!   Learner's own `ModuleOptimizer` applies the combined gradient as the base optimizer, and
+//!   its learning-rate scheduler, metrics, checkpoints and early stopping work unchanged. The
+//!   model implements [`SamStep`] (one forward pass on the requested samples) instead of
+//!   `TrainStep`.
+//! * Data-parallel SAM on Burn's `MultiDevice` and DDP execution strategies ([`DataParallel`]):
+//!   by default each device perturbs with its own first-pass gradient (m-sharpness with `m` the
+//!   per-device batch) and only the update is averaged; [`AscentSync`] offers the synchronized
+//!   ascent and groups of devices.
+//! * [`MSharpness`]: the same m-sharpness on one device, the batch split into chunks of `m`.
+//!
+//! See the crate's README for the Learner example, several GPUs, and how m-sharpness bears on
+//! the batch size and ρ.
+
+#![warn(missing_docs)]
+
+mod adapter;
+mod chunked;
+mod engine;
+mod parallel;
+mod step;
+
+pub use adapter::{SamHandle, SamLearner, SamLearnerConfig, SamLearnerStats};
+pub use chunked::MSharpness;
+pub use engine::{SamGradients, SkipReason, apply_sharpness};
+pub use parallel::{AscentSync, DataParallel, distributed_flags, is_distributed, local_view};
+pub use step::{SamOutput, SamStep};

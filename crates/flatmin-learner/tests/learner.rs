@@ -1,0 +1,200 @@
+//! Burn's Learner with `SamLearner` against flatmin's own loop (`Sam::step`): same initial
+//! weights, same batches in the same order, same hyperparameters.
+//!
+//! The Learner's base optimizer is Burn's SGD (momentum 0.9 with dampening 0, weight decay
+//! 5e-4), flatmin's loop uses flatmin's PyTorch-semantics SGD with the same settings. In float32
+//! both do the same operations in an order that gives the same bits (Burn keeps its momentum
+//! and penalty as f32, flatmin's f64 coefficients are rounded to f32 when they meet an f32
+//! tensor; `a + b` and `b + a` round alike), so the weights are compared bit for bit (the
+//! trainable ones after a Learner run; BatchNorm statistics in the direct-step test below).
+
+mod common;
+
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::lr_scheduler::constant::ConstantLr;
+use burn::optim::lr_scheduler::linear::LinearLrSchedulerConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{ModuleOptimizer, SgdConfig};
+use burn::tensor::Device;
+use burn::train::metric::LossMetric;
+use burn::train::{Learner, SupervisedTraining};
+use common::*;
+use flatmin::SamConfig;
+use flatmin_learner::{SamLearner, SamLearnerConfig};
+
+const LR: f64 = 0.1;
+const BATCH: usize = 8;
+
+fn burn_sgd() -> ModuleOptimizer {
+    SgdConfig::new()
+        .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
+        .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
+        .init()
+}
+
+fn config(preset: &str) -> SamConfig {
+    SamConfig::preset(preset, SamConfig::sgd_base(0.9, 5e-4)).unwrap()
+}
+
+/// Trains with the Learner `build` makes for `epochs` epochs; returns the trained model and the
+/// adapter's statistics.
+fn with_learner(
+    build: impl FnOnce() -> Learner<SamLearner<Net>>,
+    epochs: usize,
+    name: &str,
+) -> (Net, flatmin_learner::SamLearnerStats) {
+    let dir = scratch(name);
+    let result = SupervisedTraining::new(&dir, loader(samples(32, 0), BATCH), loader(samples(16, 9), BATCH))
+        .num_epochs(epochs)
+        .metrics((LossMetric::new(),))
+        .with_application_logger(None)
+        .launch(build());
+    assert!(result.error.is_none(), "{:?}", result.error);
+    let stats = result.model.stats();
+    (result.model.into_inner(), stats)
+}
+
+fn learner(initial: &Net, sam: SamConfig, optim: ModuleOptimizer) -> Learner<SamLearner<Net>> {
+    let model = SamLearner::new(initial.deep_copy(), SamLearnerConfig::new(sam)).unwrap();
+    Learner::new(model, optim, ConstantLr::new(LR))
+}
+
+/// flatmin's own loop over the same batches.
+fn with_flatmin(initial: &Net, sam: &SamConfig, epochs: usize, mut lr: impl FnMut() -> f64) -> Net {
+    let device = Device::flex().autodiff();
+    let mut optim = sam.init().unwrap();
+    let mut model = initial.deep_copy();
+    let data = samples(32, 0);
+    for _ in 0..epochs {
+        for chunk in data.chunks(BATCH) {
+            let item = make_item(chunk, &device);
+            let (next, report) = optim.step(lr(), model, flatmin_loss(&item));
+            report.expect("finite step");
+            model = next;
+        }
+    }
+    model
+}
+
+#[test]
+fn learner_gives_the_weights_of_flatmins_own_loop_for_every_preset() {
+    let device = Device::flex().autodiff();
+    let initial = Net::new(&device);
+    for preset in ["sgd", "sam", "asam", "esam", "fsam", "wsam", "gsam", "fisher-sam"] {
+        let sam = config(preset);
+        let (trained, stats) = with_learner(|| learner(&initial, sam.clone(), burn_sgd()), 2, preset);
+        let own = with_flatmin(&initial, &sam, 2, || LR);
+        assert_eq!(stats.steps, 8, "{preset}");
+        assert_eq!(stats.skipped, 0, "{preset}");
+        let (a, b) = (trainable(&trained), trainable(&own));
+        assert!(a == b, "{preset}: max |Δ| = {}", max_abs_diff(&a, &b));
+    }
+}
+
+#[test]
+fn decoupled_wsam_follows_the_learners_learning_rate_schedule() {
+    let device = Device::flex().autodiff();
+    let initial = Net::new(&device);
+    let sam = config("wsam");
+    let schedule = || LinearLrSchedulerConfig::new(0.2, 0.02, 8).init().unwrap();
+    let build = || {
+        let model = SamLearner::new(initial.deep_copy(), SamLearnerConfig::new(sam.clone())).unwrap();
+        Learner::new(model, burn_sgd(), schedule())
+    };
+    let (trained, _) = with_learner(build, 2, "wsam-schedule");
+    let mut own_schedule = schedule();
+    let own = with_flatmin(&initial, &sam, 2, || own_schedule.step().base());
+    let (a, b) = (trainable(&trained), trainable(&own));
+    assert!(a == b, "max |Δ| = {}", max_abs_diff(&a, &b));
+}
+
+#[test]
+fn a_resumed_learner_ends_where_an_uninterrupted_one_does() {
+    let device = Device::flex().autodiff();
+    let initial = Net::new(&device);
+    let sam = config("sam");
+    let run = |dir: &std::path::Path, epochs: usize, resume: Option<usize>| {
+        let mut training = SupervisedTraining::new(dir, loader(samples(32, 0), BATCH), loader(samples(16, 9), BATCH))
+            .num_epochs(epochs)
+            .metrics((LossMetric::new(),))
+            .with_default_checkpointers()
+            .with_application_logger(None);
+        if let Some(epoch) = resume {
+            training = training.checkpoint(epoch);
+        }
+        let result = training.launch(learner(&initial, sam.clone(), burn_sgd()));
+        assert!(result.error.is_none(), "{:?}", result.error);
+        trainable(&result.model.into_inner())
+    };
+    let whole = run(&scratch("resume-whole"), 3, None);
+    let dir = scratch("resume-parts");
+    run(&dir, 1, None);
+    assert!(dir.join("checkpoint").join("model-1.bpk").exists());
+    assert!(dir.join("checkpoint").join("optim-1.bpk").exists());
+    let resumed = run(&dir, 3, Some(1));
+    assert!(whole == resumed, "max |Δ| = {}", max_abs_diff(&whole, &resumed));
+}
+
+#[test]
+fn the_learners_training_loss_metric_is_the_first_pass_loss() {
+    let device = Device::flex().autodiff();
+    let initial = Net::new(&device);
+    let sam = config("sam");
+    let dir = scratch("metrics");
+    let result = SupervisedTraining::new(&dir, loader(samples(32, 0), BATCH), loader(samples(16, 9), BATCH))
+        .num_epochs(1)
+        .metrics((LossMetric::new(),))
+        .with_application_logger(None)
+        .launch(learner(&initial, sam.clone(), burn_sgd()));
+    assert!(result.error.is_none());
+    // flatmin's loop reports L(w) of every step.
+    let mut optim = sam.init().unwrap();
+    let mut model = initial.deep_copy();
+    let mut losses = Vec::new();
+    for chunk in samples(32, 0).chunks(BATCH) {
+        let item = make_item(chunk, &device);
+        let (next, report) = optim.step(LR, model, flatmin_loss(&item));
+        losses.push(report.unwrap().loss.unwrap());
+        model = next;
+    }
+    let log =
+        std::fs::read_to_string(dir.join("train").join("epoch-1").join("Loss.log")).expect("the Learner's loss log");
+    // One `value,count` line per batch, then the epoch's `value,final`.
+    let logged: Vec<f64> = log
+        .lines()
+        .filter_map(|l| l.split_once(','))
+        .filter(|(_, count)| count.trim() != "final")
+        .filter_map(|(value, _)| value.trim().parse().ok())
+        .collect();
+    assert_eq!(logged.len(), losses.len(), "{log}");
+    for (l, f) in logged.iter().zip(&losses) {
+        assert!((l - f).abs() < 1e-5, "logged {l}, flatmin {f}");
+    }
+}
+
+/// BatchNorm's running statistics come from the first pass only, as in `Sam::step`: the adapter's
+/// `step` and `optimize` called directly (one thread, so Burn's lazily merged running state is
+/// read at the same point in both runs), three steps, every float compared, statistics included.
+#[test]
+fn batchnorm_statistics_come_from_the_first_pass_only() {
+    use burn::train::TrainStep;
+    let device = Device::flex().autodiff();
+    let initial = Net::new(&device);
+    for preset in ["sam", "esam", "wsam"] {
+        let sam = config(preset);
+        let mut wrapped = SamLearner::new(initial.deep_copy(), SamLearnerConfig::new(sam.clone())).unwrap();
+        let mut optim = burn_sgd();
+        let mut own = sam.init().unwrap();
+        let mut model = initial.deep_copy();
+        for chunk in samples(24, 4).chunks(BATCH) {
+            let item = make_item(chunk, &device);
+            let out = TrainStep::step(&wrapped, item.clone());
+            wrapped = TrainStep::optimize(wrapped, &mut optim, LR.into(), out.grads);
+            let (next, report) = own.step(LR, model, flatmin_loss(&item));
+            report.unwrap();
+            model = next;
+        }
+        let (a, b) = (weights(&wrapped.model), weights(&model));
+        assert!(a == b, "{preset}: max |Δ| = {}", max_abs_diff(&a, &b));
+    }
+}
