@@ -246,13 +246,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let stats = result.model.stats();
     let report = stats.last_report.clone().unwrap_or_default();
+    let shown = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     println!(
-        "{} SAM steps ({} skipped) in {:.1} s; last step: L(w) {:.4}, L(w+e) {:.4}, |e| {:.4}",
+        "{} steps ({} skipped) in {:.1} s; last step: L(w) {}, L(w+e) {}, |e| {:.4}",
         stats.steps,
         stats.skipped,
         started.elapsed().as_secs_f64(),
-        report.loss.unwrap_or(f64::NAN),
-        report.loss_perturbed.unwrap_or(f64::NAN),
+        shown(report.loss),
+        shown(report.loss_perturbed),
         report.perturbation_norm,
     );
     let checkpoints = dir.join("checkpoint");

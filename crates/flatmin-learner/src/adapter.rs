@@ -122,7 +122,13 @@ pub struct SamHandle(Arc<State>);
 
 impl fmt::Debug for SamHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SamHandle").field("config", &self.0.config).finish()
+        let config = &self.0.config;
+        f.debug_struct("SamHandle")
+            .field("rho", &config.sam.rho)
+            .field("combination", &config.sam.combination)
+            .field("devices", &config.parallel.parties())
+            .field("ascent", &config.parallel.ascent)
+            .finish()
     }
 }
 
@@ -248,7 +254,7 @@ where
 {
     let lr = *state.lr.lock().expect("lr lock");
     let ddp = is_distributed(model) || state.simulate_ddp;
-    let votes = (ddp && state.parties() > 1).then(|| Votes {
+    let votes = (ddp && state.parties() > 1).then_some(Votes {
         meeting: &state.votes,
         rank: Some(rank),
     });

@@ -440,6 +440,9 @@ pub fn apply_sharpness<M: Module>(model: M, lr: &ModuleLearningRate, sharpness: 
     })
 }
 
+/// (vector index, offset) of each vector's part of one parameter's leaf.
+type Spans = Vec<(usize, usize)>;
+
 /// Burn's DDP averages gradients only inside a backward pass, on parameters marked distributed.
 /// This averages an arbitrary per-parameter vector (here the combined gradient and WSAM's
 /// sharpness) the same way: a zero leaf per parameter, marked distributed under that
@@ -453,7 +456,8 @@ pub(crate) fn all_reduce_through_backward(
     device: &burn::tensor::Device,
     mark: bool,
 ) -> Vec<ParamVector> {
-    let mut leaves: Vec<(usize, Tensor<1>, Vec<(usize, usize)>)> = Vec::new();
+    // (parameter slot, its leaf, where each vector's part starts in the leaf)
+    let mut leaves: Vec<(usize, Tensor<1>, Spans)> = Vec::new();
     let mut surrogate: Option<Tensor<1>> = None;
     for (i, entry) in layout.entries.iter().enumerate() {
         let mut parts = Vec::new();
@@ -491,7 +495,7 @@ pub(crate) fn all_reduce_through_backward(
         let reduced = leaf.grad(&grads).expect("the leaf is on the surrogate's graph");
         for (k, offset) in spans {
             let n = vectors[k].get(i).expect("present").dims()[0];
-            out[k][i] = Some(reduced.clone().slice([offset..offset + n]));
+            out[k][i] = Some(reduced.clone().narrow(0, offset, n));
         }
     }
     out.into_iter().map(ParamVector::new).collect()

@@ -116,10 +116,14 @@ pub(crate) struct Rendezvous<T> {
     ready: Condvar,
 }
 
+/// Every worker's value of one round, by rank.
+type Met<T> = Arc<Vec<(usize, T)>>;
+
 struct Round<T> {
     generation: u64,
     arrived: Vec<(usize, T)>,
-    done: HashMap<u64, (Arc<Vec<(usize, T)>>, usize)>,
+    /// Per finished round: everyone's values, and how many workers have still to take them.
+    done: HashMap<u64, (Met<T>, usize)>,
 }
 
 impl<T: Clone> Rendezvous<T> {
