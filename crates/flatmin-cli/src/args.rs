@@ -9,6 +9,9 @@ use crate::train::{TrainConfig, TrainError};
 /// Flags of `flatmin train`; each overrides the `--config` file, which overrides the defaults.
 #[derive(Args, Debug, Default)]
 pub struct TrainArgs {
+    /// Start from a paper-scale preset (e.g. sam-wrn28-10-cifar10; a GPU is needed in practice).
+    #[arg(long)]
+    pub preset: Option<String>,
     /// A JSON file with any of the run's settings (the keys of summary.json's `config`).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -99,6 +102,12 @@ pub struct TrainArgs {
     /// GSAM's α.
     #[arg(long)]
     pub gsam_alpha: Option<f64>,
+    /// Random crops and horizontal flips of the training images (the papers' CIFAR augmentation).
+    #[arg(long)]
+    pub augment: bool,
+    /// Label smoothing of the cross-entropy.
+    #[arg(long)]
+    pub label_smoothing: Option<f64>,
     /// Write metrics.jsonl, summary.json and checkpoints here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -116,10 +125,18 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// The run's configuration: defaults, then the `--config` file, then the flags.
     pub fn config(&self) -> Result<TrainConfig, TrainError> {
-        let mut c = match &self.config {
-            Some(path) => TrainConfig::from_file(path)?,
-            None => TrainConfig::default(),
+        let mut c = match (&self.config, &self.preset) {
+            (Some(_), Some(_)) => return Err(TrainError("give --config or --preset, not both".into())),
+            (Some(path), None) => TrainConfig::from_file(path)?,
+            (None, Some(name)) => crate::presets::preset(name).map_err(TrainError)?,
+            (None, None) => TrainConfig::default(),
         };
+        if self.augment {
+            c.augment = true;
+        }
+        if self.label_smoothing.is_some() {
+            c.label_smoothing = self.label_smoothing.unwrap_or(0.0);
+        }
         macro_rules! set {
             ($($field:ident),*) => { $( if let Some(v) = &self.$field { c.$field = v.clone(); } )* };
         }
@@ -174,4 +191,3 @@ impl TrainArgs {
         Ok(c)
     }
 }
-

@@ -48,19 +48,30 @@ pub fn probe_space(dir: &Path, bytes: u64) -> std::io::Result<()> {
     result
 }
 
+/// Removes the temporary files (`*.tmp`) of atomic writes that a killed run left in its folder
+/// `dir`. Best effort: a file that cannot be removed stays.
+pub fn remove_temporaries(dir: &Path) {
+    remove_matching(dir, |name| name.ends_with(".tmp"));
+}
+
 /// Removes what an interrupted run may have left in its folder `dir`: temporary files of
 /// atomic writes (`*.tmp`) and checkpoint files (`model-e*.bpk`, `optimizer-e*.bpk`) other than
 /// those in `keep`. Best effort: a file that cannot be removed stays.
 pub fn remove_stale(dir: &Path, keep: &[&str]) {
+    remove_matching(dir, |name| {
+        let checkpoint_file =
+            (name.starts_with("model-e") || name.starts_with("optimizer-e")) && name.ends_with(".bpk");
+        name.ends_with(".tmp") || checkpoint_file && !keep.contains(&name)
+    });
+}
+
+fn remove_matching(dir: &Path, stale: impl Fn(&str) -> bool) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let checkpoint_file =
-            (name.starts_with("model-e") || name.starts_with("optimizer-e")) && name.ends_with(".bpk");
-        let stale = name.ends_with(".tmp") || checkpoint_file && !keep.contains(&name.as_str());
-        if stale && entry.path().is_file() {
+        if stale(&name) && entry.path().is_file() {
             let _ = std::fs::remove_file(entry.path());
         }
     }

@@ -1,5 +1,8 @@
 //! The flatmin laboratory: what the `flatmin` command runs.
 
+pub mod args;
+pub mod bench;
+pub mod compare;
 pub mod data;
 pub mod fault;
 pub mod fsutil;
@@ -7,6 +10,9 @@ pub mod fsutil;
 pub mod fuzzing;
 pub mod models;
 pub mod plot;
+pub mod presets;
 pub mod replay;
+pub mod sharpness;
+pub mod sweep;
 pub mod toy;
 pub mod train;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
+use flatmin_lab::args::TrainArgs;
 use flatmin_lab::replay;
 use flatmin_lab::train::{self, Progress, RunOptions, TrainConfig, TrainError};
 
@@ -21,6 +22,9 @@ enum Command {
     /// Train a model on real data. With no arguments: SAM against its base optimizer on the
     /// embedded Fashion-MNIST subset, with a table of the results.
     Train(Box<TrainArgs>),
+    /// Time a step and measure its peak memory: the base optimizer and each variant, in one
+    /// process, on synthetic batches.
+    Bench(BenchArgs),
     /// Replay a conformance case (reference trajectory) and write every step's parameters.
     Replay {
         /// The case file (format: crates/flatmin-cli/tests/fixtures/FORMAT.md).
@@ -31,183 +35,28 @@ enum Command {
     },
     /// The WSAM paper's 2-D toy: which minimum (sharp or flat) each optimizer reaches.
     Toy(flatmin_lab::toy::ToyArgs),
-}
-
-/// Flags of `flatmin train`; each overrides the `--config` file, which overrides the defaults.
-#[derive(Args, Default)]
-struct TrainArgs {
-    /// A JSON file with any of the run's settings (the keys of summary.json's `config`).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// fashion-mnist-subset (embedded, default), fashion-mnist, mnist, cifar10, cifar100.
-    #[arg(long)]
-    dataset: Option<String>,
-    /// Folder of the dataset files (scripts/fetch-data downloads MNIST and Fashion-MNIST).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// mlp, cnn (default), resnet18, wrn-28-10.
-    #[arg(long)]
-    model: Option<String>,
-    /// sgd, sam (default), asam, esam, fsam, wsam, gsam, fisher-sam.
-    #[arg(long)]
-    optimizer: Option<String>,
-    /// The base optimizer: sgd (default, with --momentum), adam, adamw.
-    #[arg(long)]
-    base: Option<String>,
-    /// Epochs.
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Batch size.
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Peak learning rate; a cosine schedule takes it to 0 over the run, per iteration.
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Weight decay.
-    #[arg(long)]
-    weight_decay: Option<f64>,
-    /// Momentum of the SGD base.
-    #[arg(long)]
-    momentum: Option<f64>,
-    /// Seed (model initialisation, data order, label noise, ESAM masks).
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Symmetric label noise rate on the training set, e.g. 0.4 (the test set stays clean).
-    #[arg(long)]
-    label_noise: Option<f64>,
-    /// Train on the first N training images only.
-    #[arg(long)]
-    train_limit: Option<usize>,
-    /// Evaluate on the first N test images only.
-    #[arg(long)]
-    test_limit: Option<usize>,
-    /// ρ, the perturbation radius.
-    #[arg(long)]
-    rho: Option<f64>,
-    /// Tie ρ to the learning rate (GSAM): ρ goes from this value at lr 0 to --rho at the peak.
-    #[arg(long)]
-    rho_min: Option<f64>,
-    /// The eps added to the norm.
-    #[arg(long)]
-    eps: Option<f64>,
-    /// The adaptive `w²` form of the perturbation.
-    #[arg(long)]
-    adaptive: bool,
-    /// Official ASAM with this η.
-    #[arg(long)]
-    asam_eta: Option<f64>,
-    /// Fisher-SAM with this η.
-    #[arg(long)]
-    fisher_eta: Option<f64>,
-    /// F-SAM's σ.
-    #[arg(long)]
-    fsam_sigma: Option<f64>,
-    /// F-SAM's λ.
-    #[arg(long)]
-    fsam_lambda: Option<f64>,
-    /// ESAM's β (fraction of weights perturbed).
-    #[arg(long)]
-    esam_beta: Option<f64>,
-    /// ESAM's mask per weight (paper) instead of per tensor (official code).
-    #[arg(long)]
-    esam_per_element: bool,
-    /// ESAM's γ (fraction of samples in the second pass).
-    #[arg(long)]
-    esam_gamma: Option<f64>,
-    /// WSAM's γ.
-    #[arg(long)]
-    wsam_gamma: Option<f64>,
-    /// WSAM coupled (sharpness through the base optimizer's momentum) instead of decoupled.
-    #[arg(long)]
-    wsam_coupled: bool,
-    /// WSAM's max-norm clipping of both gradients.
-    #[arg(long)]
-    wsam_max_norm: Option<f64>,
-    /// GSAM's α.
-    #[arg(long)]
-    gsam_alpha: Option<f64>,
-    /// Write metrics.jsonl, summary.json and checkpoints here.
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Continue the run whose checkpoint is in this folder (its settings are reused).
-    #[arg(long, conflicts_with = "out")]
-    resume: Option<PathBuf>,
-    /// Also train the base optimizer alone (same seed and data) and print both in a table.
-    #[arg(long)]
-    compare_base: bool,
-    /// No progress output.
-    #[arg(long)]
-    quiet: bool,
-}
-
-impl TrainArgs {
-    fn config(&self) -> Result<TrainConfig, TrainError> {
-        let mut c = match &self.config {
-            Some(path) => TrainConfig::from_file(path)?,
-            None => TrainConfig::default(),
-        };
-        macro_rules! set {
-            ($($field:ident),*) => { $( if let Some(v) = &self.$field { c.$field = v.clone(); } )* };
-        }
-        set!(
-            dataset,
-            model,
-            optimizer,
-            base,
-            epochs,
-            batch_size,
-            lr,
-            weight_decay,
-            momentum,
-            seed,
-            label_noise
-        );
-        if self.data_dir.is_some() {
-            c.data_dir = self.data_dir.clone();
-        }
-        if self.train_limit.is_some() {
-            c.train_limit = self.train_limit;
-        }
-        if self.test_limit.is_some() {
-            c.test_limit = self.test_limit;
-        }
-        macro_rules! hp {
-            ($($field:ident),*) => { $( if self.$field.is_some() { c.hp.$field = self.$field; } )* };
-        }
-        hp!(
-            rho,
-            rho_min,
-            eps,
-            asam_eta,
-            fisher_eta,
-            fsam_sigma,
-            fsam_lambda,
-            esam_beta,
-            esam_gamma,
-            wsam_gamma,
-            wsam_max_norm,
-            gsam_alpha
-        );
-        if self.adaptive {
-            c.hp.adaptive = Some(true);
-        }
-        if self.esam_per_element {
-            c.hp.esam_per_element = Some(true);
-        }
-        if self.wsam_coupled {
-            c.hp.wsam_coupled = Some(true);
-        }
-        Ok(c)
-    }
+    /// The top Hessian eigenvalue of the training loss at a trained model (a run folder).
+    Sharpness(flatmin_lab::sharpness::SharpnessArgs),
+    /// A grid of trainings (optimizers × label-noise rates × seeds), resumable, with a table and plots.
+    Sweep(Box<flatmin_lab::sweep::SweepArgs>),
+    /// Does SAM help on my data? Every optimizer on the same split and seeds of an image folder or
+    /// CSV, with paired confidence intervals, costs and a verdict.
+    Compare(Box<flatmin_lab::compare::CompareArgs>),
 }
 
 fn main() -> ExitCode {
     let no_train_flags = std::env::args().count() == 2;
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Bench(args) => run_bench(&args).map_err(|e| format!("flatmin bench: {e}")),
         Command::Replay { case, out } => run_replay(&case, &out).map_err(|e| format!("flatmin replay: {e}")),
         Command::Train(args) => run_train(&args, no_train_flags).map_err(|e| format!("flatmin train: {e}")),
         Command::Toy(args) => flatmin_lab::toy::command(&args).map_err(|e| format!("flatmin toy: {e}")),
+        Command::Sweep(args) => flatmin_lab::sweep::command(&args).map_err(|e| format!("flatmin sweep: {e}")),
+        Command::Compare(args) => flatmin_lab::compare::command(&args).map_err(|e| format!("flatmin compare: {e}")),
+        Command::Sharpness(args) => {
+            flatmin_lab::sharpness::command(&args).map_err(|e| format!("flatmin sharpness: {e}"))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -281,6 +130,52 @@ fn run_train(args: &TrainArgs, default_job: bool) -> Result<(), TrainError> {
         );
     }
     println!("wall time: {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Flags of `flatmin bench`.
+#[derive(Args)]
+struct BenchArgs {
+    /// Models, comma-separated: mlp, cnn, resnet (a ResNet block stack).
+    #[arg(long, value_delimiter = ',', default_value = "mlp,cnn,resnet")]
+    models: Vec<String>,
+    /// Optimizers, comma-separated (presets); the base (sgd) is always measured.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "sgd,sam,asam,esam,fsam,wsam,gsam,fisher-sam"
+    )]
+    optimizers: Vec<String>,
+    /// Timed steps per optimizer (the median is reported).
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Untimed warm-up steps per optimizer.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Write the results here as JSON (`{"runs": [...]}`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn run_bench(args: &BenchArgs) -> Result<(), String> {
+    use flatmin_lab::bench;
+    let config = bench::BenchConfig {
+        models: args.models.clone(),
+        optimizers: args.optimizers.clone(),
+        steps: args.steps,
+        warmup: args.warmup,
+        batch_size: args.batch_size,
+        ..bench::BenchConfig::default()
+    };
+    let result = bench::run(&config, |line| eprintln!("{line}")).map_err(|e| e.to_string())?;
+    if let Some(out) = &args.out {
+        flatmin_lab::fsutil::write_atomic(out, bench::to_json(&result).as_bytes())
+            .map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    println!("{}", bench::table(&result));
     Ok(())
 }
 

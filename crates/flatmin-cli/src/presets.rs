@@ -35,7 +35,10 @@ fn cifar(dataset: &str, model: &str, optimizer: &str, lr: f64, weight_decay: f64
 }
 
 fn rho(rho: f64) -> Hyper {
-    Hyper { rho: Some(rho), ..Hyper::default() }
+    Hyper {
+        rho: Some(rho),
+        ..Hyper::default()
+    }
 }
 
 /// Every preset.
@@ -44,13 +47,19 @@ pub const PRESETS: [Preset; 9] = [
         name: "sam-wrn28-10-cifar10",
         source: "SAM (Foret et al. 2021): WRN-28-10, 200 epochs, lr 0.1, wd 5e-4, ρ 0.05, label smoothing 0.1 (davda54 example)",
         reported: "SGD 96.5 → SAM 97.3 (error 3.5 → 2.7)",
-        config: || TrainConfig { label_smoothing: 0.1, ..cifar("cifar10", "wrn-28-10", "sam", 0.1, 5e-4, rho(0.05)) },
+        config: || TrainConfig {
+            label_smoothing: 0.1,
+            ..cifar("cifar10", "wrn-28-10", "sam", 0.1, 5e-4, rho(0.05))
+        },
     },
     Preset {
         name: "sam-wrn28-10-cifar100",
         source: "SAM: WRN-28-10 on CIFAR-100, ρ 0.1",
         reported: "SGD 81.2 → SAM 83.5 (error 18.8 → 16.5)",
-        config: || TrainConfig { label_smoothing: 0.1, ..cifar("cifar100", "wrn-28-10", "sam", 0.1, 5e-4, rho(0.1)) },
+        config: || TrainConfig {
+            label_smoothing: 0.1,
+            ..cifar("cifar100", "wrn-28-10", "sam", 0.1, 5e-4, rho(0.1))
+        },
     },
     Preset {
         name: "asam-wrn28-10-cifar10",
@@ -58,7 +67,18 @@ pub const PRESETS: [Preset; 9] = [
         reported: "SGD 96.34, SAM 96.98, ASAM 97.28",
         config: || TrainConfig {
             label_smoothing: 0.1,
-            ..cifar("cifar10", "wrn-28-10", "asam", 0.1, 5e-4, Hyper { rho: Some(0.5), asam_eta: Some(0.01), ..Hyper::default() })
+            ..cifar(
+                "cifar10",
+                "wrn-28-10",
+                "asam",
+                0.1,
+                5e-4,
+                Hyper {
+                    rho: Some(0.5),
+                    asam_eta: Some(0.01),
+                    ..Hyper::default()
+                },
+            )
         },
     },
     Preset {
@@ -67,7 +87,18 @@ pub const PRESETS: [Preset; 9] = [
         reported: "SGD 81.56, SAM 83.42, ASAM 83.68",
         config: || TrainConfig {
             label_smoothing: 0.1,
-            ..cifar("cifar100", "wrn-28-10", "asam", 0.1, 5e-4, Hyper { rho: Some(1.0), asam_eta: Some(0.01), ..Hyper::default() })
+            ..cifar(
+                "cifar100",
+                "wrn-28-10",
+                "asam",
+                0.1,
+                5e-4,
+                Hyper {
+                    rho: Some(1.0),
+                    asam_eta: Some(0.01),
+                    ..Hyper::default()
+                },
+            )
         },
     },
     Preset {
@@ -75,7 +106,19 @@ pub const PRESETS: [Preset; 9] = [
         source: "ESAM (Du et al. 2022): ResNet-18, lr 0.05, wd 1e-3, ρ 0.05, β 0.6, γ 0.5 (run.sh)",
         reported: "SGD 95.41, SAM 96.52, ESAM 96.56; ESAM ≈ 1.4× SGD time",
         config: || {
-            cifar("cifar10", "resnet18", "esam", 0.05, 1e-3, Hyper { rho: Some(0.05), esam_beta: Some(0.6), esam_gamma: Some(0.5), ..Hyper::default() })
+            cifar(
+                "cifar10",
+                "resnet18",
+                "esam",
+                0.05,
+                1e-3,
+                Hyper {
+                    rho: Some(0.05),
+                    esam_beta: Some(0.6),
+                    esam_gamma: Some(0.5),
+                    ..Hyper::default()
+                },
+            )
         },
     },
     Preset {
@@ -83,7 +126,19 @@ pub const PRESETS: [Preset; 9] = [
         source: "ESAM: ResNet-18 on CIFAR-100, same settings",
         reported: "SGD 78.17, SAM 80.17, ESAM 80.41",
         config: || {
-            cifar("cifar100", "resnet18", "esam", 0.05, 1e-3, Hyper { rho: Some(0.05), esam_beta: Some(0.6), esam_gamma: Some(0.5), ..Hyper::default() })
+            cifar(
+                "cifar100",
+                "resnet18",
+                "esam",
+                0.05,
+                1e-3,
+                Hyper {
+                    rho: Some(0.05),
+                    esam_beta: Some(0.6),
+                    esam_gamma: Some(0.5),
+                    ..Hyper::default()
+                },
+            )
         },
     },
     Preset {
@@ -91,7 +146,19 @@ pub const PRESETS: [Preset; 9] = [
         source: "F-SAM (Li et al. 2024): ResNet-18, lr 0.05, wd 1e-3, ρ 0.2, σ 1, λ 0.6 (run.sh; the repository adds cutout, not implemented here)",
         reported: "SAM 80.78, F-SAM 81.19 (repository logs, one seed)",
         config: || {
-            cifar("cifar100", "resnet18", "fsam", 0.05, 1e-3, Hyper { rho: Some(0.2), fsam_sigma: Some(1.0), fsam_lambda: Some(0.6), ..Hyper::default() })
+            cifar(
+                "cifar100",
+                "resnet18",
+                "fsam",
+                0.05,
+                1e-3,
+                Hyper {
+                    rho: Some(0.2),
+                    fsam_sigma: Some(1.0),
+                    fsam_lambda: Some(0.6),
+                    ..Hyper::default()
+                },
+            )
         },
     },
     Preset {
@@ -99,7 +166,18 @@ pub const PRESETS: [Preset; 9] = [
         source: "WSAM (Yue et al. 2023): ResNet-18, lr 0.1, wd 5e-4, ρ 0.2, γ 0.9, decoupled (train_wsam_entry.sh)",
         reported: "WSAM ≥ SAM by ≈0.1–0.4 points (Table 2; exact cells not verified)",
         config: || {
-            cifar("cifar10", "resnet18", "wsam", 0.1, 5e-4, Hyper { rho: Some(0.2), wsam_gamma: Some(0.9), ..Hyper::default() })
+            cifar(
+                "cifar10",
+                "resnet18",
+                "wsam",
+                0.1,
+                5e-4,
+                Hyper {
+                    rho: Some(0.2),
+                    wsam_gamma: Some(0.9),
+                    ..Hyper::default()
+                },
+            )
         },
     },
     Preset {
@@ -107,7 +185,19 @@ pub const PRESETS: [Preset; 9] = [
         source: "GSAM (Zhuang et al. 2022) PyTorch CIFAR example: WRN, adaptive, ρ 2.0, α 0.4, wd 5e-4, cosine lr",
         reported: "the paper reports ImageNet/ViT numbers only (e.g. ViT-B/16 79.9 → 81.0)",
         config: || {
-            cifar("cifar10", "wrn-28-10", "gsam", 0.1, 5e-4, Hyper { rho: Some(2.0), adaptive: Some(true), gsam_alpha: Some(0.4), ..Hyper::default() })
+            cifar(
+                "cifar10",
+                "wrn-28-10",
+                "gsam",
+                0.1,
+                5e-4,
+                Hyper {
+                    rho: Some(2.0),
+                    adaptive: Some(true),
+                    gsam_alpha: Some(0.4),
+                    ..Hyper::default()
+                },
+            )
         },
     },
 ];
@@ -118,7 +208,12 @@ pub fn preset(name: &str) -> Result<TrainConfig, String> {
         .iter()
         .find(|p| p.name == name)
         .map(|p| (p.config)())
-        .ok_or_else(|| format!("--preset `{name}`: expected one of {}", PRESETS.map(|p| p.name).join(", ")))
+        .ok_or_else(|| {
+            format!(
+                "--preset `{name}`: expected one of {}",
+                PRESETS.map(|p| p.name).join(", ")
+            )
+        })
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ fn measure_with<M: Classifier>(
     let split = train::load_data(&config)?;
     let (mean, std) = train::channel_stats(&split.train);
     let data = Tensors::new(&split.train, &mean, &std);
-    let device = Device::flex().autodiff();
+    let device = Device::default().autodiff();
     let model = build(data.shape(), &device);
     let model = train::load_model_file(model, &train::checkpoint_model_path(run)?)?;
     let model = flatmin::inference_mode_tracked(&model);
@@ -86,9 +86,17 @@ pub fn command(args: &SharpnessArgs) -> Result<(), TrainError> {
         "λ_max = {:.6} ({} iterations, {}, finite-difference step {:.2e}{})",
         est.eigenvalue,
         est.iterations,
-        if est.converged { "converged" } else { "NOT converged: raise --iterations" },
+        if est.converged {
+            "converged"
+        } else {
+            "NOT converged: raise --iterations"
+        },
         est.step,
-        if est.shifted { ", shifted past a dominant negative eigenvalue" } else { "" }
+        if est.shifted {
+            ", shifted past a dominant negative eigenvalue"
+        } else {
+            ""
+        }
     );
     if let Some(out) = &args.out {
         let value = json!({

@@ -124,7 +124,11 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
         return (f64::NAN, f64::NAN);
     }
     let mean = xs.iter().sum::<f64>() / n;
-    let var = if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    let var = if xs.len() > 1 {
+        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
     (mean, var.sqrt())
 }
 
@@ -152,12 +156,27 @@ pub fn variants(spec: &SweepSpec) -> Vec<Variant> {
     for opt in &spec.optimizers {
         for combo in &combos {
             let extra: Vec<String> = combo.iter().map(|(k, v)| format!("{k}={}", fmt_value(*v))).collect();
-            let label = if extra.is_empty() { opt.clone() } else { format!("{opt} {}", extra.join(" ")) };
+            let label = if extra.is_empty() {
+                opt.clone()
+            } else {
+                format!("{opt} {}", extra.join(" "))
+            };
             let slug: String = label
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
-            out.push(Variant { label, slug, optimizer: opt.clone(), values: combo.clone() });
+            out.push(Variant {
+                label,
+                slug,
+                optimizer: opt.clone(),
+                values: combo.clone(),
+            });
         }
     }
     out
@@ -176,7 +195,14 @@ pub fn set_hyper(config: &mut TrainConfig, key: &str, value: f64) -> Result<(), 
         )));
     }
     let is_flag = matches!(key, "adaptive" | "esam_per_element" | "wsam_coupled");
-    obj.insert(key.into(), if is_flag { serde_json::json!(value != 0.0) } else { serde_json::json!(value) });
+    obj.insert(
+        key.into(),
+        if is_flag {
+            serde_json::json!(value != 0.0)
+        } else {
+            serde_json::json!(value)
+        },
+    );
     config.hp = serde_json::from_value(hp).map_err(|e| TrainError(format!("--vary {key}={value}: {e}")))?;
     Ok(())
 }
@@ -190,7 +216,7 @@ pub fn run_config(spec: &SweepSpec, variant: &Variant, noise: f64, seed: u64) ->
     for (k, v) in &variant.values {
         set_hyper(&mut c, k, *v)?;
     }
-    c.sam_config()?;
+    c.check()?;
     Ok(c)
 }
 
@@ -200,7 +226,11 @@ fn parse_axis(text: &str) -> Result<(String, Vec<f64>), TrainError> {
         .ok_or_else(|| TrainError(format!("--vary `{text}`: expected KEY=V1,V2,…")))?;
     let values = values
         .split(',')
-        .map(|v| v.trim().parse::<f64>().map_err(|_| TrainError(format!("--vary `{text}`: `{v}` is not a number"))))
+        .map(|v| {
+            v.trim()
+                .parse::<f64>()
+                .map_err(|_| TrainError(format!("--vary `{text}`: `{v}` is not a number")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if values.is_empty() {
         return Err(TrainError(format!("--vary `{text}`: no values")));
@@ -211,15 +241,25 @@ fn parse_axis(text: &str) -> Result<(String, Vec<f64>), TrainError> {
 impl SweepArgs {
     /// The sweep's folder and spec.
     pub fn spec(&self) -> Result<(PathBuf, SweepSpec), TrainError> {
-        let out = self.train.out.clone().ok_or_else(|| TrainError("--out DIR is required".into()))?;
+        let out = self
+            .train
+            .out
+            .clone()
+            .ok_or_else(|| TrainError("--out DIR is required".into()))?;
         if self.train.optimizer.is_some() {
-            return Err(TrainError("use --optimizers (a list) in a sweep, not --optimizer".into()));
+            return Err(TrainError(
+                "use --optimizers (a list) in a sweep, not --optimizer".into(),
+            ));
         }
         if self.train.resume.is_some() || self.train.compare_base {
-            return Err(TrainError("--resume and --compare-base are not sweep flags: run the same sweep again to resume it".into()));
+            return Err(TrainError(
+                "--resume and --compare-base are not sweep flags: run the same sweep again to resume it".into(),
+            ));
         }
         if self.seeds == 0 || self.noise.is_empty() || self.optimizers.is_empty() {
-            return Err(TrainError("a sweep needs at least one optimizer, one noise rate and one seed".into()));
+            return Err(TrainError(
+                "a sweep needs at least one optimizer, one noise rate and one seed".into(),
+            ));
         }
         let spec = SweepSpec {
             base: self.train.config()?,
@@ -241,7 +281,10 @@ impl SweepArgs {
 }
 
 fn run_dir(out: &Path, variant: &Variant, noise: f64, seed: u64) -> PathBuf {
-    out.join("runs").join(&variant.slug).join(format!("noise-{noise}")).join(format!("seed-{seed}"))
+    out.join("runs")
+        .join(&variant.slug)
+        .join(format!("noise-{noise}"))
+        .join(format!("seed-{seed}"))
 }
 
 fn read_summary(dir: &Path) -> Option<Summary> {
@@ -254,7 +297,8 @@ pub fn run(out: &Path, spec: &SweepSpec, quiet: bool) -> Result<Vec<Cell>, Train
     std::fs::create_dir_all(out).map_err(|e| TrainError(format!("--out {}: {e}", out.display())))?;
     let spec_path = out.join("sweep.json");
     if let Ok(text) = std::fs::read_to_string(&spec_path) {
-        let old: SweepSpec = serde_json::from_str(&text).map_err(|e| TrainError(format!("{}: {e}", spec_path.display())))?;
+        let old: SweepSpec =
+            serde_json::from_str(&text).map_err(|e| TrainError(format!("{}: {e}", spec_path.display())))?;
         if &old != spec {
             return Err(TrainError(format!(
                 "{} holds another sweep; use a new --out folder (or delete it)",
@@ -297,7 +341,11 @@ pub fn run(out: &Path, spec: &SweepSpec, quiet: bool) -> Result<Vec<Cell>, Train
                         train::run(&config, &options)?
                     }
                 };
-                let lambda_max = if spec.sharpness { Some(sharpness(&dir, spec)?) } else { None };
+                let lambda_max = if spec.sharpness {
+                    Some(sharpness(&dir, spec)?)
+                } else {
+                    None
+                };
                 runs.push(RunResult {
                     seed,
                     test_accuracy: summary.test_accuracy,
@@ -338,7 +386,8 @@ fn sharpness(dir: &Path, spec: &SweepSpec) -> Result<f64, TrainError> {
         return Ok(v);
     }
     let est = crate::sharpness::measure(dir, spec.sharpness_samples, &PowerIterationConfig::new())?;
-    let value = serde_json::json!({"lambda_max": est.eigenvalue, "iterations": est.iterations, "converged": est.converged});
+    let value =
+        serde_json::json!({"lambda_max": est.eigenvalue, "iterations": est.iterations, "converged": est.converged});
     write_atomic(&path, value.to_string().as_bytes()).map_err(|e| TrainError(format!("{}: {e}", path.display())))?;
     Ok(est.eigenvalue)
 }
@@ -366,10 +415,17 @@ pub fn markdown(spec: &SweepSpec, variants: &[Variant], cells: &[Cell]) -> Strin
         let row: Vec<&Cell> = cells.iter().filter(|c| c.variant == v.label).collect();
         s.push_str(&format!("| {} |", v.label));
         for c in &row {
-            s.push_str(&format!(" {:.2} ± {:.2} |", 100.0 * c.accuracy_mean, 100.0 * c.accuracy_std));
+            s.push_str(&format!(
+                " {:.2} ± {:.2} |",
+                100.0 * c.accuracy_mean,
+                100.0 * c.accuracy_std
+            ));
         }
         if spec.sharpness {
-            match (row.first().and_then(|c| c.lambda_mean), row.first().and_then(|c| c.lambda_std)) {
+            match (
+                row.first().and_then(|c| c.lambda_mean),
+                row.first().and_then(|c| c.lambda_std),
+            ) {
                 (Some(m), Some(sd)) => s.push_str(&format!(" {m:.2} ± {sd:.2} |")),
                 _ => s.push_str(" – |"),
             }
@@ -382,7 +438,8 @@ pub fn markdown(spec: &SweepSpec, variants: &[Variant], cells: &[Cell]) -> Strin
 
 fn write_reports(out: &Path, spec: &SweepSpec, variants: &[Variant], cells: &[Cell]) -> Result<(), TrainError> {
     let write = |name: &str, text: &str| {
-        write_atomic(&out.join(name), text.as_bytes()).map_err(|e| TrainError(format!("{}: {e}", out.join(name).display())))
+        write_atomic(&out.join(name), text.as_bytes())
+            .map_err(|e| TrainError(format!("{}: {e}", out.join(name).display())))
     };
     let md = format!(
         "# Sweep: {} on {} ({} epochs, {} seeds)\n\nTest accuracy, mean ± std over seeds (%).\n\n{}",
@@ -394,10 +451,16 @@ fn write_reports(out: &Path, spec: &SweepSpec, variants: &[Variant], cells: &[Ce
     );
     write("results.md", &md)?;
     let json = serde_json::json!({"spec": spec, "variants": variants, "cells": cells});
-    write("results.json", &serde_json::to_string_pretty(&json).map_err(|e| TrainError(e.to_string()))?)?;
+    write(
+        "results.json",
+        &serde_json::to_string_pretty(&json).map_err(|e| TrainError(e.to_string()))?,
+    )?;
     if spec.noise.len() > 1 {
         let chart = LineChart {
-            title: format!("Test accuracy vs label noise ({}, {} seeds)", spec.base.model, spec.seeds),
+            title: format!(
+                "Test accuracy vs label noise ({}, {} seeds)",
+                spec.base.model, spec.seeds
+            ),
             x_label: "symmetric label noise rate".into(),
             y_label: "test accuracy (%)".into(),
             series: variants
@@ -452,4 +515,46 @@ pub fn command(args: &SweepArgs) -> Result<(), TrainError> {
     println!("{}", markdown(&spec, &variants(&spec), &cells));
     println!("wrote {}/results.md, results.json and plots", out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sample_std() {
+        let (m, s) = mean_std(&[1.0, 2.0, 3.0, 4.0]);
+        assert!((m - 2.5).abs() < 1e-12 && (s - 1.2909944487358056).abs() < 1e-12);
+        assert_eq!(mean_std(&[5.0]), (5.0, 0.0));
+        assert!(mean_std(&[]).0.is_nan());
+    }
+
+    #[test]
+    fn variants_are_the_cartesian_product_of_the_axes() {
+        let spec = SweepSpec {
+            base: TrainConfig::default(),
+            optimizers: vec!["sgd".into(), "esam".into()],
+            vary: vec![
+                ("esam_beta".into(), vec![0.4, 0.6]),
+                ("esam_gamma".into(), vec![0.5, 0.7, 0.9]),
+            ],
+            noise: vec![0.0],
+            seeds: 1,
+            sharpness: false,
+            sharpness_samples: 10,
+        };
+        let v = variants(&spec);
+        assert_eq!(v.len(), 12);
+        assert_eq!(v[0].label, "sgd esam_beta=0.4 esam_gamma=0.5");
+        assert_eq!(v[11].label, "esam esam_beta=0.6 esam_gamma=0.9");
+        let c = run_config(&spec, &v[11], 0.2, 3).unwrap();
+        assert_eq!(
+            (c.hp.esam_beta, c.hp.esam_gamma, c.label_noise, c.seed),
+            (Some(0.6), Some(0.9), 0.2, 3)
+        );
+        let mut bad = TrainConfig::default();
+        assert!(set_hyper(&mut bad, "not_a_key", 1.0).is_err());
+        set_hyper(&mut bad, "wsam_coupled", 1.0).unwrap();
+        assert_eq!(bad.hp.wsam_coupled, Some(true));
+    }
 }

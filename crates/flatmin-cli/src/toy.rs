@@ -79,8 +79,8 @@ pub struct Toy {
 impl Toy {
     fn loss(&self) -> Tensor<1> {
         let w = self.w.val();
-        let mu = w.clone().slice([0..1]);
-        let sigma = w.slice([1..2]);
+        let mu = w.clone().narrow(0, 0, 1);
+        let sigma = w.narrow(0, 1, 1);
         let mut sum: Option<Tensor<1>> = None;
         for (weight, m, s, t) in COMPONENTS {
             let kl = sigma.clone().recip().mul_scalar(s).log()

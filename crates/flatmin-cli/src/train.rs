@@ -51,6 +51,11 @@ pub struct TrainConfig {
     pub label_noise: f64,
     /// Use only the first N training images (class order kept), for quick runs.
     pub train_limit: Option<usize>,
+    /// Random crops (4-pixel zero padding) and horizontal flips of the training images, the
+    /// standard CIFAR augmentation of the papers.
+    pub augment: bool,
+    /// Label smoothing ε of the cross-entropy (0.1 in the SAM and ASAM CIFAR examples).
+    pub label_smoothing: f64,
     /// Use only the first N test images.
     pub test_limit: Option<usize>,
     /// Algorithm hyperparameters over the preset's defaults.
@@ -111,6 +116,8 @@ impl Default for TrainConfig {
             train_limit: None,
             test_limit: None,
             hp: Hyper::default(),
+            augment: false,
+            label_smoothing: 0.0,
         }
     }
 }
@@ -246,6 +253,12 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return fail(format!("--lr {}: expected a finite number > 0", self.lr));
         }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return fail(format!(
+                "--label-smoothing {}: expected a number in [0, 1)",
+                self.label_smoothing
+            ));
+        }
         if !(0.0..=1.0).contains(&self.label_noise) {
             return fail(format!("--label-noise {}: expected a rate in [0, 1]", self.label_noise));
         }
@@ -258,6 +271,22 @@ impl TrainConfig {
         }
         self.sam_config().map(|_| ())
     }
+}
+
+/// Mixed into the seed for the augmentation draws.
+const AUGMENT_STREAM: u64 = 0x4155_474d_0000_0001;
+
+/// Cross-entropy per sample with label smoothing `eps`: `(1 − ε)·(−log p_y) + ε·mean_c(−log p_c)`.
+pub fn per_sample_loss(logits: Tensor<2>, targets: Tensor<1, Int>, eps: f64) -> Tensor<1> {
+    if eps == 0.0 {
+        return flatmin::per_sample_cross_entropy(logits, targets);
+    }
+    let [n, _] = logits.dims();
+    let uniform = burn::tensor::activation::log_softmax(logits.clone(), 1)
+        .mean_dim(1)
+        .reshape([n])
+        .neg();
+    flatmin::per_sample_cross_entropy(logits, targets).mul_scalar(1.0 - eps) + uniform.mul_scalar(eps)
 }
 
 /// Mixed into the seed for label noise, so the noise is independent of the other seeded draws.
@@ -285,6 +314,13 @@ pub fn load_data(config: &TrainConfig) -> Result<Split, TrainError> {
         "cifar100" => data::cifar::load_cifar100(&dir()?).map_err(to_err)?,
         other => return fail(format!("--dataset `{other}`: expected one of {}", DATASETS.join(", "))),
     };
+    limit_and_noise(config, &mut split)?;
+    Ok(split)
+}
+
+/// Applies the run's `--train-limit`, `--test-limit` and `--label-noise` to data already read
+/// (what [`load_data`] does after reading; `flatmin compare` reads the user's data itself).
+pub fn limit_and_noise(config: &TrainConfig, split: &mut Split) -> Result<(), TrainError> {
     limit(&mut split.train, config.train_limit);
     limit(&mut split.test, config.test_limit);
     if config.label_noise > 0.0 {
@@ -297,37 +333,52 @@ pub fn load_data(config: &TrainConfig) -> Result<Split, TrainError> {
         )
         .map_err(|e| TrainError(e.to_string()))?;
     }
-    Ok(split)
+    Ok(())
 }
 
 fn limit(set: &mut data::Dataset, n: Option<usize>) {
     if let Some(n) = n.filter(|&n| n < set.len()) {
         let per = set.image_len();
         set.images.truncate(n * per);
+        if let Some(f) = set.features.as_mut() {
+            f.0.truncate(n * per);
+        }
         set.labels.truncate(n);
     }
 }
 
 /// A dataset as normalised `f32` images, ready to batch.
-struct Tensors {
+pub(crate) struct Tensors {
+    /// A black pixel of each channel, normalised (the padding of random crops).
+    black: Vec<f32>,
     pixels: Vec<f32>,
     labels: Vec<i64>,
     shape: InputShape,
 }
 
 impl Tensors {
-    fn new(set: &data::Dataset, mean: &[f32], std: &[f32]) -> Self {
+    pub(crate) fn new(set: &data::Dataset, mean: &[f64], std: &[f64]) -> Self {
         let plane = set.height * set.width;
-        let pixels = set
-            .images
-            .iter()
-            .enumerate()
-            .map(|(i, &p)| {
-                let c = (i / plane) % set.channels;
-                (p as f32 / 255.0 - mean[c]) / std[c]
-            })
-            .collect();
+        let pixels = match &set.features {
+            // Features are standardised in f64, then rounded once (see data::csv).
+            Some(f) => {
+                f.0.iter()
+                    .enumerate()
+                    .map(|(i, &v)| ((v - mean[i % set.channels]) / std[i % set.channels]) as f32)
+                    .collect()
+            }
+            None => set
+                .images
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| {
+                    let c = (i / plane) % set.channels;
+                    (p as f32 / 255.0 - mean[c] as f32) / std[c] as f32
+                })
+                .collect(),
+        };
         Self {
+            black: mean.iter().zip(std).map(|(&m, &s)| -(m as f32) / s as f32).collect(),
             pixels,
             labels: set.labels.iter().map(|&l| l as i64).collect(),
             shape: InputShape {
@@ -339,15 +390,34 @@ impl Tensors {
         }
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.labels.len()
     }
 
-    fn batch(&self, rows: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    pub(crate) fn shape(&self) -> InputShape {
+        self.shape
+    }
+
+    pub(crate) fn batch(&self, rows: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+        self.batch_with(rows, device, None)
+    }
+
+    /// A batch, randomly cropped (4-pixel zero padding) and flipped when `augment` holds a
+    /// generator: the draws come from it alone, so a resumed run repeats them exactly.
+    pub(crate) fn batch_with(
+        &self,
+        rows: &[usize],
+        device: &Device,
+        mut augment: Option<&mut Rng>,
+    ) -> (Tensor<4>, Tensor<1, Int>) {
         let per = self.shape.channels * self.shape.height * self.shape.width;
         let mut x = Vec::with_capacity(rows.len() * per);
         for &r in rows {
-            x.extend_from_slice(&self.pixels[r * per..(r + 1) * per]);
+            let image = &self.pixels[r * per..(r + 1) * per];
+            match augment.as_deref_mut() {
+                None => x.extend_from_slice(image),
+                Some(rng) => self.crop_flip(image, rng, &mut x),
+            }
         }
         let s = self.shape;
         let images = Tensor::from_data(TensorData::new(x, [rows.len(), s.channels, s.height, s.width]), device);
@@ -357,8 +427,50 @@ impl Tensors {
     }
 }
 
-/// Per-channel mean and standard deviation of the training images (in [0, 1] units).
-fn channel_stats(set: &data::Dataset) -> (Vec<f32>, Vec<f32>) {
+impl Tensors {
+    /// Appends `image` shifted by up to 4 pixels each way (what falls outside is the zero
+    /// padding: black, normalised) and mirrored with probability ½.
+    fn crop_flip(&self, image: &[f32], rng: &mut Rng, out: &mut Vec<f32>) {
+        let InputShape {
+            channels,
+            height,
+            width,
+            ..
+        } = self.shape;
+        let dy = (rng.next_u64() % 9) as isize - 4;
+        let dx = (rng.next_u64() % 9) as isize - 4;
+        let flip = rng.bernoulli(0.5);
+        for c in 0..channels {
+            for y in 0..height {
+                for x in 0..width {
+                    let sx = if flip { width - 1 - x } else { x } as isize + dx;
+                    let sy = y as isize + dy;
+                    let inside = sx >= 0 && sy >= 0 && (sx as usize) < width && (sy as usize) < height;
+                    out.push(if inside {
+                        image[c * height * width + sy as usize * width + sx as usize]
+                    } else {
+                        self.black[c]
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Per-channel mean and standard deviation of the training images (in [0, 1] units), or of each
+/// feature of a feature dataset (two passes in f64; a constant feature gets a deviation of 1).
+pub(crate) fn channel_stats(set: &data::Dataset) -> (Vec<f64>, Vec<f64>) {
+    if let Some(f) = &set.features {
+        let (k, n) = (set.channels, set.len().max(1) as f64);
+        let mut mean = vec![0f64; k];
+        f.0.iter().enumerate().for_each(|(i, v)| mean[i % k] += v / n);
+        let mut var = vec![0f64; k];
+        f.0.iter()
+            .enumerate()
+            .for_each(|(i, v)| var[i % k] += (v - mean[i % k]).powi(2) / n);
+        let std = var.iter().map(|v| if *v > 0.0 { v.sqrt() } else { 1.0 }).collect();
+        return (mean, std);
+    }
     let plane = set.height * set.width;
     let mut sum = vec![0f64; set.channels];
     let mut sq = vec![0f64; set.channels];
@@ -369,11 +481,12 @@ fn channel_stats(set: &data::Dataset) -> (Vec<f32>, Vec<f32>) {
         sq[c] += v * v;
     }
     let n = (set.len() * plane).max(1) as f64;
-    let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
-    let std: Vec<f32> = sum
+    // Rounded to f32 as they always were, so that image runs stay bitwise what they were.
+    let mean: Vec<f64> = sum.iter().map(|s| (s / n) as f32 as f64).collect();
+    let std: Vec<f64> = sum
         .iter()
         .zip(&sq)
-        .map(|(s, q)| ((q / n - (s / n).powi(2)).max(1e-12).sqrt()) as f32)
+        .map(|(s, q)| ((q / n - (s / n).powi(2)).max(1e-12).sqrt()) as f32 as f64)
         .collect();
     (mean, std)
 }
@@ -494,15 +607,30 @@ pub struct RunOptions<'a> {
 /// Trains as `config` says. With `options.out`, writes `metrics.jsonl`, `summary.json` and a
 /// checkpoint after every epoch; with `options.resume`, continues from that checkpoint.
 pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<Summary, TrainError> {
+    run_split(config, options, None)
+}
+
+/// [`run`] on data already read (`config.dataset` only names it): `flatmin compare` trains on
+/// the user's folder or CSV this way. Limits and label noise are the caller's (see
+/// [`limit_and_noise`]).
+pub fn run_on(config: &TrainConfig, options: &RunOptions, split: Split) -> Result<Summary, TrainError> {
+    run_split(config, options, Some(split))
+}
+
+fn run_split(config: &TrainConfig, options: &RunOptions, split: Option<Split>) -> Result<Summary, TrainError> {
     config.check()?;
     if let Some(out) = options.out {
         prepare_out(out)?;
     }
+    let split = match split {
+        Some(split) => split,
+        None => load_data(config)?,
+    };
     match config.model.as_str() {
-        "mlp" => run_with(config, options, Mlp::new),
-        "cnn" => run_with(config, options, SmallCnn::new),
-        "resnet18" => run_with(config, options, ResNet18::new),
-        _ => run_with(config, options, |s, d| WideResNet::new(s, 28, 10, d)),
+        "mlp" => run_with(config, options, split, Mlp::new),
+        "cnn" => run_with(config, options, split, SmallCnn::new),
+        "resnet18" => run_with(config, options, split, ResNet18::new),
+        _ => run_with(config, options, split, |s, d| WideResNet::new(s, 28, 10, d)),
     }
 }
 
@@ -510,6 +638,8 @@ pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<Summary, TrainE
 fn prepare_out(out: &Path) -> Result<(), TrainError> {
     std::fs::create_dir_all(out)
         .map_err(|e| TrainError(format!("--out {}: cannot create the folder: {e}", out.display())))?;
+    // A run killed in the middle of a write leaves its temporary file; a new run clears them.
+    crate::fsutil::remove_temporaries(out);
     let probe = out.join(".write-probe");
     write_atomic(&probe, b"ok").map_err(|e| TrainError(format!("--out {}: not writable: {e}", out.display())))?;
     std::fs::remove_file(&probe).ok();
@@ -549,9 +679,9 @@ fn model_bytes<M: Module>(model: &M) -> Result<Vec<u8>, TrainError> {
 fn run_with<M: Classifier>(
     config: &TrainConfig,
     options: &RunOptions,
+    split: Split,
     build: impl Fn(InputShape, &Device) -> M,
 ) -> Result<Summary, TrainError> {
-    let split = load_data(config)?;
     let (mean, std) = channel_stats(&split.train);
     let train = Tensors::new(&split.train, &mean, &std);
     let test = Tensors::new(&split.test, &mean, &std);
@@ -562,7 +692,8 @@ fn run_with<M: Classifier>(
             train.len()
         ));
     }
-    let device = Device::flex().autodiff();
+    // The first backend compiled in: flex on CPU; CUDA or wgpu when built with those features.
+    let device = Device::default().autodiff();
     device.seed(config.seed);
     let mut model = build(train.shape, &device);
     let sam = config.sam_config()?;
@@ -584,13 +715,7 @@ fn run_with<M: Classifier>(
                 out.join(CHECKPOINT).display()
             ));
         }
-        let model_path = out.join(&ckpt.model_file);
-        let bytes = std::fs::read(&model_path).map_err(|e| TrainError(format!("{}: {e}", model_path.display())))?;
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
-            .map_err(|e| TrainError(format!("{}: {e}", model_path.display())))?;
-        model = model
-            .try_load_record(record)
-            .map_err(|e| TrainError(format!("{}: {e}", model_path.display())))?;
+        model = load_model_file(model, &out.join(&ckpt.model_file))?;
         let optim_path = out.join(&ckpt.optimizer_file);
         optim = optim
             .load(&optim_path, &device)
@@ -623,7 +748,10 @@ fn run_with<M: Classifier>(
         let mut lr = config.lr;
         for b in 0..per_epoch {
             let rows = &order[b * config.batch_size..(b + 1) * config.batch_size];
-            let (x, y) = train.batch(rows, &device);
+            let mut augment = config.augment.then(|| {
+                Rng::seeded(config.seed ^ AUGMENT_STREAM ^ (steps as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            });
+            let (x, y) = train.batch_with(rows, &device, augment.as_mut());
             lr = cosine_lr(config.lr, steps, total);
             let mut first_logits: Option<Tensor<2>> = None;
             let (fault, mut calls) = (faults.at(steps + 1), 0);
@@ -633,7 +761,7 @@ fn run_with<M: Classifier>(
                 if first_logits.is_none() {
                     first_logits = Some(logits.clone().detach());
                 }
-                let losses = flatmin::per_sample_cross_entropy(logits, batch.rows_int(y.clone()));
+                let losses = per_sample_loss(logits, batch.rows_int(y.clone()), config.label_smoothing);
                 calls += 1;
                 match fault {
                     Some(f) => f.apply(losses, calls, second_call),
@@ -813,6 +941,19 @@ fn write_checkpoint<M: Module>(
         std::fs::remove_file(out.join(format!("optimizer-e{}.bpk", ckpt.epoch - 1))).ok();
     }
     Ok(())
+}
+
+/// Loads weights saved by a checkpoint into `model` (built with the same architecture).
+pub(crate) fn load_model_file<M: Module>(model: M, path: &Path) -> Result<M, TrainError> {
+    let err = |e: &dyn std::fmt::Display| TrainError(format!("{}: {e}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| err(&e))?;
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| err(&e))?;
+    model.try_load_record(record).map_err(|e| err(&e))
+}
+
+/// The model file of the checkpoint in `out`.
+pub(crate) fn checkpoint_model_path(out: &Path) -> Result<PathBuf, TrainError> {
+    Ok(out.join(read_checkpoint(out)?.model_file))
 }
 
 fn read_checkpoint(out: &Path) -> Result<Checkpoint, TrainError> {

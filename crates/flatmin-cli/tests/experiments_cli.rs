@@ -22,8 +22,22 @@ fn json(path: &Path) -> Value {
 }
 
 const GRID: [&str; 16] = [
-    "sweep", "--optimizers", "sgd,sam", "--noise", "0,0.5", "--seeds", "2", "--model", "mlp", "--epochs", "2",
-    "--train-limit", "320", "--test-limit", "100", "--quiet",
+    "sweep",
+    "--optimizers",
+    "sgd,sam",
+    "--noise",
+    "0,0.5",
+    "--seeds",
+    "2",
+    "--model",
+    "mlp",
+    "--epochs",
+    "2",
+    "--train-limit",
+    "320",
+    "--test-limit",
+    "100",
+    "--quiet",
 ];
 
 fn accuracies(results: &Value) -> Vec<(String, f64, Vec<f64>)> {
@@ -32,8 +46,17 @@ fn accuracies(results: &Value) -> Vec<(String, f64, Vec<f64>)> {
         .unwrap()
         .iter()
         .map(|c| {
-            let runs = c["runs"].as_array().unwrap().iter().map(|r| r["test_accuracy"].as_f64().unwrap()).collect();
-            (c["variant"].as_str().unwrap().to_string(), c["noise"].as_f64().unwrap(), runs)
+            let runs = c["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["test_accuracy"].as_f64().unwrap())
+                .collect();
+            (
+                c["variant"].as_str().unwrap().to_string(),
+                c["noise"].as_f64().unwrap(),
+                runs,
+            )
         })
         .collect()
 }
@@ -43,12 +66,21 @@ fn a_sweep_writes_its_table_results_and_plots() {
     let out = scratch("grid");
     let run = bin()
         .args(GRID)
-        .args(["--sharpness", "--sharpness-samples", "100", "--out", out.to_str().unwrap()])
+        .args([
+            "--sharpness",
+            "--sharpness-samples",
+            "100",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
-    assert!(md.contains("| optimizer | noise 0 % | noise 50 % | λ_max (noise 0 %) | ms/step |"), "{md}");
+    assert!(
+        md.contains("| optimizer | noise 0 % | noise 50 % | λ_max (noise 0 %) | ms/step |"),
+        "{md}"
+    );
     assert!(md.contains("| sgd |") && md.contains("| sam |"));
     let results = json(&out.join("results.json"));
     let cells = accuracies(&results);
@@ -67,7 +99,17 @@ fn a_sweep_writes_its_table_results_and_plots() {
         assert!(text.starts_with("<svg") && text.contains("polyline"), "{svg}");
     }
     // A second run of the same sweep finds everything done and changes nothing.
-    let again = bin().args(GRID).args(["--sharpness", "--sharpness-samples", "100", "--out", out.to_str().unwrap()]).output().unwrap();
+    let again = bin()
+        .args(GRID)
+        .args([
+            "--sharpness",
+            "--sharpness-samples",
+            "100",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert!(again.status.success());
     assert_eq!(accuracies(&json(&out.join("results.json"))), cells);
 }
@@ -75,7 +117,11 @@ fn a_sweep_writes_its_table_results_and_plots() {
 #[test]
 fn a_killed_sweep_resumes_to_the_same_results() {
     let straight = scratch("straight");
-    let run = bin().args(GRID).args(["--out", straight.to_str().unwrap()]).output().unwrap();
+    let run = bin()
+        .args(GRID)
+        .args(["--out", straight.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
 
     let killed = scratch("killed");
@@ -98,9 +144,16 @@ fn a_killed_sweep_resumes_to_the_same_results() {
     assert!(!status.success(), "killed mid-sweep");
     assert!(!killed.join("results.json").exists(), "the sweep had not finished");
 
-    let resumed = bin().args(GRID).args(["--out", killed.to_str().unwrap()]).output().unwrap();
+    let resumed = bin()
+        .args(GRID)
+        .args(["--out", killed.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
-    assert_eq!(accuracies(&json(&killed.join("results.json"))), accuracies(&json(&straight.join("results.json"))));
+    assert_eq!(
+        accuracies(&json(&killed.join("results.json"))),
+        accuracies(&json(&straight.join("results.json")))
+    );
 }
 
 #[test]
@@ -112,30 +165,119 @@ fn sweep_settings_are_checked_before_anything_runs() {
         let stderr = String::from_utf8_lossy(&run.stderr);
         assert!(stderr.contains(needle), "expected `{needle}` in {stderr}");
     };
-    fails(&["sweep", "--optimizers", "sam", "--vary", "rhoo=0.1", "--out", out.to_str().unwrap()], "unknown hyperparameter");
-    fails(&["sweep", "--optimizers", "sam", "--vary", "rho=x", "--out", out.to_str().unwrap()], "not a number");
-    fails(&["sweep", "--optimizers", "samm", "--out", out.to_str().unwrap()], "one of sgd");
+    fails(
+        &[
+            "sweep",
+            "--optimizers",
+            "sam",
+            "--vary",
+            "rhoo=0.1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "unknown hyperparameter",
+    );
+    fails(
+        &[
+            "sweep",
+            "--optimizers",
+            "sam",
+            "--vary",
+            "rho=x",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "not a number",
+    );
+    fails(
+        &["sweep", "--optimizers", "samm", "--out", out.to_str().unwrap()],
+        "one of sgd",
+    );
     fails(&["sweep", "--optimizers", "sam"], "--out DIR is required");
-    fails(&["sweep", "--optimizers", "sam", "--noise=1.5", "--out", out.to_str().unwrap()], "--label-noise 1.5");
+    fails(
+        &[
+            "sweep",
+            "--optimizers",
+            "sam",
+            "--noise=1.5",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "--label-noise 1.5",
+    );
     assert!(!out.join("runs").exists(), "nothing may run before the checks");
     // The same folder cannot hold two different sweeps.
-    let first = bin().args(["sweep", "--optimizers", "sgd", "--seeds", "1", "--model", "mlp", "--epochs", "1", "--train-limit", "128", "--test-limit", "50", "--quiet", "--out", out.to_str().unwrap()]).output().unwrap();
+    let first = bin()
+        .args([
+            "sweep",
+            "--optimizers",
+            "sgd",
+            "--seeds",
+            "1",
+            "--model",
+            "mlp",
+            "--epochs",
+            "1",
+            "--train-limit",
+            "128",
+            "--test-limit",
+            "50",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    fails(&["sweep", "--optimizers", "sam", "--seeds", "1", "--model", "mlp", "--epochs", "1", "--out", out.to_str().unwrap()], "holds another sweep");
+    fails(
+        &[
+            "sweep",
+            "--optimizers",
+            "sam",
+            "--seeds",
+            "1",
+            "--model",
+            "mlp",
+            "--epochs",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "holds another sweep",
+    );
 }
 
 #[test]
 fn sharpness_of_a_trained_run() {
     let run_dir = scratch("sharp-run");
     let train = bin()
-        .args(["train", "--model", "mlp", "--epochs", "2", "--train-limit", "320", "--test-limit", "100", "--quiet", "--out"])
+        .args([
+            "train",
+            "--model",
+            "mlp",
+            "--epochs",
+            "2",
+            "--train-limit",
+            "320",
+            "--test-limit",
+            "100",
+            "--quiet",
+            "--out",
+        ])
         .arg(&run_dir)
         .output()
         .unwrap();
     assert!(train.status.success(), "{}", String::from_utf8_lossy(&train.stderr));
     let out = run_dir.join("lambda.json");
     let run = bin()
-        .args(["sharpness", run_dir.to_str().unwrap(), "--samples", "200", "--out", out.to_str().unwrap()])
+        .args([
+            "sharpness",
+            run_dir.to_str().unwrap(),
+            "--samples",
+            "200",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
@@ -165,8 +307,21 @@ fn toy_writes_json_and_plot_with_the_papers_basins() {
         let flat = r["optimizer"] == "wsam" && r["gamma"] == 0.95 && r["coupled"] == true;
         assert_eq!(r["basin"], if flat { "flat" } else { "sharp" }, "{r}");
     }
-    assert!(std::fs::read_to_string(out.join("toy.svg")).unwrap().contains("polyline"));
-    let custom = bin().args(["toy", "--optimizers", "fsam,wsam:0.9:coupled", "--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(
+        std::fs::read_to_string(out.join("toy.svg"))
+            .unwrap()
+            .contains("polyline")
+    );
+    let custom = bin()
+        .args([
+            "toy",
+            "--optimizers",
+            "fsam,wsam:0.9:coupled",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert!(custom.status.success(), "{}", String::from_utf8_lossy(&custom.stderr));
     assert_eq!(json(&out.join("toy.json"))["runs"].as_array().unwrap().len(), 2);
 }

@@ -75,14 +75,19 @@ fn run_ok(cmd: &mut Command) -> std::process::Output {
     out
 }
 
-/// The uninterrupted run, made once and shared by the kill tests.
-fn reference() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
+/// The uninterrupted run, made once and shared by the kill tests, and how long it took.
+fn reference_run() -> &'static (PathBuf, Duration) {
+    static RUN: OnceLock<(PathBuf, Duration)> = OnceLock::new();
+    RUN.get_or_init(|| {
         let dir = scratch("reference");
+        let started = Instant::now();
         run_ok(bin().args(run_args(EPOCHS)).arg("--out").arg(&dir));
-        dir
+        (dir, started.elapsed())
     })
+}
+
+fn reference() -> &'static Path {
+    &reference_run().0
 }
 
 /// The figures of each epoch that do not depend on timing.
@@ -197,9 +202,7 @@ fn kill_9_at_random_moments_then_resume_ends_with_the_uninterrupted_weights() {
         .unwrap_or(20_251_122u64);
     let mut draws = Draws(seed);
     // How long an uninterrupted run takes here, to spread the kills over it.
-    let started = Instant::now();
-    let _ = reference();
-    let span = started.elapsed().max(Duration::from_millis(500));
+    let span = reference_run().1.max(Duration::from_millis(500));
     let dir = scratch("random");
     let mut kills = Vec::new();
     let mut finished = false;
@@ -452,4 +455,118 @@ fn a_disk_that_fills_up_between_kill_and_resume_is_a_clear_error_and_loses_nothi
     std::fs::remove_file(disk.0.join("filler")).unwrap();
     run_ok(&mut resume(&dir));
     assert_same_as_reference(&dir);
+}
+
+/// A small sweep: 2 optimizers × 2 noise rates × 2 seeds of the MLP, 3 epochs each.
+fn sweep_args(out: &Path) -> Vec<String> {
+    [
+        "sweep",
+        "--optimizers",
+        "sgd,fsam",
+        "--noise",
+        "0,0.4",
+        "--seeds",
+        "2",
+        "--model",
+        "mlp",
+        "--epochs",
+        "3",
+        "--train-limit",
+        "320",
+        "--test-limit",
+        "100",
+        "--quiet",
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([out.display().to_string()])
+    .collect()
+}
+
+/// The folders under `dir` that hold a run (a checkpoint.json), relative to `dir`.
+fn run_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n == "checkpoint.json") {
+                out.push(d.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn kill_9_at_random_moments_of_a_sweep_then_running_it_again_ends_with_the_same_runs() {
+    let straight = scratch("sweep-straight");
+    let started = Instant::now();
+    run_ok(bin().args(sweep_args(&straight)));
+    let span = started.elapsed().max(Duration::from_millis(500));
+    let runs = run_dirs(&straight);
+    assert_eq!(runs.len(), 8, "{runs:?}");
+
+    let dir = scratch("sweep-killed");
+    let mut draws = Draws(7);
+    let mut kills = 0;
+    for _ in 0..12 {
+        let mut child = bin()
+            .args(sweep_args(&dir))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let delay = Duration::from_millis(50 + draws.next() % (span.as_millis() as u64 / 3).max(1));
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        kill(child);
+        kills += 1;
+        for run in run_dirs(&dir) {
+            assert_checkpoint_whole(&dir.join(run));
+        }
+    }
+    // Whatever is left, the same sweep run again finishes it.
+    run_ok(bin().args(sweep_args(&dir)));
+    eprintln!("sweep: {kills} kills");
+    assert!(kills >= 3, "too few kills landed mid-sweep");
+    assert_eq!(run_dirs(&dir), runs);
+    for run in &runs {
+        assert_eq!(
+            checkpoint_weights(&dir.join(run)).unwrap(),
+            checkpoint_weights(&straight.join(run)).unwrap(),
+            "{}",
+            run.display()
+        );
+    }
+    let accuracies = |d: &Path| {
+        let r = json(&d.join("results.json"));
+        r["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["variant"].clone(),
+                    c["noise"].clone(),
+                    c["runs"].as_array().unwrap().len(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(accuracies(&dir), accuracies(&straight));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("results.md"))
+            .map(|s| s.lines().count())
+            .ok(),
+        std::fs::read_to_string(straight.join("results.md"))
+            .map(|s| s.lines().count())
+            .ok()
+    );
 }

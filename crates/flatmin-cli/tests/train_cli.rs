@@ -283,7 +283,10 @@ fn augmentation_and_label_smoothing_are_seeded_and_change_the_run() {
     assert_eq!(summary["config"]["augment"], true);
     assert_eq!(summary["config"]["label_smoothing"], 0.1);
     fails_with(&["--label-smoothing", "1.0"], "--label-smoothing 1");
-    fails_with(&["--preset", "sam-wrn28-10-imagenet"], "--preset `sam-wrn28-10-imagenet`");
+    fails_with(
+        &["--preset", "sam-wrn28-10-imagenet"],
+        "--preset `sam-wrn28-10-imagenet`",
+    );
     // A preset needs the CIFAR files it names.
     fails_with(&["--preset", "sam-wrn28-10-cifar10"], "--data-dir");
 }

@@ -108,10 +108,26 @@ pub fn top_hessian_eigenvalue<M: Module>(
     mut gradient: impl FnMut(&M) -> GradientsParams,
     config: &PowerIterationConfig,
 ) -> Result<EigenEstimate, HessianError> {
-    check_range("max_iterations", config.max_iterations as f64, 1.0, true, f64::INFINITY, false, "at least 1")
-        .map_err(HessianError::Config)?;
-    check_range("tolerance", config.tolerance, 0.0, false, f64::INFINITY, false, "a finite number > 0")
-        .map_err(HessianError::Config)?;
+    check_range(
+        "max_iterations",
+        config.max_iterations as f64,
+        1.0,
+        true,
+        f64::INFINITY,
+        false,
+        "at least 1",
+    )
+    .map_err(HessianError::Config)?;
+    check_range(
+        "tolerance",
+        config.tolerance,
+        0.0,
+        false,
+        f64::INFINITY,
+        false,
+        "a finite number > 0",
+    )
+    .map_err(HessianError::Config)?;
     if let Some(s) = config.relative_step {
         check_range("relative_step", s, 0.0, false, 1.0, true, "a number in (0, 1]").map_err(HessianError::Config)?;
     }
@@ -122,7 +138,13 @@ pub fn top_hessian_eigenvalue<M: Module>(
     if g0.is_vacant() {
         return Err(HessianError::NoGradients);
     }
-    let w = ParamVector::new(w.slots().iter().enumerate().map(|(i, t)| if g0.has(i) { t.clone() } else { None }).collect());
+    let w = ParamVector::new(
+        w.slots()
+            .iter()
+            .enumerate()
+            .map(|(i, t)| if g0.has(i) { t.clone() } else { None })
+            .collect(),
+    );
     let is_f64 = w.slots().iter().flatten().any(|t| t.dtype() == DType::F64);
     let relative = config.relative_step.unwrap_or(if is_f64 { 1e-6 } else { 1e-3 });
     let step = relative * w.norm().max(1.0);
@@ -132,7 +154,9 @@ pub fn top_hessian_eigenvalue<M: Module>(
         let minus = bridge::perturbed(model, &layout, &v.scaled(-step));
         let gp = bridge::gradients(&plus, &layout, &gradient(&plus));
         let gm = bridge::gradients(&minus, &layout, &gradient(&minus));
-        let hv = gp.zip_map(&gm, |a, b| (a.clone() - b.expect("same parameters").clone()).div_scalar(2.0 * step));
+        let hv = gp.zip_map(&gm, |a, b| {
+            (a.clone() - b.expect("same parameters").clone()).div_scalar(2.0 * step)
+        });
         Ok(hv)
     };
 

@@ -17,7 +17,6 @@
 //! ```
 //! use burn::nn::{Linear, LinearConfig};
 //! use burn::tensor::{Device, Int, Tensor, TensorData};
-//! use burn::tensor::loss::cross_entropy_with_logits;
 //! use flatmin::{Batch, SamConfig};
 //!
 //! let device = Device::flex().autodiff();
@@ -34,7 +33,7 @@
 //! model = next;
 //! let report = report.expect("finite step");
 //! assert!(report.perturbation_norm > 0.0);
-//! # let _ = (model, cross_entropy_with_logits::<2>);
+//! # let _ = model;
 //! ```
 //!
 //! ## Two steps, passes run by the caller
@@ -64,6 +63,8 @@
 //! second pass has its own. A non-finite gradient in either pass skips the step and leaves the
 //! weights and the optimizer state as they were; the caller gets the reason.
 
+#![warn(missing_docs)]
+
 mod base;
 mod bridge;
 mod combination;
@@ -87,7 +88,7 @@ pub use config::{PRESETS, SamConfig};
 pub use error::{ConfigError, Pass, RecordError, StepError};
 pub use loss::per_sample_cross_entropy;
 pub use perturbation::{FriendlyConfig, Geometry, SwpConfig, SwpGranularity};
-pub use report::StepReport;
+pub use report::{StepReport, StepTimings};
 pub use rng::Rng;
 pub use sam::Descent;
 pub use sam::{Ascent, Batch, MaskSource, Sam};

@@ -35,3 +35,21 @@ impl StepReport {
         }
     }
 }
+
+/// Where the wall time of a one-call step went: the passes (Burn's forward and backward work)
+/// and the rest, the optimizer's own work (masks, norms, perturbation, selection, combination,
+/// update).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepTimings {
+    /// The whole step, in seconds.
+    pub total: f64,
+    /// The loss closure's calls (forward passes) and the backward passes, in seconds.
+    pub passes: f64,
+}
+
+impl StepTimings {
+    /// The optimizer's own work: the step minus its passes, in seconds.
+    pub fn optimizer(&self) -> f64 {
+        (self.total - self.passes).max(0.0)
+    }
+}

@@ -1,6 +1,8 @@
 //! The SAM step: pass 1, perturbation, selection, pass 2, combination, base optimizer.
 
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -12,7 +14,7 @@ use crate::combination::{Combined, Measures, combine};
 use crate::config::SamConfig;
 use crate::error::{Pass, StepError};
 use crate::perturbation::{self, SwpGranularity};
-use crate::report::StepReport;
+use crate::report::{StepReport, StepTimings};
 use crate::rng::Rng;
 use crate::selection::{SampleSelector, Selection, SharpestSamples};
 use crate::vector::{ParamVector, read};
@@ -127,6 +129,7 @@ pub struct Sam {
     pub(crate) masks: Masks,
     selector: Option<Box<dyn SampleSelector>>,
     pending_mask: Option<(Vec<bool>, Option<Rng>)>,
+    timings: StepTimings,
 }
 
 impl Sam {
@@ -146,6 +149,7 @@ impl Sam {
             masks: Masks::Seeded(Rng::seeded(seed)),
             selector,
             pending_mask: None,
+            timings: StepTimings::default(),
         }
     }
 
@@ -170,6 +174,11 @@ impl Sam {
     pub fn with_selector(mut self, selector: Box<dyn SampleSelector>) -> Self {
         self.selector = Some(selector);
         self
+    }
+
+    /// Where the wall time of the last one-call [`Sam::step`] went (passes and optimizer work).
+    pub fn last_timings(&self) -> StepTimings {
+        self.timings
     }
 
     /// ρ at learning rate `lr`.
@@ -438,6 +447,33 @@ impl Sam {
         M: Module,
         F: FnMut(&M, Batch<'_>) -> Tensor<1>,
     {
+        let started = Instant::now();
+        let passes = Cell::new(Duration::ZERO);
+        let mut timed_loss = |m: &M, batch: Batch<'_>| {
+            let t = Instant::now();
+            let out = loss_fn(m, batch);
+            passes.set(passes.get() + t.elapsed());
+            out
+        };
+        let out = self.step_timed(lr, model, &mut timed_loss, &passes);
+        self.timings = StepTimings {
+            total: started.elapsed().as_secs_f64(),
+            passes: passes.get().as_secs_f64(),
+        };
+        out
+    }
+
+    fn step_timed<M, F>(
+        &mut self,
+        lr: f64,
+        model: M,
+        loss_fn: &mut F,
+        passes: &Cell<Duration>,
+    ) -> (M, Result<StepReport, StepError>)
+    where
+        M: Module,
+        F: FnMut(&M, Batch<'_>) -> Tensor<1>,
+    {
         let base_only = self.config.is_base_only();
         let first = if base_only {
             model.clone()
@@ -474,7 +510,7 @@ impl Sam {
                 }),
             );
         }
-        let grads = bridge::backward(loss, &first);
+        let grads = timed(passes, || bridge::backward(loss, &first));
         if base_only {
             let layout = Layout::of(&model);
             let g = bridge::gradients(&model, &layout, &grads);
@@ -548,7 +584,7 @@ impl Sam {
                 }),
             );
         }
-        let grads_p = bridge::backward(loss_p, ascent.model());
+        let grads_p = timed(passes, || bridge::backward(loss_p, ascent.model()));
         let (model, result) = self.update(lr, model, ascent, &grads_p);
         let result = result.map(|mut r| {
             r.loss = Some(loss_value);
@@ -559,6 +595,14 @@ impl Sam {
         });
         (model, result)
     }
+}
+
+/// Runs `f`, adding its wall time to `passes`.
+fn timed<T>(passes: &Cell<Duration>, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let out = f();
+    passes.set(passes.get() + t.elapsed());
+    out
 }
 
 fn check_selection(selected: &[usize], batch: usize) -> Result<(), StepError> {

@@ -15,13 +15,22 @@ fn quadratic_lambda(diag: &[f64], dtype: DType) -> flatmin::hessian::EigenEstima
     let device = device();
     let w0: Vec<f64> = (0..diag.len()).map(|i| 0.5 - i as f64 * 0.3).collect();
     let w = Tensor::from_data(TensorData::new(w0, [diag.len()]), (&device, dtype));
-    let model = Quadratic { w: Param::from_tensor(w) };
+    let model = Quadratic {
+        w: Param::from_tensor(w),
+    };
     let h = Tensor::<1>::from_data(TensorData::new(diag.to_vec(), [diag.len()]), (&device, dtype));
     let grad = |m: &Quadratic| {
         let loss = (m.w.val() * m.w.val() * h.clone()).sum().mul_scalar(0.5);
         GradientsParams::from_grads(loss.backward(), m)
     };
-    top_hessian_eigenvalue(&model, grad, &PowerIterationConfig::new().with_tolerance(1e-6).with_max_iterations(500)).unwrap()
+    top_hessian_eigenvalue(
+        &model,
+        grad,
+        &PowerIterationConfig::new()
+            .with_tolerance(1e-6)
+            .with_max_iterations(500),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -48,6 +57,7 @@ struct Logistic {
 }
 
 /// The largest eigenvalue of a symmetric matrix by Jacobi rotations (exact to rounding).
+#[allow(clippy::needless_range_loop)] // rotations read and write two columns of each row
 fn jacobi_max(mut a: Vec<Vec<f64>>) -> f64 {
     let n = a.len();
     for _ in 0..100 {
@@ -112,12 +122,16 @@ fn logistic_regression_top_eigenvalue_matches_the_exact_hessian() {
             let z = xt.clone().matmul(m.w.val().reshape([d, 1])).reshape([n]);
             let p = sigmoid(z);
             // Mean binary cross-entropy.
-            let loss = (yt.clone() * p.clone().log() + yt.clone().neg().add_scalar(1.0) * p.neg().add_scalar(1.0).log())
-                .mean()
-                .neg();
+            let loss = (yt.clone() * p.clone().log()
+                + yt.clone().neg().add_scalar(1.0) * p.neg().add_scalar(1.0).log())
+            .mean()
+            .neg();
             GradientsParams::from_grads(loss.backward(), m)
         };
-        let config = PowerIterationConfig::new().with_tolerance(1e-7).with_max_iterations(300).with_seed(4);
+        let config = PowerIterationConfig::new()
+            .with_tolerance(1e-7)
+            .with_max_iterations(300)
+            .with_seed(4);
         let est = top_hessian_eigenvalue(&model, grad, &config).unwrap();
         let tol = if dtype == DType::F64 { 1e-5 } else { 2e-2 };
         assert!(

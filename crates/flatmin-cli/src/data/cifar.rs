@@ -135,6 +135,7 @@ fn load(dir: &Path, format: &CifarFormat) -> Result<Split, DataError> {
             height: CIFAR_SIDE,
             width: CIFAR_SIDE,
             class_names: class_names.clone(),
+            features: None,
         })
     };
     let train = dataset(format.train_files)?;

@@ -323,6 +323,7 @@ pub fn dataset_from_idx_bytes(
         height: decoded.rows,
         width: decoded.cols,
         class_names: class_names.iter().map(|name| name.to_string()).collect(),
+        features: None,
     })
 }
 

@@ -8,9 +8,14 @@
 //! more; turning them into tensors is the trainer's business.
 
 pub mod cifar;
+pub mod csv;
 pub mod embedded;
+pub mod folder;
 pub mod idx;
+pub mod input;
 pub mod noise;
+pub mod shapes;
+pub mod split;
 #[cfg(test)]
 mod tests;
 
@@ -35,7 +40,24 @@ pub struct Dataset {
     pub width: usize,
     /// A readable name for each class, `classes` of them.
     pub class_names: Vec<String>,
+    /// Numeric features at full precision (a CSV's columns) instead of pixels: then `images` is
+    /// empty, each sample is a `channels`×1×1 "image" of `channels` features, and the trainer
+    /// standardises each feature with the training set's statistics (see [`csv`]).
+    pub features: Option<Features>,
 }
+
+/// Feature values, sample after sample, in `f64` so that nothing is rounded before the trainer
+/// standardises them. Equality is bitwise (the readers never store a NaN).
+#[derive(Clone, Debug, Default)]
+pub struct Features(pub Vec<f64>);
+
+impl PartialEq for Features {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| a.to_bits() == b.to_bits())
+    }
+}
+
+impl Eq for Features {}
 
 impl Dataset {
     /// Number of images.

@@ -54,6 +54,7 @@ fn synthetic(count: usize, [channels, height, width]: [usize; 3], classes: usize
         height,
         width,
         class_names: (0..classes).map(|c| format!("class {c}")).collect(),
+        features: None,
     }
 }
 

@@ -1,0 +1,593 @@
+//! `flatmin bench`: the step time and peak memory of the base optimizer and each SAM variant,
+//! measured in one process on synthetic batches.
+//!
+//! For each model, every variant gets its own copy of the same initial weights and its own
+//! optimizer. After warm-up rounds, each round times one step of every variant, in an order
+//! rotated from round to round, so that a slow patch of a shared machine biases no variant; the
+//! figures are medians over the rounds and the ratios compare medians of the same run.
+//!
+//! Memory, in untimed rounds after the timed ones: before each step the allocator returns its free memory to the system
+//! (`malloc_trim`) and the kernel's peak-RSS mark is reset (`5` written to
+//! `/proc/self/clear_refs`); after the step `VmHWM` in `/proc/self/status` is that step's peak.
+//! All variants' weights and optimizer states stay resident throughout, so the peaks share one
+//! baseline: the difference between two variants' peaks is the difference of their steps' needs.
+//!
+//! The optimizer's own work (everything but the passes) is read from [`flatmin::Sam::last_timings`].
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use flatmin::{Batch, Rng, Sam};
+use serde::Serialize;
+
+use crate::models::{Classifier, InputShape, Mlp, ResNetStack, SmallCnn};
+use crate::train::TrainConfig;
+
+/// The models `--models` accepts.
+pub const BENCH_MODELS: [&str; 3] = ["mlp", "cnn", "resnet"];
+
+/// The optimizers `--optimizers` accepts (the library's presets).
+pub const BENCH_OPTIMIZERS: [&str; 8] = flatmin::PRESETS;
+
+/// What to measure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchConfig {
+    /// Models, from [`BENCH_MODELS`].
+    pub models: Vec<String>,
+    /// Optimizer presets; the base (`sgd`) is always measured, first.
+    pub optimizers: Vec<String>,
+    /// Timed steps per variant.
+    pub steps: usize,
+    /// Untimed warm-up steps per variant.
+    pub warmup: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Learning rate of every step.
+    pub lr: f64,
+    /// Seed of the weights and the synthetic batch.
+    pub seed: u64,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        Self {
+            models: BENCH_MODELS.iter().map(|s| s.to_string()).collect(),
+            optimizers: BENCH_OPTIMIZERS.iter().map(|s| s.to_string()).collect(),
+            steps: 20,
+            warmup: 3,
+            batch_size: 128,
+            lr: 0.01,
+            seed: 0,
+        }
+    }
+}
+
+/// One variant on one model.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRun {
+    /// `mlp`, `cnn` or `resnet`.
+    pub model: String,
+    /// The optimizer preset.
+    pub optimizer: String,
+    /// Median wall time of a step, in ms.
+    pub median_step_ms: f64,
+    /// `median_step_ms` over the base optimizer's, same model, same run.
+    pub ratio_to_base: f64,
+    /// Peak resident memory of the process during this variant's steps, in MB (MiB).
+    pub peak_rss_mb: f64,
+    /// `peak_rss_mb` minus the base optimizer's, in MB.
+    pub extra_rss_mb_over_base: f64,
+    /// Fastest step, in ms.
+    pub min_step_ms: f64,
+    /// Median CPU time of a step over all the process's threads, in ms: the work, whatever
+    /// else the machine runs (wall times stretch when other processes take the cores).
+    pub median_step_cpu_ms: f64,
+    /// `median_step_cpu_ms` over the base optimizer's.
+    pub cpu_ratio_to_base: f64,
+    /// Median CPU time of a step on the calling thread alone, in ms; the rest ran on the
+    /// backend's worker threads.
+    pub median_main_thread_cpu_ms: f64,
+    /// Median time of the step's passes (forward and backward, Burn's work), in ms.
+    pub median_pass_ms: f64,
+    /// Median time of the optimizer's own work in a step (the step minus its passes), in ms.
+    pub median_optimizer_ms: f64,
+    /// `median_optimizer_ms` as a percentage of the base optimizer's median step.
+    pub optimizer_pct_of_base_step: f64,
+    /// Timed steps.
+    pub steps: usize,
+}
+
+/// One model's size.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchModel {
+    /// The model's name.
+    pub model: String,
+    /// Number of parameters (floats the optimizer updates).
+    pub params: usize,
+    /// Size of one parameter-sized buffer (f32), in MB (MiB).
+    pub param_mb: f64,
+    /// Resident memory before the memory rounds (every variant's weights and state), in MB.
+    pub rss_before_mb: f64,
+}
+
+/// The result of a benchmark.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    /// Every variant on every model.
+    pub runs: Vec<BenchRun>,
+    /// The models' sizes.
+    pub models: Vec<BenchModel>,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Warm-up steps per variant.
+    pub warmup: usize,
+    /// Rayon's thread count (the CPU backend's parallelism).
+    pub threads: usize,
+    /// Whether peak memory could be reset per step (Linux); otherwise peaks are the process's.
+    pub peak_reset: bool,
+    /// The machine's 1-minute load average when the benchmark started and ended (Linux): above
+    /// the core count, other processes competed for the cores and wall times are stretched.
+    pub load_average: [f64; 2],
+}
+
+/// Why a benchmark could not run.
+#[derive(Debug)]
+pub struct BenchError(pub String);
+
+impl std::fmt::Display for BenchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BenchError {}
+
+impl BenchConfig {
+    /// Checks the settings; unknown names are errors naming what is accepted.
+    pub fn check(&self) -> Result<(), BenchError> {
+        if self.models.is_empty() || self.optimizers.is_empty() {
+            return Err(BenchError(
+                "--models and --optimizers need at least one name each".into(),
+            ));
+        }
+        for m in &self.models {
+            if !BENCH_MODELS.contains(&m.as_str()) {
+                return Err(BenchError(format!(
+                    "--models: unknown model `{m}` (expected {})",
+                    BENCH_MODELS.join(", ")
+                )));
+            }
+        }
+        for o in &self.optimizers {
+            if !BENCH_OPTIMIZERS.contains(&o.as_str()) {
+                return Err(BenchError(format!(
+                    "--optimizers: unknown optimizer `{o}` (expected {})",
+                    BENCH_OPTIMIZERS.join(", ")
+                )));
+            }
+        }
+        if self.steps == 0 {
+            return Err(BenchError("--steps must be at least 1".into()));
+        }
+        if self.batch_size < 2 {
+            return Err(BenchError("--batch-size must be at least 2".into()));
+        }
+        Ok(())
+    }
+
+    /// The optimizers in measuring order: the base first, then the others as given, once each.
+    fn variants(&self) -> Vec<String> {
+        let mut out = vec!["sgd".to_string()];
+        for o in &self.optimizers {
+            if !out.contains(o) {
+                out.push(o.clone());
+            }
+        }
+        out
+    }
+}
+
+/// The library configuration of a variant: the preset on momentum SGD (0.9, weight decay 5e-4),
+/// exactly as `flatmin train --optimizer NAME` builds it (ESAM: β = 0.6, γ = 0.5).
+pub fn variant(name: &str, seed: u64) -> Result<Sam, BenchError> {
+    let config = TrainConfig {
+        optimizer: name.to_string(),
+        seed,
+        ..TrainConfig::default()
+    };
+    let sam = config.sam_config().map_err(|e| BenchError(e.to_string()))?;
+    sam.init().map_err(|e| BenchError(e.to_string()))
+}
+
+/// Runs the benchmark. `progress` receives a line per model and phase.
+pub fn run(config: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<BenchResult, BenchError> {
+    config.check()?;
+    let mut result = BenchResult {
+        runs: Vec::new(),
+        models: Vec::new(),
+        batch_size: config.batch_size,
+        warmup: config.warmup,
+        threads: rayon_threads(),
+        peak_reset: memory::reset_peak(),
+        load_average: [load_average(), f64::NAN],
+    };
+    for model in &config.models {
+        let (runs, size) = match model.as_str() {
+            "mlp" => bench_model(config, model, mnist_shape(), Mlp::new, &mut progress)?,
+            "cnn" => bench_model(config, model, mnist_shape(), SmallCnn::new, &mut progress)?,
+            _ => bench_model(config, model, cifar_shape(), ResNetStack::new, &mut progress)?,
+        };
+        result.runs.extend(runs);
+        result.models.push(size);
+    }
+    result.load_average[1] = load_average();
+    Ok(result)
+}
+
+/// The 1-minute load average (NaN where unknown).
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
+fn mnist_shape() -> InputShape {
+    InputShape {
+        channels: 1,
+        height: 28,
+        width: 28,
+        classes: 10,
+    }
+}
+
+fn cifar_shape() -> InputShape {
+    InputShape {
+        channels: 3,
+        height: 32,
+        width: 32,
+        classes: 10,
+    }
+}
+
+fn rayon_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
+/// A synthetic batch: standard-normal-ish images (sum of uniforms) and uniform labels.
+fn synthetic_batch(shape: InputShape, n: usize, seed: u64, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    let mut rng = Rng::seeded(seed ^ 0x0b47_c4ed);
+    let per = shape.channels * shape.height * shape.width;
+    let pixels: Vec<f32> = (0..n * per)
+        .map(|_| ((rng.uniform() + rng.uniform() + rng.uniform() - 1.5) * 2.0) as f32)
+        .collect();
+    let labels: Vec<i64> = (0..n).map(|_| (rng.next_u64() % shape.classes as u64) as i64).collect();
+    let x = Tensor::from_data(
+        TensorData::new(pixels, [n, shape.channels, shape.height, shape.width]),
+        device,
+    );
+    let y = Tensor::from_data(TensorData::new(labels, [n]), device);
+    (x, y)
+}
+
+struct Variant<M> {
+    name: String,
+    optim: Sam,
+    model: Option<M>,
+    step_ms: Vec<f64>,
+    cpu_ms: Vec<f64>,
+    thread_cpu_ms: Vec<f64>,
+    pass_ms: Vec<f64>,
+    optimizer_ms: Vec<f64>,
+    peak_kb: u64,
+    failures: usize,
+}
+
+/// Untimed rounds in which each variant's peak memory is measured.
+const MEMORY_ROUNDS: usize = 2;
+
+/// One step of a variant on the batch `(x, y)`.
+fn step<M: Classifier>(v: &mut Variant<M>, lr: f64, x: &Tensor<4>, y: &Tensor<1, Int>) {
+    let model = v.model.take().expect("model");
+    let (next, report) = v.optim.step(lr, model, |m: &M, batch: Batch| {
+        let logits = m.forward(batch.rows(x.clone()));
+        flatmin::per_sample_cross_entropy(logits, batch.rows_int(y.clone()))
+    });
+    v.model = Some(next);
+    if report.is_err() {
+        v.failures += 1;
+    }
+}
+
+fn bench_model<M: Classifier>(
+    config: &BenchConfig,
+    name: &str,
+    shape: InputShape,
+    build: impl Fn(InputShape, &Device) -> M,
+    progress: &mut impl FnMut(&str),
+) -> Result<(Vec<BenchRun>, BenchModel), BenchError> {
+    let device = Device::flex().autodiff();
+    // Every variant starts from the same weights, each with its own model: a built model, not a
+    // clone, so that BatchNorm running statistics (shared by clones) are not shared.
+    let fresh = || {
+        device.seed(config.seed);
+        build(shape, &device)
+    };
+    let params = fresh().num_params();
+    let (x, y) = synthetic_batch(shape, config.batch_size, config.seed, &device);
+    let mut variants = Vec::new();
+    for v in config.variants() {
+        variants.push(Variant {
+            optim: variant(&v, config.seed)?,
+            name: v,
+            model: Some(fresh()),
+            step_ms: Vec::new(),
+            cpu_ms: Vec::new(),
+            thread_cpu_ms: Vec::new(),
+            pass_ms: Vec::new(),
+            optimizer_ms: Vec::new(),
+            peak_kb: 0,
+            failures: 0,
+        });
+    }
+    let count = variants.len();
+    progress(&format!(
+        "{name}: {params} parameters, batch {}, {count} optimizers, {} warm-up + {} timed steps each",
+        config.batch_size, config.warmup, config.steps
+    ));
+    for round in 0..config.warmup + config.steps {
+        let timed = round >= config.warmup;
+        for k in 0..count {
+            // Rotate the order each round: no variant always runs first (or after another).
+            let v = &mut variants[(k + round) % count];
+            let (cpu0, thread0) = (cpu::process_ms(), cpu::thread_ms());
+            let t0 = Instant::now();
+            step(v, config.lr, &x, &y);
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            if timed {
+                let timings = v.optim.last_timings();
+                v.step_ms.push(ms);
+                v.cpu_ms.push(cpu::process_ms() - cpu0);
+                v.thread_cpu_ms.push(cpu::thread_ms() - thread0);
+                v.pass_ms.push(timings.passes * 1e3);
+                v.optimizer_ms.push(timings.optimizer() * 1e3);
+            }
+        }
+    }
+    // Memory rounds, untimed (returning memory to the system and resetting the peak mark would
+    // cost the timed steps page faults they do not have in training).
+    memory::trim();
+    let rss_before_kb = memory::status_kb("VmRSS").unwrap_or(0);
+    for round in 0..MEMORY_ROUNDS {
+        for k in 0..count {
+            let v = &mut variants[(k + round) % count];
+            memory::trim();
+            memory::reset_peak();
+            step(v, config.lr, &x, &y);
+            v.peak_kb = v.peak_kb.max(memory::status_kb("VmHWM").unwrap_or(0));
+        }
+    }
+    if let Some(v) = variants.iter().find(|v| v.failures > 0) {
+        return Err(BenchError(format!(
+            "{name}: {} skipped {} of its steps (non-finite loss or gradient)",
+            v.name, v.failures
+        )));
+    }
+    let base_ms = median(&variants[0].step_ms);
+    let base_cpu_ms = median(&variants[0].cpu_ms);
+    let base_peak = variants[0].peak_kb as f64 / 1024.0;
+    let runs = variants
+        .iter()
+        .map(|v| {
+            let median_step_ms = median(&v.step_ms);
+            let median_optimizer_ms = median(&v.optimizer_ms);
+            let peak_rss_mb = v.peak_kb as f64 / 1024.0;
+            BenchRun {
+                model: name.to_string(),
+                optimizer: v.name.clone(),
+                median_step_ms,
+                ratio_to_base: median_step_ms / base_ms,
+                peak_rss_mb,
+                extra_rss_mb_over_base: peak_rss_mb - base_peak,
+                min_step_ms: v.step_ms.iter().copied().fold(f64::INFINITY, f64::min),
+                median_step_cpu_ms: median(&v.cpu_ms),
+                cpu_ratio_to_base: median(&v.cpu_ms) / base_cpu_ms,
+                median_main_thread_cpu_ms: median(&v.thread_cpu_ms),
+                median_pass_ms: median(&v.pass_ms),
+                median_optimizer_ms,
+                optimizer_pct_of_base_step: 100.0 * median_optimizer_ms / base_ms,
+                steps: v.step_ms.len(),
+            }
+        })
+        .collect();
+    let size = BenchModel {
+        model: name.to_string(),
+        params,
+        param_mb: params as f64 * 4.0 / (1024.0 * 1024.0),
+        rss_before_mb: rss_before_kb as f64 / 1024.0,
+    };
+    Ok((runs, size))
+}
+
+fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// The result as JSON: `{"runs": [...], "models": [...], ...}`.
+pub fn to_json(result: &BenchResult) -> String {
+    serde_json::to_string_pretty(result).expect("serializable")
+}
+
+/// The result as a Markdown table, with the models' sizes.
+pub fn table(result: &BenchResult) -> String {
+    let mut s = String::from(
+        "| model | optimizer | median step ms | ratio to base | CPU ms (ratio) | optimizer ms (% of base step) | peak RSS MB | extra over base MB |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for r in &result.runs {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.2} | {:.3} | {:.2} ({:.3}) | {:.3} ({:.2} %) | {:.1} | {:+.2} |",
+            r.model,
+            r.optimizer,
+            r.median_step_ms,
+            r.ratio_to_base,
+            r.median_step_cpu_ms,
+            r.cpu_ratio_to_base,
+            r.median_optimizer_ms,
+            r.optimizer_pct_of_base_step,
+            r.peak_rss_mb,
+            r.extra_rss_mb_over_base
+        );
+    }
+    for m in &result.models {
+        let _ = writeln!(
+            s,
+            "\n{}: {} parameters (one parameter-sized f32 buffer = {:.2} MB); resident between steps {:.1} MB",
+            m.model, m.params, m.param_mb, m.rss_before_mb
+        );
+    }
+    let _ = write!(
+        s,
+        "\nbatch {}, {} warm-up steps, {} threads; peak memory reset per step: {}; load average {:.2} at the start, {:.2} at the end",
+        result.batch_size,
+        result.warmup,
+        result.threads,
+        if result.peak_reset { "yes" } else { "no (process peaks)" },
+        result.load_average[0],
+        result.load_average[1]
+    );
+    s
+}
+
+/// CPU time of the process and of the calling thread (Linux; NaN elsewhere).
+mod cpu {
+    #[cfg(target_os = "linux")]
+    fn clock_ms(clock: std::ffi::c_int) -> f64 {
+        #[repr(C)]
+        struct Timespec {
+            tv_sec: std::ffi::c_long,
+            tv_nsec: std::ffi::c_long,
+        }
+        unsafe extern "C" {
+            fn clock_gettime(clock: std::ffi::c_int, tp: *mut Timespec) -> std::ffi::c_int;
+        }
+        let mut t = Timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `t` is a valid, writable timespec for the duration of the call.
+        let ok = unsafe { clock_gettime(clock, &mut t) } == 0;
+        if ok {
+            t.tv_sec as f64 * 1e3 + t.tv_nsec as f64 * 1e-6
+        } else {
+            f64::NAN
+        }
+    }
+
+    /// CPU time of every thread of the process, in ms.
+    pub fn process_ms() -> f64 {
+        #[cfg(target_os = "linux")]
+        {
+            clock_ms(2) // CLOCK_PROCESS_CPUTIME_ID
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            f64::NAN
+        }
+    }
+
+    /// CPU time of the calling thread, in ms.
+    pub fn thread_ms() -> f64 {
+        #[cfg(target_os = "linux")]
+        {
+            clock_ms(3) // CLOCK_THREAD_CPUTIME_ID
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            f64::NAN
+        }
+    }
+}
+
+/// Peak resident memory of this process, per step (Linux).
+mod memory {
+    /// Resets the kernel's peak-RSS mark to the current RSS; false where that is not possible.
+    pub fn reset_peak() -> bool {
+        std::fs::write("/proc/self/clear_refs", "5").is_ok()
+    }
+
+    /// A `kB` field of `/proc/self/status` (`VmRSS`, `VmHWM`).
+    pub fn status_kb(key: &str) -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        status.lines().find_map(|line| {
+            let rest = line.strip_prefix(key)?.strip_prefix(':')?;
+            rest.trim().trim_end_matches("kB").trim().parse().ok()
+        })
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe extern "C" {
+        safe fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+
+    /// Returns the allocator's free memory to the system, so that memory freed by an earlier
+    /// step does not hide (or inflate) the next step's peak.
+    pub fn trim() {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn unknown_names_are_errors() {
+        let c = BenchConfig {
+            models: vec!["vgg".into()],
+            ..BenchConfig::default()
+        };
+        assert!(c.check().unwrap_err().0.contains("vgg"));
+        let c = BenchConfig {
+            optimizers: vec!["adamsam".into()],
+            ..BenchConfig::default()
+        };
+        assert!(c.check().unwrap_err().0.contains("adamsam"));
+    }
+
+    #[test]
+    fn the_base_is_measured_first_once() {
+        let c = BenchConfig {
+            optimizers: vec!["sam".into(), "sgd".into(), "sam".into()],
+            ..BenchConfig::default()
+        };
+        assert_eq!(c.variants(), vec!["sgd".to_string(), "sam".to_string()]);
+    }
+
+    #[test]
+    fn status_fields_are_read() {
+        if cfg!(target_os = "linux") {
+            assert!(memory::status_kb("VmRSS").unwrap() > 0);
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! `flatmin bench` end to end on a tiny setting: it runs, prints its table and writes the JSON
+//! with the contract keys. No timing is asserted (CI machines differ).
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn bench_writes_the_json_contract_and_a_table() {
+    let dir = std::env::temp_dir().join(format!("flatmin-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("bench.json");
+    let run = Command::new(env!("CARGO_BIN_EXE_flatmin"))
+        .args(["bench", "--steps", "2", "--warmup", "1", "--batch-size", "16"])
+        .args(["--models", "mlp", "--optimizers", "sgd,sam,esam"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let table = String::from_utf8_lossy(&run.stdout);
+    assert!(table.contains("| mlp | sam |"), "{table}");
+
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let runs = json["runs"].as_array().expect("runs");
+    let names: Vec<&str> = runs.iter().map(|r| r["optimizer"].as_str().unwrap()).collect();
+    assert_eq!(names, ["sgd", "sam", "esam"]);
+    for r in runs {
+        assert_eq!(r["model"], "mlp");
+        for key in ["median_step_ms", "ratio_to_base", "peak_rss_mb"] {
+            let v = r[key].as_f64().unwrap_or_else(|| panic!("{key} in {r}"));
+            // Peak memory is read from /proc: Linux only (0 elsewhere).
+            let positive = key != "peak_rss_mb" || cfg!(target_os = "linux");
+            assert!(v.is_finite() && (v > 0.0 || !positive && v == 0.0), "{key} = {v}");
+        }
+        assert!(r["median_optimizer_ms"].as_f64().unwrap() >= 0.0);
+    }
+    assert_eq!(runs[0]["ratio_to_base"].as_f64(), Some(1.0));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bench_rejects_unknown_names() {
+    let run = Command::new(env!("CARGO_BIN_EXE_flatmin"))
+        .args(["bench", "--steps", "1", "--models", "vgg"])
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("vgg") && err.contains("mlp, cnn, resnet"), "{err}");
+}
