@@ -857,7 +857,7 @@ pub fn markdown(plan: &Plan, loaded: &Loaded, c: &Comparison) -> String {
     let b = &plan.base;
     let mut s = format!(
         "# Does it help on {}?\n\nData: {}.\n\nModel {}, {} epochs, batch {}, lr {} (cosine), base {}; seeds {}; \
-         {:.0} s in all.\n\n",
+         {:.1} s in all.\n\n",
         b.dataset,
         loaded.description,
         b.model,
@@ -927,7 +927,13 @@ fn charts(c: &Comparison, plan: &Plan) -> Vec<(&'static str, LineChart)> {
     let seeds = plan.seeds.len();
     let accuracy = LineChart {
         title: format!("Test accuracy, mean ± std over {seeds} seeds"),
-        x_label: "optimizer (see legend)".into(),
+        x_label: c
+            .results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("{} = {}", i + 1, r.optimizer))
+            .collect::<Vec<_>>()
+            .join(", "),
         y_label: "test accuracy (%)".into(),
         series: c
             .results
@@ -942,7 +948,13 @@ fn charts(c: &Comparison, plan: &Plan) -> Vec<(&'static str, LineChart)> {
     let n = c.versus.len() as f64;
     let mut difference = LineChart {
         title: format!("Difference to {} with its 95 % interval (points)", c.results[0].name),
-        x_label: "optimizer (see legend)".into(),
+        x_label: c
+            .versus
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{} = {}", i + 1, v.optimizer))
+            .collect::<Vec<_>>()
+            .join(", "),
         y_label: format!("test accuracy − {}'s (points)", c.results[0].name),
         series: vec![Series {
             label: "no difference".into(),

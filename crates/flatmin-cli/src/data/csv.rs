@@ -257,3 +257,41 @@ pub fn load(path: &Path, options: &InputOptions) -> Result<Loaded, InputError> {
     );
     Ok(Loaded { split, description })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The trainer's statistics of features are taken in f64, in two passes: a feature near
+    /// 1.7e9 that varies by ±1 keeps its variation (one-pass f32 sums would lose it).
+    #[test]
+    fn the_trainer_standardises_features_at_full_precision() {
+        let base = 1_700_000_000.0;
+        let set = Dataset {
+            images: Vec::new(),
+            labels: vec![0, 1, 0, 1],
+            classes: 2,
+            channels: 2,
+            height: 1,
+            width: 1,
+            class_names: vec!["a".into(), "b".into()],
+            features: Some(Features(vec![
+                base - 1.0,
+                5.0,
+                base + 1.0,
+                5.0,
+                base - 1.0,
+                5.0,
+                base + 1.0,
+                5.0,
+            ])),
+        };
+        let (mean, std) = crate::train::channel_stats(&set);
+        assert_eq!(mean, vec![base, 5.0]);
+        assert_eq!(
+            std,
+            vec![1.0, 1.0],
+            "population std 1; a constant feature gets 1, not 0"
+        );
+    }
+}
