@@ -211,50 +211,65 @@ impl ModuleVisitor for FlagVisitor {
     }
 }
 
-/// How a parameter's new value is made from its current (inner) value and the vector entry.
-#[derive(Clone, Copy)]
-enum Write {
-    Replace,
-    Add,
-}
-
-struct WriteMapper<'a> {
+/// Adds a vector's entries to the parameters, carrying their flags over.
+struct AddMapper {
     index: HashMap<ParamId, usize>,
-    vector: &'a ParamVector,
-    write: Write,
-    flags: Option<HashMap<ParamId, Flags>>,
+    /// Taken slot by slot: a tensor held only here takes the sum in place.
+    slots: Vec<Option<Tensor<1>>>,
+    flags: HashMap<ParamId, Flags>,
 }
 
-impl ModuleMapper for WriteMapper<'_> {
+impl ModuleMapper for AddMapper {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let Some(&i) = self.index.get(&param.id) else {
             return param;
         };
-        let Some(update) = self.vector.get(i) else {
+        let Some(update) = self.slots.get_mut(i).and_then(Option::take) else {
             return param;
         };
         let (id, tensor, mapper) = param.consume();
-        let flags = match &self.flags {
-            Some(map) => map.get(&id).copied().unwrap_or_else(|| Flags::of(&tensor)),
-            None => Flags::of(&tensor),
-        };
+        let flags = self.flags.get(&id).copied().unwrap_or_else(|| Flags::of(&tensor));
         let shape = tensor.shape();
-        let update = update.clone().reshape(shape);
-        let inner = match self.write {
-            Write::Replace => update,
-            Write::Add => tensor.inner() + update,
-        };
+        let inner = tensor.inner() + update.reshape(shape);
         Param::from_mapped_value(id, flags.lift(inner, id), mapper)
     }
 }
 
-/// Returns `model` with every parameter that has an entry in `values` replaced by it.
-pub fn replace<M: Module>(model: M, layout: &Layout, values: &ParamVector) -> M {
-    model.map(&mut WriteMapper {
+/// Returns `model` with every parameter `w_i` for which `has(i)` holds replaced by
+/// `update(i, w_i)`: the flat value is handed over owned, so an update that holds the only
+/// reference can write the result into it (no new buffer of the parameter's size).
+pub fn update<M: Module>(
+    model: M,
+    layout: &Layout,
+    has: &dyn Fn(usize) -> bool,
+    update: &mut dyn FnMut(usize, Tensor<1>) -> Tensor<1>,
+) -> M {
+    struct Mapper<'a> {
+        index: HashMap<ParamId, usize>,
+        has: &'a dyn Fn(usize) -> bool,
+        update: &'a mut dyn FnMut(usize, Tensor<1>) -> Tensor<1>,
+    }
+    impl ModuleMapper for Mapper<'_> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let Some(&i) = self.index.get(&param.id) else {
+                return param;
+            };
+            if !(self.has)(i) {
+                return param;
+            }
+            let (id, tensor, mapper) = param.consume();
+            let flags = Flags::of(&tensor);
+            let shape = tensor.shape();
+            let value = tensor.inner();
+            let n = shape.num_elements();
+            let new = (self.update)(i, value.reshape([n])).reshape(shape);
+            Param::from_mapped_value(id, flags.lift(new, id), mapper)
+        }
+    }
+    model.map(&mut Mapper {
         index: layout.index(),
-        vector: values,
-        write: Write::Replace,
-        flags: None,
+        has,
+        update,
     })
 }
 
@@ -265,14 +280,18 @@ pub fn replace<M: Module>(model: M, layout: &Layout, values: &ParamVector) -> M 
 /// running mean and variance as the first pass left them. Parameter ids are kept, so the second
 /// pass's gradients line up with the original parameters, and so are each parameter's flags.
 pub fn perturbed<M: Module>(model: &M, layout: &Layout, e: &ParamVector) -> M {
+    perturbed_by(model, layout, e.clone())
+}
+
+/// [`perturbed`] with `e` handed over: a tensor of `e` held only here takes `w + e` in place.
+pub fn perturbed_by<M: Module>(model: &M, layout: &Layout, e: ParamVector) -> M {
     let mut flags = FlagVisitor { flags: HashMap::new() };
     model.visit(&mut flags);
     let decoupled = model.valid().train();
-    decoupled.map(&mut WriteMapper {
+    decoupled.map(&mut AddMapper {
         index: layout.index(),
-        vector: e,
-        write: Write::Add,
-        flags: Some(flags.flags),
+        slots: e.into_slots(),
+        flags: flags.flags,
     })
 }
 

@@ -127,6 +127,8 @@ pub(crate) struct Radius<'a> {
     pub eps: f64,
     /// ESAM's β (1 without SWP): `e` is divided by it.
     pub beta: f64,
+    /// `‖d‖`, when the caller has measured it (the Euclidean ball needs nothing else).
+    pub d_norm: Option<f64>,
 }
 
 /// Makes `e` from the direction `d` (already masked per tensor, and friendly-transformed).
@@ -143,11 +145,15 @@ pub(crate) fn make(
         rho,
         eps,
         beta,
+        d_norm,
     } = *radius;
+    // `‖e‖` where it follows from the scalars (a uniform scaling of `d`, no mask): `|s|·‖d‖`.
+    let mut e_norm = None;
     let e = match *geometry {
         Geometry::Euclidean => {
-            let n = d.norm();
+            let n = d_norm.unwrap_or_else(|| d.norm());
             let scale = rho / (n + eps) / beta;
+            e_norm = Some(scale.abs() * n);
             d.scaled(scale)
         }
         Geometry::AdaptiveSquared => {
@@ -181,13 +187,16 @@ pub(crate) fn make(
         }
     };
     let e = match mask {
-        Some(mask) => e.zip_map(mask, |e, m| match m {
-            Some(m) => e.clone() * m.clone(),
-            None => e.clone(),
-        }),
+        Some(mask) => {
+            e_norm = None;
+            e.zip_map(mask, |e, m| match m {
+                Some(m) => e.clone() * m.clone(),
+                None => e.clone(),
+            })
+        }
         None => e,
     };
-    let e_norm = e.norm();
+    let e_norm = e_norm.unwrap_or_else(|| e.norm());
     Made { e, e_norm }
 }
 

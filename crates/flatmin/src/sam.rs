@@ -8,12 +8,12 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use crate::base::{BaseOptimizer, BaseState};
+use crate::base::BaseOptimizer;
 use crate::bridge::{self, Layout};
 use crate::combination::{Combined, Measures, combine};
 use crate::config::SamConfig;
 use crate::error::{Pass, StepError};
-use crate::perturbation::{self, SwpGranularity};
+use crate::perturbation::{self, Geometry, SwpGranularity};
 use crate::report::{StepReport, StepTimings};
 use crate::rng::Rng;
 use crate::selection::{SampleSelector, Selection, SharpestSamples};
@@ -259,6 +259,8 @@ impl Sam {
         }
         let rho = self.rho_at(lr);
         let (d, next_ema) = self.direction(&layout, &g);
+        // Without F-SAM's transform the direction is `g`, whose norm is known.
+        let d_norm = self.config.friendly.is_none().then_some(g_norm);
         let element_mask = match &self.config.swp {
             Some(s) if s.granularity == SwpGranularity::PerElement => {
                 let beta = s.beta;
@@ -277,15 +279,20 @@ impl Sam {
             _ => None,
         };
         let beta = self.config.swp.as_ref().map(|s| s.beta).unwrap_or(1.0);
-        let w = bridge::values(model, &layout);
+        let w = match self.config.geometry {
+            Geometry::Euclidean => ParamVector::default(),
+            _ => bridge::values(model, &layout),
+        };
         let radius = perturbation::Radius {
             geometry: &self.config.geometry,
             rho,
             eps: self.config.eps,
             beta,
+            d_norm,
         };
         let made = perturbation::make(&radius, &d, &w, &layout, element_mask.as_ref());
-        let perturbed = bridge::perturbed(model, &layout, &made.e);
+        drop(d);
+        let perturbed = bridge::perturbed_by(model, &layout, made.e);
         Ok(Ascent {
             model: perturbed,
             layout,
@@ -342,6 +349,7 @@ impl Sam {
     ) -> (M, Result<StepReport, StepError>) {
         let gp = bridge::gradients(&model, &ascent.layout, grads_p);
         let Ascent {
+            model: perturbed,
             layout,
             g,
             g_norm,
@@ -350,9 +358,11 @@ impl Sam {
             tensor_mask,
             next_ema,
             next_rng,
-            ..
         } = ascent;
-        let (model, result) = self.finish(lr, model, &layout, &g, g_norm, &gp);
+        // `w + e` is no longer needed: its memory is free before the update allocates.
+        drop(perturbed);
+        let known = Known { g_norm, gp: None };
+        let (model, result) = self.finish(lr, model, &layout, (&g, &gp), known);
         match result {
             Ok(mut report) => {
                 if self.config.friendly.is_some() {
@@ -376,15 +386,20 @@ impl Sam {
         lr: f64,
         model: M,
         layout: &Layout,
-        g: &ParamVector,
-        g_norm: f64,
-        gp: &ParamVector,
+        (g, gp): (&ParamVector, &ParamVector),
+        known: Known,
     ) -> (M, Result<StepReport, StepError>) {
         if gp.is_vacant() {
             return (model, Err(StepError::NoGradients));
         }
-        let sums = read(vec![gp.squared_norm_lazy(), g.dot_lazy(gp)]);
-        let (gp_norm, dot) = (sums[0].sqrt(), sums[1]);
+        let g_norm = known.g_norm;
+        let (gp_norm, dot) = match known.gp {
+            Some(known) => known,
+            None => {
+                let sums = read(vec![gp.squared_norm_lazy(), g.dot_lazy(gp)]);
+                (sums[0].sqrt(), sums[1])
+            }
+        };
         if !gp_norm.is_finite() {
             return (
                 model,
@@ -400,23 +415,20 @@ impl Sam {
             sharpness,
             sharpness_weight,
         } = combine(&self.config.combination, self.config.eps, g, gp, &measures);
-        let w = bridge::values(&model, layout);
-        let mut next: HashMap<String, BaseState> = self.base.states.clone();
-        let mut updated = Vec::with_capacity(layout.len());
-        for (i, entry) in layout.entries.iter().enumerate() {
-            updated.push(match (descent.get(i), w.get(i)) {
-                (Some(d), Some(wi)) => {
-                    let mut new = self.base.update(&mut next, &entry.path, lr, wi.clone(), d.clone());
-                    if let Some(s) = sharpness.as_ref().and_then(|s| s.get(i)) {
-                        new = new - s.clone().mul_scalar(lr * sharpness_weight);
-                    }
-                    Some(new)
-                }
-                _ => None,
-            });
-        }
-        let model = bridge::replace(model, layout, &ParamVector::new(updated));
-        self.base.states = next;
+        // Nothing below can fail: the base state is updated in place (its buffers held only
+        // here are written in place) and each weight is handed over to its update.
+        let mut states = std::mem::take(&mut self.base.states);
+        let base = &self.base;
+        let sharpness_step = lr * sharpness_weight;
+        let model = bridge::update(model, layout, &|i| descent.has(i), &mut |i, w| {
+            let d = descent.get(i).expect("present").clone();
+            let new = base.update(&mut states, &layout.entries[i].path, lr, w, d);
+            match sharpness.as_ref().and_then(|s| s.get(i)) {
+                Some(s) => new - s.clone().mul_scalar(sharpness_step),
+                None => new,
+            }
+        });
+        self.base.states = states;
         self.steps += 1;
         let cosine = if g_norm > 0.0 && gp_norm > 0.0 {
             dot / (g_norm * gp_norm)
@@ -511,10 +523,13 @@ impl Sam {
             );
         }
         let grads = timed(passes, || bridge::backward(loss, &first));
+        // The first-pass view shares the weights: dropped, it leaves them to the update alone.
+        drop(first);
         if base_only {
             let layout = Layout::of(&model);
             let g = bridge::gradients(&model, &layout, &grads);
-            let g_norm = g.norm();
+            let squared = read(vec![g.squared_norm_lazy()])[0];
+            let g_norm = squared.sqrt();
             if !g_norm.is_finite() {
                 return (
                     model,
@@ -524,7 +539,13 @@ impl Sam {
                     }),
                 );
             }
-            let (model, result) = self.finish(lr, model, &layout, &g, g_norm, &g);
+            drop(grads);
+            // `g_p = g`: its norm and `g·g_p` are the ones just measured.
+            let known = Known {
+                g_norm,
+                gp: Some((g_norm, squared)),
+            };
+            let (model, result) = self.finish(lr, model, &layout, (&g, &g), known);
             let result = result.map(|mut r| {
                 r.loss = Some(loss_value);
                 r.rho = 0.0;
@@ -595,6 +616,13 @@ impl Sam {
         });
         (model, result)
     }
+}
+
+/// What the update knows of the two gradients before measuring anything: `‖g‖`, and
+/// `(‖g_p‖, g·g_p)` when the caller has them (the base step, where `g_p = g`).
+struct Known {
+    g_norm: f64,
+    gp: Option<(f64, f64)>,
 }
 
 /// Runs `f`, adding its wall time to `passes`.

@@ -83,7 +83,7 @@ impl ParamVector {
 
     /// The squared global L2 norm, as a one-element device tensor (not read back).
     pub fn squared_norm_lazy(&self) -> Option<Tensor<1>> {
-        sum_all(self.tensors.iter().flatten().map(|t| t.clone().square().sum()))
+        sum_all(self.tensors.iter().flatten().map(|t| dot(t, t)))
     }
 
     /// The inner product with `other` over the slots both hold, as a device tensor.
@@ -93,7 +93,7 @@ impl ParamVector {
                 .iter()
                 .zip(&other.tensors)
                 .filter_map(|(a, b)| Some((a.as_ref()?, b.as_ref()?)))
-                .map(|(a, b)| (a.clone() * b.clone()).sum()),
+                .map(|(a, b)| dot(a, b)),
         )
     }
 
@@ -101,6 +101,19 @@ impl ParamVector {
     pub fn norm(&self) -> f64 {
         read(vec![self.squared_norm_lazy()])[0].sqrt()
     }
+}
+
+/// `a · b` of two flat tensors of one length, as a one-element device tensor.
+///
+/// A `[1, n] × [n, 1]` matrix product: one pass over both operands and no temporary of their
+/// size, where `(a * b).sum()` first writes an `n`-element product and then reads it again
+/// (on the `flex` CPU backend, 15 µs against 115 µs for 200 k `f32` elements).
+pub(crate) fn dot(a: &Tensor<1>, b: &Tensor<1>) -> Tensor<1> {
+    let n = a.dims()[0];
+    if n == 0 {
+        return Tensor::zeros([1], (&a.device(), a.dtype()));
+    }
+    a.clone().reshape([1, n]).matmul(b.clone().reshape([n, 1])).reshape([1])
 }
 
 /// Sums one-element tensors on the device.

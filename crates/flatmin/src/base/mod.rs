@@ -71,7 +71,8 @@ impl BaseOptimizer {
     }
 
     /// One update of the parameter at `path` with gradient `grad`; the state is changed in
-    /// `next` (a copy), so that a step can be committed or dropped whole.
+    /// `next` (the caller's, so that a step can be committed or dropped whole). A state buffer
+    /// held only by `next` is updated in place.
     pub(crate) fn update(
         &self,
         next: &mut HashMap<String, BaseState>,
@@ -80,7 +81,10 @@ impl BaseOptimizer {
         param: Tensor<1>,
         grad: Tensor<1>,
     ) -> Tensor<1> {
-        let state = next.entry(path.to_string()).or_default();
+        if !next.contains_key(path) {
+            next.insert(path.to_string(), BaseState::default());
+        }
+        let state = next.get_mut(path).expect("inserted");
         match &self.config {
             BaseConfig::Sgd(c) => c.update(lr, param, grad, state),
             BaseConfig::Adam(c) => c.update(lr, param, grad, state),

@@ -56,6 +56,8 @@ impl SgdConfig {
         if self.momentum != 0.0 {
             let buf = match state.momentum.take() {
                 None => d.clone(),
+                // `d·1` is `d` exactly: without dampening the product is skipped.
+                Some(buf) if self.dampening == 0.0 => buf.mul_scalar(self.momentum) + d.clone(),
                 Some(buf) => buf.mul_scalar(self.momentum) + d.clone().mul_scalar(1.0 - self.dampening),
             };
             d = if self.nesterov {
