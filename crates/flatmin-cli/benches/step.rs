@@ -19,6 +19,7 @@ fn number(var: &str) -> Option<usize> {
 }
 
 fn main() {
+    flatmin_lab::malloc::keep_freed_memory();
     // `cargo test --benches` runs bench targets with `--test`-like flags: a smoke run then.
     let smoke = std::env::args().any(|a| a == "--test");
     let mut config = BenchConfig::default();

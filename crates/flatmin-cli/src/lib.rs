@@ -8,6 +8,7 @@ pub mod fault;
 pub mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod malloc;
 pub mod models;
 pub mod plot;
 pub mod presets;

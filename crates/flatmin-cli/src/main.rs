@@ -45,6 +45,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    flatmin_lab::malloc::keep_freed_memory();
     let no_train_flags = std::env::args().count() == 2;
     let cli = Cli::parse();
     let result = match cli.command {

@@ -1,0 +1,140 @@
+//! Where a step's time goes, phase by phase, through the two-step API:
+//! `cargo run --release -p flatmin-cli --example step_phases -- [mlp|cnn|resnet] [OPTIMIZER] [STEPS]`.
+//!
+//! Each phase is timed in CPU time of the calling thread (Linux), which a busy machine does not
+//! stretch the way it stretches wall time; the optimizer's own phases (`perturb`, `update`) run
+//! on this thread alone, the passes also use the backend's worker threads (not counted here).
+//! Prints the median of each phase in µs.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use flatmin::Batch;
+use flatmin_lab::bench::variant;
+use flatmin_lab::models::{Classifier, InputShape, Mlp, ResNetStack, SmallCnn};
+
+fn thread_cpu_us() -> f64 {
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: std::ffi::c_long,
+        tv_nsec: std::ffi::c_long,
+    }
+    unsafe extern "C" {
+        fn clock_gettime(clock: std::ffi::c_int, tp: *mut Timespec) -> std::ffi::c_int;
+    }
+    let mut t = Timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid, writable timespec; 3 is CLOCK_THREAD_CPUTIME_ID.
+    unsafe { clock_gettime(3, &mut t) };
+    t.tv_sec as f64 * 1e6 + t.tv_nsec as f64 * 1e-3
+}
+
+/// Whether any parameter of `model` tracks a gradient (ESAM may leave every tensor out).
+fn tracks_a_gradient<M: Module>(model: &M) -> bool {
+    struct Tracked(bool);
+    impl ModuleVisitor for Tracked {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0 |= param.val().is_require_grad();
+        }
+    }
+    let mut tracked = Tracked(false);
+    model.visit(&mut tracked);
+    tracked.0
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let model = args.get(1).map_or("mlp", String::as_str);
+    let optimizer = args.get(2).map_or("sam", String::as_str);
+    let steps: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(40);
+    let device = Device::flex().autodiff();
+    device.seed(0);
+    let mnist = InputShape {
+        channels: 1,
+        height: 28,
+        width: 28,
+        classes: 10,
+    };
+    let cifar = InputShape {
+        channels: 3,
+        height: 32,
+        width: 32,
+        classes: 10,
+    };
+    match model {
+        "mlp" => run(Mlp::new(mnist, &device), mnist, &device, optimizer, steps),
+        "cnn" => run(SmallCnn::new(mnist, &device), mnist, &device, optimizer, steps),
+        _ => run(ResNetStack::new(cifar, &device), cifar, &device, optimizer, steps),
+    }
+}
+
+fn run<M: Classifier>(mut model: M, shape: InputShape, device: &Device, optimizer: &str, steps: usize) {
+    let n = 128;
+    let per = shape.channels * shape.height * shape.width;
+    let pixels: Vec<f32> = (0..n * per).map(|i| ((i * 7919 % 997) as f32 / 997.0) - 0.5).collect();
+    let x: Tensor<4> = Tensor::from_data(
+        TensorData::new(pixels, [n, shape.channels, shape.height, shape.width]),
+        device,
+    );
+    let y: Tensor<1, Int> = Tensor::from_data(TensorData::new((0..n).map(|i| (i % 10) as i64).collect(), [n]), device);
+    flatmin_lab::malloc::keep_freed_memory();
+    let mut optim = variant(optimizer, 0).expect("preset");
+    let losses =
+        |m: &M, b: Batch| flatmin::per_sample_cross_entropy(m.forward(b.rows(x.clone())), b.rows_int(y.clone()));
+    let names = [
+        "first pass",
+        "perturb",
+        "second pass",
+        "update",
+        "one-call step (thread CPU)",
+    ];
+    let mut phases: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    for s in 0..steps + 3 {
+        let mut t = vec![thread_cpu_us()];
+        // The two-step API, phase by phase (ESAM's selection is left out: plain second pass).
+        let first = optim.first_pass_model(&model);
+        let loss = losses(&first, Batch::All).mean();
+        let grads = if tracks_a_gradient(&first) {
+            GradientsParams::from_grads(loss.backward(), &first)
+        } else {
+            GradientsParams::new()
+        };
+        drop(first);
+        t.push(thread_cpu_us());
+        let ascent = match optim.perturb(0.01, &model, &grads) {
+            Ok(a) => a,
+            Err(_) => continue, // ESAM left every tensor out: nothing to time this round
+        };
+        drop(grads);
+        t.push(thread_cpu_us());
+        let loss_p = losses(ascent.model(), Batch::All).mean();
+        let grads_p = GradientsParams::from_grads(loss_p.backward(), ascent.model());
+        t.push(thread_cpu_us());
+        let (next, report) = optim.update(0.01, model, ascent, &grads_p);
+        report.expect("finite step");
+        drop(grads_p);
+        t.push(thread_cpu_us());
+        // The one-call step, whole.
+        let (next, report) = optim.step(0.01, next, losses);
+        report.expect("finite step");
+        t.push(thread_cpu_us());
+        model = next;
+        if s >= 3 {
+            for (k, w) in t.windows(2).enumerate() {
+                phases[k].push(w[1] - w[0]);
+            }
+        }
+    }
+    let line: Vec<String> = names
+        .iter()
+        .zip(phases)
+        .map(|(name, mut v)| {
+            v.sort_by(f64::total_cmp);
+            format!("{name} {:.0}", v.get(v.len() / 2).copied().unwrap_or(f64::NAN))
+        })
+        .collect();
+    println!(
+        "{optimizer} on {}: median µs per phase: {}",
+        std::any::type_name::<M>().rsplit("::").next().unwrap_or("model"),
+        line.join(" | ")
+    );
+}
