@@ -10,14 +10,14 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::base::BaseOptimizer;
 use crate::bridge::{self, Layout};
-use crate::combination::{Combined, Measures, combine};
+use crate::combination::{Combination, Combined, Measures, combine};
 use crate::config::SamConfig;
 use crate::error::{Pass, StepError};
 use crate::perturbation::{self, Geometry, SwpGranularity};
 use crate::report::{StepReport, StepTimings};
 use crate::rng::Rng;
 use crate::selection::{SampleSelector, Selection, SharpestSamples};
-use crate::vector::{ParamVector, read};
+use crate::vector::{self, ParamVector, read};
 
 mod descent;
 pub use descent::Descent;
@@ -97,6 +97,10 @@ pub struct Ascent<M> {
     tensor_mask: Option<Vec<bool>>,
     next_ema: HashMap<String, Tensor<1>>,
     next_rng: Option<Rng>,
+    /// `g` was let go before the second pass (the one-call step, where `e` is a positive
+    /// multiple of `g` and nothing but the report's cosine needs `g`): the cosine is measured
+    /// on `e = (w + e) − w` instead.
+    g_from_e: bool,
 }
 
 impl<M> Ascent<M> {
@@ -303,7 +307,22 @@ impl Sam {
             tensor_mask,
             next_ema,
             next_rng: rng,
+            g_from_e: false,
         })
+    }
+
+    /// Whether `e` is a positive multiple of `g` (over the tensors that took part) and `g` is
+    /// needed by nothing but the report: the Euclidean ball, no F-SAM transform, no per-weight
+    /// mask, the plain combination.
+    fn e_follows_g(&self) -> bool {
+        matches!(self.config.geometry, Geometry::Euclidean)
+            && self.config.friendly.is_none()
+            && self
+                .config
+                .swp
+                .as_ref()
+                .is_none_or(|s| s.granularity == SwpGranularity::PerTensor)
+            && matches!(self.config.combination, Combination::Plain)
     }
 
     /// F-SAM's direction `g − σ·m` and the EMA after this step; `g` itself otherwise.
@@ -358,10 +377,37 @@ impl Sam {
             tensor_mask,
             next_ema,
             next_rng,
+            g_from_e,
         } = ascent;
+        let known = if g_from_e {
+            // cos(g, g_p) = cos(e, g_p): `g·g_p` scaled from `e·g_p`, with `e` rebuilt one
+            // tensor at a time from `w + e` and `w` (a difference of nearby numbers: accurate to
+            // about the weights' precision over the perturbation's size, ample for a report).
+            let (w, wp) = (bridge::values(&model, &layout), bridge::values(&perturbed, &layout));
+            let (mut ee, mut egp) = (Vec::new(), Vec::new());
+            for i in 0..layout.len() {
+                if let (Some(w), Some(wp), Some(gp)) = (w.get(i), wp.get(i), gp.get(i)) {
+                    let e = wp.clone() - w.clone();
+                    ee.push(Some(vector::dot(&e, &e)));
+                    egp.push(Some(vector::dot(&e, gp)));
+                }
+            }
+            let sums = read(vec![gp.squared_norm_lazy(), vector::sum(ee), vector::sum(egp)]);
+            let e_measured = sums[1].sqrt();
+            let dot = if e_measured > 0.0 {
+                sums[2] * g_norm / e_measured
+            } else {
+                0.0
+            };
+            Known {
+                g_norm,
+                gp: Some((sums[0].sqrt(), dot)),
+            }
+        } else {
+            Known { g_norm, gp: None }
+        };
         // `w + e` is no longer needed: its memory is free before the update allocates.
         drop(perturbed);
-        let known = Known { g_norm, gp: None };
         let (model, result) = self.finish(lr, model, &layout, (&g, &gp), known);
         match result {
             Ok(mut report) => {
@@ -553,10 +599,17 @@ impl Sam {
             });
             return (model, result);
         }
-        let ascent = match self.perturb(lr, &model, &grads) {
+        let mut ascent = match self.perturb(lr, &model, &grads) {
             Ok(a) => a,
             Err(e) => return (model, Err(e)),
         };
+        if self.e_follows_g() {
+            // Nothing after the perturbation needs `g` but the report's cosine, which `e`
+            // gives as well: `g`'s memory is free during the second pass.
+            ascent.g = ParamVector::default();
+            ascent.g_from_e = true;
+        }
+        drop(grads);
         let mut sharpness = None;
         let mut selected = None;
         if needs_losses {

@@ -116,6 +116,11 @@ pub(crate) fn dot(a: &Tensor<1>, b: &Tensor<1>) -> Tensor<1> {
     a.clone().reshape([1, n]).matmul(b.clone().reshape([n, 1])).reshape([1])
 }
 
+/// The sum of one-element device tensors (`None` slots left out), itself on the device.
+pub(crate) fn sum(terms: Vec<Option<Tensor<1>>>) -> Option<Tensor<1>> {
+    sum_all(terms.into_iter().flatten())
+}
+
 /// Sums one-element tensors on the device.
 fn sum_all(terms: impl Iterator<Item = Tensor<1>>) -> Option<Tensor<1>> {
     let terms: Vec<Tensor<1>> = terms.collect();
