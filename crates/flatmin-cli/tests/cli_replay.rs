@@ -16,15 +16,37 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("flatmin-cli-replay-{}", std::process::id()));
+fn scratch(name: &str) -> Scratch {
+    let dir = std::env::temp_dir().join(format!("flatmin-cli-replay-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    Scratch(dir)
+}
+
+/// A scratch folder in the temp dir, removed on drop; a failing test keeps it and prints its path.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("scratch kept: {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
 }
 
 #[test]
 fn replay_writes_every_step_with_nested_params() {
-    let out = scratch("gsam-result.json");
+    let dir = scratch("gsam");
+    let out = dir.join("gsam-result.json");
     let status = bin()
         .arg("replay")
         .arg(fixture("gsam.json"))
@@ -52,17 +74,17 @@ fn replay_writes_every_step_with_nested_params() {
     assert!(result["max_abs_diff"].as_f64().unwrap() <= 1e-9);
 }
 
-fn expect_failure(case: &Value, needle: &str) {
-    let path = scratch(&format!(
+fn expect_failure(dir: &Path, case: &Value, needle: &str) {
+    let path = dir.join(format!(
         "bad-{}.json",
         needle.replace(|c: char| !c.is_alphanumeric(), "_")
     ));
     std::fs::write(&path, serde_json::to_string(case).unwrap()).unwrap();
-    expect_failure_file(&path, needle);
+    expect_failure_file(dir, &path, needle);
 }
 
-fn expect_failure_file(path: &Path, needle: &str) {
-    let out = scratch("never-written.json");
+fn expect_failure_file(dir: &Path, path: &Path, needle: &str) {
+    let out = dir.join("never-written.json");
     let run = bin().arg("replay").arg(path).arg("--out").arg(&out).output().unwrap();
     assert!(!run.status.success(), "{needle}: should fail");
     let stderr = String::from_utf8_lossy(&run.stderr);
@@ -76,36 +98,37 @@ fn sam_case() -> Value {
 
 #[test]
 fn malformed_cases_fail_with_a_clear_message() {
+    let dir = scratch("malformed");
     let mut c = sam_case();
     c["optimizer"] = Value::from("AdaSAM");
-    expect_failure(&c, "unknown optimizer `AdaSAM`");
+    expect_failure(&dir, &c, "unknown optimizer `AdaSAM`");
 
     let mut c = sam_case();
     c["hyperparams"]["rho_typo"] = Value::from(0.1);
-    expect_failure(&c, "unknown hyperparameter `rho_typo`");
+    expect_failure(&dir, &c, "unknown hyperparameter `rho_typo`");
 
     let mut c = sam_case();
     c["hyperparams"]["rho"] = Value::from(-1.0);
-    expect_failure(&c, "rho");
+    expect_failure(&dir, &c, "rho");
 
     let mut c = sam_case();
     c["hyperparams"]["base"] = Value::from("torch.optim.RMSprop");
-    expect_failure(&c, "torch.optim.RMSprop");
+    expect_failure(&dir, &c, "torch.optim.RMSprop");
 
     let mut c = sam_case();
     c.as_object_mut().unwrap().remove("init_params");
-    expect_failure(&c, "`init_params` is missing");
+    expect_failure(&dir, &c, "`init_params` is missing");
 
     let mut c = sam_case();
     c["init_params"]["0.bias"] = Value::from(vec![0.0; 3]);
-    expect_failure(&c, "init_params.0.bias");
+    expect_failure(&dir, &c, "init_params.0.bias");
 
     let mut c = sam_case();
     c["data"]["y"][0] = Value::from(7);
-    expect_failure(&c, "data.y");
+    expect_failure(&dir, &c, "data.y");
 
-    let bad = scratch("not-json.json");
+    let bad = dir.join("not-json.json");
     std::fs::write(&bad, "{\"optimizer\": ").unwrap();
-    expect_failure_file(&bad, "not valid JSON");
-    expect_failure_file(&scratch("missing-case.json"), "missing-case.json");
+    expect_failure_file(&dir, &bad, "not valid JSON");
+    expect_failure_file(&dir, &dir.join("missing-case.json"), "missing-case.json");
 }

@@ -24,10 +24,42 @@ fn bin() -> Command {
     c
 }
 
-fn scratch(name: &str) -> PathBuf {
+fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("flatmin-faults-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    dir
+    Scratch(dir)
+}
+
+/// A scratch folder (or file) in the temp dir, removed on drop; a failing test keeps it and prints its path.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("scratch kept: {}", self.0.display());
+        } else if std::fs::remove_dir_all(&self.0).is_err() {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
 }
 
 /// The run every kill test interrupts: F-SAM (momentum buffers and the EMA in the optimizer
@@ -76,14 +108,28 @@ fn run_ok(cmd: &mut Command) -> std::process::Output {
 }
 
 /// The uninterrupted run, made once and shared by the kill tests, and how long it took.
-fn reference_run() -> &'static (PathBuf, Duration) {
-    static RUN: OnceLock<(PathBuf, Duration)> = OnceLock::new();
-    RUN.get_or_init(|| {
+static REFERENCE: OnceLock<(Scratch, Duration)> = OnceLock::new();
+
+fn reference_run() -> &'static (Scratch, Duration) {
+    REFERENCE.get_or_init(|| {
         let dir = scratch("reference");
         let started = Instant::now();
         run_ok(bin().args(run_args(EPOCHS)).arg("--out").arg(&dir));
+        // A static is never dropped: its folder goes when the test process exits.
+        atexit(remove_reference);
         (dir, started.elapsed())
     })
+}
+
+extern "C" fn remove_reference() {
+    if let Some((dir, _)) = REFERENCE.get() {
+        let _ = std::fs::remove_dir_all(&dir.0);
+    }
+}
+
+unsafe extern "C" {
+    /// The C library's `atexit`: `f` is called when the process exits.
+    safe fn atexit(f: extern "C" fn()) -> std::ffi::c_int;
 }
 
 fn reference() -> &'static Path {
@@ -364,8 +410,9 @@ fn fails_before_training(args: &[String], out: &Path, needle: &str) {
     assert!(!out.join("metrics.jsonl").exists(), "training must not start");
 }
 
-/// A small tmpfs, unmounted when dropped; `None` where mounting is not allowed.
-struct Tmpfs(PathBuf);
+/// A small tmpfs, unmounted (and its folder removed) when dropped; `None` where mounting is not
+/// allowed.
+struct Tmpfs(Scratch);
 
 impl Tmpfs {
     fn mount(name: &str, size: &str) -> Option<Self> {
@@ -392,7 +439,6 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -12,10 +12,42 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flatmin"))
 }
 
-fn scratch(name: &str) -> PathBuf {
+fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("flatmin-train-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    dir
+    Scratch(dir)
+}
+
+/// A scratch folder (or file) in the temp dir, removed on drop; a failing test keeps it and prints its path.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("scratch kept: {}", self.0.display());
+        } else if std::fs::remove_dir_all(&self.0).is_err() {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
 }
 
 /// A quick run: the MLP on part of the embedded subset.
@@ -268,7 +300,7 @@ fn compare_base_trains_the_base_without_the_methods_hyperparameters() {
 
 #[test]
 fn augmentation_and_label_smoothing_are_seeded_and_change_the_run() {
-    let runs: Vec<PathBuf> = (0..3).map(|i| scratch(&format!("augment-{i}"))).collect();
+    let runs: Vec<Scratch> = (0..3).map(|i| scratch(&format!("augment-{i}"))).collect();
     let extra = ["--epochs", "2", "--seed", "4", "--augment", "--label-smoothing", "0.1"];
     for dir in &runs[..2] {
         let run = train(&[&extra[..], &["--out", dir.to_str().unwrap()]].concat());

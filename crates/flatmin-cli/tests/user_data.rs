@@ -7,11 +7,43 @@ use flatmin_lab::data::input::{self, InputError, InputOptions, Loaded, parse_ima
 use flatmin_lab::data::split;
 use image::{GrayImage, Luma, Rgb, RgbImage};
 
-fn scratch(name: &str) -> PathBuf {
+fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("flatmin-userdata-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
+}
+
+/// A scratch folder (or file) in the temp dir, removed on drop; a failing test keeps it and prints its path.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("scratch kept: {}", self.0.display());
+        } else if std::fs::remove_dir_all(&self.0).is_err() {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
 }
 
 fn rgb(w: u32, h: u32, colour: [u8; 3]) -> RgbImage {
@@ -315,10 +347,24 @@ fn malformed_folders_are_errors_naming_the_file_or_folder() {
 // ---------------------------------------------------------------------------------------------
 // CSV
 
-fn csv(name: &str, text: &str) -> PathBuf {
-    let path = scratch(name).join("data.csv");
+/// `text` written as `data.csv` in a scratch folder; derefs to the file's path.
+struct Csv {
+    path: PathBuf,
+    _dir: Scratch,
+}
+
+impl std::ops::Deref for Csv {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn csv(name: &str, text: &str) -> Csv {
+    let dir = scratch(name);
+    let path = dir.join("data.csv");
     std::fs::write(&path, text).unwrap();
-    path
+    Csv { path, _dir: dir }
 }
 
 #[test]
@@ -463,7 +509,8 @@ fn malformed_csv_files_are_errors_naming_the_file_and_line() {
     let (e, text) = csv_err("quote", "1,2,x\n3,\"4,y\n", None);
     assert!(matches!(e, InputError::Quote { line: 2, .. }), "{text}");
 
-    let path = scratch("latin1").join("data.csv");
+    let latin1 = scratch("latin1");
+    let path = latin1.join("data.csv");
     std::fs::write(&path, b"1,2,x\n3,4,caf\xe9\n").unwrap();
     let text = err(load(&path)).1;
     assert!(text.contains("line 2: not UTF-8 text"), "{text}");

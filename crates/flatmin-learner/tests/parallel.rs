@@ -36,7 +36,8 @@ fn multi_device(initial: &Net, sam: SamConfig, ascent: AscentSync, name: &str) -
     let config = SamLearnerConfig::new(sam).with_parallel(DataParallel::new(workers, ascent));
     let model = SamLearner::new(initial.deep_copy(), config).unwrap();
     let learner = Learner::new(model, burn_sgd(), ConstantLr::new(LR));
-    let result = SupervisedTraining::new(scratch(name), loader(samples(32, 0), 4), loader(samples(8, 9), 4))
+    let dir = scratch(name);
+    let result = SupervisedTraining::new(&dir, loader(samples(32, 0), 4), loader(samples(8, 9), 4))
         .num_epochs(2)
         .metrics((LossMetric::new(),))
         .with_application_logger(None)

@@ -28,6 +28,7 @@ fn configs() -> Vec<SamConfig> {
 
 #[test]
 fn save_load_resume_is_bitwise() {
+    let dir = scratch("records");
     for config in configs() {
         let device = device();
         let data = Data::new(4, &device);
@@ -36,17 +37,12 @@ fn save_load_resume_is_bitwise() {
 
         let mut first = config.clone().init().unwrap();
         let (model, _, _) = train(&mut first, Mlp::new(1, &device), &data, 3, 0.05);
-        let path = std::env::temp_dir().join(format!(
-            "flatmin-record-{}-{}.bpk",
-            std::process::id(),
-            rand_suffix(&config)
-        ));
+        let path = dir.join(format!("{}.bpk", rand_suffix(&config)));
         first.save(&path).unwrap();
         drop(first);
         let mut resumed = config.clone().init().unwrap().load(&path, &device).unwrap();
         assert_eq!(resumed.steps(), 3);
         let (_, rest, _) = train(&mut resumed, model, &data, 3, 0.05);
-        std::fs::remove_file(&path).ok();
         assert_eq!(full[3..].to_vec(), rest, "{config:?}");
     }
 }
