@@ -17,6 +17,7 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
+use burn::module::{ModuleMapper, Param};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use flatmin::{Batch, Rng, Sam};
 use serde::Serialize;
@@ -90,6 +91,16 @@ pub struct BenchRun {
     pub median_main_thread_cpu_ms: f64,
     /// Median time of the step's passes (forward and backward, Burn's work), in ms.
     pub median_pass_ms: f64,
+    /// Median time of the first pass (forward and backward at `w`), in ms.
+    pub median_first_pass_ms: f64,
+    /// Median time of ESAM's selection forward (no autodiff), in ms; 0 for the others.
+    pub median_selection_ms: f64,
+    /// Median time of the second pass (at `w + e`, on the selected samples), in ms.
+    pub median_second_pass_ms: f64,
+    /// Mean wall time of a step, in ms (ESAM's steps vary with the tensors its mask draws).
+    pub mean_step_ms: f64,
+    /// `mean_step_ms` over the base optimizer's.
+    pub mean_ratio_to_base: f64,
     /// Median time of the optimizer's own work in a step (the step minus its passes), in ms.
     pub median_optimizer_ms: f64,
     /// `median_optimizer_ms` as a percentage of the base optimizer's median step.
@@ -109,6 +120,36 @@ pub struct BenchModel {
     pub param_mb: f64,
     /// Resident memory before the memory rounds (every variant's weights and state), in MB.
     pub rss_before_mb: f64,
+    /// What a pass of this model is made of, and ESAM's compute floor from it.
+    pub anatomy: PassAnatomy,
+}
+
+/// What a pass of a model is made of on this backend, timed on the initial weights (medians
+/// over as many rounds as timed steps). ESAM's cost model (a backward of two forwards, half of
+/// it weight gradients: `(3 + β + 3γ)/3`) is an assumption about the hardware and framework;
+/// these are the figures it rests on here.
+#[derive(Debug, Clone, Serialize)]
+pub struct PassAnatomy {
+    /// Forward and loss alone, no autodiff (what ESAM's selection forward costs), in ms.
+    pub forward_ms: f64,
+    /// Forward and backward with only the one-dimensional parameters (biases, normalization
+    /// scales) tracking a gradient: the activation gradients down to the first layer, with
+    /// weight gradients only for those cheap tensors, in ms.
+    pub activation_gradient_pass_ms: f64,
+    /// Forward and backward with every parameter tracking a gradient (the base step's pass), in ms.
+    pub full_pass_ms: f64,
+    /// The backward's cost in forwards: `(full − forward) / forward` (the cost model assumes 2).
+    pub backward_over_forward: f64,
+    /// The share of the backward spent on the weight gradients of the matrices and kernels:
+    /// `(full − activation) / (full − forward)` (the cost model assumes one half).
+    pub weight_gradient_share: f64,
+    /// ESAM's β (the fraction of tensors perturbed, whose weight gradients pass 1 computes).
+    pub esam_beta: f64,
+    /// ESAM's γ (the fraction of the batch in the second pass).
+    pub esam_gamma: f64,
+    /// ESAM's compute floor over the base step, from these figures:
+    /// `(activation + β·(full − activation) + forward + γ·full) / full`.
+    pub esam_floor_ratio: f64,
 }
 
 /// The result of a benchmark.
@@ -283,6 +324,7 @@ struct Variant<M> {
     cpu_ms: Vec<f64>,
     thread_cpu_ms: Vec<f64>,
     pass_ms: Vec<f64>,
+    phase_ms: [Vec<f64>; 3],
     optimizer_ms: Vec<f64>,
     peak_kb: u64,
     failures: usize,
@@ -330,6 +372,7 @@ fn bench_model<M: Classifier>(
             cpu_ms: Vec::new(),
             thread_cpu_ms: Vec::new(),
             pass_ms: Vec::new(),
+            phase_ms: Default::default(),
             optimizer_ms: Vec::new(),
             peak_kb: 0,
             failures: 0,
@@ -355,6 +398,9 @@ fn bench_model<M: Classifier>(
                 v.cpu_ms.push(cpu::process_ms() - cpu0);
                 v.thread_cpu_ms.push(cpu::thread_ms() - thread0);
                 v.pass_ms.push(timings.passes * 1e3);
+                v.phase_ms[0].push(timings.first_pass * 1e3);
+                v.phase_ms[1].push(timings.selection * 1e3);
+                v.phase_ms[2].push(timings.second_pass * 1e3);
                 v.optimizer_ms.push(timings.optimizer() * 1e3);
             }
         }
@@ -378,8 +424,10 @@ fn bench_model<M: Classifier>(
             v.name, v.failures
         )));
     }
+    let anatomy = pass_anatomy(&fresh(), &x, &y, config.steps)?;
     let base_ms = median(&variants[0].step_ms);
     let base_cpu_ms = median(&variants[0].cpu_ms);
+    let base_mean_ms = mean(&variants[0].step_ms);
     let base_peak = variants[0].peak_kb as f64 / 1024.0;
     let runs = variants
         .iter()
@@ -399,6 +447,11 @@ fn bench_model<M: Classifier>(
                 cpu_ratio_to_base: median(&v.cpu_ms) / base_cpu_ms,
                 median_main_thread_cpu_ms: median(&v.thread_cpu_ms),
                 median_pass_ms: median(&v.pass_ms),
+                median_first_pass_ms: median(&v.phase_ms[0]),
+                median_selection_ms: median(&v.phase_ms[1]),
+                median_second_pass_ms: median(&v.phase_ms[2]),
+                mean_step_ms: mean(&v.step_ms),
+                mean_ratio_to_base: mean(&v.step_ms) / base_mean_ms,
                 median_optimizer_ms,
                 optimizer_pct_of_base_step: 100.0 * median_optimizer_ms / base_ms,
                 steps: v.step_ms.len(),
@@ -410,8 +463,82 @@ fn bench_model<M: Classifier>(
         params,
         param_mb: params as f64 * 4.0 / (1024.0 * 1024.0),
         rss_before_mb: rss_before_kb as f64 / 1024.0,
+        anatomy,
     };
     Ok((runs, size))
+}
+
+/// Times a model's forward alone, its pass with activation gradients only and its full pass,
+/// interleaved round by round, and derives ESAM's compute floor with the `esam` preset's β, γ.
+fn pass_anatomy<M: Classifier>(
+    model: &M,
+    x: &Tensor<4>,
+    y: &Tensor<1, Int>,
+    rounds: usize,
+) -> Result<PassAnatomy, BenchError> {
+    let esam = variant("esam", 0)?;
+    let beta = esam.config().swp.as_ref().map_or(1.0, |s| s.beta);
+    let gamma = match esam.config().selection {
+        flatmin::Selection::SharpnessSensitive { gamma, .. } => gamma,
+        _ => 1.0,
+    };
+    let loss = |m: &M, x: Tensor<4>| flatmin::per_sample_cross_entropy(m.forward(x), y.clone()).mean();
+    // A pass first: Burn initializes parameters lazily, and a clone of a model that never ran
+    // shares its initializer, so `no_grad` on the clone would leave the original untracked too.
+    let _ = loss(model, x.clone()).backward();
+    let frozen = model.clone().no_grad();
+    let vectors_only = model.clone().map(&mut OnlyVectorsTracked);
+    let timed = |f: &dyn Fn()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64() * 1e3
+    };
+    let (mut forward, mut activation, mut full) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds + 1 {
+        let f = timed(&|| {
+            loss(&frozen, x.clone()).into_data();
+        });
+        let a = timed(&|| {
+            let _ = loss(&vectors_only, x.clone()).backward();
+        });
+        let p = timed(&|| {
+            let _ = loss(model, x.clone()).backward();
+        });
+        // The first round warms the allocator and the caches.
+        if round > 0 {
+            forward.push(f);
+            activation.push(a);
+            full.push(p);
+        }
+    }
+    let (forward, activation, full) = (median(&forward), median(&activation), median(&full));
+    Ok(PassAnatomy {
+        forward_ms: forward,
+        activation_gradient_pass_ms: activation,
+        full_pass_ms: full,
+        backward_over_forward: (full - forward) / forward,
+        weight_gradient_share: (full - activation) / (full - forward),
+        esam_beta: beta,
+        esam_gamma: gamma,
+        esam_floor_ratio: (activation + beta * (full - activation) + forward + gamma * full) / full,
+    })
+}
+
+/// Leaves a gradient only to the one-dimensional parameters (biases, normalization scales).
+struct OnlyVectorsTracked;
+
+impl ModuleMapper for OnlyVectorsTracked {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if D == 1 {
+            return param;
+        }
+        let (id, tensor, mapper) = param.consume();
+        Param::from_mapped_value(id, tensor.set_require_grad(false), mapper)
+    }
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -436,17 +563,19 @@ pub fn to_json(result: &BenchResult) -> String {
 /// The result as a Markdown table, with the models' sizes.
 pub fn table(result: &BenchResult) -> String {
     let mut s = String::from(
-        "| model | optimizer | median step ms | ratio to base | CPU ms (ratio) | optimizer ms (% of base step) | peak RSS MB | extra over base MB |\n\
-         |---|---|---|---|---|---|---|---|\n",
+        "| model | optimizer | median step ms | ratio to base | mean step ms (ratio) | CPU ms (ratio) | optimizer ms (% of base step) | peak RSS MB | extra over base MB |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &result.runs {
         let _ = writeln!(
             s,
-            "| {} | {} | {:.2} | {:.3} | {:.2} ({:.3}) | {:.3} ({:.2} %) | {:.1} | {:+.2} |",
+            "| {} | {} | {:.2} | {:.3} | {:.2} ({:.3}) | {:.2} ({:.3}) | {:.3} ({:.2} %) | {:.1} | {:+.2} |",
             r.model,
             r.optimizer,
             r.median_step_ms,
             r.ratio_to_base,
+            r.mean_step_ms,
+            r.mean_ratio_to_base,
             r.median_step_cpu_ms,
             r.cpu_ratio_to_base,
             r.median_optimizer_ms,
@@ -455,11 +584,50 @@ pub fn table(result: &BenchResult) -> String {
             r.extra_rss_mb_over_base
         );
     }
-    for m in &result.models {
+    // The passes, each in units of the base optimizer's pass on the same model: where a
+    // variant's time goes, and how far ESAM's passes are from their compute floor.
+    s.push_str(
+        "\nPasses, in ms and in base passes (the base step's forward and backward = 1):\n\n\
+         | model | optimizer | first pass | selection forward | second pass | all passes |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    let mut base_pass = f64::NAN;
+    for r in &result.runs {
+        if r.optimizer == "sgd" {
+            base_pass = r.median_first_pass_ms;
+        }
+        let cell = |ms: f64| format!("{ms:.2} ({:.3})", ms / base_pass);
         let _ = writeln!(
             s,
-            "\n{}: {} parameters (one parameter-sized f32 buffer = {:.2} MB); resident between steps {:.1} MB",
-            m.model, m.params, m.param_mb, m.rss_before_mb
+            "| {} | {} | {} | {} | {} | {} |",
+            r.model,
+            r.optimizer,
+            cell(r.median_first_pass_ms),
+            cell(r.median_selection_ms),
+            cell(r.median_second_pass_ms),
+            cell(r.median_pass_ms)
+        );
+    }
+    for m in &result.models {
+        let a = &m.anatomy;
+        let _ = writeln!(
+            s,
+            "\n{}: {} parameters (one parameter-sized f32 buffer = {:.2} MB); resident between steps {:.1} MB\n\
+             {}: forward alone {:.2} ms, pass with activation gradients only {:.2} ms, full pass {:.2} ms: \
+             backward = {:.2} forwards, {:.0} % of it weight gradients; ESAM (β = {}, γ = {}) floor from these: {:.3} of the base step",
+            m.model,
+            m.params,
+            m.param_mb,
+            m.rss_before_mb,
+            m.model,
+            a.forward_ms,
+            a.activation_gradient_pass_ms,
+            a.full_pass_ms,
+            a.backward_over_forward,
+            100.0 * a.weight_gradient_share,
+            a.esam_beta,
+            a.esam_gamma,
+            a.esam_floor_ratio
         );
     }
     let _ = write!(

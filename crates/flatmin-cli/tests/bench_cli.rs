@@ -55,7 +55,19 @@ fn bench_writes_the_json_contract_and_a_table() {
             assert!(v.is_finite() && (v > 0.0 || !positive && v == 0.0), "{key} = {v}");
         }
         assert!(r["median_optimizer_ms"].as_f64().unwrap() >= 0.0);
+        // The passes split into phases: ESAM alone has a selection forward, the base no
+        // second pass.
+        let phase = |key: &str| r[key].as_f64().unwrap_or_else(|| panic!("{key} in {r}"));
+        assert!(phase("median_first_pass_ms") > 0.0, "{r}");
+        let (selection, second) = (phase("median_selection_ms"), phase("median_second_pass_ms"));
+        match r["optimizer"].as_str().unwrap() {
+            "sgd" => assert!(selection == 0.0 && second == 0.0, "{r}"),
+            "sam" => assert!(selection == 0.0 && second > 0.0, "{r}"),
+            _ => assert!(selection > 0.0 && second > 0.0, "{r}"),
+        }
+        assert!(phase("mean_step_ms") > 0.0, "{r}");
     }
+    assert!(table.contains("selection forward"), "{table}");
     assert_eq!(runs[0]["ratio_to_base"].as_f64(), Some(1.0));
 }
 

@@ -43,8 +43,18 @@ impl StepReport {
 pub struct StepTimings {
     /// The whole step, in seconds.
     pub total: f64,
-    /// The loss closure's calls (forward passes) and the backward passes, in seconds.
+    /// The loss closure's calls (forward passes) and the backward passes, in seconds: the sum
+    /// of the three below.
     pub passes: f64,
+    /// The first pass (forward and backward at `w`), in seconds; the whole step's passes when
+    /// the step stopped before its end.
+    pub first_pass: f64,
+    /// ESAM's selection forward at `w + e` (no autodiff), in seconds; 0 without a loss-based
+    /// selection.
+    pub selection: f64,
+    /// The second pass (forward and backward at `w + e`, on the selected samples), in seconds;
+    /// 0 for the base optimizer.
+    pub second_pass: f64,
 }
 
 impl StepTimings {

@@ -134,6 +134,9 @@ pub struct Sam {
     selector: Option<Box<dyn SampleSelector>>,
     pending_mask: Option<(Vec<bool>, Option<Rng>)>,
     timings: StepTimings,
+    /// The pass time accumulated when the first pass and the selection forward ended, in the
+    /// step under way (splits [`StepTimings::passes`] into its phases).
+    pass_marks: [Option<Duration>; 2],
 }
 
 impl Sam {
@@ -154,6 +157,7 @@ impl Sam {
             selector,
             pending_mask: None,
             timings: StepTimings::default(),
+            pass_marks: [None; 2],
         }
     }
 
@@ -513,10 +517,17 @@ impl Sam {
             passes.set(passes.get() + t.elapsed());
             out
         };
+        self.pass_marks = [None; 2];
         let out = self.step_timed(lr, model, &mut timed_loss, &passes);
+        let all = passes.get();
+        let first = self.pass_marks[0].unwrap_or(all);
+        let selected = self.pass_marks[1].unwrap_or(first);
         self.timings = StepTimings {
             total: started.elapsed().as_secs_f64(),
-            passes: passes.get().as_secs_f64(),
+            passes: all.as_secs_f64(),
+            first_pass: first.as_secs_f64(),
+            selection: (selected - first).as_secs_f64(),
+            second_pass: (all - selected).as_secs_f64(),
         };
         out
     }
@@ -569,6 +580,7 @@ impl Sam {
             );
         }
         let grads = timed(passes, || bridge::backward(loss, &first));
+        self.pass_marks[0] = Some(passes.get());
         // The first-pass view shares the weights: dropped, it leaves them to the update alone.
         drop(first);
         if base_only {
@@ -614,6 +626,7 @@ impl Sam {
         let mut selected = None;
         if needs_losses {
             let after = bridge::to_f64(loss_fn(&bridge::untracked(ascent.model()), Batch::All).inner());
+            self.pass_marks[1] = Some(passes.get());
             if after.len() != batch {
                 return (
                     model,
