@@ -18,6 +18,9 @@ fn number(var: &str) -> Option<usize> {
     std::env::var(var).ok().and_then(|v| v.parse().ok())
 }
 
+#[global_allocator]
+static ALLOCATOR: flatmin_lab::malloc::CountingAlloc = flatmin_lab::malloc::CountingAlloc;
+
 fn main() {
     flatmin_lab::malloc::keep_freed_memory();
     // `cargo test --benches` runs bench targets with `--test`-like flags: a smoke run then.

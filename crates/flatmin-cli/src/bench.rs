@@ -11,6 +11,9 @@
 //! `/proc/self/clear_refs`); after the step `VmHWM` in `/proc/self/status` is that step's peak.
 //! All variants' weights and optimizer states stay resident throughout, so the peaks share one
 //! baseline: the difference between two variants' peaks is the difference of their steps' needs.
+//! Peak RSS moves by pages and with the C allocator's arenas; where the counting allocator
+//! ([`crate::malloc::CountingAlloc`]) is installed, the step's heap working memory is also
+//! counted exactly, in bytes.
 //!
 //! The optimizer's own work (everything but the passes) is read from [`flatmin::Sam::last_timings`].
 
@@ -79,6 +82,12 @@ pub struct BenchRun {
     pub peak_rss_mb: f64,
     /// `peak_rss_mb` minus the base optimizer's, in MB.
     pub extra_rss_mb_over_base: f64,
+    /// The step's working memory, exactly: the most heap bytes held at once during the step
+    /// minus those held before it, in MB (counted by the allocator; 0 where it is not
+    /// installed). Persistent optimizer state is held before the step and is not in it.
+    pub step_heap_mb: f64,
+    /// `step_heap_mb` minus the base optimizer's, in MB.
+    pub extra_heap_mb_over_base: f64,
     /// Fastest step, in ms.
     pub min_step_ms: f64,
     /// Median CPU time of a step over all the process's threads, in ms: the work, whatever
@@ -327,6 +336,7 @@ struct Variant<M> {
     phase_ms: [Vec<f64>; 3],
     optimizer_ms: Vec<f64>,
     peak_kb: u64,
+    heap_bytes: usize,
     failures: usize,
 }
 
@@ -375,6 +385,7 @@ fn bench_model<M: Classifier>(
             phase_ms: Default::default(),
             optimizer_ms: Vec::new(),
             peak_kb: 0,
+            heap_bytes: 0,
             failures: 0,
         });
     }
@@ -414,8 +425,11 @@ fn bench_model<M: Classifier>(
             let v = &mut variants[(k + round) % count];
             memory::trim();
             memory::reset_peak();
+            crate::malloc::reset_heap_peak();
+            let held = crate::malloc::heap_live_bytes();
             step(v, config.lr, &x, &y);
             v.peak_kb = v.peak_kb.max(memory::status_kb("VmHWM").unwrap_or(0));
+            v.heap_bytes = v.heap_bytes.max(crate::malloc::heap_peak_bytes().saturating_sub(held));
         }
     }
     if let Some(v) = variants.iter().find(|v| v.failures > 0) {
@@ -429,6 +443,8 @@ fn bench_model<M: Classifier>(
     let base_cpu_ms = median(&variants[0].cpu_ms);
     let base_mean_ms = mean(&variants[0].step_ms);
     let base_peak = variants[0].peak_kb as f64 / 1024.0;
+    let mb = |bytes: usize| bytes as f64 / (1024.0 * 1024.0);
+    let base_heap = mb(variants[0].heap_bytes);
     let runs = variants
         .iter()
         .map(|v| {
@@ -442,6 +458,8 @@ fn bench_model<M: Classifier>(
                 ratio_to_base: median_step_ms / base_ms,
                 peak_rss_mb,
                 extra_rss_mb_over_base: peak_rss_mb - base_peak,
+                step_heap_mb: mb(v.heap_bytes),
+                extra_heap_mb_over_base: mb(v.heap_bytes) - base_heap,
                 min_step_ms: v.step_ms.iter().copied().fold(f64::INFINITY, f64::min),
                 median_step_cpu_ms: median(&v.cpu_ms),
                 cpu_ratio_to_base: median(&v.cpu_ms) / base_cpu_ms,
@@ -563,13 +581,13 @@ pub fn to_json(result: &BenchResult) -> String {
 /// The result as a Markdown table, with the models' sizes.
 pub fn table(result: &BenchResult) -> String {
     let mut s = String::from(
-        "| model | optimizer | median step ms | ratio to base | mean step ms (ratio) | CPU ms (ratio) | optimizer ms (% of base step) | peak RSS MB | extra over base MB |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "| model | optimizer | median step ms | ratio to base | mean step ms (ratio) | CPU ms (ratio) | optimizer ms (% of base step) | peak RSS MB | extra over base MB | step heap MB (extra over base) |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &result.runs {
         let _ = writeln!(
             s,
-            "| {} | {} | {:.2} | {:.3} | {:.2} ({:.3}) | {:.2} ({:.3}) | {:.3} ({:.2} %) | {:.1} | {:+.2} |",
+            "| {} | {} | {:.2} | {:.3} | {:.2} ({:.3}) | {:.2} ({:.3}) | {:.3} ({:.2} %) | {:.1} | {:+.2} | {:.2} ({:+.3}) |",
             r.model,
             r.optimizer,
             r.median_step_ms,
@@ -581,7 +599,9 @@ pub fn table(result: &BenchResult) -> String {
             r.median_optimizer_ms,
             r.optimizer_pct_of_base_step,
             r.peak_rss_mb,
-            r.extra_rss_mb_over_base
+            r.extra_rss_mb_over_base,
+            r.step_heap_mb,
+            r.extra_heap_mb_over_base
         );
     }
     // The passes, each in units of the base optimizer's pass on the same model: where a

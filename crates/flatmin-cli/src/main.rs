@@ -44,6 +44,10 @@ enum Command {
     Compare(Box<flatmin_lab::compare::CompareArgs>),
 }
 
+/// Counts heap bytes (for `flatmin bench`'s memory figures); otherwise the system allocator.
+#[global_allocator]
+static ALLOCATOR: flatmin_lab::malloc::CountingAlloc = flatmin_lab::malloc::CountingAlloc;
+
 fn main() -> ExitCode {
     flatmin_lab::malloc::keep_freed_memory();
     let no_train_flags = std::env::args().count() == 2;

@@ -66,6 +66,8 @@ fn bench_writes_the_json_contract_and_a_table() {
             _ => assert!(selection > 0.0 && second > 0.0, "{r}"),
         }
         assert!(phase("mean_step_ms") > 0.0, "{r}");
+        // The flatmin command counts heap bytes: a step's working memory is never zero.
+        assert!(phase("step_heap_mb") > 0.0, "{r}");
     }
     assert!(table.contains("selection forward"), "{table}");
     assert_eq!(runs[0]["ratio_to_base"].as_f64(), Some(1.0));
