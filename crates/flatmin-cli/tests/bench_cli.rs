@@ -1,34 +1,15 @@
 //! `flatmin bench` end to end on a tiny setting: it runs, prints its table and writes the JSON
 //! with the contract keys. No timing is asserted (CI machines differ).
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
-/// A scratch folder in the temp dir, removed on drop; a failing test keeps it and prints its path.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("scratch kept: {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
+mod common;
 
 #[test]
 fn bench_writes_the_json_contract_and_a_table() {
-    let dir = Scratch(std::env::temp_dir().join(format!("flatmin-bench-{}", std::process::id())));
+    let dir = common::scratch("flatmin-bench", "json");
     std::fs::create_dir_all(&*dir).unwrap();
     let out = dir.join("bench.json");
     let run = Command::new(env!("CARGO_BIN_EXE_flatmin"))

@@ -6,6 +6,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
+use common::Scratch;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flatmin"))
 }
@@ -17,30 +20,9 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("flatmin-cli-replay-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
-}
-
-/// A scratch folder in the temp dir, removed on drop; a failing test keeps it and prints its path.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("scratch kept: {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
+    let dir = common::scratch("flatmin-cli-replay", name);
+    std::fs::create_dir_all(&*dir).unwrap();
+    dir
 }
 
 #[test]

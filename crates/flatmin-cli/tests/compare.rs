@@ -1,13 +1,16 @@
 //! `flatmin compare`: its statistics on synthetic per-seed results with known answers, and a run
 //! of the real binary on a small image folder of coloured shapes the test writes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use flatmin_lab::compare::{
     OptimizerResult, Outcome, PairedDifference, t_cdf, t_quantile, time_to_reach, verdict, versus_base,
 };
 use serde_json::Value;
+
+mod common;
+use common::Scratch;
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol
@@ -169,41 +172,7 @@ fn cost_per_step_and_per_reached_accuracy() {
 // End to end
 
 fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("flatmin-compare-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    Scratch(dir)
-}
-
-/// A scratch folder (or file) in the temp dir, removed on drop; a failing test keeps it and prints its path.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("scratch kept: {}", self.0.display());
-        } else if std::fs::remove_dir_all(&self.0).is_err() {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-}
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for Scratch {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<std::ffi::OsStr> for Scratch {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        self.0.as_os_str()
-    }
+    common::scratch("flatmin-compare", name)
 }
 
 fn json(path: &Path) -> Value {

@@ -1,52 +1,21 @@
 //! `flatmin sweep`, `flatmin sharpness` and `flatmin toy` end to end through the real binary, on
 //! grids small enough for CI.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
+use common::Scratch;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flatmin"))
 }
 
 fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("flatmin-exp-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    Scratch(dir)
-}
-
-/// A scratch folder (or file) in the temp dir, removed on drop; a failing test keeps it and prints its path.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("scratch kept: {}", self.0.display());
-        } else if std::fs::remove_dir_all(&self.0).is_err() {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-}
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for Scratch {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<std::ffi::OsStr> for Scratch {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        self.0.as_os_str()
-    }
+    common::scratch("flatmin-exp", name)
 }
 
 fn json(path: &Path) -> Value {

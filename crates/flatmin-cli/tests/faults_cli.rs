@@ -18,6 +18,9 @@ use burn::tensor::Device;
 use flatmin_lab::train::{checkpoint_config, checkpoint_weights};
 use serde_json::Value;
 
+mod common;
+use common::Scratch;
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_flatmin"));
     c.env_remove("FLATMIN_INJECT_NAN_STEP").env_remove("FLATMIN_PAUSE_AT");
@@ -25,41 +28,7 @@ fn bin() -> Command {
 }
 
 fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("flatmin-faults-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    Scratch(dir)
-}
-
-/// A scratch folder (or file) in the temp dir, removed on drop; a failing test keeps it and prints its path.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("scratch kept: {}", self.0.display());
-        } else if std::fs::remove_dir_all(&self.0).is_err() {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-}
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for Scratch {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<std::ffi::OsStr> for Scratch {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        self.0.as_os_str()
-    }
+    common::scratch("flatmin-faults", name)
 }
 
 /// The run every kill test interrupts: F-SAM (momentum buffers and the EMA in the optimizer

@@ -7,43 +7,13 @@ use flatmin_lab::data::input::{self, InputError, InputOptions, Loaded, parse_ima
 use flatmin_lab::data::split;
 use image::{GrayImage, Luma, Rgb, RgbImage};
 
+mod common;
+use common::Scratch;
+
 fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("flatmin-userdata-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
-}
-
-/// A scratch folder (or file) in the temp dir, removed on drop; a failing test keeps it and prints its path.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("scratch kept: {}", self.0.display());
-        } else if std::fs::remove_dir_all(&self.0).is_err() {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-}
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for Scratch {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<std::ffi::OsStr> for Scratch {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        self.0.as_os_str()
-    }
+    let dir = common::scratch("flatmin-userdata", name);
+    std::fs::create_dir_all(&*dir).unwrap();
+    dir
 }
 
 fn rgb(w: u32, h: u32, colour: [u8; 3]) -> RgbImage {
