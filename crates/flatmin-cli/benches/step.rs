@@ -22,7 +22,7 @@ fn number(var: &str) -> Option<usize> {
 static ALLOCATOR: flatmin_lab::malloc::CountingAlloc = flatmin_lab::malloc::CountingAlloc;
 
 fn main() {
-    flatmin_lab::malloc::keep_freed_memory();
+    flatmin::keep_freed_memory();
     // `cargo test --benches` runs bench targets with `--test`-like flags: a smoke run then.
     let smoke = std::env::args().any(|a| a == "--test");
     let mut config = BenchConfig::default();

@@ -76,7 +76,7 @@ fn run<M: Classifier>(mut model: M, shape: InputShape, device: &Device, optimize
         device,
     );
     let y: Tensor<1, Int> = Tensor::from_data(TensorData::new((0..n).map(|i| (i % 10) as i64).collect(), [n]), device);
-    flatmin_lab::malloc::keep_freed_memory();
+    flatmin::keep_freed_memory();
     let mut optim = variant(optimizer, 0).expect("preset");
     let losses =
         |m: &M, b: Batch| flatmin::per_sample_cross_entropy(m.forward(b.rows(x.clone())), b.rows_int(y.clone()));

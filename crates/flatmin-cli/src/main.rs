@@ -49,7 +49,7 @@ enum Command {
 static ALLOCATOR: flatmin_lab::malloc::CountingAlloc = flatmin_lab::malloc::CountingAlloc;
 
 fn main() -> ExitCode {
-    flatmin_lab::malloc::keep_freed_memory();
+    flatmin::keep_freed_memory();
     let no_train_flags = std::env::args().count() == 2;
     let cli = Cli::parse();
     let result = match cli.command {

@@ -187,6 +187,8 @@ impl MetricsRenderer for Quiet {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Burn's CPU backend on glibc: keep freed memory, or every step faults it in again.
+    flatmin::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let devices_flag = args.iter().position(|a| a == "--devices");
     let workers: usize = devices_flag.and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(1);
