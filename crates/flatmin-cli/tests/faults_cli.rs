@@ -183,10 +183,9 @@ fn assert_same_as_reference(dir: &Path) {
     assert_eq!(leftovers(dir), Vec::<String>::new(), "files left behind");
 }
 
-fn kill(mut child: Child) {
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    assert!(!status.success());
+/// Kills the child, which must still be running.
+fn kill(child: Child) {
+    assert!(kill_unless_finished(child), "the run had finished before the kill");
 }
 
 /// Kills the child unless it finished on its own first (it may exit between a check and the

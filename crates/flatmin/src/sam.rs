@@ -134,9 +134,6 @@ pub struct Sam {
     selector: Option<Box<dyn SampleSelector>>,
     pending_mask: Option<(Vec<bool>, Option<Rng>)>,
     timings: StepTimings,
-    /// The pass time accumulated when the first pass and the selection forward ended, in the
-    /// step under way (splits [`StepTimings::passes`] into its phases).
-    pass_marks: [Option<Duration>; 2],
 }
 
 impl Sam {
@@ -157,7 +154,6 @@ impl Sam {
             selector,
             pending_mask: None,
             timings: StepTimings::default(),
-            pass_marks: [None; 2],
         }
     }
 
@@ -510,25 +506,10 @@ impl Sam {
         F: FnMut(&M, Batch<'_>) -> Tensor<1>,
     {
         let started = Instant::now();
-        let passes = Cell::new(Duration::ZERO);
-        let mut timed_loss = |m: &M, batch: Batch<'_>| {
-            let t = Instant::now();
-            let out = loss_fn(m, batch);
-            passes.set(passes.get() + t.elapsed());
-            out
-        };
-        self.pass_marks = [None; 2];
+        let passes = PassClock::default();
+        let mut timed_loss = |m: &M, batch: Batch<'_>| passes.time(|| loss_fn(m, batch));
         let out = self.step_timed(lr, model, &mut timed_loss, &passes);
-        let all = passes.get();
-        let first = self.pass_marks[0].unwrap_or(all);
-        let selected = self.pass_marks[1].unwrap_or(first);
-        self.timings = StepTimings {
-            total: started.elapsed().as_secs_f64(),
-            passes: all.as_secs_f64(),
-            first_pass: first.as_secs_f64(),
-            selection: (selected - first).as_secs_f64(),
-            second_pass: (all - selected).as_secs_f64(),
-        };
+        self.timings = passes.timings(started.elapsed());
         out
     }
 
@@ -537,7 +518,7 @@ impl Sam {
         lr: f64,
         model: M,
         loss_fn: &mut F,
-        passes: &Cell<Duration>,
+        passes: &PassClock,
     ) -> (M, Result<StepReport, StepError>)
     where
         M: Module,
@@ -579,8 +560,8 @@ impl Sam {
                 }),
             );
         }
-        let grads = timed(passes, || bridge::backward(loss, &first));
-        self.pass_marks[0] = Some(passes.get());
+        let grads = passes.time(|| bridge::backward(loss, &first));
+        passes.mark(Phase::FirstPassEnd);
         // The first-pass view shares the weights: dropped, it leaves them to the update alone.
         drop(first);
         if base_only {
@@ -626,7 +607,7 @@ impl Sam {
         let mut selected = None;
         if needs_losses {
             let after = bridge::to_f64(loss_fn(&bridge::untracked(ascent.model()), Batch::All).inner());
-            self.pass_marks[1] = Some(passes.get());
+            passes.mark(Phase::SelectionEnd);
             if after.len() != batch {
                 return (
                     model,
@@ -671,7 +652,7 @@ impl Sam {
                 }),
             );
         }
-        let grads_p = timed(passes, || bridge::backward(loss_p, ascent.model()));
+        let grads_p = passes.time(|| bridge::backward(loss_p, ascent.model()));
         let (model, result) = self.update(lr, model, ascent, &grads_p);
         let result = result.map(|mut r| {
             r.loss = Some(loss_value);
@@ -691,12 +672,51 @@ struct Known {
     gp: Option<(f64, f64)>,
 }
 
-/// Runs `f`, adding its wall time to `passes`.
-fn timed<T>(passes: &Cell<Duration>, f: impl FnOnce() -> T) -> T {
-    let t = Instant::now();
-    let out = f();
-    passes.set(passes.get() + t.elapsed());
-    out
+/// The wall time of a one-call step's passes, and the points where the first pass and the
+/// selection forward ended, which split it into [`StepTimings`]' phases.
+#[derive(Default)]
+struct PassClock {
+    total: Cell<Duration>,
+    marks: Cell<[Option<Duration>; 2]>,
+}
+
+/// A point of the step that ends a phase of the passes.
+enum Phase {
+    FirstPassEnd,
+    SelectionEnd,
+}
+
+impl PassClock {
+    /// Runs `f`, adding its wall time to the passes'.
+    fn time<T>(&self, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let out = f();
+        self.total.set(self.total.get() + t.elapsed());
+        out
+    }
+
+    /// Marks the end of a phase at the passes' time so far.
+    fn mark(&self, phase: Phase) {
+        let mut marks = self.marks.get();
+        marks[phase as usize] = Some(self.total.get());
+        self.marks.set(marks);
+    }
+
+    /// The step's timings, `total` being its whole wall time. A phase the step did not reach
+    /// (it stopped early, or has no selection) takes no time.
+    fn timings(&self, total: Duration) -> StepTimings {
+        let all = self.total.get();
+        let [first, selected] = self.marks.get();
+        let first = first.unwrap_or(all);
+        let selected = selected.unwrap_or(first);
+        StepTimings {
+            total: total.as_secs_f64(),
+            passes: all.as_secs_f64(),
+            first_pass: first.as_secs_f64(),
+            selection: (selected - first).as_secs_f64(),
+            second_pass: (all - selected).as_secs_f64(),
+        }
+    }
 }
 
 fn check_selection(selected: &[usize], batch: usize) -> Result<(), StepError> {
