@@ -420,18 +420,20 @@ fn bench_model<M: Classifier>(
     // cost the timed steps page faults they do not have in training).
     memory::trim();
     let rss_before_kb = memory::status_kb("VmRSS").unwrap_or(0);
+    // Heap counting only here: its shared counters would slow the timed steps.
+    crate::malloc::set_heap_counting(true);
     for round in 0..MEMORY_ROUNDS {
         for k in 0..count {
             let v = &mut variants[(k + round) % count];
             memory::trim();
             memory::reset_peak();
             crate::malloc::reset_heap_peak();
-            let held = crate::malloc::heap_live_bytes();
             step(v, config.lr, &x, &y);
             v.peak_kb = v.peak_kb.max(memory::status_kb("VmHWM").unwrap_or(0));
-            v.heap_bytes = v.heap_bytes.max(crate::malloc::heap_peak_bytes().saturating_sub(held));
+            v.heap_bytes = v.heap_bytes.max(crate::malloc::heap_peak_growth());
         }
     }
+    crate::malloc::set_heap_counting(false);
     if let Some(v) = variants.iter().find(|v| v.failures > 0) {
         return Err(BenchError(format!(
             "{name}: {} skipped {} of its steps (non-finite loss or gradient)",

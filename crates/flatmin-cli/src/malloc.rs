@@ -6,33 +6,50 @@
 //! [`CountingAlloc`], which counts the heap bytes held, for the benchmark's exact memory figures.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
-/// A global allocator that counts the bytes the process holds through Rust's allocator and
-/// their high-water mark: exact, page-free figures of a step's working memory (peak RSS moves
-/// by whole pages and with the C allocator's arenas). Install it with
+/// A global allocator that, while [`set_heap_counting`] has it on, counts the bytes allocated
+/// minus those freed through Rust's allocator and their high-water mark: exact, page-free
+/// figures of a step's working memory (peak RSS moves by whole pages and with the C
+/// allocator's arenas). Install it with
 /// `#[global_allocator] static A: flatmin_lab::malloc::CountingAlloc = flatmin_lab::malloc::CountingAlloc;`
-/// (the `flatmin` command and the step benchmark do); without it the counters stay at zero.
+/// (the `flatmin` command and the step benchmark do). Counting off, it costs one relaxed load
+/// per call: the shared counters, updated from every thread, would slow a training
+/// step by about 5 % on two cores (small CNN, three alternating pairs of runs), so `flatmin bench` turns them on for
+/// its untimed memory rounds alone.
 ///
 /// ```
 /// use flatmin_lab::malloc;
+/// malloc::set_heap_counting(true);
 /// malloc::reset_heap_peak();
 /// // ... the work to measure ...
-/// let grown = malloc::heap_peak_bytes().saturating_sub(malloc::heap_live_bytes());
-/// assert_eq!(grown, 0); // not installed in this doc test: nothing is counted
+/// let grown: usize = malloc::heap_peak_growth();
+/// malloc::set_heap_counting(false);
+/// assert_eq!(grown, 0); // not the global allocator in this doc test: nothing is counted
 /// ```
 pub struct CountingAlloc;
 
-static HEAP_LIVE: AtomicUsize = AtomicUsize::new(0);
-static HEAP_PEAK: AtomicUsize = AtomicUsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Bytes allocated minus bytes freed since counting started (negative when more was freed of
+/// what was allocated before).
+static HEAP_NET: AtomicIsize = AtomicIsize::new(0);
+/// The highest `HEAP_NET` since the last reset.
+static HEAP_PEAK: AtomicIsize = AtomicIsize::new(0);
+/// `HEAP_NET` at the last reset.
+static HEAP_BASE: AtomicIsize = AtomicIsize::new(0);
 
 fn grew(bytes: usize) {
-    let now = HEAP_LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    HEAP_PEAK.fetch_max(now, Ordering::Relaxed);
+    if COUNTING.load(Ordering::Relaxed) {
+        let bytes = bytes as isize;
+        let now = HEAP_NET.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        HEAP_PEAK.fetch_max(now, Ordering::Relaxed);
+    }
 }
 
 fn shrank(bytes: usize) {
-    HEAP_LIVE.fetch_sub(bytes, Ordering::Relaxed);
+    if COUNTING.load(Ordering::Relaxed) {
+        HEAP_NET.fetch_sub(bytes as isize, Ordering::Relaxed);
+    }
 }
 
 // SAFETY: every call is forwarded unchanged to `System`; the counters only observe sizes.
@@ -75,17 +92,21 @@ unsafe impl GlobalAlloc for CountingAlloc {
     }
 }
 
-/// Bytes held now through [`CountingAlloc`] (0 when it is not the global allocator).
-pub fn heap_live_bytes() -> usize {
-    HEAP_LIVE.load(Ordering::Relaxed)
-}
-
-/// The most bytes held at once through [`CountingAlloc`] since the last [`reset_heap_peak`].
-pub fn heap_peak_bytes() -> usize {
-    HEAP_PEAK.load(Ordering::Relaxed)
+/// Turns the counting of [`CountingAlloc`] on or off (off at start).
+pub fn set_heap_counting(on: bool) {
+    COUNTING.store(on, Ordering::Relaxed);
 }
 
 /// Starts a new high-water mark at the bytes held now.
 pub fn reset_heap_peak() {
-    HEAP_PEAK.store(HEAP_LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+    let now = HEAP_NET.load(Ordering::Relaxed);
+    HEAP_BASE.store(now, Ordering::Relaxed);
+    HEAP_PEAK.store(now, Ordering::Relaxed);
+}
+
+/// The most bytes held at once since the last [`reset_heap_peak`], over those held at the
+/// reset: the working memory of what ran in between (0 when nothing is counted).
+pub fn heap_peak_growth() -> usize {
+    let growth = HEAP_PEAK.load(Ordering::Relaxed) - HEAP_BASE.load(Ordering::Relaxed);
+    growth.max(0) as usize
 }
