@@ -1,4 +1,5 @@
-//! Where a step's time goes, phase by phase, through the two-step API:
+//! Where a step's time goes, phase by phase, through the step's phases (the functions the
+//! one-call step runs, called one by one):
 //! `cargo run --release -p flatmin-cli --example step_phases -- [mlp|cnn|resnet] [OPTIMIZER] [STEPS]`.
 //!
 //! Each phase is timed in CPU time of the calling thread (Linux), which a busy machine does not
@@ -6,10 +7,8 @@
 //! on this thread alone, the passes also use the backend's worker threads (not counted here).
 //! Prints the median of each phase in µs.
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use flatmin::Batch;
+use flatmin::{Batch, Pass};
 use flatmin_lab::bench::variant;
 use flatmin_lab::models::{Classifier, InputShape, Mlp, ResNetStack, SmallCnn};
 
@@ -26,19 +25,6 @@ fn thread_cpu_us() -> f64 {
     // SAFETY: `t` is a valid, writable timespec; 3 is CLOCK_THREAD_CPUTIME_ID.
     unsafe { clock_gettime(3, &mut t) };
     t.tv_sec as f64 * 1e6 + t.tv_nsec as f64 * 1e-3
-}
-
-/// Whether any parameter of `model` tracks a gradient (ESAM may leave every tensor out).
-fn tracks_a_gradient<M: Module>(model: &M) -> bool {
-    struct Tracked(bool);
-    impl ModuleVisitor for Tracked {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0 |= param.val().is_require_grad();
-        }
-    }
-    let mut tracked = Tracked(false);
-    model.visit(&mut tracked);
-    tracked.0
 }
 
 fn main() {
@@ -80,9 +66,10 @@ fn run<M: Classifier>(mut model: M, shape: InputShape, device: &Device, optimize
     let mut optim = variant(optimizer, 0).expect("preset");
     let losses =
         |m: &M, b: Batch| flatmin::per_sample_cross_entropy(m.forward(b.rows(x.clone())), b.rows_int(y.clone()));
+    let mut with_pass = |m: &M, b: Batch<'_>, _: Pass| losses(m, b);
     let names = [
         "first pass",
-        "perturb",
+        "perturb + selection",
         "second pass",
         "update",
         "one-call step (thread CPU)",
@@ -90,24 +77,20 @@ fn run<M: Classifier>(mut model: M, shape: InputShape, device: &Device, optimize
     let mut phases: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for s in 0..steps + 3 {
         let mut t = vec![thread_cpu_us()];
-        // The two-step API, phase by phase (ESAM's selection is left out: plain second pass).
-        let first = optim.first_pass_model(&model);
-        let loss = losses(&first, Batch::All).mean();
-        let grads = if tracks_a_gradient(&first) {
-            GradientsParams::from_grads(loss.backward(), &first)
-        } else {
-            GradientsParams::new()
-        };
-        drop(first);
+        // The phases one by one, as the one-call step runs them.
+        let first = optim
+            .first_pass(&model, None, &mut with_pass)
+            .expect("finite first pass");
         t.push(thread_cpu_us());
-        let ascent = match optim.perturb(0.01, &model, &grads) {
-            Ok(a) => a,
-            Err(_) => continue, // ESAM left every tensor out: nothing to time this round
-        };
-        drop(grads);
+        let mut ascent = optim.ascend(0.01, &model, first).expect("finite gradient");
+        optim
+            .selection_pass(&mut ascent, None, &mut with_pass)
+            .expect("selection");
         t.push(thread_cpu_us());
-        let loss_p = losses(ascent.model(), Batch::All).mean();
-        let grads_p = GradientsParams::from_grads(loss_p.backward(), ascent.model());
+        let second = optim
+            .second_pass(&mut ascent, None, &mut with_pass)
+            .expect("finite second pass");
+        let grads_p = second.backward(ascent.model());
         t.push(thread_cpu_us());
         let (next, report) = optim.update(0.01, model, ascent, &grads_p);
         report.expect("finite step");

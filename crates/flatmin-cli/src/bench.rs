@@ -20,7 +20,6 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use burn::module::{ModuleMapper, Param};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use flatmin::{Batch, Rng, Sam};
 use serde::Serialize;
@@ -507,7 +506,10 @@ fn pass_anatomy<M: Classifier>(
     // shares its initializer, so `no_grad` on the clone would leave the original untracked too.
     let _ = loss(model, x.clone()).backward();
     let frozen = model.clone().no_grad();
-    let vectors_only = model.clone().map(&mut OnlyVectorsTracked);
+    // Only the one-dimensional parameters (biases, normalization scales) keep a gradient.
+    let layout = flatmin::Layout::of(model);
+    let keep: Vec<bool> = layout.entries.iter().map(|e| e.shape.len() == 1).collect();
+    let vectors_only = flatmin::bridge::with_tracked(model, &layout, &keep);
     let timed = |f: &dyn Fn()| {
         let t = Instant::now();
         f();
@@ -542,19 +544,6 @@ fn pass_anatomy<M: Classifier>(
         esam_gamma: gamma,
         esam_floor_ratio: (activation + beta * (full - activation) + forward + gamma * full) / full,
     })
-}
-
-/// Leaves a gradient only to the one-dimensional parameters (biases, normalization scales).
-struct OnlyVectorsTracked;
-
-impl ModuleMapper for OnlyVectorsTracked {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if D == 1 {
-            return param;
-        }
-        let (id, tensor, mapper) = param.consume();
-        Param::from_mapped_value(id, tensor.set_require_grad(false), mapper)
-    }
 }
 
 fn mean(values: &[f64]) -> f64 {

@@ -20,18 +20,18 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::optim::{GradientsParams, ModuleOptimizer, MultiGradientsParams};
 use burn::tensor::{Device, Tensor};
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
-use flatmin::{Batch, ConfigError, Descent, ParamVector, Sam, SamConfig, StepReport};
+use flatmin::bridge::{self, is_distributed};
+use flatmin::{Batch, ConfigError, Descent, FirstPass, ParamVector, Pass, Sam, SamConfig, StepReport};
 
 use crate::engine::{
-    self, Ascended, SkipReason, Stage, Votes, all_reduce_through_backward, apply_sharpness, ascend, finish, flat_grads,
-    group_mean, is_plain, prepare, to_grads,
+    self, SkipReason, Votes, all_reduce_through_backward, apply_sharpness, ascend, group_mean, is_plain, prepare,
 };
-use crate::parallel::{DataParallel, Rendezvous, is_distributed};
+use crate::parallel::{DataParallel, Rendezvous};
 use crate::step::SamStep;
 
 /// How a [`SamLearner`] trains.
@@ -221,10 +221,13 @@ impl State {
         exchange: &Rendezvous<Option<ParamVector>>,
         rank: usize,
         model: &M,
-        ascended: Result<Ascended, SkipReason>,
-    ) -> Result<Ascended, SkipReason> {
+        ascended: Result<FirstPass, SkipReason>,
+    ) -> Result<FirstPass, SkipReason> {
         let layout = flatmin::Layout::of(model);
-        let flat = ascended.as_ref().ok().map(|a| flat_grads(model, &layout, &a.grads));
+        let flat = ascended
+            .as_ref()
+            .ok()
+            .map(|a| bridge::gradients(model, &layout, &a.grads));
         let (me, all) = exchange.meet(Some(rank), flat);
         let mut ascended = ascended?;
         let group = self.config.parallel.ascent.group(me, self.parties());
@@ -241,7 +244,7 @@ impl State {
             .find(|(r, _)| *r == me)
             .and_then(|(_, v)| v.as_ref())
             .expect("own gradient");
-        ascended.grads = to_grads(model, &layout, &group_mean(&members, own));
+        ascended.grads = bridge::to_gradients(model, &layout, &group_mean(&members, own));
         Ok(ascended)
     }
 }
@@ -250,7 +253,7 @@ impl State {
 fn run<M, F>(state: &State, sam: &mut Sam, rank: usize, model: &M, loss_fn: &mut F) -> Result<Descent, SkipReason>
 where
     M: Module,
-    F: FnMut(&M, Batch<'_>, Stage) -> Tensor<1>,
+    F: FnMut(&M, Batch<'_>, Pass) -> Tensor<1>,
 {
     let lr = *state.lr.lock().expect("lr lock");
     let ddp = is_distributed(model) || state.simulate_ddp;
@@ -265,7 +268,7 @@ where
         Some(exchange) => state.share(exchange, rank, model, ascended),
         None => ascended,
     };
-    if sam.config().is_base_only() {
+    if !sam.runs_second_pass() {
         let local = ascended.and_then(|a| engine::base_only(sam, model, &a).map_err(SkipReason::from));
         return match &votes {
             Some(v) => synchronize(model, local, v, !state.simulate_ddp),
@@ -276,27 +279,21 @@ where
         // SAM's own combination: the second pass runs on the perturbed model, which keeps every
         // parameter's distributed mark, so Burn's DDP averages g_p during its backward.
         Some(v) if is_plain(sam) => {
-            let prepared = ascended.and_then(|a| {
-                let loss = a.loss;
-                prepare(sam, lr, model, &a, None, false, loss_fn)
-                    .map(|p| (p, loss))
-                    .map_err(SkipReason::from)
-            });
+            let prepared =
+                ascended.and_then(|a| prepare(sam, lr, model, a, None, false, loss_fn).map_err(SkipReason::from));
             if !v.agree(prepared.is_ok()) {
                 return Err(prepared.err().unwrap_or(SkipReason::OtherDevice));
             }
-            let (prepared, loss) = prepared.expect("every device agreed");
-            let (ascent, grads_p, info) = prepared.backward();
+            let (ascent, grads_p) = prepared.expect("every device agreed").backward();
             v.agree(true);
-            finish(sam, model, ascent, &grads_p, loss, info).map_err(SkipReason::from)
+            sam.descent(model, ascent, &grads_p).map_err(SkipReason::from)
         }
         // Combinations that mix g into the update: both passes local, the combined gradient
         // averaged afterwards (as GSAM's reference code does under DDP).
         _ => {
             let local = ascended.and_then(|a| {
-                let prepared = prepare(sam, lr, model, &a, None, ddp, loss_fn)?;
-                let (ascent, grads_p, info) = prepared.backward();
-                Ok(finish(sam, model, ascent, &grads_p, a.loss, info)?)
+                let (ascent, grads_p) = prepare(sam, lr, model, a, None, ddp, loss_fn)?.backward();
+                Ok(sam.descent(model, ascent, &grads_p)?)
             });
             match &votes {
                 Some(v) => synchronize(model, local, v, !state.simulate_ddp),
@@ -343,9 +340,9 @@ impl<M: SamStep> TrainStep for SamLearner<M> {
         let mut output = None;
         let result = {
             let mut sam = state.sams[rank].lock().expect("flatmin optimizer lock");
-            let mut loss_fn = |m: &M, batch: Batch<'_>, stage: Stage| {
+            let mut loss_fn = |m: &M, batch: Batch<'_>, pass: Pass| {
                 let out = m.sam_forward(&item, batch);
-                if stage == Stage::Ascent {
+                if pass == Pass::First {
                     output = Some(out.output);
                 }
                 out.losses
@@ -363,9 +360,9 @@ impl<M: SamStep> TrainStep for SamLearner<M> {
                     1.0
                 };
                 let scaled = |v: &ParamVector| if scale == 1.0 { v.clone() } else { v.scaled(scale) };
-                let grads = to_grads(&self.model, &d.layout, &scaled(&d.gradient));
+                let grads = bridge::to_gradients(&self.model, &d.layout, &scaled(&d.gradient));
                 if let Some(s) = &d.sharpness {
-                    let term = to_grads(&self.model, &d.layout, &scaled(s));
+                    let term = bridge::to_gradients(&self.model, &d.layout, &scaled(s));
                     state
                         .pending
                         .lock()
@@ -433,35 +430,10 @@ impl<M: SamStep> SamLearner<M> {
 
 /// The sum of several gradients of `model`'s parameters, in the order given.
 fn sum_gradients<M: Module>(model: &M, parts: Vec<GradientsParams>) -> GradientsParams {
-    struct Sum {
-        parts: Vec<GradientsParams>,
-        out: GradientsParams,
-    }
-    impl ModuleVisitor for Sum {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let mut acc: Option<Tensor<D>> = None;
-            for part in &mut self.parts {
-                if let Some(g) = part.remove::<D>(param.id) {
-                    acc = Some(match acc {
-                        None => g,
-                        Some(a) => {
-                            let g = g.to_device(&a.device());
-                            a + g
-                        }
-                    });
-                }
-            }
-            if let Some(a) = acc {
-                self.out.register::<D>(param.id, a);
-            }
-        }
-    }
-    let mut sum = Sum {
-        parts,
-        out: GradientsParams::new(),
-    };
-    model.visit(&mut sum);
-    sum.out
+    let layout = flatmin::Layout::of(model);
+    let flats: Vec<ParamVector> = parts.iter().map(|p| bridge::gradients(model, &layout, p)).collect();
+    let terms: Vec<(&ParamVector, f64)> = flats.iter().map(|v| (v, 1.0)).collect();
+    bridge::to_gradients(model, &layout, &bridge::weighted_sum(&terms))
 }
 
 impl<M: SamStep + InferenceStep> InferenceStep for SamLearner<M> {

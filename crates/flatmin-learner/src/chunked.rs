@@ -1,6 +1,6 @@
 //! m-sharpness on one device: the batch split into chunks of `m` samples, each with its own
 //! ascent and its own perturbed gradient, averaged — exactly what data-parallel SAM computes
-//! with one chunk per device (SAM paper §4.1, ALGORITHMS.md §1.3).
+//! with one chunk per device (SAM paper §4.1; docs/ALGORITHMS.md, m-sharpness).
 //!
 //! Chunk `j` has its own flatmin optimizer, like device `j` has (F-SAM's gradient average and
 //! ESAM's masks are per device), so `MSharpness` with `k` chunks reproduces a `k`-device run
@@ -10,12 +10,10 @@
 
 use burn::module::Module;
 use burn::tensor::Tensor;
-use flatmin::{Batch, ConfigError, Layout, ParamVector, Sam, SamConfig};
+use flatmin::bridge::{self, weighted_sum};
+use flatmin::{Batch, ConfigError, FirstPass, Layout, ParamVector, Pass, Sam, SamConfig};
 
-use crate::engine::{
-    Ascended, SamGradients, SkipReason, Stage, ascend, base_only, finish, flat_grads, group_mean, prepare, to_grads,
-    weighted_sum,
-};
+use crate::engine::{SamGradients, SkipReason, ascend, base_only, group_mean, prepare};
 use crate::parallel::AscentSync;
 
 /// SAM with m-sharpness on one device (or in any custom training loop).
@@ -114,44 +112,25 @@ impl MSharpness {
         while self.sams.len() < k {
             self.sams.push(self.config.init().expect("validated in new"));
         }
-        let mut loss3 = |m: &M, b: Batch<'_>, _: Stage| loss_fn(m, b);
+        let mut loss3 = |m: &M, b: Batch<'_>, _: Pass| loss_fn(m, b);
         let whole = |j: usize| if k == 1 { None } else { Some(chunks[j].as_slice()) };
 
         // First passes, then the exchange of their gradients within groups of chunks.
-        let mut ascended: Vec<Ascended> = Vec::with_capacity(k);
+        let mut ascended: Vec<FirstPass> = Vec::with_capacity(k);
         for (j, sam) in self.sams.iter_mut().take(k).enumerate() {
             ascended.push(ascend(sam, model, whole(j), false, &mut loss3)?);
         }
         if self.ascent.exchanges(k) {
             let layout = Layout::of(model);
-            let flats: Vec<ParamVector> = ascended.iter().map(|a| flat_grads(model, &layout, &a.grads)).collect();
+            let flats: Vec<ParamVector> = ascended
+                .iter()
+                .map(|a| bridge::gradients(model, &layout, &a.grads))
+                .collect();
             for (j, a) in ascended.iter_mut().enumerate() {
                 let members: Vec<&ParamVector> = self.ascent.group(j, k).map(|r| &flats[r]).collect();
-                a.grads = to_grads(model, &layout, &group_mean(&members, &flats[j]));
+                a.grads = bridge::to_gradients(model, &layout, &group_mean(&members, &flats[j]));
             }
         }
-
-        // Perturbations and second passes; nothing is committed until every chunk is done.
-        let descents = if self.config.is_base_only() {
-            let mut out = Vec::with_capacity(k);
-            for (sam, a) in self.sams.iter_mut().zip(&ascended) {
-                out.push(base_only(sam, model, a)?);
-            }
-            out
-        } else {
-            let mut passes = Vec::with_capacity(k);
-            for (j, (sam, a)) in self.sams.iter_mut().zip(&ascended).enumerate() {
-                passes.push(prepare(sam, lr, model, a, whole(j), false, &mut loss3)?.backward());
-            }
-            for (_, grads_p, _) in &passes {
-                check_finite(model, grads_p)?;
-            }
-            let mut out = Vec::with_capacity(k);
-            for ((sam, a), (ascent, grads_p, info)) in self.sams.iter_mut().zip(&ascended).zip(passes) {
-                out.push(finish(sam, model, ascent, &grads_p, a.loss, info)?);
-            }
-            out
-        };
 
         let weights: Vec<f64> = chunks
             .iter()
@@ -163,6 +142,30 @@ impl MSharpness {
                 }
             })
             .collect();
+        let loss = ascended.iter().zip(&weights).map(|(a, w)| a.loss * w).sum();
+
+        // Perturbations and second passes; nothing is committed until every chunk is done.
+        let descents = if !ascended[0].runs_second_pass() {
+            let mut out = Vec::with_capacity(k);
+            for (sam, a) in self.sams.iter_mut().zip(&ascended) {
+                out.push(base_only(sam, model, a)?);
+            }
+            out
+        } else {
+            let mut passes = Vec::with_capacity(k);
+            for (j, (sam, a)) in self.sams.iter_mut().zip(ascended).enumerate() {
+                passes.push(prepare(sam, lr, model, a, whole(j), false, &mut loss3)?.backward());
+            }
+            for (_, grads_p) in &passes {
+                check_finite(model, grads_p)?;
+            }
+            let mut out = Vec::with_capacity(k);
+            for (sam, (ascent, grads_p)) in self.sams.iter_mut().zip(passes) {
+                out.push(sam.descent(model, ascent, &grads_p)?);
+            }
+            out
+        };
+
         let layout = &descents[0].layout;
         let gradient = weighted_sum(
             &descents
@@ -180,10 +183,9 @@ impl MSharpness {
                     .collect::<Vec<_>>(),
             )
         });
-        let loss = ascended.iter().zip(&weights).map(|(a, w)| a.loss * w).sum();
         Ok(SamGradients {
-            grads: to_grads(model, layout, &gradient),
-            sharpness: sharpness.map(|s| to_grads(model, layout, &s)),
+            grads: bridge::to_gradients(model, layout, &gradient),
+            sharpness: sharpness.map(|s| bridge::to_gradients(model, layout, &s)),
             sharpness_weight: descents[0].sharpness_weight,
             loss,
             reports: descents.into_iter().map(|d| d.report).collect(),
@@ -194,7 +196,7 @@ impl MSharpness {
 /// A non-finite second-pass gradient, found before any chunk commits.
 fn check_finite<M: Module>(model: &M, grads: &burn::optim::GradientsParams) -> Result<(), SkipReason> {
     let layout = Layout::of(model);
-    let norm = flat_grads(model, &layout, grads).norm();
+    let norm = bridge::gradients(model, &layout, grads).norm();
     if norm.is_finite() {
         Ok(())
     } else {

@@ -1,18 +1,21 @@
-//! One worker's SAM step, stage by stage, through flatmin's two-step API: the first pass, the
-//! (optional) exchange of first-pass gradients, the perturbation, ESAM's selection, the second
-//! pass and the combination — ending in the combined gradient rather than an update, so that
-//! any base optimizer (Burn's `ModuleOptimizer` above all) can apply it.
+//! One worker's SAM step, phase by phase, through flatmin's phases (the same functions
+//! `Sam::step` runs): the first pass, the (optional) exchange of first-pass gradients, the
+//! perturbation, ESAM's selection, the second pass and the combination — ending in the combined
+//! gradient rather than an update, so that any base optimizer (Burn's `ModuleOptimizer` above
+//! all) can apply it. What is the learner's own: the devices' views, votes and exchanges.
 
-use std::collections::HashMap;
 use std::fmt;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::module::Module;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
-use flatmin::{Ascent, Batch, Combination, Descent, Layout, ParamVector, Pass, Sam, StepError, StepReport};
+use flatmin::bridge::{self, local_view};
+use flatmin::{
+    Ascent, Batch, Combination, Descent, FirstPass, Layout, ParamVector, Pass, Sam, SecondPass, StepError, StepReport,
+};
 
-use crate::parallel::{Rendezvous, local_view};
+use crate::parallel::Rendezvous;
 
 /// Why a step was skipped: the weights and the optimizer state stay as they were.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,17 +42,6 @@ impl From<StepError> for SkipReason {
     fn from(e: StepError) -> Self {
         SkipReason::Step(e)
     }
-}
-
-/// Which call of the loss closure this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stage {
-    /// The first pass, at `w` (its output is what the metrics see).
-    Ascent,
-    /// ESAM's selection forward at `w + e`, on a model that tracks no gradient.
-    Selection,
-    /// The second pass, at `w + e`.
-    Descent,
 }
 
 /// The combined gradient of one step, keyed like Burn's gradients, ready for a
@@ -82,50 +74,11 @@ impl SamGradients {
     }
 }
 
-/// The first pass of one worker (or chunk).
-pub(crate) struct Ascended {
-    pub grads: GradientsParams,
-    pub before: Vec<f64>,
-    pub loss: f64,
-}
-
 /// Everything up to the second pass's backward.
 pub(crate) struct Prepared<M> {
     ascent: Ascent<M>,
-    second: M,
-    loss_p: Tensor<1>,
-    loss_p_value: f64,
-    sharpness: Option<Vec<f64>>,
-    selected: Option<Vec<usize>>,
-}
-
-/// The request for `rows` of the batch (`None`: all of it).
-fn request(rows: Option<&[usize]>) -> Batch<'_> {
-    match rows {
-        Some(r) => Batch::Subset(r),
-        None => Batch::All,
-    }
-}
-
-pub(crate) fn to_f64(tensor: Tensor<1>) -> Vec<f64> {
-    tensor.into_data().iter::<f64>().collect()
-}
-
-/// `loss.backward()` on `model`'s parameters; none when no parameter tracks a gradient (ESAM
-/// left every tensor out of the first pass).
-pub(crate) fn backward<M: Module>(loss: Tensor<1>, model: &M) -> GradientsParams {
-    struct Tracked(bool);
-    impl ModuleVisitor for Tracked {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0 |= param.val().is_require_grad();
-        }
-    }
-    let mut tracked = Tracked(false);
-    model.visit(&mut tracked);
-    if !tracked.0 {
-        return GradientsParams::new();
-    }
-    GradientsParams::from_grads(loss.backward(), model)
+    second: SecondPass,
+    view: M,
 }
 
 /// The first pass on `rows` of the batch. With `local`, it runs on a [`local_view`], so that
@@ -136,41 +89,13 @@ pub(crate) fn ascend<M, F>(
     rows: Option<&[usize]>,
     local: bool,
     loss_fn: &mut F,
-) -> Result<Ascended, StepError>
+) -> Result<FirstPass, StepError>
 where
     M: Module,
-    F: FnMut(&M, Batch<'_>, Stage) -> Tensor<1>,
+    F: FnMut(&M, Batch<'_>, Pass) -> Tensor<1>,
 {
     let view = if local { local_view(model) } else { model.clone() };
-    let first = if sam.config().is_base_only() {
-        view
-    } else {
-        sam.first_pass_model(&view)
-    };
-    let losses = loss_fn(&first, request(rows), Stage::Ascent);
-    let n = losses.dims()[0];
-    let needs = sam.config().selection.needs_losses();
-    let before = if needs {
-        to_f64(losses.clone().detach().inner())
-    } else {
-        Vec::new()
-    };
-    let loss = losses.mean();
-    let value = to_f64(loss.clone().detach().inner())[0];
-    if !value.is_finite() {
-        return Err(StepError::NonFinite {
-            pass: Pass::First,
-            what: "loss",
-        });
-    }
-    if needs && n < 2 {
-        return Err(StepError::PerSampleLossesRequired { expected: 2, got: n });
-    }
-    Ok(Ascended {
-        grads: backward(loss, &first),
-        before,
-        loss: value,
-    })
+    sam.first_pass(&view, rows, loss_fn)
 }
 
 /// Perturbation, selection and the second pass's forward. With `local`, the second pass runs
@@ -180,97 +105,34 @@ pub(crate) fn prepare<M, F>(
     sam: &mut Sam,
     lr: f64,
     model: &M,
-    ascended: &Ascended,
+    first: FirstPass,
     rows: Option<&[usize]>,
     local: bool,
     loss_fn: &mut F,
 ) -> Result<Prepared<M>, StepError>
 where
     M: Module,
-    F: FnMut(&M, Batch<'_>, Stage) -> Tensor<1>,
+    F: FnMut(&M, Batch<'_>, Pass) -> Tensor<1>,
 {
-    let ascent = sam.perturb(lr, model, &ascended.grads)?;
-    let (mut sharpness, mut selected) = (None, None);
-    if sam.config().selection.needs_losses() {
-        let untracked = ascent.model().clone().no_grad();
-        let after = to_f64(loss_fn(&untracked, request(rows), Stage::Selection).inner());
-        let (s, chosen) = sam.select_samples(&ascended.before, &after)?;
-        // Positions within the chunk, back to positions in the batch.
-        let chosen = match rows {
-            Some(r) => chosen.iter().map(|&i| r[i]).collect(),
-            None => chosen,
-        };
-        sharpness = Some(s);
-        selected = Some(chosen);
-    }
-    let second = if local {
-        local_view(ascent.model())
-    } else {
-        ascent.model().clone()
-    };
-    let req = match (&selected, rows) {
-        (Some(idx), _) => Batch::Subset(idx),
-        (None, r) => request(r),
-    };
-    let loss_p = loss_fn(&second, req, Stage::Descent).mean();
-    let loss_p_value = to_f64(loss_p.clone().detach().inner())[0];
-    if !loss_p_value.is_finite() {
-        return Err(StepError::NonFinite {
-            pass: Pass::Second,
-            what: "loss",
-        });
-    }
-    Ok(Prepared {
-        ascent,
-        second,
-        loss_p,
-        loss_p_value,
-        sharpness,
-        selected,
-    })
+    let mut ascent = sam.ascend(lr, model, first)?;
+    sam.selection_pass(&mut ascent, rows, loss_fn)?;
+    let view = |m: &M| if local { local_view(m) } else { m.clone() };
+    let (second, view) = sam.second_pass_with(&mut ascent, rows, view, loss_fn)?;
+    Ok(Prepared { ascent, second, view })
 }
 
 impl<M: Module> Prepared<M> {
     /// The second pass's backward.
-    pub(crate) fn backward(self) -> (Ascent<M>, GradientsParams, PassInfo) {
-        let grads = backward(self.loss_p, &self.second);
-        let info = PassInfo {
-            loss_p: self.loss_p_value,
-            sharpness: self.sharpness,
-            selected: self.selected,
-        };
-        (self.ascent, grads, info)
+    pub(crate) fn backward(self) -> (Ascent<M>, GradientsParams) {
+        let grads = self.second.backward(&self.view);
+        (self.ascent, grads)
     }
 }
 
-/// What the second pass measured, for the step's report.
-pub(crate) struct PassInfo {
-    loss_p: f64,
-    sharpness: Option<Vec<f64>>,
-    selected: Option<Vec<usize>>,
-}
-
-/// The combination (committing the worker's flatmin state), with the report completed.
-pub(crate) fn finish<M: Module>(
-    sam: &mut Sam,
-    model: &M,
-    ascent: Ascent<M>,
-    grads_p: &GradientsParams,
-    loss: f64,
-    info: PassInfo,
-) -> Result<Descent, StepError> {
-    let mut d = sam.descent(model, ascent, grads_p)?;
-    d.report.loss = Some(loss);
-    d.report.loss_perturbed = Some(info.loss_p);
-    d.report.sample_sharpness = info.sharpness;
-    d.report.selected = info.selected;
-    Ok(d)
-}
-
-/// The base optimizer alone (ρ = 0): `g` handed on.
-pub(crate) fn base_only<M: Module>(sam: &mut Sam, model: &M, ascended: &Ascended) -> Result<Descent, StepError> {
-    let mut d = sam.base_descent(model, &ascended.grads)?;
-    d.report.loss = Some(ascended.loss);
+/// The base optimizer alone (no second pass this step): `g` handed on.
+pub(crate) fn base_only<M: Module>(sam: &mut Sam, model: &M, first: &FirstPass) -> Result<Descent, StepError> {
+    let mut d = sam.base_descent(model, &first.grads)?;
+    d.report.loss = Some(first.loss);
     Ok(d)
 }
 
@@ -278,86 +140,6 @@ pub(crate) fn base_only<M: Module>(sam: &mut Sam, model: &M, ascended: &Ascended
 /// the second pass directly; otherwise the combined gradient is averaged afterwards).
 pub(crate) fn is_plain(sam: &Sam) -> bool {
     matches!(sam.config().combination, Combination::Plain)
-}
-
-/// The flat per-parameter gradients of `grads` on `layout`.
-pub(crate) fn flat_grads<M: Module>(model: &M, layout: &Layout, grads: &GradientsParams) -> ParamVector {
-    struct Flat<'a> {
-        index: HashMap<ParamId, usize>,
-        grads: &'a GradientsParams,
-        out: Vec<Option<Tensor<1>>>,
-    }
-    impl ModuleVisitor for Flat<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if let Some(&i) = self.index.get(&param.id)
-                && let Some(g) = self.grads.get::<D>(param.id)
-            {
-                let n = g.shape().num_elements();
-                self.out[i] = Some(g.reshape([n]));
-            }
-        }
-    }
-    let mut v = Flat {
-        index: index(layout),
-        grads,
-        out: vec![None; layout.len()],
-    };
-    model.visit(&mut v);
-    ParamVector::new(v.out)
-}
-
-/// Burn gradients (shaped like the parameters, keyed by id) from a flat vector on `layout`.
-pub(crate) fn to_grads<M: Module>(model: &M, layout: &Layout, vector: &ParamVector) -> GradientsParams {
-    struct Shape<'a> {
-        index: HashMap<ParamId, usize>,
-        vector: &'a ParamVector,
-        out: GradientsParams,
-    }
-    impl ModuleVisitor for Shape<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if let Some(&i) = self.index.get(&param.id)
-                && let Some(t) = self.vector.get(i)
-            {
-                let shaped: Tensor<D> = t.clone().reshape(param.shape());
-                self.out.register::<D>(param.id, shaped);
-            }
-        }
-    }
-    let mut v = Shape {
-        index: index(layout),
-        vector,
-        out: GradientsParams::new(),
-    };
-    model.visit(&mut v);
-    v.out
-}
-
-fn index(layout: &Layout) -> HashMap<ParamId, usize> {
-    layout.entries.iter().enumerate().map(|(i, e)| (e.id, i)).collect()
-}
-
-/// `Σ_j weight_j · v_j` slot by slot, in the order given (a slot absent from a vector counts
-/// as zero); a weight of exactly 1 is not multiplied.
-pub(crate) fn weighted_sum(parts: &[(&ParamVector, f64)]) -> ParamVector {
-    let slots = parts.first().map(|(v, _)| v.len()).unwrap_or(0);
-    let mut out = Vec::with_capacity(slots);
-    for i in 0..slots {
-        let mut acc: Option<Tensor<1>> = None;
-        for (v, w) in parts {
-            if let Some(t) = v.get(i) {
-                let term = if *w == 1.0 { t.clone() } else { t.clone().mul_scalar(*w) };
-                acc = Some(match acc {
-                    None => term,
-                    Some(a) => {
-                        let term = term.to_device(&a.device());
-                        a + term
-                    }
-                });
-            }
-        }
-        out.push(acc);
-    }
-    ParamVector::new(out)
 }
 
 /// The mean, slot by slot, of the vectors present in `group` (in rank order), on `own`'s device.
@@ -393,50 +175,13 @@ pub(crate) fn group_mean(group: &[&ParamVector], own: &ParamVector) -> ParamVect
 /// that has an entry in `sharpness`, at that parameter's learning rate, keeping the
 /// parameter's autodiff flags (`require_grad`, distributed, gradient checkpointing).
 pub fn apply_sharpness<M: Module>(model: M, lr: &ModuleLearningRate, sharpness: &GradientsParams, weight: f64) -> M {
-    struct Step<'a> {
-        path: Vec<String>,
-        lr: &'a ModuleLearningRate,
-        sharpness: &'a GradientsParams,
-        weight: f64,
-    }
-    impl ModuleMapper for Step<'_> {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.path.push(name.to_string());
-        }
-
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.path.pop();
-        }
-
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let Some(s) = self.sharpness.get::<D>(param.id) else {
-                return param;
-            };
-            let (id, tensor, mapper) = param.consume();
-            let lr = self.lr.lr_from_param(id, Some(&self.path.join(".")));
-            let require_grad = tensor.is_require_grad();
-            let distributed = tensor.is_distributed();
-            let checkpointing = tensor.gradient_checkpointing_strategy();
-            let inner = tensor.inner();
-            let s = s.to_device(&inner.device());
-            let mut out = Tensor::from_inner(inner - s.mul_scalar(lr * self.weight));
-            if let Some(strategy) = checkpointing {
-                out = out.with_gradient_checkpointing_strategy(strategy);
-            }
-            if require_grad {
-                out = out.require_grad();
-            }
-            if distributed {
-                out = out.set_distributed(id);
-            }
-            Param::from_mapped_value(id, out, mapper)
-        }
-    }
-    model.map(&mut Step {
-        path: Vec::new(),
-        lr,
-        sharpness,
-        weight,
+    let layout = Layout::of(&model);
+    let s = bridge::gradients(&model, &layout, sharpness);
+    bridge::update(model, &layout, &|i| s.has(i), &mut |i, w| {
+        let entry = &layout.entries[i];
+        let lr = lr.lr_from_param(entry.id, Some(&entry.path));
+        let step = s.get(i).expect("present").clone().to_device(&w.device());
+        w - step.mul_scalar(lr * weight)
     })
 }
 

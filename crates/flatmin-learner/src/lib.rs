@@ -26,5 +26,6 @@ mod step;
 pub use adapter::{SamHandle, SamLearner, SamLearnerConfig, SamLearnerStats};
 pub use chunked::MSharpness;
 pub use engine::{SamGradients, SkipReason, apply_sharpness};
-pub use parallel::{AscentSync, DataParallel, distributed_flags, is_distributed, local_view};
+pub use flatmin::bridge::{distributed_flags, is_distributed, local_view};
+pub use parallel::{AscentSync, DataParallel};
 pub use step::{SamOutput, SamStep};

@@ -12,9 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::tensor::{Device, Tensor};
-use flatmin::Layout;
+use burn::tensor::Device;
 
 /// How the first-pass gradient is shared between the devices of a data-parallel step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -179,67 +177,6 @@ impl<T: Clone> Rendezvous<T> {
             }
         }
     }
-}
-
-/// Whether any trainable parameter of `model` is marked distributed (Burn's DDP marks them all).
-pub fn is_distributed<M: Module>(model: &M) -> bool {
-    distributed_flags(model).values().any(|&d| d)
-}
-
-/// The distributed mark of every parameter of `model` (BatchNorm running statistics excluded).
-pub fn distributed_flags<M: Module>(model: &M) -> HashMap<ParamId, bool> {
-    struct Flags {
-        ids: HashMap<ParamId, ()>,
-        out: HashMap<ParamId, bool>,
-    }
-    impl ModuleVisitor for Flags {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if self.ids.contains_key(&param.id) {
-                self.out.insert(param.id, param.val().is_distributed());
-            }
-        }
-    }
-    let ids = Layout::of(model).entries.into_iter().map(|e| (e.id, ())).collect();
-    let mut flags = Flags {
-        ids,
-        out: HashMap::new(),
-    };
-    model.visit(&mut flags);
-    flags.out
-}
-
-/// A view of `model` whose parameters are not marked distributed, so that a backward pass on it
-/// is not all-reduced by Burn's DDP. Everything else is kept: parameter ids (gradients line up
-/// with the original parameters), `require_grad`, the gradient-checkpointing strategy, and the
-/// BatchNorm running statistics, which stay shared with `model` (a first pass in training mode
-/// updates them, as SAM's first pass should).
-pub fn local_view<M: Module>(model: &M) -> M {
-    struct Local {
-        ids: HashMap<ParamId, ()>,
-    }
-    impl ModuleMapper for Local {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            if !self.ids.contains_key(&param.id) || !param.val().is_distributed() {
-                return param;
-            }
-            let (id, tensor, mapper) = param.consume();
-            let require_grad = tensor.is_require_grad();
-            let checkpointing = tensor.gradient_checkpointing_strategy();
-            let mut local = Tensor::from_inner(tensor.inner());
-            if let Some(strategy) = checkpointing {
-                local = local.with_gradient_checkpointing_strategy(strategy);
-            }
-            if require_grad {
-                local = local.require_grad();
-            }
-            Param::from_mapped_value(id, local, mapper)
-        }
-    }
-    if !is_distributed(model) {
-        return model.clone();
-    }
-    let ids = Layout::of(model).entries.into_iter().map(|e| (e.id, ())).collect();
-    model.clone().map(&mut Local { ids })
 }
 
 #[cfg(test)]

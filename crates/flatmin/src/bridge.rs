@@ -1,10 +1,32 @@
-//! The one thin layer between flatmin and Burn's module machinery.
+//! The one thin layer between flatmin and Burn's module machinery, public so that the Learner
+//! adapter, the laboratory and users walk models the same way.
 //!
-//! Everything else in the library sees a model as a [`Layout`] (its float parameters, in visiting
-//! order, with their paths) and vectors in parameter space as [`ParamVector`]s of flat tensors.
-//! Walking modules, matching gradients by `ParamId`, lifting values back onto the autodiff tape
-//! with their flags, and decoupling BatchNorm running statistics all happen here, so the next
-//! Burn release is a change to this file.
+//! Everything else sees a model as a [`Layout`] (its float parameters, in visiting order, with
+//! their paths) and vectors in parameter space as [`ParamVector`]s of flat tensors. Walking
+//! modules, matching gradients by `ParamId`, lifting values back onto the autodiff tape with
+//! their flags ([`ParamFlags`]), tracked and untracked views, and decoupling BatchNorm running
+//! statistics all happen here, so the next Burn release is a change to this file.
+//!
+//! ```
+//! use burn::nn::{Linear, LinearConfig};
+//! use burn::tensor::{Device, Tensor, TensorData};
+//! use flatmin::bridge::{self, Layout};
+//!
+//! let device = Device::flex().autodiff();
+//! let model: Linear = LinearConfig::new(3, 2).init(&device);
+//! let layout = Layout::of(&model);
+//! assert_eq!(layout.len(), 2); // weight and bias
+//!
+//! let x = Tensor::<2>::from_data(TensorData::new(vec![1.0f32; 6], [2, 3]), &device);
+//! let grads = bridge::backward(model.forward(x).sum(), &model);
+//! let g = bridge::gradients(&model, &layout, &grads);
+//! assert!(g.norm() > 0.0);
+//! // Back to Burn's gradients, e.g. for a `ModuleOptimizer`.
+//! let again = bridge::to_gradients(&model, &layout, &g);
+//! assert_eq!(bridge::gradients(&model, &layout, &again).norm(), g.norm());
+//! // A view that tracks nothing: no backward pass is possible on it.
+//! assert!(!bridge::is_tracked(&bridge::untracked(&model)));
+//! ```
 
 use std::collections::HashMap;
 
@@ -64,6 +86,13 @@ impl Layout {
     }
 }
 
+/// BatchNorm's running statistics are visited as floats too; they are buffers, not parameters.
+/// (Any other buffer would only ever be seen without a gradient, which every part of the step
+/// skips.)
+fn is_running_stat(name: &str, container_type: &str) -> bool {
+    container_type == "Struct:BatchNorm" && name.starts_with("running_")
+}
+
 #[derive(Default)]
 struct LayoutVisitor {
     path: Vec<String>,
@@ -73,10 +102,7 @@ struct LayoutVisitor {
 
 impl ModuleVisitor for LayoutVisitor {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        // BatchNorm's running statistics are visited as floats too; they are buffers, not
-        // parameters. (Any other buffer would only ever be seen without a gradient, which every
-        // part of the step skips.)
-        self.running = container_type == "Struct:BatchNorm" && name.starts_with("running_");
+        self.running = is_running_stat(name, container_type);
         self.path.push(name.to_string());
     }
 
@@ -122,6 +148,23 @@ impl ModuleVisitor for ValueVisitor {
     }
 }
 
+/// Every float tensor of `model` — parameters and buffers such as BatchNorm's running
+/// statistics — flat, off the tape, in visiting order: what a test of bitwise equality of two
+/// models compares.
+pub fn all_floats<M: Module>(model: &M) -> Vec<Tensor<1>> {
+    struct All(Vec<Tensor<1>>);
+    impl ModuleVisitor for All {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val().inner();
+            let n = value.shape().num_elements();
+            self.0.push(value.reshape([n]));
+        }
+    }
+    let mut all = All(Vec::new());
+    model.visit(&mut all);
+    all.0
+}
+
 /// The gradients of the parameters, flat; `None` where a parameter got no gradient.
 pub fn gradients<M: Module>(model: &M, layout: &Layout, grads: &GradientsParams) -> ParamVector {
     let mut visitor = GradVisitor {
@@ -150,18 +193,41 @@ impl ModuleVisitor for GradVisitor<'_> {
     }
 }
 
-/// Runs `loss.backward()` and collects the gradients of `model`'s parameters. A model none of
-/// whose parameters tracks a gradient (ESAM left every tensor out of this pass) has none: empty.
-pub fn backward<M: Module>(loss: Tensor<1>, model: &M) -> GradientsParams {
-    struct Tracked(bool);
-    impl ModuleVisitor for Tracked {
+/// Burn's gradients (shaped like the parameters, keyed by id) from a flat vector on `layout`.
+pub fn to_gradients<M: Module>(model: &M, layout: &Layout, vector: &ParamVector) -> GradientsParams {
+    struct Shape<'a> {
+        index: HashMap<ParamId, usize>,
+        vector: &'a ParamVector,
+        out: GradientsParams,
+    }
+    impl ModuleVisitor for Shape<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0 |= param.val().is_require_grad();
+            if let Some(&i) = self.index.get(&param.id)
+                && let Some(t) = self.vector.get(i)
+            {
+                let shaped: Tensor<D> = t.clone().reshape(param.shape());
+                self.out.register::<D>(param.id, shaped);
+            }
         }
     }
-    let mut tracked = Tracked(false);
-    model.visit(&mut tracked);
-    if !tracked.0 {
+    let mut v = Shape {
+        index: layout.index(),
+        vector,
+        out: GradientsParams::new(),
+    };
+    model.visit(&mut v);
+    v.out
+}
+
+/// Whether any parameter of `model` tracks a gradient (a backward pass needs one).
+pub fn is_tracked<M: Module>(model: &M) -> bool {
+    flags(model).values().any(|f| f.require_grad)
+}
+
+/// Runs `loss.backward()` and collects the gradients of `model`'s parameters. A model none of
+/// whose parameters tracks a gradient has none: empty (where `loss.backward()` would panic).
+pub fn backward<M: Module>(loss: Tensor<1>, model: &M) -> GradientsParams {
+    if !is_tracked(model) {
         return GradientsParams::new();
     }
     GradientsParams::from_grads(loss.backward(), model)
@@ -170,14 +236,19 @@ pub fn backward<M: Module>(loss: Tensor<1>, model: &M) -> GradientsParams {
 /// The autodiff flags a parameter carries, put back on a value that was computed off the tape.
 /// Without them a parameter would silently stop requiring gradients, drop out of data-parallel
 /// synchronization or change its gradient-checkpointing strategy.
-#[derive(Clone, Copy)]
-struct Flags {
-    require_grad: bool,
-    distributed: bool,
-    checkpointing: Option<GradientCheckpointingStrategy>,
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ParamFlags {
+    /// The parameter tracks a gradient.
+    pub require_grad: bool,
+    /// Burn's distributed data parallel all-reduces its gradient.
+    pub distributed: bool,
+    /// Its gradient-checkpointing strategy, if one was set.
+    pub checkpointing: Option<GradientCheckpointingStrategy>,
 }
 
-impl Flags {
+type Flags = ParamFlags;
+
+impl ParamFlags {
     fn of<const D: usize>(tensor: &Tensor<D>) -> Self {
         Self {
             require_grad: tensor.is_require_grad(),
@@ -203,12 +274,108 @@ impl Flags {
 
 struct FlagVisitor {
     flags: HashMap<ParamId, Flags>,
+    running: bool,
 }
 
 impl ModuleVisitor for FlagVisitor {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.flags.insert(param.id, Flags::of(&param.val()));
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.running = is_running_stat(name, container_type);
     }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.running = false;
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if !self.running {
+            self.flags.insert(param.id, Flags::of(&param.val()));
+        }
+    }
+}
+
+/// The flags of every parameter of `model` (BatchNorm running statistics excluded).
+pub fn flags<M: Module>(model: &M) -> HashMap<ParamId, ParamFlags> {
+    let mut visitor = FlagVisitor {
+        flags: HashMap::new(),
+        running: false,
+    };
+    model.visit(&mut visitor);
+    visitor.flags
+}
+
+/// `model` with the flags of each parameter of `layout` replaced by `f(index, flags)`; values,
+/// ids and BatchNorm running statistics (shared with `model`) are kept.
+pub fn map_flags<M: Module>(model: &M, layout: &Layout, f: &mut dyn FnMut(usize, ParamFlags) -> ParamFlags) -> M {
+    struct Mapper<'a> {
+        index: HashMap<ParamId, usize>,
+        f: &'a mut dyn FnMut(usize, ParamFlags) -> ParamFlags,
+    }
+    impl ModuleMapper for Mapper<'_> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let Some(&i) = self.index.get(&param.id) else {
+                return param;
+            };
+            let (id, tensor, mapper) = param.consume();
+            let old = Flags::of(&tensor);
+            let new = (self.f)(i, old);
+            if new == old {
+                return Param::from_mapped_value(id, tensor, mapper);
+            }
+            Param::from_mapped_value(id, new.lift(tensor.inner(), id), mapper)
+        }
+    }
+    model.clone().map(&mut Mapper {
+        index: layout.index(),
+        f,
+    })
+}
+
+/// The distributed mark of every parameter of `model` (BatchNorm running statistics excluded).
+pub fn distributed_flags<M: Module>(model: &M) -> HashMap<ParamId, bool> {
+    flags(model).into_iter().map(|(id, f)| (id, f.distributed)).collect()
+}
+
+/// Whether any parameter of `model` is marked distributed (Burn's DDP marks them all).
+pub fn is_distributed<M: Module>(model: &M) -> bool {
+    flags(model).values().any(|f| f.distributed)
+}
+
+/// A view of `model` whose parameters are not marked distributed, so that a backward pass on it
+/// is not all-reduced by Burn's DDP. Everything else is kept: parameter ids (gradients line up
+/// with the original parameters), `require_grad`, the gradient-checkpointing strategy, and the
+/// BatchNorm running statistics, which stay shared with `model`.
+pub fn local_view<M: Module>(model: &M) -> M {
+    if !is_distributed(model) {
+        return model.clone();
+    }
+    map_flags(model, &Layout::of(model), &mut |_, f| ParamFlags {
+        distributed: false,
+        ..f
+    })
+}
+
+/// `Σ_j weight_j · v_j` slot by slot, in the order given (a slot absent from a vector counts
+/// as zero; a weight of exactly 1 is not multiplied), on the first present tensor's device.
+pub fn weighted_sum(parts: &[(&ParamVector, f64)]) -> ParamVector {
+    let slots = parts.iter().map(|(v, _)| v.len()).max().unwrap_or(0);
+    let mut out = Vec::with_capacity(slots);
+    for i in 0..slots {
+        let mut acc: Option<Tensor<1>> = None;
+        for (v, w) in parts {
+            if let Some(t) = v.get(i) {
+                let term = if *w == 1.0 { t.clone() } else { t.clone().mul_scalar(*w) };
+                acc = Some(match acc {
+                    None => term,
+                    Some(a) => {
+                        let term = term.to_device(&a.device());
+                        a + term
+                    }
+                });
+            }
+        }
+        out.push(acc);
+    }
+    ParamVector::new(out)
 }
 
 /// Adds a vector's entries to the parameters, carrying their flags over.
@@ -285,13 +452,12 @@ pub fn perturbed<M: Module>(model: &M, layout: &Layout, e: &ParamVector) -> M {
 
 /// [`perturbed`] with `e` handed over: a tensor of `e` held only here takes `w + e` in place.
 pub fn perturbed_by<M: Module>(model: &M, layout: &Layout, e: ParamVector) -> M {
-    let mut flags = FlagVisitor { flags: HashMap::new() };
-    model.visit(&mut flags);
+    let flags = flags(model);
     let decoupled = model.valid().train();
     decoupled.map(&mut AddMapper {
         index: layout.index(),
         slots: e.into_slots(),
-        flags: flags.flags,
+        flags,
     })
 }
 
@@ -304,30 +470,13 @@ pub fn untracked<M: Module>(model: &M) -> M {
 /// A view of `model` (sharing its running statistics) in which the parameters whose entry in
 /// `keep` is false track no gradient, so the backward pass skips their weight gradients.
 pub fn with_tracked<M: Module>(model: &M, layout: &Layout, keep: &[bool]) -> M {
-    struct Mapper {
-        frozen: HashMap<ParamId, ()>,
-    }
-    impl ModuleMapper for Mapper {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            if self.frozen.contains_key(&param.id) {
-                let (id, tensor, mapper) = param.consume();
-                Param::from_mapped_value(id, tensor.set_require_grad(false), mapper)
-            } else {
-                param
-            }
-        }
-    }
-    let frozen: HashMap<ParamId, ()> = layout
-        .entries
-        .iter()
-        .zip(keep)
-        .filter(|(_, k)| !**k)
-        .map(|(e, _)| (e.id, ()))
-        .collect();
-    if frozen.is_empty() {
+    if keep.iter().all(|&k| k) {
         return model.clone();
     }
-    model.clone().map(&mut Mapper { frozen })
+    map_flags(model, layout, &mut |i, f| ParamFlags {
+        require_grad: f.require_grad && keep.get(i).copied().unwrap_or(true),
+        ..f
+    })
 }
 
 /// Reads a one-element (or any) float tensor back as `f64` values.

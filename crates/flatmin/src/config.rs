@@ -1,5 +1,5 @@
-//! The configuration of a SAM-family optimizer: one step with three choices
-//! (perturbation, selection, combination) and a base optimizer. Every published algorithm is a
+//! The configuration of a SAM-family optimizer: one step with four choices (perturbation,
+//! selection, combination, schedule) and a base optimizer. Every published algorithm is a
 //! configuration ([`SamConfig::preset`]), and so is every mixture of them.
 
 use burn::config::Config;
@@ -7,9 +7,10 @@ use burn::config::Config;
 use crate::base::{AdamConfig, BaseConfig, SgdConfig};
 use crate::combination::Combination;
 use crate::error::{ConfigError, check_range};
-use crate::perturbation::{FriendlyConfig, Geometry, SwpConfig, SwpGranularity};
+use crate::masks::{SwpConfig, SwpGranularity};
+use crate::perturbation::{FriendlyConfig, Geometry};
 use crate::sam::Sam;
-use crate::schedule::RhoSchedule;
+use crate::schedule::{PassSchedule, RhoSchedule};
 use crate::selection::{Selection, SelectionRule};
 
 /// Configuration of a [`Sam`] optimizer.
@@ -54,6 +55,10 @@ pub struct SamConfig {
     /// How the two gradients become the update.
     #[config(default = "Combination::Plain")]
     pub combination: Combination,
+    /// Which steps run the second pass; none is [`PassSchedule::Always`] (every preset so far).
+    /// Optional so that configurations saved before the schedule existed still read.
+    #[config(default = "None")]
+    pub schedule: Option<PassSchedule>,
 }
 
 /// The names [`SamConfig::preset`] knows.
@@ -74,7 +79,8 @@ impl SamConfig {
             s.validate()?;
         }
         self.selection.validate()?;
-        self.combination.validate()
+        self.combination.validate()?;
+        self.schedule.as_ref().map_or(Ok(()), PassSchedule::validate)
     }
 
     /// Builds the optimizer, validating every hyperparameter first.

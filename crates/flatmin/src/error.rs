@@ -57,11 +57,13 @@ pub(crate) fn check_range(
     }
 }
 
-/// Which pass of a SAM step a fault came from.
+/// Which pass of a SAM step a fault came from, and which call of a loss closure this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pass {
     /// The gradient at the current weights `w`.
     First,
+    /// ESAM's selection forward: the per-sample losses at `w + e`, no gradient.
+    Selection,
     /// The gradient at the perturbed weights `w + e`.
     Second,
 }
@@ -70,6 +72,7 @@ impl fmt::Display for Pass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Pass::First => write!(f, "first pass (at w)"),
+            Pass::Selection => write!(f, "selection forward (at w + e, no gradient)"),
             Pass::Second => write!(f, "second pass (at w + e)"),
         }
     }
@@ -86,14 +89,26 @@ pub enum StepError {
         /// What was not finite (`"gradient"` or `"loss"`).
         what: &'static str,
     },
-    /// The sample selection needs one loss per sample, but the loss closure returned `got`
-    /// values for a batch whose selection needs `expected`.
-    PerSampleLossesRequired {
-        /// How many losses the selection needed.
+    /// The loss closure broke its contract: in `pass` it returned `got` losses where it was
+    /// asked for `expected` (one per requested sample), or their mean where `mean_allowed`.
+    /// With `at_least`, `expected` is a lower bound: ESAM's selection needs one loss per sample
+    /// of a batch of two or more.
+    LossCount {
+        /// The call of the closure.
+        pass: Pass,
+        /// How many losses were expected.
         expected: usize,
+        /// Whether `expected` is a lower bound (the whole batch was asked for, of unknown size).
+        at_least: bool,
+        /// Whether a single mean loss would have been accepted instead.
+        mean_allowed: bool,
         /// How many the closure returned.
         got: usize,
     },
+    /// The configured selection needs the per-sample losses at `w + e` (ESAM), and the two-step
+    /// API was asked to finish a step before [`Sam::select`](crate::Sam::select) chose the
+    /// second pass's samples.
+    SelectionMissing,
     /// A sample selector returned an empty or out-of-range selection.
     BadSelection(String),
     /// The gradients handed to the two-step API do not belong to the model (no parameter had
@@ -107,9 +122,29 @@ impl fmt::Display for StepError {
             StepError::NonFinite { pass, what } => {
                 write!(f, "non-finite {what} in the {pass}; step skipped")
             }
-            StepError::PerSampleLossesRequired { expected, got } => write!(
+            StepError::LossCount {
+                pass,
+                expected,
+                at_least,
+                mean_allowed,
+                got,
+            } => {
+                let bound = if *at_least { "at least " } else { "" };
+                let mean = if *mean_allowed { ", or their mean (1 value)" } else { "" };
+                write!(
+                    f,
+                    "the loss closure returned {got} loss value(s) in the {pass}; expected one loss per \
+                     requested sample ({bound}{expected}){mean}"
+                )?;
+                if !*mean_allowed {
+                    write!(f, " (the sample selection needs one loss per sample)")?;
+                }
+                Ok(())
+            }
+            StepError::SelectionMissing => write!(
                 f,
-                "sample selection needs one loss per sample ({expected}), the loss closure returned {got}"
+                "the sample selection needs the per-sample losses at w + e: call Sam::select (or \
+                 Sam::selection_pass) after perturb and run the second pass on the samples it returns"
             ),
             StepError::BadSelection(msg) => write!(f, "bad sample selection: {msg}"),
             StepError::NoGradients => write!(f, "no parameter of the model has a gradient"),

@@ -1,6 +1,8 @@
-//! Saving and loading optimizer state (base-optimizer buffers, F-SAM's EMA, the mask generator,
-//! the step count) in Burn's burnpack record format. Files are written atomically: a crash
-//! leaves the previous file or the new one, never a half-written one.
+//! Saving and loading optimizer state in Burn's burnpack record format. Each piece of state
+//! writes and reads its own part (the base optimizer's buffers in `base/`, F-SAM's average in
+//! `perturbation/friendly.rs`); this file holds the container, the step count and the mask
+//! generator. Files are written atomically: a crash leaves the previous file or the new one,
+//! never a half-written one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -8,10 +10,9 @@ use std::path::Path;
 use burn::tensor::{Bytes, Device, Tensor, TensorData};
 use burn_pack::{Reader, Scalar, Writer};
 
-use crate::base::BaseState;
 use crate::error::RecordError;
 use crate::rng::Rng;
-use crate::sam::{Masks, Sam};
+use crate::sam::Sam;
 
 const FORMAT: &str = "flatmin.sam-state.v1";
 
@@ -19,44 +20,71 @@ fn fmt_err(e: impl std::fmt::Display) -> RecordError {
     RecordError::Format(e.to_string())
 }
 
+/// A record being written: named flat tensors and unsigned scalars.
+#[derive(Default)]
+pub(crate) struct RecordOut {
+    tensors: Vec<burn_pack::Tensor>,
+    scalars: Vec<(String, u64)>,
+}
+
+impl RecordOut {
+    pub(crate) fn tensor(&mut self, name: String, t: &Tensor<1>) {
+        let (bytes, shape, dtype) = t.to_data().into_parts();
+        self.tensors
+            .push(burn_pack::Tensor::new(name, dtype, shape, None, bytes));
+    }
+
+    pub(crate) fn scalar(&mut self, name: String, value: u64) {
+        self.scalars.push((name, value));
+    }
+}
+
+/// A record being read: each piece of state takes its entries; what is left over is an error.
+pub(crate) struct RecordIn {
+    tensors: HashMap<String, Tensor<1>>,
+    scalars: BTreeMap<String, Scalar>,
+}
+
+impl RecordIn {
+    pub(crate) fn take_tensor(&mut self, name: &str) -> Option<Tensor<1>> {
+        self.tensors.remove(name)
+    }
+
+    pub(crate) fn uint(&self, key: &str) -> Result<u64, RecordError> {
+        match self.scalars.get(key) {
+            Some(Scalar::UInt(v)) => Ok(*v),
+            other => Err(RecordError::Mismatch(format!(
+                "scalar `{key}`: expected an unsigned integer, found {other:?}"
+            ))),
+        }
+    }
+
+    /// The middle parts of the scalar names `<prefix><middle><suffix>`, sorted.
+    pub(crate) fn scalar_groups(&self, prefix: &str, suffix: &str) -> Vec<String> {
+        self.scalars
+            .keys()
+            .filter_map(|k| k.strip_prefix(prefix)?.strip_suffix(suffix))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
 impl Sam {
     fn writer(&self) -> Writer {
-        let mut tensors = Vec::new();
-        let mut scalars: Vec<(String, Scalar)> = Vec::new();
-        let mut push = |name: String, t: &Tensor<1>| {
-            let data = t.to_data();
-            let (bytes, shape, dtype) = data.into_parts();
-            tensors.push(burn_pack::Tensor::new(name, dtype, shape, None, bytes));
-        };
-        let mut paths: Vec<&String> = self.base.states.keys().collect();
-        paths.sort();
-        for path in paths {
-            let s = &self.base.states[path];
-            if let Some(t) = &s.momentum {
-                push(format!("base/{path}/momentum"), t);
-            }
-            if let Some(t) = &s.exp_avg {
-                push(format!("base/{path}/exp_avg"), t);
-            }
-            if let Some(t) = &s.exp_avg_sq {
-                push(format!("base/{path}/exp_avg_sq"), t);
-            }
-            scalars.push((format!("base/{path}/step"), Scalar::UInt(s.step)));
+        let mut out = RecordOut::default();
+        self.base.save(&mut out);
+        for (name, t) in self.friendly.record() {
+            out.tensor(name, t);
         }
-        let mut ema: Vec<(&String, &Tensor<1>)> = self.ema.iter().collect();
-        ema.sort_by(|a, b| a.0.cmp(b.0));
-        for (path, t) in ema {
-            push(format!("ema/{path}"), t);
-        }
-        scalars.push(("steps".into(), Scalar::UInt(self.steps)));
-        if let Masks::Seeded(rng) = &self.masks {
+        out.scalar("steps".into(), self.steps);
+        if let Some(rng) = self.masks.rng() {
             for (i, word) in rng.state().iter().enumerate() {
-                scalars.push((format!("rng/{i}"), Scalar::UInt(*word)));
+                out.scalar(format!("rng/{i}"), *word);
             }
         }
-        let mut writer = Writer::new(tensors).with_metadata("format", FORMAT);
-        for (k, v) in scalars {
-            writer = writer.with_scalar(&k, v);
+        let mut writer = Writer::new(out.tensors).with_metadata("format", FORMAT);
+        for (k, v) in out.scalars {
+            writer = writer.with_scalar(&k, Scalar::UInt(v));
         }
         writer
     }
@@ -95,46 +123,30 @@ impl Sam {
             )));
         }
         let scalars: BTreeMap<String, Scalar> = reader.scalars().clone();
-        let uint = |key: &str| -> Result<u64, RecordError> {
-            match scalars.get(key) {
-                Some(Scalar::UInt(v)) => Ok(*v),
-                other => Err(RecordError::Mismatch(format!(
-                    "scalar `{key}`: expected an unsigned integer, found {other:?}"
-                ))),
-            }
-        };
-        let mut base: HashMap<String, BaseState> = HashMap::new();
-        let mut ema: HashMap<String, Tensor<1>> = HashMap::new();
+        let mut friendly = crate::perturbation::friendly::FriendlyState::default();
+        let mut tensors = HashMap::new();
         for tensor in reader.into_tensors().map_err(fmt_err)? {
             let (name, dtype, shape, _, bytes) = tensor.into_parts().map_err(fmt_err)?;
             let data = TensorData::from_bytes(bytes, shape, dtype);
             let value = Tensor::<1>::from_data(data, (device, dtype));
-            if let Some(path) = name.strip_prefix("ema/") {
-                ema.insert(path.to_string(), value);
-                continue;
-            }
-            let (path, field) = name
-                .strip_prefix("base/")
-                .and_then(|rest| rest.rsplit_once('/'))
-                .ok_or_else(|| RecordError::Mismatch(format!("unknown tensor `{name}`")))?;
-            let state = base.entry(path.to_string()).or_default();
-            match field {
-                "momentum" => state.momentum = Some(value),
-                "exp_avg" => state.exp_avg = Some(value),
-                "exp_avg_sq" => state.exp_avg_sq = Some(value),
-                _ => return Err(RecordError::Mismatch(format!("unknown tensor `{name}`"))),
+            if let Some(value) = friendly.load(&name, value) {
+                tensors.insert(name, value);
             }
         }
-        for key in scalars.keys() {
-            if let Some(path) = key.strip_prefix("base/").and_then(|r| r.strip_suffix("/step")) {
-                base.entry(path.to_string()).or_default().step = uint(key)?;
-            }
+        let mut record = RecordIn { tensors, scalars };
+        self.base.load(&mut record)?;
+        if let Some(name) = record.tensors.keys().min() {
+            return Err(RecordError::Mismatch(format!("unknown tensor `{name}`")));
         }
-        self.base.states = base;
-        self.ema = ema;
-        self.steps = uint("steps")?;
-        if let Masks::Seeded(rng) = &mut self.masks {
-            *rng = Rng::from_state([uint("rng/0")?, uint("rng/1")?, uint("rng/2")?, uint("rng/3")?]);
+        self.friendly = friendly;
+        self.steps = record.uint("steps")?;
+        if let Some(rng) = self.masks.rng_mut() {
+            *rng = Rng::from_state([
+                record.uint("rng/0")?,
+                record.uint("rng/1")?,
+                record.uint("rng/2")?,
+                record.uint("rng/3")?,
+            ]);
         }
         Ok(self)
     }

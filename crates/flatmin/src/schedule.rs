@@ -1,4 +1,5 @@
-//! The perturbation radius ρ at each step: constant, or tied to the learning rate (GSAM).
+//! What changes from step to step: the perturbation radius ρ (constant, or tied to the learning
+//! rate as in GSAM) and whether a step runs the second pass at all.
 
 use burn::config::Config;
 
@@ -76,5 +77,30 @@ impl RhoSchedule {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a step runs SAM's second pass (the ascent to `w + e` and the gradient there) or is a
+/// base step on the first-pass gradient `g` alone. The room where methods that save passes
+/// (SAM every k steps, randomized sharpness training, AE-SAM, LookSAM) decide.
+#[derive(Config, Debug, PartialEq)]
+pub enum PassSchedule {
+    /// Every step is a SAM step (every published member of the family so far).
+    Always,
+}
+
+impl PassSchedule {
+    /// Checks the schedule's hyperparameters.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self {
+            PassSchedule::Always => Ok(()),
+        }
+    }
+
+    /// Whether step `step` (counted from 0, skipped steps not counted) runs the second pass.
+    pub(crate) fn runs_second_pass(&self, _step: u64) -> bool {
+        match self {
+            PassSchedule::Always => true,
+        }
     }
 }

@@ -66,9 +66,11 @@ fn one_call_step_updates_running_stats_once() {
 fn two_step_api_keeps_the_perturbed_pass_out_of_the_statistics() {
     let (net, x) = setup();
     let expected = after_one_forward(&net, &x);
+    // ESAM's per-tensor mask, without its selection (the losses here are not per sample).
     let mut optim = SamConfig::preset("esam", SamConfig::sgd_base(0.9, 0.0))
         .unwrap()
         .with_rho(0.5)
+        .with_selection(flatmin::Selection::All)
         .init()
         .unwrap();
     let first = optim.first_pass_model(&net);

@@ -123,6 +123,25 @@ fn values(net: &Net) -> Vec<f64> {
 
 /// The gradients of `loss` for `net`'s parameters; none when ESAM's per-tensor mask left every
 /// tensor out of the first pass (nothing is tracked, so there is nothing to differentiate).
+/// The two-step API's selection (ESAM): the per-sample losses at `w` (on the first-pass model)
+/// and at `w + e`, without gradients.
+fn select_if_needed(
+    optim: &mut flatmin::Sam,
+    ascent: &mut flatmin::Ascent<Net>,
+    problem: &Problem,
+    first: &Net,
+) -> Result<(), TestCaseError> {
+    if optim.needs_sample_losses() {
+        let read = |t: Tensor<1>| t.into_data().iter::<f64>().collect::<Vec<f64>>();
+        let before = read(problem.losses(first, Batch::All));
+        let after = read(problem.losses(&flatmin::bridge::untracked(ascent.model()), Batch::All));
+        optim
+            .select(ascent, &before, &after)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    }
+    Ok(())
+}
+
 fn grads_of(loss: Tensor<1>, net: &Net) -> GradientsParams {
     let tracked = net.weight.iter().any(|p| p.val().is_require_grad())
         || net.bias.as_ref().is_some_and(|p| p.val().is_require_grad());
@@ -397,13 +416,15 @@ proptest! {
         let loss = |m: &Net| problem.losses(m, Batch::All).mean();
         let first = optim.first_pass_model(&net);
         let grads = grads_of(loss(&first), &first);
-        let ascent = optim.perturb(problem.lr, &net, &grads).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut ascent = optim.perturb(problem.lr, &net, &grads).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(&bits(&values(&net)), &before, "perturb changed the weights");
         let perturbed = values(ascent.model());
         if ascent.perturbation_norm() == 0.0 {
             prop_assert_eq!(bits(&perturbed), before.clone());
         }
-        let grads_p = GradientsParams::from_grads(loss(ascent.model()).backward(), ascent.model());
+        select_if_needed(&mut optim, &mut ascent, &problem, &first)?;
+        let second = problem.losses(ascent.model(), ascent.request()).mean();
+        let grads_p = GradientsParams::from_grads(second.backward(), ascent.model());
         let (updated, report) = optim.update(problem.lr, net, ascent, &grads_p);
         prop_assert!(report.is_ok(), "{report:?}");
         let after = values(&updated);
@@ -417,9 +438,10 @@ proptest! {
         let net = problem.model(&device);
         let first = optim.first_pass_model(&net);
         let grads = grads_of(loss(&first), &first);
-        let ascent = optim.perturb(problem.lr, &net, &grads).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut ascent = optim.perturb(problem.lr, &net, &grads).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        select_if_needed(&mut optim, &mut ascent, &problem, &first)?;
         let model_p = ascent.model().clone();
-        let grads_p = GradientsParams::from_grads(loss(&model_p).backward(), &model_p);
+        let grads_p = GradientsParams::from_grads(problem.losses(&model_p, ascent.request()).mean().backward(), &model_p);
         let mut gp: Vec<f64> = Vec::new();
         for p in &model_p.weight {
             gp.extend(grads_p.get::<2>(p.id).unwrap().into_data().iter::<f64>());

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::InMemDataset;
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, Relu};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn::train::{ClassificationOutput, InferenceStep};
@@ -132,16 +132,11 @@ pub fn flatmin_loss(item: &Item) -> impl FnMut(&Net, flatmin::Batch<'_>) -> Tens
 
 /// Every float of the model (weights, biases, BatchNorm's running statistics), as f32 bits.
 pub fn weights<M: Module>(model: &M) -> Vec<Vec<u32>> {
-    struct All(Vec<Vec<u32>>);
-    impl ModuleVisitor for All {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let v: Vec<u32> = param.val().into_data().iter::<f32>().map(f32::to_bits).collect();
-            self.0.push(v);
-        }
-    }
-    let mut all = All(Vec::new());
-    model.visit(&mut all);
-    all.0
+    flatmin::bridge::all_floats(model).into_iter().map(bits).collect()
+}
+
+fn bits(t: Tensor<1>) -> Vec<u32> {
+    t.into_data().iter::<f32>().map(f32::to_bits).collect()
 }
 
 /// The largest absolute difference between two models' floats.
@@ -197,17 +192,7 @@ impl AsRef<Path> for Scratch {
 /// when they are read depends on which threads touched them (the Learner's workers, the async
 /// checkpointer), not on the step; they are checked in the adapter's own test.
 pub fn trainable(model: &Net) -> Vec<Vec<u32>> {
-    let ids: std::collections::HashSet<_> = flatmin::Layout::of(model).entries.into_iter().map(|e| e.id).collect();
-    struct Pick<'a>(&'a std::collections::HashSet<burn::module::ParamId>, Vec<Vec<u32>>);
-    impl ModuleVisitor for Pick<'_> {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            if self.0.contains(&p.id) {
-                self.1
-                    .push(p.val().into_data().iter::<f32>().map(f32::to_bits).collect());
-            }
-        }
-    }
-    let mut pick = Pick(&ids, Vec::new());
-    model.visit(&mut pick);
-    pick.1
+    let layout = flatmin::Layout::of(model);
+    let values = flatmin::bridge::values(model, &layout);
+    values.into_slots().into_iter().flatten().map(bits).collect()
 }

@@ -4,8 +4,8 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use super::BaseState;
 use crate::error::{ConfigError, check_range};
+use crate::record::{RecordIn, RecordOut};
 
 /// Adam (L2 weight decay in the gradient) or AdamW (decoupled weight decay).
 #[derive(Config, Debug, PartialEq)]
@@ -44,7 +44,7 @@ impl AdamConfig {
         )
     }
 
-    pub(super) fn update(&self, lr: f64, mut param: Tensor<1>, grad: Tensor<1>, state: &mut BaseState) -> Tensor<1> {
+    pub(super) fn update(&self, lr: f64, mut param: Tensor<1>, grad: Tensor<1>, state: &mut AdamState) -> Tensor<1> {
         let mut g = grad;
         if self.weight_decay != 0.0 {
             if self.decoupled_weight_decay {
@@ -74,5 +74,38 @@ impl AdamConfig {
         state.exp_avg = Some(m);
         state.exp_avg_sq = Some(v);
         updated
+    }
+}
+
+/// Adam's state of one parameter: the two moments and the step count of the bias correction.
+#[derive(Clone, Debug, Default)]
+pub struct AdamState {
+    /// The first moment `m`, flat.
+    pub exp_avg: Option<Tensor<1>>,
+    /// The second moment `v`, flat.
+    pub exp_avg_sq: Option<Tensor<1>>,
+    /// How many updates this parameter has had (the bias correction counts them).
+    pub step: u64,
+}
+
+impl AdamState {
+    /// Writes this state under `prefix` (`base/<path>/`).
+    pub(crate) fn save(&self, prefix: &str, out: &mut RecordOut) {
+        if let Some(t) = &self.exp_avg {
+            out.tensor(format!("{prefix}exp_avg"), t);
+        }
+        if let Some(t) = &self.exp_avg_sq {
+            out.tensor(format!("{prefix}exp_avg_sq"), t);
+        }
+        out.scalar(format!("{prefix}step"), self.step);
+    }
+
+    /// Reads the state written under `prefix`.
+    pub(crate) fn load(prefix: &str, record: &mut RecordIn) -> Result<Self, crate::RecordError> {
+        Ok(Self {
+            exp_avg: record.take_tensor(&format!("{prefix}exp_avg")),
+            exp_avg_sq: record.take_tensor(&format!("{prefix}exp_avg_sq")),
+            step: record.uint(&format!("{prefix}step"))?,
+        })
     }
 }

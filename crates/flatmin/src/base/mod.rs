@@ -1,4 +1,5 @@
-//! Base optimizers with PyTorch's semantics, the last stage of every SAM step.
+//! Base optimizers with PyTorch's semantics, the last stage of every SAM step. One file per
+//! optimizer, each with its per-parameter state and that state's part of the record.
 //!
 //! They are written here rather than taken from `burn-optim` because the reference trajectories
 //! depend on PyTorch's exact rules (momentum buffer seeded with the first gradient, dampening 0,
@@ -12,10 +13,11 @@ use std::collections::HashMap;
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-pub use adam::AdamConfig;
-pub use sgd::SgdConfig;
+pub use adam::{AdamConfig, AdamState};
+pub use sgd::{SgdConfig, SgdState};
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, RecordError};
+use crate::record::{RecordIn, RecordOut};
 
 /// Which base optimizer applies the combined gradient.
 #[derive(Config, Debug, PartialEq)]
@@ -36,17 +38,13 @@ impl BaseConfig {
     }
 }
 
-/// Per-parameter state of the base optimizer (flat tensors, shaped like the parameter).
-#[derive(Clone, Debug, Default)]
-pub struct BaseState {
-    /// SGD's momentum buffer.
-    pub momentum: Option<Tensor<1>>,
-    /// Adam's first moment.
-    pub exp_avg: Option<Tensor<1>>,
-    /// Adam's second moment.
-    pub exp_avg_sq: Option<Tensor<1>>,
-    /// How many updates this parameter has had (Adam's bias correction counts them).
-    pub step: u64,
+/// Per-parameter state of the base optimizer, the configured optimizer's own.
+#[derive(Clone, Debug)]
+pub enum BaseState {
+    /// SGD's momentum buffer and step count.
+    Sgd(SgdState),
+    /// Adam's moments and step count.
+    Adam(AdamState),
 }
 
 /// A base optimizer with its per-parameter state, keyed by parameter path.
@@ -55,6 +53,9 @@ pub struct BaseOptimizer {
     config: BaseConfig,
     pub(crate) states: HashMap<String, BaseState>,
 }
+
+/// Record names: `base/<parameter path>/<field>`.
+const PREFIX: &str = "base/";
 
 impl BaseOptimizer {
     /// A fresh optimizer (no state yet).
@@ -70,6 +71,11 @@ impl BaseOptimizer {
         &self.config
     }
 
+    /// The state of the parameter at `path`, once it has been updated.
+    pub fn state(&self, path: &str) -> Option<&BaseState> {
+        self.states.get(path)
+    }
+
     /// One update of the parameter at `path` with gradient `grad`; the state is changed in
     /// `next` (the caller's, so that a step can be committed or dropped whole). A state buffer
     /// held only by `next` is updated in place.
@@ -82,12 +88,45 @@ impl BaseOptimizer {
         grad: Tensor<1>,
     ) -> Tensor<1> {
         if !next.contains_key(path) {
-            next.insert(path.to_string(), BaseState::default());
+            let fresh = match &self.config {
+                BaseConfig::Sgd(_) => BaseState::Sgd(SgdState::default()),
+                BaseConfig::Adam(_) => BaseState::Adam(AdamState::default()),
+            };
+            next.insert(path.to_string(), fresh);
         }
-        let state = next.get_mut(path).expect("inserted");
-        match &self.config {
-            BaseConfig::Sgd(c) => c.update(lr, param, grad, state),
-            BaseConfig::Adam(c) => c.update(lr, param, grad, state),
+        match (&self.config, next.get_mut(path).expect("inserted")) {
+            (BaseConfig::Sgd(c), BaseState::Sgd(state)) => c.update(lr, param, grad, state),
+            (BaseConfig::Adam(c), BaseState::Adam(state)) => c.update(lr, param, grad, state),
+            _ => unreachable!("states are created by the configured optimizer"),
         }
+    }
+
+    /// Writes every parameter's state, sorted by path.
+    pub(crate) fn save(&self, out: &mut RecordOut) {
+        let mut paths: Vec<&String> = self.states.keys().collect();
+        paths.sort();
+        for path in paths {
+            let prefix = format!("{PREFIX}{path}/");
+            match &self.states[path] {
+                BaseState::Sgd(s) => s.save(&prefix, out),
+                BaseState::Adam(s) => s.save(&prefix, out),
+            }
+        }
+    }
+
+    /// Reads the state of every parameter the record holds (each has a `step`), as the
+    /// configured optimizer's.
+    pub(crate) fn load(&mut self, record: &mut RecordIn) -> Result<(), RecordError> {
+        let mut states = HashMap::new();
+        for path in record.scalar_groups(PREFIX, "/step") {
+            let prefix = format!("{PREFIX}{path}/");
+            let state = match &self.config {
+                BaseConfig::Sgd(_) => BaseState::Sgd(SgdState::load(&prefix, record)?),
+                BaseConfig::Adam(_) => BaseState::Adam(AdamState::load(&prefix, record)?),
+            };
+            states.insert(path, state);
+        }
+        self.states = states;
+        Ok(())
     }
 }

@@ -4,8 +4,8 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use super::BaseState;
 use crate::error::{ConfigError, check_range};
+use crate::record::{RecordIn, RecordOut};
 
 /// Stochastic gradient descent with PyTorch's momentum convention.
 #[derive(Config, Debug, PartialEq)]
@@ -48,7 +48,7 @@ impl SgdConfig {
         Ok(())
     }
 
-    pub(super) fn update(&self, lr: f64, param: Tensor<1>, grad: Tensor<1>, state: &mut BaseState) -> Tensor<1> {
+    pub(super) fn update(&self, lr: f64, param: Tensor<1>, grad: Tensor<1>, state: &mut SgdState) -> Tensor<1> {
         let mut d = grad;
         if self.weight_decay != 0.0 {
             d = d + param.clone().mul_scalar(self.weight_decay);
@@ -69,5 +69,33 @@ impl SgdConfig {
         }
         state.step += 1;
         param - d.mul_scalar(lr)
+    }
+}
+
+/// SGD's state of one parameter: the momentum buffer (none without momentum, or before the first
+/// step) and the number of updates.
+#[derive(Clone, Debug, Default)]
+pub struct SgdState {
+    /// The momentum buffer `buf`, flat.
+    pub momentum: Option<Tensor<1>>,
+    /// How many updates this parameter has had.
+    pub step: u64,
+}
+
+impl SgdState {
+    /// Writes this state under `prefix` (`base/<path>/`).
+    pub(crate) fn save(&self, prefix: &str, out: &mut RecordOut) {
+        if let Some(t) = &self.momentum {
+            out.tensor(format!("{prefix}momentum"), t);
+        }
+        out.scalar(format!("{prefix}step"), self.step);
+    }
+
+    /// Reads the state written under `prefix`.
+    pub(crate) fn load(prefix: &str, record: &mut RecordIn) -> Result<Self, crate::RecordError> {
+        Ok(Self {
+            momentum: record.take_tensor(&format!("{prefix}momentum")),
+            step: record.uint(&format!("{prefix}step"))?,
+        })
     }
 }

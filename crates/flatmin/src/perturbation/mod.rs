@@ -1,12 +1,16 @@
-//! How the perturbation `e` is made from the first-pass gradient `g` (ALGORITHMS.md §1–4, §7).
+//! How the perturbation `e` is made from the first-pass gradient `g` (docs/ALGORITHMS.md).
 //!
 //! Three independent pieces: an optional *direction* transform (F-SAM removes an EMA of past
-//! gradients), a *geometry* that normalizes the direction into a ball of radius ρ (Euclidean,
-//! the two adaptive forms, the Fisher ellipsoid), and an optional *stochastic mask* (ESAM's SWP)
-//! that keeps a random part of `e` and scales it by 1/β.
+//! gradients, [`friendly`]), a *geometry* that normalizes the direction into a ball of radius ρ
+//! (Euclidean, the two adaptive forms, the Fisher ellipsoid, here), and an optional
+//! *stochastic mask* (ESAM's SWP, in [`crate::masks`]) that keeps a random part of `e` and scales
+//! it by 1/β.
+
+pub(crate) mod friendly;
+
+pub use friendly::FriendlyConfig;
 
 use burn::config::Config;
-use burn::tensor::Tensor;
 
 use crate::bridge::Layout;
 use crate::error::{ConfigError, check_range};
@@ -34,45 +38,6 @@ pub enum Geometry {
     },
 }
 
-/// F-SAM's removal of the full-gradient component.
-#[derive(Config, Debug, PartialEq)]
-pub struct FriendlyConfig {
-    /// σ: how much of the EMA is removed (`d = g − σ·m`).
-    #[config(default = 1.0)]
-    pub sigma: f64,
-    /// λ: the EMA's decay (`m = λ·m + (1−λ)·g`).
-    #[config(default = 0.9)]
-    pub lambda: f64,
-    /// Update the EMA before subtracting it (the paper's literal reading) instead of after
-    /// (the official code, the default).
-    #[config(default = false)]
-    pub update_then_subtract: bool,
-}
-
-/// Whether ESAM's stochastic weight perturbation masks whole tensors or single weights.
-#[derive(Config, Debug, PartialEq, Eq, Copy)]
-pub enum SwpGranularity {
-    /// One draw per tensor (the official code); left-out tensors skip their weight gradients in
-    /// the first pass, which is where the saving comes from. The norm is over kept tensors.
-    PerTensor,
-    /// One draw per weight (the paper); the norm is over the whole gradient. No compute saving.
-    PerElement,
-}
-
-/// ESAM's stochastic weight perturbation.
-#[derive(Config, Debug, PartialEq)]
-pub struct SwpConfig {
-    /// β, the probability that a tensor (or weight) takes part; `e` is scaled by 1/β.
-    #[config(default = 0.6)]
-    pub beta: f64,
-    /// Per tensor (official code) or per element (paper).
-    #[config(default = "SwpGranularity::PerTensor")]
-    pub granularity: SwpGranularity,
-    /// Seed of the mask generator.
-    #[config(default = 0)]
-    pub seed: u64,
-}
-
 impl Geometry {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         match *self {
@@ -82,27 +47,6 @@ impl Geometry {
             }
             _ => Ok(()),
         }
-    }
-}
-
-impl FriendlyConfig {
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        check_range(
-            "sigma",
-            self.sigma,
-            0.0,
-            true,
-            f64::INFINITY,
-            false,
-            "a finite number >= 0",
-        )?;
-        check_range("lambda", self.lambda, 0.0, true, 1.0, false, "a number in [0, 1)")
-    }
-}
-
-impl SwpConfig {
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        check_range("beta", self.beta, 0.0, false, 1.0, true, "a number in (0, 1]")
     }
 }
 
@@ -198,11 +142,4 @@ pub(crate) fn make(
     };
     let e_norm = e_norm.unwrap_or_else(|| e.norm());
     Made { e, e_norm }
-}
-
-/// A 0/1 tensor like `like` from host booleans.
-pub(crate) fn mask_tensor(bits: &[bool], like: &Tensor<1>) -> Tensor<1> {
-    let values: Vec<f64> = bits.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect();
-    let data = burn::tensor::TensorData::new(values, [bits.len()]);
-    Tensor::from_data(data, (&like.device(), like.dtype()))
 }
