@@ -306,16 +306,18 @@ fn run_until_paused(args: &[&str], point: &str) {
         .unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut seen = Vec::new();
+    let mut paused = false;
     for line in stderr.lines() {
         let line = line.unwrap();
         if line.contains(&format!("paused at {point}")) {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            return;
+            paused = true;
+            break;
         }
         seen.push(line);
     }
-    panic!("the run never reached {point}: {}", seen.join("\n"));
+    child.kill().ok();
+    child.wait().unwrap();
+    assert!(paused, "the run never reached {point}: {}", seen.join("\n"));
 }
 
 /// The run recorded by the old-format fixture (tests/fixtures/checkpoint-format-1).
