@@ -471,6 +471,15 @@ fn resume_refuses_every_changed_setting_naming_both_values() {
         before,
         "a refused resume leaves the run's folder as it was"
     );
+    // A checkpoint whose library configuration is not the one its settings give today (a
+    // flatmin whose presets changed) is refused rather than resumed as another optimizer.
+    let mut ckpt = json(&dir.join("checkpoint.json"));
+    assert_eq!(ckpt["sam"]["rho"], 0.05);
+    ckpt["sam"]["rho"] = 0.07.into();
+    std::fs::write(dir.join("checkpoint.json"), ckpt.to_string()).unwrap();
+    fails_with(&resume, "the run was made with the library configuration");
+    ckpt["sam"]["rho"] = 0.05.into();
+    std::fs::write(dir.join("checkpoint.json"), ckpt.to_string()).unwrap();
     // The run's own values are no change.
     let same = bin()
         .arg("train")
