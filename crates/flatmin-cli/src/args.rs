@@ -7,7 +7,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::hyperparams::Hyperparams;
+use crate::hyperparams::{Hyperparams, finite};
 use crate::train::{RESUMABLE, TrainConfig, TrainError, setting_entries};
 
 /// Flags of `flatmin train`; each overrides the `--config` file, which overrides the defaults.
@@ -44,19 +44,19 @@ pub struct TrainArgs {
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Peak learning rate; a cosine schedule takes it to 0 over the run, per iteration.
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     pub lr: Option<f64>,
     /// Weight decay.
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     pub weight_decay: Option<f64>,
     /// Momentum of the SGD base.
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     pub momentum: Option<f64>,
     /// Seed (model initialisation, data order, label noise, ESAM masks).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Symmetric label noise rate on the training set, e.g. 0.4 (the test set stays clean).
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     pub label_noise: Option<f64>,
     /// Train on the first N training images only.
     #[arg(long)]
@@ -72,7 +72,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub augment: bool,
     /// Label smoothing of the cross-entropy.
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     pub label_smoothing: Option<f64>,
     /// Write metrics.jsonl, summary.json and checkpoints here.
     #[arg(long)]

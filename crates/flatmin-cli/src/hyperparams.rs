@@ -268,6 +268,7 @@ impl Hyperparams {
     pub fn set(&mut self, key: &str, value: f64) -> Result<(), String> {
         let i = find(key).ok_or_else(|| format!("unknown hyperparameter `{key}`; expected one of {}", known_keys()))?;
         self.values[i] = Some(match HYPERPARAMETERS[i].kind {
+            Kind::Number if !value.is_finite() => return Err(format!("{key} = {value}: expected a finite number")),
             Kind::Number => value,
             Kind::Switch => f64::from(u8::from(value != 0.0)),
         });
@@ -366,15 +367,21 @@ impl<'de> Visitor<'de> for HyperparamsVisitor {
     }
 }
 
+/// A flag's number: finite (JSON, where settings are merged and recorded, has no NaN or ∞).
+pub fn finite(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(format!("expected a finite number, got `{text}`")),
+    }
+}
+
 /// The flags: `--KEY VALUE` for a number, `--KEY` for a switch (which turns it on).
 impl clap::Args for Hyperparams {
     fn augment_args(cmd: clap::Command) -> clap::Command {
         HYPERPARAMETERS.iter().fold(cmd, |cmd, h| {
             let arg = clap::Arg::new(h.key).long(h.key.replace('_', "-")).help(h.help);
             cmd.arg(match h.kind {
-                Kind::Number => arg
-                    .value_name(h.key.to_uppercase())
-                    .value_parser(clap::value_parser!(f64)),
+                Kind::Number => arg.value_name(h.key.to_uppercase()).value_parser(finite),
                 Kind::Switch => arg.action(clap::ArgAction::SetTrue),
             })
         })
@@ -445,6 +452,9 @@ mod tests {
         assert!(err(r#"{"adaptive": 1}"#).contains("hp.adaptive"));
         assert!(err(r#"{"rho": 1, "rho": 2}"#).contains("duplicate"));
         assert!(hp.set("nope", 1.0).unwrap_err().contains("rho, rho_min"));
+        assert!(hp.set("rho", f64::NAN).unwrap_err().contains("finite"));
+        assert!(finite("inf").is_err() && finite("NaN").is_err() && finite("x").is_err());
+        assert_eq!(finite("0.25"), Ok(0.25));
     }
 
     #[test]

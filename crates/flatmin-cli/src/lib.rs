@@ -1,7 +1,7 @@
 //! The flatmin laboratory: what the `flatmin` command runs.
 //!
 //! Test machinery is not part of it: fault injection (`src/fault.rs`, private) is compiled in
-//! only with the feature `fault-injection`, and the fuzz targets' entry points ([`fuzzing`]) only
+//! only with the feature `fault-injection`, and the fuzz targets' entry points (`fuzzing`) only
 //! with the feature `fuzzing`. The crate's tests turn both on through its dev-dependency on
 //! itself; `fuzz/` asks for `fuzzing`.
 

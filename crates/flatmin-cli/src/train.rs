@@ -119,7 +119,9 @@ impl Difference {
 
     /// `--lr: run has 0.05, <source> says 0.1`.
     pub fn describe(&self, source: &str) -> String {
+        let hyperparameter = hyperparams::HYPERPARAMETERS.iter().any(|h| h.key == self.key);
         let show = |v: &Value| match v {
+            Value::Null if hyperparameter => "the preset's value".to_string(),
             Value::Null => "none".to_string(),
             Value::String(s) => s.clone(),
             other => other.to_string(),

@@ -200,6 +200,8 @@ fn bad_settings_are_clear_errors_before_training() {
     fails_with(&["--dataset", "imagenet"], "--dataset `imagenet`");
     fails_with(&["--label-noise", "1.5"], "--label-noise 1.5");
     fails_with(&["--rho=-1"], "rho");
+    fails_with(&["--rho", "NaN"], "expected a finite number");
+    fails_with(&["--lr", "inf"], "expected a finite number");
     fails_with(&["--wsam-gamma", "0.9", "--gsam-alpha", "0.1"], "not both");
     fails_with(
         &["--dataset", "mnist", "--data-dir", "/nonexistent/flatmin"],
@@ -449,7 +451,7 @@ fn resume_refuses_every_changed_setting_naming_both_values() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     for line in [
         "--lr: run has 0.05, command line says 0.1",
-        "--rho: run has none, command line says 0.2",
+        "--rho: run has the preset's value, command line says 0.2",
         "--model: run has mlp, command line says cnn",
     ] {
         assert!(stderr.contains(line), "expected `{line}` in {stderr}");
@@ -463,7 +465,10 @@ fn resume_refuses_every_changed_setting_naming_both_values() {
     std::fs::write(&config, r#"{"hp": {"esam_gamma": 0.5}}"#).unwrap();
     fails_with(
         &[&resume[..], &["--config", config.to_str().unwrap()]].concat(),
-        &format!("--esam-gamma: run has none, {} says 0.5", config.display()),
+        &format!(
+            "--esam-gamma: run has the preset's value, {} says 0.5",
+            config.display()
+        ),
     );
     fails_with(&[&resume[..], &["--compare-base"]].concat(), "--compare-base");
     assert_eq!(
