@@ -275,11 +275,6 @@ impl Hyperparams {
         Ok(())
     }
 
-    /// Whether none is set.
-    pub fn is_empty(&self) -> bool {
-        self.values.iter().all(Option::is_none)
-    }
-
     /// Sets every hyperparameter given here on `config` (a preset's configuration). Two that
     /// choose different members of one room (e.g. `asam_eta` and `fisher_eta`, two geometries)
     /// are an error naming both flags.
