@@ -1,19 +1,26 @@
 //! The flags of `flatmin train`, shared by `flatmin sweep` (which runs many trainings).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::train::{TrainConfig, TrainError};
+use crate::hyperparams::{Hyperparams, finite};
+use crate::train::{RESUMABLE, TrainConfig, TrainError, setting_entries};
 
 /// Flags of `flatmin train`; each overrides the `--config` file, which overrides the defaults.
-#[derive(Args, Debug, Default)]
+/// The fields that are settings carry the names of the `--config` keys (and serialize as them).
+#[derive(Args, Debug, Default, Serialize)]
 pub struct TrainArgs {
     /// Start from a paper-scale preset (e.g. sam-wrn28-10-cifar10; a GPU is needed in practice).
     #[arg(long)]
+    #[serde(skip)]
     pub preset: Option<String>,
     /// A JSON file with any of the run's settings (the keys of summary.json's `config`).
     #[arg(long)]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// fashion-mnist-subset (embedded, default), fashion-mnist, mnist, cifar10, cifar100.
     #[arg(long)]
@@ -37,19 +44,19 @@ pub struct TrainArgs {
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Peak learning rate; a cosine schedule takes it to 0 over the run, per iteration.
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     pub lr: Option<f64>,
     /// Weight decay.
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     pub weight_decay: Option<f64>,
     /// Momentum of the SGD base.
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     pub momentum: Option<f64>,
     /// Seed (model initialisation, data order, label noise, ESAM masks).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Symmetric label noise rate on the training set, e.g. 0.4 (the test set stays clean).
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     pub label_noise: Option<f64>,
     /// Train on the first N training images only.
     #[arg(long)]
@@ -57,137 +64,133 @@ pub struct TrainArgs {
     /// Evaluate on the first N test images only.
     #[arg(long)]
     pub test_limit: Option<usize>,
-    /// ρ, the perturbation radius.
-    #[arg(long)]
-    pub rho: Option<f64>,
-    /// Tie ρ to the learning rate (GSAM): ρ goes from this value at lr 0 to --rho at the peak.
-    #[arg(long)]
-    pub rho_min: Option<f64>,
-    /// The eps added to the norm.
-    #[arg(long)]
-    pub eps: Option<f64>,
-    /// The adaptive `w²` form of the perturbation.
-    #[arg(long)]
-    pub adaptive: bool,
-    /// Official ASAM with this η.
-    #[arg(long)]
-    pub asam_eta: Option<f64>,
-    /// Fisher-SAM with this η.
-    #[arg(long)]
-    pub fisher_eta: Option<f64>,
-    /// F-SAM's σ.
-    #[arg(long)]
-    pub fsam_sigma: Option<f64>,
-    /// F-SAM's λ.
-    #[arg(long)]
-    pub fsam_lambda: Option<f64>,
-    /// ESAM's β (fraction of weights perturbed).
-    #[arg(long)]
-    pub esam_beta: Option<f64>,
-    /// ESAM's mask per weight (paper) instead of per tensor (official code).
-    #[arg(long)]
-    pub esam_per_element: bool,
-    /// ESAM's γ (fraction of samples in the second pass).
-    #[arg(long)]
-    pub esam_gamma: Option<f64>,
-    /// WSAM's γ.
-    #[arg(long)]
-    pub wsam_gamma: Option<f64>,
-    /// WSAM coupled (sharpness through the base optimizer's momentum) instead of decoupled.
-    #[arg(long)]
-    pub wsam_coupled: bool,
-    /// WSAM's max-norm clipping of both gradients.
-    #[arg(long)]
-    pub wsam_max_norm: Option<f64>,
-    /// GSAM's α.
-    #[arg(long)]
-    pub gsam_alpha: Option<f64>,
+    /// The method's hyperparameters over the preset's (`--rho`, `--esam-beta`, …): one flag
+    /// per key of the config's `hp` (crate::hyperparams).
+    #[command(flatten)]
+    pub hp: Hyperparams,
     /// Random crops and horizontal flips of the training images (the papers' CIFAR augmentation).
     #[arg(long)]
     pub augment: bool,
     /// Label smoothing of the cross-entropy.
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     pub label_smoothing: Option<f64>,
     /// Write metrics.jsonl, summary.json and checkpoints here.
     #[arg(long)]
+    #[serde(skip)]
     pub out: Option<PathBuf>,
-    /// Continue the run whose checkpoint is in this folder (its settings are reused).
+    /// Continue the run whose checkpoint is in this folder, with its settings. Only --epochs may
+    /// be given (higher, to extend the run: the cosine schedule then spans the new total, and the
+    /// change is recorded in checkpoint.json and summary.json); any other setting that differs
+    /// from the run's is refused.
     #[arg(long, conflicts_with = "out")]
+    #[serde(skip)]
     pub resume: Option<PathBuf>,
     /// Also train the base optimizer alone (same seed and data) and print both in a table.
     #[arg(long)]
+    #[serde(skip)]
     pub compare_base: bool,
     /// No progress output.
     #[arg(long)]
+    #[serde(skip)]
     pub quiet: bool,
 }
 
+/// Settings from one source, over the defaults or over a resumed run's settings.
+struct Layer {
+    /// Where they come from, for messages: `command line`, `--config FILE`, `--preset NAME`.
+    source: String,
+    /// A JSON object with keys of a `--config` file.
+    settings: Value,
+}
+
 impl TrainArgs {
-    /// The run's configuration: defaults, then the `--config` file, then the flags.
-    pub fn config(&self) -> Result<TrainConfig, TrainError> {
-        let mut c = match (&self.config, &self.preset) {
-            (Some(_), Some(_)) => return Err(TrainError("give --config or --preset, not both".into())),
-            (Some(path), None) => TrainConfig::from_file(path)?,
-            (None, Some(name)) => crate::presets::preset(name).map_err(TrainError)?,
-            (None, None) => TrainConfig::default(),
+    /// The settings this command gives, in order: the preset or the `--config` file, then the
+    /// flags. Each file is checked on its own first, so that an error names it.
+    fn layers(&self) -> Result<Vec<Layer>, TrainError> {
+        let file = |source: String, text: &str| -> Result<Layer, TrainError> {
+            TrainConfig::from_json(text).map_err(|e| TrainError(format!("{source}: {e}")))?;
+            let settings = serde_json::from_str(text).map_err(|e| TrainError(format!("{source}: {e}")))?;
+            Ok(Layer { source, settings })
         };
-        if self.augment {
-            c.augment = true;
+        let mut layers = Vec::new();
+        match (&self.config, &self.preset) {
+            (Some(_), Some(_)) => return Err(TrainError("give --config or --preset, not both".into())),
+            (Some(path), None) => {
+                let text = std::fs::read_to_string(path).map_err(|e| TrainError(format!("{}: {e}", path.display())))?;
+                layers.push(file(path.display().to_string(), &text)?);
+            }
+            (None, Some(name)) => layers.push(file(format!("--preset {name}"), crate::presets::preset_text(name)?)?),
+            (None, None) => {}
         }
-        if self.label_smoothing.is_some() {
-            c.label_smoothing = self.label_smoothing.unwrap_or(0.0);
+        layers.push(Layer {
+            source: "command line".into(),
+            settings: self.given_flags()?,
+        });
+        Ok(layers)
+    }
+
+    /// The settings given as flags, with the keys of a `--config` file: a flag's name is its key
+    /// (`-` for `_`), so the fields serialize as they are, less the flags not given.
+    fn given_flags(&self) -> Result<Value, TrainError> {
+        fn given(value: &mut Value) {
+            if let Value::Object(map) = value {
+                map.retain(|_, v| !(v.is_null() || *v == Value::Bool(false)));
+                map.values_mut().for_each(given);
+            }
         }
-        macro_rules! set {
-            ($($field:ident),*) => { $( if let Some(v) = &self.$field { c.$field = v.clone(); } )* };
+        let mut flags = serde_json::to_value(self).map_err(|e| TrainError(e.to_string()))?;
+        given(&mut flags);
+        Ok(flags)
+    }
+
+    /// The run's configuration: defaults, then the `--config` file or the preset, then the flags.
+    pub fn config(&self) -> Result<TrainConfig, TrainError> {
+        let mut config = TrainConfig::default();
+        for layer in self.layers()? {
+            config = config
+                .overlay(&layer.settings)
+                .map_err(|e| TrainError(format!("{}: {e}", layer.source)))?;
         }
-        set!(
-            dataset,
-            model,
-            optimizer,
-            base,
-            epochs,
-            batch_size,
-            lr,
-            weight_decay,
-            momentum,
-            seed,
-            label_noise
-        );
-        if self.data_dir.is_some() {
-            c.data_dir = self.data_dir.clone();
+        Ok(config)
+    }
+
+    /// The configuration of `--resume`: the run's own (`run`, from its checkpoint), with what this
+    /// command gives over it. Only settings in [`crate::train::RESUMABLE`] may differ (`--epochs`,
+    /// to extend the run); any other difference is an error listing each one with both values.
+    pub fn resume_config(&self, run: &TrainConfig) -> Result<TrainConfig, TrainError> {
+        if self.compare_base {
+            return Err(TrainError(
+                "--compare-base starts two new runs; it does not apply to --resume".into(),
+            ));
         }
-        if self.train_limit.is_some() {
-            c.train_limit = self.train_limit;
+        let mut asked = run.clone();
+        let mut source: BTreeMap<String, String> = BTreeMap::new();
+        for layer in self.layers()? {
+            asked = asked
+                .overlay(&layer.settings)
+                .map_err(|e| TrainError(format!("{}: {e}", layer.source)))?;
+            for (key, _) in setting_entries(&layer.settings) {
+                source.insert(key, layer.source.clone());
+            }
         }
-        if self.test_limit.is_some() {
-            c.test_limit = self.test_limit;
+        let refused: Vec<String> = run
+            .differences(&asked)
+            .iter()
+            .filter(|d| !RESUMABLE.contains(&d.key.as_str()))
+            .map(|d| {
+                format!(
+                    "  {}",
+                    d.describe(source.get(&d.key).map_or("this command", String::as_str))
+                )
+            })
+            .collect();
+        if !refused.is_empty() {
+            return Err(TrainError(format!(
+                "--resume: a resumed run keeps its settings; only --epochs may change (to extend it). \
+                 Refused, as this would mix two runs in one folder:\n{}",
+                refused.join("\n")
+            )));
         }
-        macro_rules! hp {
-            ($($field:ident),*) => { $( if self.$field.is_some() { c.hp.$field = self.$field; } )* };
-        }
-        hp!(
-            rho,
-            rho_min,
-            eps,
-            asam_eta,
-            fisher_eta,
-            fsam_sigma,
-            fsam_lambda,
-            esam_beta,
-            esam_gamma,
-            wsam_gamma,
-            wsam_max_norm,
-            gsam_alpha
-        );
-        if self.adaptive {
-            c.hp.adaptive = Some(true);
-        }
-        if self.esam_per_element {
-            c.hp.esam_per_element = Some(true);
-        }
-        if self.wsam_coupled {
-            c.hp.wsam_coupled = Some(true);
-        }
-        Ok(c)
+        Ok(asked)
     }
 }

@@ -441,7 +441,7 @@ impl CompareArgs {
             "--resume and --compare-base are not flags of compare",
         )?;
         refuse(
-            t.rho.is_some() && !self.rho_search.is_empty(),
+            t.hp.get("rho").is_some() && !self.rho_search.is_empty(),
             "give --rho or --rho-search, not both",
         )?;
         if self.optimizers.is_empty() || self.seeds == 0 {
@@ -534,7 +534,7 @@ impl Plan {
         if optimizer == "sgd" {
             c.hp = Default::default();
         } else if let Some(rho) = rho {
-            c.hp.rho = Some(rho);
+            c.hp.set("rho", rho).map_err(TrainError)?;
         }
         Ok(c)
     }
@@ -659,7 +659,7 @@ pub fn run(plan: &Plan, split: &Split) -> Result<Comparison, TrainError> {
         let rho_from = plan.has_rho(o).then(|| {
             if chosen.is_some() {
                 "search"
-            } else if plan.base.hp.rho.is_some() {
+            } else if plan.base.hp.get("rho").is_some() {
                 "flag"
             } else {
                 "preset"

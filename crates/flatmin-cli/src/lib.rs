@@ -1,13 +1,20 @@
 //! The flatmin laboratory: what the `flatmin` command runs.
+//!
+//! Test machinery is not part of it: fault injection (`src/fault.rs`, private) is compiled in
+//! only with the feature `fault-injection`, and the fuzz targets' entry points (`fuzzing`) only
+//! with the feature `fuzzing`. The crate's tests turn both on through its dev-dependency on
+//! itself; `fuzz/` asks for `fuzzing`.
 
 pub mod args;
 pub mod bench;
 pub mod compare;
 pub mod data;
-pub mod fault;
+mod fault;
 pub mod fsutil;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hyperparams;
 pub mod malloc;
 pub mod models;
 pub mod plot;

@@ -75,7 +75,7 @@ fn main() -> ExitCode {
 fn run_train(args: &TrainArgs, default_job: bool) -> Result<(), TrainError> {
     let progress = if args.quiet { Progress::Quiet } else { Progress::Auto };
     if let Some(dir) = &args.resume {
-        let config = train::checkpoint_config(dir)?;
+        let config = args.resume_config(&train::checkpoint_config(dir)?)?;
         let options = RunOptions {
             out: Some(dir),
             resume: true,

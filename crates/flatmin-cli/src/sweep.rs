@@ -182,29 +182,13 @@ pub fn variants(spec: &SweepSpec) -> Vec<Variant> {
     out
 }
 
-/// Sets hyperparameter `key` of `config` (a field of [`crate::train::Hyper`]).
+/// Sets hyperparameter `key` of `config` (a key of [`crate::hyperparams::HYPERPARAMETERS`]; a
+/// switch is on for any value but 0).
 pub fn set_hyper(config: &mut TrainConfig, key: &str, value: f64) -> Result<(), TrainError> {
-    let mut hp = serde_json::to_value(&config.hp).map_err(|e| TrainError(e.to_string()))?;
-    let obj = hp.as_object_mut().ok_or_else(|| TrainError("hyperparameters".into()))?;
-    if !obj.contains_key(key) {
-        let mut keys: Vec<&String> = obj.keys().collect();
-        keys.sort();
-        return Err(TrainError(format!(
-            "--vary {key}: unknown hyperparameter; expected one of {}",
-            keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
-        )));
-    }
-    let is_flag = matches!(key, "adaptive" | "esam_per_element" | "wsam_coupled");
-    obj.insert(
-        key.into(),
-        if is_flag {
-            serde_json::json!(value != 0.0)
-        } else {
-            serde_json::json!(value)
-        },
-    );
-    config.hp = serde_json::from_value(hp).map_err(|e| TrainError(format!("--vary {key}={value}: {e}")))?;
-    Ok(())
+    config
+        .hp
+        .set(key, value)
+        .map_err(|e| TrainError(format!("--vary {key}: {e}")))
 }
 
 /// The configuration of one run of the grid.
@@ -549,12 +533,12 @@ mod tests {
         assert_eq!(v[11].label, "esam esam_beta=0.6 esam_gamma=0.9");
         let c = run_config(&spec, &v[11], 0.2, 3).unwrap();
         assert_eq!(
-            (c.hp.esam_beta, c.hp.esam_gamma, c.label_noise, c.seed),
+            (c.hp.get("esam_beta"), c.hp.get("esam_gamma"), c.label_noise, c.seed),
             (Some(0.6), Some(0.9), 0.2, 3)
         );
         let mut bad = TrainConfig::default();
         assert!(set_hyper(&mut bad, "not_a_key", 1.0).is_err());
         set_hyper(&mut bad, "wsam_coupled", 1.0).unwrap();
-        assert_eq!(bad.hp.wsam_coupled, Some(true));
+        assert_eq!(bad.hp.get("wsam_coupled"), Some(1.0));
     }
 }

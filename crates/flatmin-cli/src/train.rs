@@ -9,15 +9,13 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
-use flatmin::{
-    Batch, Combination, FriendlyConfig, Geometry, RhoSchedule, Rng, SamConfig, Selection, SelectionRule, SwpConfig,
-    SwpGranularity,
-};
+use flatmin::{Batch, Rng, SamConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::data::{self, Split};
 use crate::fsutil::write_atomic;
+use crate::hyperparams::{self, Hyperparams};
 use crate::models::{Classifier, InputShape, Mlp, ResNet18, SmallCnn, WideResNet};
 
 /// Everything that defines a training run. Flags of `flatmin train` and keys of its `--config`
@@ -58,44 +56,8 @@ pub struct TrainConfig {
     pub label_smoothing: f64,
     /// Use only the first N test images.
     pub test_limit: Option<usize>,
-    /// Algorithm hyperparameters over the preset's defaults.
-    pub hp: Hyper,
-}
-
-/// Hyperparameters that override (or add to) the preset's; each names the paper's symbol.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Hyper {
-    /// ρ.
-    pub rho: Option<f64>,
-    /// ρ_min: ρ follows the learning rate from ρ_min (at lr 0) to ρ (at the peak lr), as GSAM.
-    pub rho_min: Option<f64>,
-    /// Norm eps.
-    pub eps: Option<f64>,
-    /// The `w²` adaptive form (davda54 "adaptive").
-    pub adaptive: Option<bool>,
-    /// Official ASAM's η.
-    pub asam_eta: Option<f64>,
-    /// Fisher-SAM's η.
-    pub fisher_eta: Option<f64>,
-    /// F-SAM's σ.
-    pub fsam_sigma: Option<f64>,
-    /// F-SAM's λ.
-    pub fsam_lambda: Option<f64>,
-    /// ESAM's β.
-    pub esam_beta: Option<f64>,
-    /// ESAM's mask per element (paper) instead of per tensor (official code).
-    pub esam_per_element: Option<bool>,
-    /// ESAM's γ (selection fraction).
-    pub esam_gamma: Option<f64>,
-    /// WSAM's γ.
-    pub wsam_gamma: Option<f64>,
-    /// WSAM coupled (through the base optimizer) instead of decoupled.
-    pub wsam_coupled: Option<bool>,
-    /// WSAM's max-norm clipping.
-    pub wsam_max_norm: Option<f64>,
-    /// GSAM's α.
-    pub gsam_alpha: Option<f64>,
+    /// Algorithm hyperparameters over the preset's defaults (keys: [`hyperparams::HYPERPARAMETERS`]).
+    pub hp: Hyperparams,
 }
 
 impl Default for TrainConfig {
@@ -115,7 +77,7 @@ impl Default for TrainConfig {
             label_noise: 0.0,
             train_limit: None,
             test_limit: None,
-            hp: Hyper::default(),
+            hp: Hyperparams::default(),
             augment: false,
             label_smoothing: 0.0,
         }
@@ -138,19 +100,97 @@ fn fail<T>(msg: impl Into<String>) -> Result<T, TrainError> {
     Err(TrainError(msg.into()))
 }
 
-impl TrainConfig {
-    /// Reads a config file (JSON with the fields of [`TrainConfig`]); unknown keys are errors.
-    pub fn from_file(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError(format!("{}: {e}", path.display())))?;
-        Self::from_json(&text).map_err(|e| TrainError(format!("{}: {e}", path.display())))
+/// A setting that differs between two configurations: its key and both values (JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Difference {
+    /// The key (`lr`, or `rho` for `hp.rho`).
+    pub key: String,
+    /// The run's value.
+    pub run: Value,
+    /// The value asked for.
+    pub asked: Value,
+}
+
+impl Difference {
+    /// The flag of the setting, e.g. `--lr`.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.key.replace('_', "-"))
     }
 
+    /// `--lr: run has 0.05, <source> says 0.1`.
+    pub fn describe(&self, source: &str) -> String {
+        let hyperparameter = hyperparams::HYPERPARAMETERS.iter().any(|h| h.key == self.key);
+        let show = |v: &Value| match v {
+            Value::Null if hyperparameter => "the preset's value".to_string(),
+            Value::Null => "none".to_string(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        format!(
+            "{}: run has {}, {source} says {}",
+            self.flag(),
+            show(&self.run),
+            show(&self.asked)
+        )
+    }
+}
+
+/// The settings of a configuration (or of a layer over one) as `(key, value)`, the `hp` ones by
+/// their own key, in a fixed order.
+pub(crate) fn setting_entries(config: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for (key, value) in config.as_object().into_iter().flatten() {
+        match value {
+            Value::Object(hp) if key == "hp" => out.extend(hp.iter().map(|(k, v)| (k.clone(), v.clone()))),
+            _ => out.push((key.clone(), value.clone())),
+        }
+    }
+    out
+}
+
+fn settings(config: &TrainConfig) -> Vec<(String, Value)> {
+    setting_entries(&serde_json::to_value(config).unwrap_or(Value::Null))
+}
+
+impl TrainConfig {
     /// Reads a config from JSON text (the content of a `--config` file); unknown keys are errors.
     pub fn from_json(text: &str) -> Result<Self, TrainError> {
         serde_json::from_str(text).map_err(|e| TrainError(e.to_string()))
     }
 
-    /// The library configuration of this run.
+    /// This configuration with the settings of `layer` over it: a JSON object with any keys of a
+    /// `--config` file; `hp` is merged key by key. The one way settings are read: `--config`
+    /// files, presets and flags are layers over the defaults, or over a resumed run's settings.
+    pub fn overlay(&self, layer: &Value) -> Result<Self, TrainError> {
+        let mut merged = serde_json::to_value(self).map_err(|e| TrainError(e.to_string()))?;
+        let (Some(target), Some(layer)) = (merged.as_object_mut(), layer.as_object()) else {
+            return fail("a configuration is a JSON object");
+        };
+        for (key, value) in layer {
+            match (target.get_mut(key), value) {
+                (Some(Value::Object(hp)), Value::Object(values)) if key == "hp" => {
+                    hp.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                _ => {
+                    target.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        serde_json::from_value(merged).map_err(|e| TrainError(e.to_string()))
+    }
+
+    /// Every setting whose value differs in `other`, by key (the `hp` keys by their own name).
+    pub fn differences(&self, other: &TrainConfig) -> Vec<Difference> {
+        let (mine, theirs) = (settings(self), settings(other));
+        mine.into_iter()
+            .zip(theirs)
+            .filter(|((_, a), (_, b))| a != b)
+            .map(|((key, run), (_, asked))| Difference { key, run, asked })
+            .collect()
+    }
+
+    /// The library configuration of this run: the preset on the base optimizer, with the
+    /// hyperparameters given over it.
     pub fn sam_config(&self) -> Result<SamConfig, TrainError> {
         let base = match self.base.as_str() {
             "sgd" => SamConfig::sgd_base(self.momentum, self.weight_decay),
@@ -159,83 +199,13 @@ impl TrainConfig {
             other => return fail(format!("--base `{other}`: expected sgd, adam or adamw")),
         };
         let mut c = SamConfig::preset(&self.optimizer, base).map_err(|e| TrainError(format!("--optimizer: {e}")))?;
-        let h = &self.hp;
-        if let Some(rho) = h.rho {
-            c.rho = rho;
-        }
-        if let Some(rho_min) = h.rho_min {
-            c.rho_schedule = RhoSchedule::ProportionalToLr {
-                rho_min,
-                lr_max: self.lr,
-                lr_min: 0.0,
-            };
-        }
-        if let Some(eps) = h.eps {
-            c.eps = eps;
-        }
-        let geometries = [
-            h.adaptive.filter(|a| *a).map(|_| Geometry::AdaptiveSquared),
-            h.asam_eta.map(|eta| Geometry::Asam { eta }),
-            h.fisher_eta.map(|eta| Geometry::Fisher { eta }),
-        ];
-        let chosen: Vec<Geometry> = geometries.into_iter().flatten().collect();
-        if chosen.len() > 1 {
-            return fail("--adaptive, --asam-eta and --fisher-eta choose different geometries: give one");
-        }
-        if let Some(g) = chosen.into_iter().next() {
-            c.geometry = g;
-        }
-        if h.fsam_sigma.is_some() || h.fsam_lambda.is_some() {
-            let f = c.friendly.clone().unwrap_or_else(FriendlyConfig::new);
-            c.friendly = Some(
-                f.clone()
-                    .with_sigma(h.fsam_sigma.unwrap_or(f.sigma))
-                    .with_lambda(h.fsam_lambda.unwrap_or(f.lambda)),
-            );
-        }
-        if h.esam_beta.is_some() || h.esam_per_element.is_some() {
-            let s = c.swp.clone().unwrap_or_else(|| SwpConfig::new().with_seed(self.seed));
-            let granularity = match h.esam_per_element {
-                Some(true) => SwpGranularity::PerElement,
-                Some(false) => SwpGranularity::PerTensor,
-                None => s.granularity,
-            };
-            c.swp = Some(
-                s.clone()
-                    .with_beta(h.esam_beta.unwrap_or(s.beta))
-                    .with_granularity(granularity),
-            );
-        }
+        let context = hyperparams::Context {
+            lr: self.lr,
+            seed: self.seed,
+        };
+        self.hp.apply(&mut c, context).map_err(TrainError)?;
         if let Some(swp) = c.swp.as_mut() {
             swp.seed = self.seed;
-        }
-        if let Some(gamma) = h.esam_gamma {
-            c.selection = Selection::SharpnessSensitive {
-                gamma,
-                rule: SelectionRule::TopK,
-            };
-        }
-        let wsam = h.wsam_gamma.is_some() || h.wsam_coupled.is_some() || h.wsam_max_norm.is_some();
-        if wsam && h.gsam_alpha.is_some() {
-            return fail("WSAM and GSAM are two combinations: give --wsam-* or --gsam-alpha, not both");
-        }
-        if wsam {
-            let (gamma, decoupled, max_norm) = match c.combination {
-                Combination::Wsam {
-                    gamma,
-                    decoupled,
-                    max_norm,
-                } => (gamma, decoupled, max_norm),
-                _ => (0.9, true, None),
-            };
-            c.combination = Combination::Wsam {
-                gamma: h.wsam_gamma.unwrap_or(gamma),
-                decoupled: h.wsam_coupled.map(|coupled| !coupled).unwrap_or(decoupled),
-                max_norm: h.wsam_max_norm.or(max_norm),
-            };
-        }
-        if let Some(alpha) = h.gsam_alpha {
-            c.combination = Combination::Gsam { alpha };
         }
         c.validate().map_err(|e| TrainError(e.to_string()))?;
         Ok(c)
@@ -564,14 +534,46 @@ pub struct Summary {
     pub mean_step_ms: f64,
     /// The run's whole configuration.
     pub config: TrainConfig,
+    /// Settings changed when the run was resumed, oldest first.
+    #[serde(default)]
+    pub changes: Vec<SettingChange>,
     /// Every epoch.
     pub history: Vec<EpochMetrics>,
 }
 
+/// A setting changed when a run was resumed (only those in [`RESUMABLE`] may change).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingChange {
+    /// Epochs done when it changed.
+    pub after_epoch: usize,
+    /// The setting's key (`epochs`).
+    pub setting: String,
+    /// Its value before.
+    pub from: Value,
+    /// Its value after.
+    pub to: Value,
+}
+
+/// The settings a resumed run may change: `epochs`, to extend it. The cosine schedule then runs
+/// over the new total from the step reached (a finished run's learning rate rises again).
+pub const RESUMABLE: [&str; 1] = ["epochs"];
+
 /// A checkpoint: which files hold the model and the optimizer after `epoch`.
+///
+/// Format 2 added `format`, `sam` and `changes`. A checkpoint written before (format 1, none of
+/// them) is the same run: its `config` means what it meant then, and it resumes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Checkpoint {
+    #[serde(default = "first_format")]
+    format: u64,
     config: TrainConfig,
+    /// The library configuration the run was made with; a resume that would build another one
+    /// (a flatmin whose presets changed) is refused.
+    #[serde(default)]
+    sam: Option<SamConfig>,
+    /// Settings changed on resume, oldest first.
+    #[serde(default)]
+    changes: Vec<SettingChange>,
     epoch: usize,
     steps: usize,
     seconds: f64,
@@ -582,6 +584,13 @@ struct Checkpoint {
 }
 
 const CHECKPOINT: &str = "checkpoint.json";
+
+/// The format of the checkpoints this version writes; it reads this one and every older one.
+const CHECKPOINT_FORMAT: u64 = 2;
+
+fn first_format() -> u64 {
+    1
+}
 
 /// How a run shows progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -703,17 +712,21 @@ fn run_with<M: Classifier>(
     let second_call = if sam.selection.needs_losses() { 3 } else { 2 };
 
     let mut history: Vec<EpochMetrics> = Vec::new();
+    let mut changes: Vec<SettingChange> = Vec::new();
     let (mut start_epoch, mut steps, mut seconds, mut step_ms_total) = (0, 0, 0.0, 0.0);
     if options.resume {
         let out = options
             .out
             .ok_or_else(|| TrainError("--resume needs the run's folder".into()))?;
         let ckpt = read_checkpoint(out)?;
-        if &ckpt.config != config {
-            return fail(format!(
-                "{}: the checkpoint was made by another configuration",
-                out.join(CHECKPOINT).display()
-            ));
+        changes = resume_changes(&ckpt, config, &sam, &out.join(CHECKPOINT))?;
+        if changes.len() > ckpt.changes.len() && options.progress == Progress::Auto {
+            for c in &changes[ckpt.changes.len()..] {
+                eprintln!(
+                    "{}: {} changed from {} to {} after epoch {} (recorded in {CHECKPOINT} and summary.json)",
+                    options.label, c.setting, c.from, c.to, c.after_epoch
+                );
+            }
         }
         model = load_model_file(model, &out.join(&ckpt.model_file))?;
         let optim_path = out.join(&ckpt.optimizer_file);
@@ -852,7 +865,10 @@ fn run_with<M: Classifier>(
         history.push(metrics);
         if let Some(out) = options.out {
             let ckpt = Checkpoint {
+                format: CHECKPOINT_FORMAT,
                 config: config.clone(),
+                sam: Some(sam.clone()),
+                changes: changes.clone(),
                 epoch: epoch + 1,
                 steps,
                 seconds,
@@ -885,6 +901,7 @@ fn run_with<M: Classifier>(
         seconds,
         mean_step_ms: step_ms_total / steps.max(1) as f64,
         config: config.clone(),
+        changes,
         history,
     };
     if let Some(out) = options.out {
@@ -960,7 +977,67 @@ fn read_checkpoint(out: &Path) -> Result<Checkpoint, TrainError> {
     let path = out.join(CHECKPOINT);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| TrainError(format!("{}: no checkpoint to resume: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| TrainError(format!("{}: {e}", path.display())))
+    let err = |e: serde_json::Error| TrainError(format!("{}: {e}", path.display()));
+    let value: Value = serde_json::from_str(&text).map_err(err)?;
+    match value.get("format").map_or(Some(1), Value::as_u64) {
+        Some(1..=CHECKPOINT_FORMAT) => serde_json::from_str(&text).map_err(err),
+        Some(n) => fail(format!(
+            "{}: checkpoint format {n}; this flatmin reads formats 1 to {CHECKPOINT_FORMAT} (was it written by a newer one?)",
+            path.display()
+        )),
+        None => fail(format!("{}: `format` must be a whole number", path.display())),
+    }
+}
+
+/// Checks that `config` (with its library configuration `sam`) continues the run of `ckpt`:
+/// settings other than [`RESUMABLE`] ones must be the run's, `epochs` can only grow, and the
+/// library configuration must be the one the run was made with. Returns the run's changes, this
+/// resume's appended.
+fn resume_changes(
+    ckpt: &Checkpoint,
+    config: &TrainConfig,
+    sam: &SamConfig,
+    path: &Path,
+) -> Result<Vec<SettingChange>, TrainError> {
+    let differences = ckpt.config.differences(config);
+    let refused: Vec<String> = differences
+        .iter()
+        .filter(|d| !RESUMABLE.contains(&d.key.as_str()))
+        .map(|d| format!("  {}", d.describe("this resume")))
+        .collect();
+    if !refused.is_empty() {
+        return fail(format!(
+            "{}: a resumed run keeps its settings (only --epochs may change, to extend it):\n{}",
+            path.display(),
+            refused.join("\n")
+        ));
+    }
+    if config.epochs < ckpt.epoch {
+        return fail(format!(
+            "--epochs {}: the run has already done {} epochs; resuming can only extend it",
+            config.epochs, ckpt.epoch
+        ));
+    }
+    if let Some(made_with) = &ckpt.sam
+        && made_with != sam
+    {
+        let show = |c: &SamConfig| serde_json::to_string(c).unwrap_or_default();
+        return fail(format!(
+            "{}: the run was made with the library configuration {}, but its settings now give {} \
+             (a flatmin whose presets changed?): resume it with the flatmin that made it",
+            path.display(),
+            show(made_with),
+            show(sam)
+        ));
+    }
+    let mut changes = ckpt.changes.clone();
+    changes.extend(differences.into_iter().map(|d| SettingChange {
+        after_epoch: ckpt.epoch,
+        setting: d.key,
+        from: d.run,
+        to: d.asked,
+    }));
+    Ok(changes)
 }
 
 /// Reads the configuration a checkpoint in `out` was made with (for `--resume`).

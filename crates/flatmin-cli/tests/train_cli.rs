@@ -200,6 +200,8 @@ fn bad_settings_are_clear_errors_before_training() {
     fails_with(&["--dataset", "imagenet"], "--dataset `imagenet`");
     fails_with(&["--label-noise", "1.5"], "--label-noise 1.5");
     fails_with(&["--rho=-1"], "rho");
+    fails_with(&["--rho", "NaN"], "expected a finite number");
+    fails_with(&["--lr", "inf"], "expected a finite number");
     fails_with(&["--wsam-gamma", "0.9", "--gsam-alpha", "0.1"], "not both");
     fails_with(
         &["--dataset", "mnist", "--data-dir", "/nonexistent/flatmin"],
@@ -290,4 +292,239 @@ fn augmentation_and_label_smoothing_are_seeded_and_change_the_run() {
     );
     // A preset needs the CIFAR files it names.
     fails_with(&["--preset", "sam-wrn28-10-cifar10"], "--data-dir");
+}
+
+/// Runs `flatmin train ARGS` until it stops at the fault-injection pause point `point` (the test
+/// build of the binary has them), then kills it there.
+fn run_until_paused(args: &[&str], point: &str) {
+    use std::io::{BufRead, BufReader};
+    let mut child = bin()
+        .arg("train")
+        .args(args)
+        .env("FLATMIN_PAUSE_AT", point)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    let mut paused = false;
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if line.contains(&format!("paused at {point}")) {
+            paused = true;
+            break;
+        }
+        seen.push(line);
+    }
+    child.kill().ok();
+    child.wait().unwrap();
+    assert!(paused, "the run never reached {point}: {}", seen.join("\n"));
+}
+
+/// The run recorded by the old-format fixture (tests/fixtures/checkpoint-format-1).
+const FORMAT_1_RUN: [&str; 23] = [
+    "--model",
+    "mlp",
+    "--train-limit",
+    "640",
+    "--test-limit",
+    "200",
+    "--batch-size",
+    "64",
+    "--lr",
+    "0.05",
+    "--optimizer",
+    "esam",
+    "--rho",
+    "0.1",
+    "--esam-beta",
+    "0.5",
+    "--esam-per-element",
+    "--seed",
+    "9",
+    "--epochs",
+    "2",
+    "--quiet",
+    "--label-noise=0.1",
+];
+
+#[test]
+fn a_checkpoint_written_before_format_2_resumes_as_the_same_run() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoint-format-1/checkpoint.json");
+    let old_text = std::fs::read_to_string(&fixture).unwrap();
+    let old: Value = serde_json::from_str(&old_text).unwrap();
+    assert!(
+        old.get("format").is_none() && old.get("sam").is_none(),
+        "the fixture is format 1"
+    );
+    assert_eq!(old["config"]["hp"]["esam_per_element"], true);
+
+    let straight = scratch("format-1-straight");
+    let run = bin()
+        .arg("train")
+        .args(FORMAT_1_RUN)
+        .arg("--out")
+        .arg(&*straight)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+
+    // The same run stopped after its first epoch, its checkpoint.json replaced by the one the
+    // previous format wrote at that point (same run, same files).
+    let old_run = scratch("format-1-resumed");
+    let out = ["--out", old_run.to_str().unwrap()];
+    run_until_paused(&[&FORMAT_1_RUN[..], &out].concat(), "checkpoint:metrics");
+    let new: Value = json(&old_run.join("checkpoint.json"));
+    assert_eq!((new["format"].as_u64(), new["epoch"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(new["config"], old["config"], "the fixture records the same run");
+    std::fs::write(old_run.join("checkpoint.json"), &old_text).unwrap();
+
+    let resumed = bin()
+        .arg("train")
+        .arg("--resume")
+        .arg(&*old_run)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(
+        checkpoint_weights(&old_run).unwrap(),
+        checkpoint_weights(&straight).unwrap(),
+        "resumed from the old checkpoint, the run ends where the uninterrupted one does"
+    );
+    let summary = json(&old_run.join("summary.json"));
+    assert_eq!(
+        summary["hyperparams"],
+        json(&straight.join("summary.json"))["hyperparams"]
+    );
+    assert_eq!(summary["hyperparams"]["rho"], 0.1);
+    assert_eq!(summary["hyperparams"]["swp"]["granularity"], "PerElement");
+    assert_eq!(json(&old_run.join("checkpoint.json"))["format"], 2);
+
+    // A format this flatmin does not know is refused, saying so.
+    let mut future = old.clone();
+    future["format"] = 3.into();
+    std::fs::write(old_run.join("checkpoint.json"), future.to_string()).unwrap();
+    fails_with(&["--resume", old_run.to_str().unwrap()], "checkpoint format 3");
+}
+
+/// A finished one-epoch run to resume.
+fn finished_run(name: &str) -> Scratch {
+    let dir = scratch(name);
+    let run = train(&[
+        "--optimizer",
+        "sam",
+        "--epochs",
+        "1",
+        "--seed",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    dir
+}
+
+fn folder_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn resume_refuses_every_changed_setting_naming_both_values() {
+    let dir = finished_run("resume-refused");
+    let before = folder_bytes(&dir);
+    let resume = ["--resume", dir.to_str().unwrap()];
+    let run = bin()
+        .arg("train")
+        .args(resume)
+        .args(["--lr", "0.1", "--rho", "0.2", "--model", "cnn", "--epochs", "3"])
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    for line in [
+        "--lr: run has 0.05, command line says 0.1",
+        "--rho: run has the preset's value, command line says 0.2",
+        "--model: run has mlp, command line says cnn",
+    ] {
+        assert!(stderr.contains(line), "expected `{line}` in {stderr}");
+    }
+    assert!(!stderr.contains("--epochs:"), "--epochs may change: {stderr}");
+    let config = dir
+        .parent()
+        .unwrap()
+        .join(format!("{}-config.json", dir.file_name().unwrap().to_string_lossy()));
+    let _cleanup = Scratch(config.clone());
+    std::fs::write(&config, r#"{"hp": {"esam_gamma": 0.5}}"#).unwrap();
+    fails_with(
+        &[&resume[..], &["--config", config.to_str().unwrap()]].concat(),
+        &format!(
+            "--esam-gamma: run has the preset's value, {} says 0.5",
+            config.display()
+        ),
+    );
+    fails_with(&[&resume[..], &["--compare-base"]].concat(), "--compare-base");
+    assert_eq!(
+        folder_bytes(&dir),
+        before,
+        "a refused resume leaves the run's folder as it was"
+    );
+    // A checkpoint whose library configuration is not the one its settings give today (a
+    // flatmin whose presets changed) is refused rather than resumed as another optimizer.
+    let mut ckpt = json(&dir.join("checkpoint.json"));
+    assert_eq!(ckpt["sam"]["rho"], 0.05);
+    ckpt["sam"]["rho"] = 0.07.into();
+    std::fs::write(dir.join("checkpoint.json"), ckpt.to_string()).unwrap();
+    fails_with(&resume, "the run was made with the library configuration");
+    ckpt["sam"]["rho"] = 0.05.into();
+    std::fs::write(dir.join("checkpoint.json"), ckpt.to_string()).unwrap();
+    // The run's own values are no change.
+    let same = bin()
+        .arg("train")
+        .args(resume)
+        .args(["--lr", "0.05", "--model", "mlp", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(same.status.success(), "{}", String::from_utf8_lossy(&same.stderr));
+}
+
+#[test]
+fn resume_with_more_epochs_extends_a_finished_run_and_records_it() {
+    let dir = finished_run("resume-extended");
+    let run = bin()
+        .arg("train")
+        .args(["--resume", dir.to_str().unwrap(), "--epochs", "2", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let summary = json(&dir.join("summary.json"));
+    assert_eq!(
+        (summary["epochs"].as_u64(), summary["steps"].as_u64()),
+        (Some(2), Some(20))
+    );
+    assert_eq!(summary["history"].as_array().unwrap().len(), 2);
+    let change = serde_json::json!([{"after_epoch": 1, "setting": "epochs", "from": 1, "to": 2}]);
+    assert_eq!(summary["changes"], change);
+    assert_eq!(json(&dir.join("checkpoint.json"))["changes"], change);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+    // The cosine schedule spans the new total: epoch 2 ends at step 20 of 20, not 20 of 10.
+    let last_lr = 0.05 * 0.5 * (1.0 + (std::f64::consts::PI * 19.0 / 20.0).cos());
+    assert!((summary["history"][1]["lr"].as_f64().unwrap() - last_lr).abs() < 1e-12);
+    fails_with(
+        &["--resume", dir.to_str().unwrap(), "--epochs", "1"],
+        "already done 2 epochs",
+    );
 }
