@@ -41,6 +41,8 @@ enum Command {
     Sweep(Box<flatmin_lab::sweep::SweepArgs>),
     /// Does SAM help on my data? Every optimizer on the same split and seeds of an image folder or
     /// CSV, with paired confidence intervals, costs and a verdict.
+    // compare refuses the training flags that resume or add runs; they are not listed in its help.
+    #[command(mut_arg("resume", |a| a.hide(true)), mut_arg("compare_base", |a| a.hide(true)))]
     Compare(Box<flatmin_lab::compare::CompareArgs>),
 }
 
