@@ -229,7 +229,8 @@ impl Method {
 pub enum Components {
     /// Corrected resampled t: `var_per_seed · (1/J + test_over_train)`.
     Resampled {
-        /// Variance of one seed's difference (points²), floored by its within-split sampling error.
+        /// Variance of one seed's difference (points²); its within-split sampling variance when the
+        /// seeds' differences are all equal.
         var_per_seed: f64,
         /// n_test / n_train.
         test_over_train: f64,
@@ -429,9 +430,10 @@ pub fn plain_t(per_seed: &[f64], test_examples: f64) -> Option<Estimate> {
 /// Repeated random splits: seed `j` trained on `n_train` examples and was tested on the
 /// `outcomes[j]` of its own held-out examples. The corrected resampled t-interval (Nadeau &
 /// Bengio 2003): variance of the mean `(1/J + n_test/n_train) · s²`, where `s²` is the sample
-/// variance of the per-seed differences, floored by the mean within-split sampling variance
-/// of a seed's difference (so identical per-seed differences on disagreeing examples do not give
-/// a zero-width interval). `None` with fewer than two seeds or an empty test set.
+/// variance of the per-seed differences. When that is 0 while the optimizers disagree on some
+/// examples (equal per-seed differences, which small test sets make likely), the mean
+/// within-split sampling variance of a seed's difference stands in for it, so the interval keeps
+/// a width. `None` with fewer than two seeds or an empty test set.
 pub fn corrected_resampled_t(outcomes: &[Discordance], n_train: usize) -> Option<Estimate> {
     let j = outcomes.len();
     if j < 2 || outcomes.iter().any(|d| d.is_empty()) || n_train == 0 {
@@ -447,7 +449,7 @@ pub fn corrected_resampled_t(outcomes: &[Discordance], n_train: usize) -> Option
         })
         .sum::<f64>()
         / j as f64;
-    let var_per_seed = var.max(within);
+    let var_per_seed = if var > 0.0 { var } else { within };
     let n_test = outcomes.iter().map(Vec::len).sum::<usize>() as f64 / j as f64;
     let test_over_train = n_test / n_train as f64;
     Some(finish(
@@ -516,10 +518,12 @@ mod tests {
 
     #[test]
     fn t_quantiles_for_power_match_the_tables() {
-        // One-sided 80 % (R's qt(0.8, df)).
-        for (df, t) in [(1.0, 1.376_381_920), (2.0, 1.060_660_172), (4.0, 0.940_964_840), (9.0, 0.883_028_455), (29.0, 0.854_192_208)] {
-            assert!(close(t_quantile(0.8, df), t, 1e-8), "df {df}");
-        }
+        // One-sided 80 %, where it has a closed form: df 1 (Cauchy) tan(0.3π), df 2
+        // (2p − 1)/√(2p(1 − p)), and the normal quantile for large df.
+        assert!(close(t_quantile(0.8, 1.0), (0.3 * std::f64::consts::PI).tan(), 1e-10));
+        assert!(close(t_quantile(0.8, 2.0), 0.6 / 0.32f64.sqrt(), 1e-10));
+        assert!(close(t_quantile(0.8, 1e7), 0.841_621_234, 1e-5));
+        assert!(t_quantile(0.8, 4.0) > t_quantile(0.8, 9.0) && t_quantile(0.8, 9.0) > t_quantile(0.8, 1e7));
     }
 
     #[test]
@@ -535,9 +539,8 @@ mod tests {
 
     #[test]
     fn corrected_resampled_t_widens_by_the_split_ratio() {
-        // Per-seed differences 1, 3, 2 points on 100 test examples; n_train 400: s² = 1,
-        // variance of the mean (1/3 + 0.25)·1 — floored by the within-split variance, which here
-        // is larger: one discordant example of +1 in 100, repeated.
+        // Per-seed differences 1, 3, 2 points on 100 test examples; n_train 400: s² = 1, variance
+        // of the mean (1/3 + 0.25)·1, t(0.975, 2).
         let seed = |plus: usize| -> Discordance {
             let mut d = vec![0i8; 100];
             for x in d.iter_mut().take(plus + 10) {
@@ -548,21 +551,19 @@ mod tests {
             }
             d
         };
-        let outcomes = vec![seed(1), seed(3), seed(2)];
-        let e = corrected_resampled_t(&outcomes, 400).unwrap();
+        let e = corrected_resampled_t(&[seed(1), seed(3), seed(2)], 400).unwrap();
         assert!(close(e.mean, 2.0, 1e-12));
-        // Within-split: sample variance of 100·D over 100 examples / 100; D has 10+k ones and 10 minus ones.
-        let within = |k: f64| {
-            let m = k;
-            let ss = (10.0 + k) * (100.0 - m).powi(2) + 10.0 * (100.0 + m).powi(2) + (80.0 - k) * m * m;
-            ss / 99.0 / 100.0
-        };
-        let w = (within(1.0) + within(3.0) + within(2.0)) / 3.0;
-        assert!(w > 1.0, "the floor applies here: {w}");
-        let se = (w * (1.0 / 3.0 + 0.25)).sqrt();
+        let se = (1.0f64 / 3.0 + 0.25).sqrt();
         assert!(close(e.standard_error, se, 1e-9), "{} vs {se}", e.standard_error);
         assert!(close(e.half_width, 4.302_652_730 * se, 1e-7));
+        assert!(close(e.seed_variance, 1.0 / 3.0, 1e-12) && close(e.test_variance, 0.25, 1e-12));
         assert_eq!(e.df, 2.0);
+        // Equal per-seed differences on disagreeing examples: the within-split sampling variance
+        // (sample variance of 100·D over the examples, over n) stands in for s² = 0.
+        let e = corrected_resampled_t(&[seed(2), seed(2), seed(2)], 400).unwrap();
+        let ss = 12.0 * (100.0f64 - 2.0).powi(2) + 10.0 * (100.0f64 + 2.0).powi(2) + 78.0 * 4.0;
+        let within = ss / 99.0 / 100.0;
+        assert!(close(e.standard_error, (within * (1.0 / 3.0 + 0.25)).sqrt(), 1e-9), "{e:?}");
     }
 
     #[test]

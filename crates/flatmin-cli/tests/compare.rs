@@ -396,15 +396,18 @@ fn a_planted_effect_is_found_at_the_predicted_rate() {
         r.new_fixed,
         r.new_fixed_predicted
     );
-    // The corrected resampled t is conservative (its correction over-covers here): found at
-    // least as often as predicted, and not far more.
+    // The corrected resampled t assumes the seeds' differences correlate by about
+    // n_test / (n_train + n_test), as when the model depends on its training set. Here outcomes
+    // do not depend on the training set, so the correction over-covers: the effect is found
+    // less often than predicted, never more.
     assert!(
-        r.new_random >= r.new_random_predicted - 0.03 && r.new_random <= r.new_random_predicted + 0.2,
+        r.new_random <= r.new_random_predicted + 0.03 && r.new_random >= r.new_random_predicted - 0.15,
         "{} vs {}",
         r.new_random,
         r.new_random_predicted
     );
-    assert!(r.new_fixed > 0.3 && r.new_random > 0.3, "the effect is findable: {} {}", r.new_fixed, r.new_random);
+    assert!(r.old_fixed > r.new_fixed, "the old interval is narrower (and wrong under the null)");
+    assert!(r.new_fixed > 0.2 && r.new_random > 0.1, "the effect is findable: {} {}", r.new_fixed, r.new_random);
 }
 
 // ---------------------------------------------------------------------------------------------
