@@ -273,16 +273,34 @@ pub fn to_settle(e: &Estimate, design: &SplitDesign, delta: f64) -> String {
     };
     let seeds = match e.seeds_to_detect(delta) {
         Some(j) => format!("about {j} seeds"),
-        None => format!("more seeds alone would not (the {} limits it)", match design {
-            SplitDesign::PerSeed { .. } => "test/train ratio",
-            SplitDesign::Fixed { .. } => "test set",
-        }),
+        None => format!(
+            "more seeds alone would not (the {} limits it)",
+            match design {
+                SplitDesign::PerSeed { .. } => "test/train ratio",
+                SplitDesign::Fixed { .. } => "test set",
+            }
+        ),
     };
     let data = match e.data_to_detect(delta) {
         Some(f) if f <= 1.0 => "the data as it is".to_string(),
         Some(f) => format!("about {}× the {data_word} at {} seeds", round_up(f), e.seeds),
         None => format!("more {data_word} alone would not (the seeds limit it)"),
     };
+    if e.seeds_to_detect(delta).is_none() && e.data_to_detect(delta).is_none() {
+        // Neither alone: both, scaled together.
+        let j = e.seeds as f64;
+        return match (1..=40)
+            .map(|k| 1.25f64.powi(k))
+            .find(|&f| e.detectable_at((j * f).ceil(), f) <= delta.abs())
+        {
+            Some(f) => format!(
+                "both more seeds and more {data_word}: about {} seeds and {}× the {data_word}",
+                (j * f).ceil(),
+                round_up(f)
+            ),
+            None => format!("far more seeds and {data_word} than this run (over 7000×)"),
+        };
+    }
     format!("{seeds}, or {data}")
 }
 
@@ -330,6 +348,11 @@ pub fn verdict(name: &str, scored: &Scored, design: &SplitDesign, step_cost: f64
                 over(e)
             )
         }
+        Scored::Estimated(e) if e.standard_error == 0.0 => format!(
+            "{name}: no difference with {} seeds (+0.0 ± 0.0 points: the two agree on every test example of every \
+             seed) {cost}",
+            e.seeds
+        ),
         Scored::Estimated(e) => {
             let k = decimals(e.mean, e.half_width);
             let mut s = format!(
@@ -539,7 +562,10 @@ impl CompareArgs {
         if let Some(s) = self.search_seeds
             && !(1..=self.seeds).contains(&s)
         {
-            return Err(TrainError(format!("--search-seeds {s}: expected 1 to --seeds ({})", self.seeds)));
+            return Err(TrainError(format!(
+                "--search-seeds {s}: expected 1 to --seeds ({})",
+                self.seeds
+            )));
         }
         if self.rho_search.len() > MAX_RHO_VALUES {
             return Err(TrainError(format!(
@@ -701,9 +727,11 @@ impl Plan {
     /// split per seed, else the one fixed split; then `--train-limit`/`--test-limit`.
     pub fn split_for(&self, loaded: &Split, pool: Option<&Dataset>, seed: u64) -> Split {
         match (&self.design, pool) {
-            (SplitDesign::PerSeed { test_fraction }, Some(pool)) => {
-                split::stratified(pool, *test_fraction, seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ SPLIT_STREAM)
-            }
+            (SplitDesign::PerSeed { test_fraction }, Some(pool)) => split::stratified(
+                pool,
+                *test_fraction,
+                seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ SPLIT_STREAM,
+            ),
             _ => loaded.clone(),
         }
     }
@@ -715,8 +743,7 @@ fn validation_split(plan: &Plan, split: &Split, seed: u64) -> Result<Split, Trai
         SplitDesign::PerSeed { .. } => seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ VALIDATION_STREAM,
         SplitDesign::Fixed { .. } => plan.split_seed ^ VALIDATION_STREAM,
     };
-    let (kept, held) =
-        split::stratified_indices(&split.train.labels, split.train.classes, plan.val_fraction, stream);
+    let (kept, held) = split::stratified_indices(&split.train.labels, split.train.classes, plan.val_fraction, stream);
     let (fit, val) = (split::subset(&split.train, &kept), split::subset(&split.train, &held));
     if val.is_empty() {
         return Err(TrainError(
@@ -793,7 +820,11 @@ pub fn run(plan: &Plan, loaded: &Split) -> Result<Comparison, TrainError> {
     } else {
         plan.optimizers.iter().filter(|o| plan.has_rho(o)).collect()
     };
-    let search_seeds = if per_seed_search { &plan.seeds } else { &plan.search_seeds };
+    let search_seeds = if per_seed_search {
+        &plan.seeds
+    } else {
+        &plan.search_seeds
+    };
     let total = searched.len() * plan.rho_search.len() * search_seeds.len() + plan.optimizers.len() * plan.seeds.len();
     let mut done = 0;
     let mut progress = |what: String, s: &Summary, t0: Instant, metric: &str| {
@@ -832,9 +863,8 @@ pub fn run(plan: &Plan, loaded: &Split) -> Result<Comparison, TrainError> {
             })
             .collect();
         // The best mean validation accuracy; ties go to the value listed first.
-        let best = |score: &dyn Fn(usize) -> f64| {
-            (0..tried.len()).fold(0, |b, k| if score(k) > score(b) { k } else { b })
-        };
+        let best =
+            |score: &dyn Fn(usize) -> f64| (0..tried.len()).fold(0, |b, k| if score(k) > score(b) { k } else { b });
         let chosen_per_seed: Vec<f64> = if per_seed_search {
             (0..search_seeds.len())
                 .map(|i| tried[best(&|k| tried[k].3[i])].0)
@@ -979,7 +1009,12 @@ fn summarise(
 
 /// The comparison of `method` with `base` (results over the same seeds and splits), under
 /// `design`, with `n_train` training examples per run.
-pub fn versus_base(base: &OptimizerResult, method: &OptimizerResult, design: &SplitDesign, n_train: usize) -> VersusBase {
+pub fn versus_base(
+    base: &OptimizerResult,
+    method: &OptimizerResult,
+    design: &SplitDesign,
+    n_train: usize,
+) -> VersusBase {
     let per_seed_points: Vec<f64> = base
         .test_accuracy
         .iter()

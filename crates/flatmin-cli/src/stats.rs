@@ -212,9 +212,7 @@ impl Method {
     /// A one-line name for reports.
     pub fn describe(self) -> &'static str {
         match self {
-            Self::CorrectedResampledT => {
-                "corrected resampled t over per-seed random splits (Nadeau & Bengio 2003)"
-            }
+            Self::CorrectedResampledT => "corrected resampled t over per-seed random splits (Nadeau & Bengio 2003)",
             Self::SeedsAndTestExamples => {
                 "seeds + test-example sampling error on the fixed test set (two-way random effects, Satterthwaite df)"
             }
@@ -388,7 +386,16 @@ pub fn power_at(delta: f64, se: f64, df: f64) -> f64 {
     (1.0 - t_cdf(tc - shift, df)) + t_cdf(-tc - shift, df)
 }
 
-fn finish(method: Method, seeds: usize, n: f64, mean: f64, seed_var: f64, test_var: f64, df: f64, components: Components) -> Estimate {
+fn finish(
+    method: Method,
+    seeds: usize,
+    n: f64,
+    mean: f64,
+    seed_var: f64,
+    test_var: f64,
+    df: f64,
+    components: Components,
+) -> Estimate {
     let standard_error = (seed_var + test_var).sqrt();
     let t = t_quantile(0.5 + CONFIDENCE / 2.0, df);
     Estimate {
@@ -479,7 +486,9 @@ pub fn seeds_and_test_examples(outcomes: &[Discordance]) -> Option<Estimate> {
         return None;
     }
     let x = |s: usize, i: usize| 100.0 * f64::from(outcomes[s][i]);
-    let per_example: Vec<f64> = (0..n).map(|i| (0..j).map(|s| x(s, i)).sum::<f64>() / j as f64).collect();
+    let per_example: Vec<f64> = (0..n)
+        .map(|i| (0..j).map(|s| x(s, i)).sum::<f64>() / j as f64)
+        .collect();
     let per_seed: Vec<f64> = outcomes.iter().map(|d| points(d)).collect();
     let (mean, seeds_var) = mean_var(per_seed.iter().copied());
     let examples_var = example_variance(&per_example);
@@ -503,7 +512,16 @@ pub fn seeds_and_test_examples(outcomes: &[Discordance]) -> Option<Estimate> {
         seeds: (seeds_var - residual / n as f64).max(0.0),
         interaction: residual,
     };
-    Some(finish(Method::SeedsAndTestExamples, j, n as f64, mean, b, a, df, components))
+    Some(finish(
+        Method::SeedsAndTestExamples,
+        j,
+        n as f64,
+        mean,
+        b,
+        a,
+        df,
+        components,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -563,7 +581,10 @@ mod tests {
         let e = corrected_resampled_t(&[seed(2), seed(2), seed(2)], 400).unwrap();
         let ss = 12.0 * (100.0f64 - 2.0).powi(2) + 10.0 * (100.0f64 + 2.0).powi(2) + 78.0 * 4.0;
         let within = ss / 99.0 / 100.0;
-        assert!(close(e.standard_error, (within * (1.0 / 3.0 + 0.25)).sqrt(), 1e-9), "{e:?}");
+        assert!(
+            close(e.standard_error, (within * (1.0 / 3.0 + 0.25)).sqrt(), 1e-9),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -622,11 +643,27 @@ mod tests {
     fn projections_shrink_with_seeds_and_data() {
         let mut outcomes = Vec::new();
         for s in 0..5 {
-            outcomes.push((0..200).map(|i| if (i + s) % 17 == 0 { 1 } else if (i * 7 + s) % 23 == 0 { -1 } else { 0 }).collect::<Vec<i8>>());
+            outcomes.push(
+                (0..200)
+                    .map(|i| {
+                        if (i + s) % 17 == 0 {
+                            1
+                        } else if (i * 7 + s) % 23 == 0 {
+                            -1
+                        } else {
+                            0
+                        }
+                    })
+                    .collect::<Vec<i8>>(),
+            );
         }
         let e = seeds_and_test_examples(&outcomes).unwrap();
         let (se, _) = e.projected(5.0, 1.0);
-        assert!(close(se, e.standard_error, 0.25 * e.standard_error), "{se} vs {}", e.standard_error);
+        assert!(
+            close(se, e.standard_error, 0.25 * e.standard_error),
+            "{se} vs {}",
+            e.standard_error
+        );
         assert!(e.detectable_at(50.0, 4.0) < e.detectable / 1.8);
         let need = e.data_to_detect(e.detectable / 2.0).unwrap();
         assert!((3.0..6.0).contains(&need), "{need}");
