@@ -631,7 +631,7 @@ impl CompareArgs {
             test_fraction: self.test_fraction,
             seed: self.split_seed.unwrap_or(0),
         };
-        let loaded = input::load(&self.data, &options).map_err(|e| TrainError(e.to_string()))?;
+        let mut loaded = input::load(&self.data, &options).map_err(|e| TrainError(e.to_string()))?;
         let design = match (loaded.came_split, self.split_seed) {
             (true, _) => SplitDesign::Fixed {
                 why: "the data's own train/ and test/ folders".into(),
@@ -643,6 +643,12 @@ impl CompareArgs {
                 test_fraction: self.test_fraction,
             },
         };
+        if matches!(design, SplitDesign::PerSeed { .. }) {
+            // The loader made one split; the runs draw their own, of the same sizes.
+            loaded.description = loaded
+                .description
+                .replace("(a seeded stratified split,", "(a new stratified split per seed,");
+        }
         if matches!(design, SplitDesign::PerSeed { .. }) && self.search_seeds.is_some() {
             return Err(TrainError(
                 "--search-seeds applies to a fixed split (--split-seed, or train/ and test/ folders): with a \

@@ -15,8 +15,8 @@
 //!   the test set's own sampling error. The per-example paired outcomes form an examples × seeds
 //!   table; the variance of the mean difference is the two-way random-effects sum
 //!   `s²_examples / n + s²_seeds / J` (test examples and seeds both drawn at random; the
-//!   interaction is counted once, so this is slightly conservative), with Satterthwaite's (1946)
-//!   degrees of freedom.
+//!   example × seed interaction enters both terms, once too many, so this is slightly
+//!   conservative), with Satterthwaite's (1946) degrees of freedom.
 //!
 //! Both intervals have zero width only when the two optimizers agree on every test example of
 //! every seed. Differences are in accuracy points (percent). Student's t is computed here (the
@@ -391,8 +391,7 @@ fn finish(
     seeds: usize,
     n: f64,
     mean: f64,
-    seed_var: f64,
-    test_var: f64,
+    (seed_var, test_var): (f64, f64),
     df: f64,
     components: Components,
 ) -> Estimate {
@@ -427,8 +426,7 @@ pub fn plain_t(per_seed: &[f64], test_examples: f64) -> Option<Estimate> {
         j,
         test_examples,
         mean,
-        var / j as f64,
-        0.0,
+        (var / j as f64, 0.0),
         (j - 1) as f64,
         Components::Plain { var_per_seed: var },
     ))
@@ -464,8 +462,7 @@ pub fn corrected_resampled_t(outcomes: &[Discordance], n_train: usize) -> Option
         j,
         n_test,
         mean,
-        var_per_seed / j as f64,
-        var_per_seed * test_over_train,
+        (var_per_seed / j as f64, var_per_seed * test_over_train),
         (j - 1) as f64,
         Components::Resampled {
             var_per_seed,
@@ -517,8 +514,7 @@ pub fn seeds_and_test_examples(outcomes: &[Discordance]) -> Option<Estimate> {
         j,
         n as f64,
         mean,
-        b,
-        a,
+        (b, a),
         df,
         components,
     ))
