@@ -1,11 +1,13 @@
 //! `flatmin compare`: does SAM (or any member of the family) help on *my* data? Every optimizer is
-//! trained on the same split with the same seeds; the answer is the test-accuracy difference to
-//! the base optimizer with a 95 % confidence interval paired over seeds, what it costs, and a
-//! verdict in words that says "better" or "worse" only when the interval excludes 0.
+//! trained with the same seeds on the same splits (by default each seed its own stratified split);
+//! the answer is the test-accuracy difference to the base optimizer with a 95 % interval that
+//! holds on new data from the same source ([`crate::stats`]), what it costs, what the run could
+//! have detected, and a verdict in words that says "better" or "worse" only when the interval
+//! excludes 0. Degenerate runs (most steps skipped) get a reason instead of a verdict.
 //!
-//! With `--rho-search`, each optimizer's ρ is first chosen by mean validation accuracy on a
-//! validation split carved (seeded, stratified) from the training data; the test set is touched
-//! only by the final runs.
+//! With `--rho-search`, each optimizer's ρ is chosen by validation accuracy on a validation split
+//! carved (seeded, stratified) from the training data — each seed's own with a split per seed —;
+//! the test sets are touched only by the final runs.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,9 +17,10 @@ use serde_json::{Value, json};
 
 use crate::args::TrainArgs;
 use crate::data::input::{self, InputOptions, Loaded};
-use crate::data::{Split, split};
+use crate::data::{Dataset, Split, split};
 use crate::fsutil::write_atomic;
 use crate::plot::{LineChart, Series};
+use crate::stats::{self, Discordance, Estimate};
 use crate::sweep::mean_std;
 use crate::train::{self, Progress, RunOptions, Summary, TrainConfig, TrainError};
 
@@ -48,9 +51,11 @@ pub struct CompareArgs {
     /// The fraction of each class held out for testing when the data has no test part.
     #[arg(long, default_value_t = 0.2)]
     pub test_fraction: f64,
-    /// Seed of the test and validation splits (the same for every optimizer and run).
-    #[arg(long, default_value_t = 0)]
-    pub split_seed: u64,
+    /// Fix one test split with this seed for every seed and optimizer (the interval then counts
+    /// the test set's sampling error). Default: each seed draws its own stratified split, shared
+    /// by every optimizer at that seed.
+    #[arg(long)]
+    pub split_seed: Option<u64>,
     /// Resize images to N×N or WIDTHxHEIGHT (default: their own size when all agree, else 28×28
     /// grey or 32×32 colour).
     #[arg(long)]
@@ -71,114 +76,22 @@ pub struct CompareArgs {
 const VALIDATION_STREAM: u64 = 0x5641_4c49_4400_0001;
 
 // ---------------------------------------------------------------------------------------------
-// Statistics
+// Statistics (the formulas live in crate::stats)
 
-/// ln Γ(x) for x > 0 (Lanczos, g = 7, 9 terms; relative error below 1e-14).
-fn ln_gamma(x: f64) -> f64 {
-    const G: [f64; 9] = [
-        0.999_999_999_999_809_9,
-        676.520_368_121_885_1,
-        -1_259.139_216_722_402_8,
-        771.323_428_777_653_1,
-        -176.615_029_162_140_6,
-        12.507_343_278_686_905,
-        -0.138_571_095_265_720_12,
-        9.984_369_578_019_572e-6,
-        1.505_632_735_149_311_6e-7,
-    ];
-    if x < 0.5 {
-        // Reflection: Γ(x)Γ(1−x) = π / sin(πx).
-        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
-    }
-    let x = x - 1.0;
-    let mut a = G[0];
-    let t = x + 7.5;
-    for (i, g) in G.iter().enumerate().skip(1) {
-        a += g / (x + i as f64);
-    }
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
-}
+pub use crate::stats::{t_cdf, t_quantile};
 
-/// The regularized incomplete beta function I_x(a, b), by its continued fraction (Lentz).
-fn incomplete_beta(x: f64, a: f64, b: f64) -> f64 {
-    if x <= 0.0 {
-        return 0.0;
-    }
-    if x >= 1.0 {
-        return 1.0;
-    }
-    let front = (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln()).exp();
-    // The fraction converges fast for x < (a + 1) / (a + b + 2); use the symmetry otherwise.
-    if x > (a + 1.0) / (a + b + 2.0) {
-        return 1.0 - incomplete_beta(1.0 - x, b, a);
-    }
-    let tiny = 1e-300;
-    let (mut c, mut d) = (1.0, 1.0 - (a + b) * x / (a + 1.0));
-    d = 1.0 / if d.abs() < tiny { tiny } else { d };
-    let mut f = d;
-    for m in 1..=500 {
-        let m = m as f64;
-        for numerator in [
-            m * (b - m) * x / ((a + 2.0 * m - 1.0) * (a + 2.0 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2.0 * m) * (a + 2.0 * m + 1.0)),
-        ] {
-            d = 1.0 + numerator * d;
-            d = 1.0 / if d.abs() < tiny { tiny } else { d };
-            c = 1.0 + numerator / c;
-            if c.abs() < tiny {
-                c = tiny;
-            }
-            f *= c * d;
-        }
-        if (c * d - 1.0).abs() < 1e-16 {
-            break;
-        }
-    }
-    front * f / a
-}
-
-/// The cumulative distribution function of Student's t with `df` degrees of freedom.
-pub fn t_cdf(t: f64, df: f64) -> f64 {
-    let tail = 0.5 * incomplete_beta(df / (df + t * t), df / 2.0, 0.5);
-    if t >= 0.0 { 1.0 - tail } else { tail }
-}
-
-/// The `p` quantile of Student's t with `df` degrees of freedom (`df` > 0, 0 < `p` < 1): the
-/// inverse of [`t_cdf`] by bisection, to about 1e-12 relative.
-pub fn t_quantile(p: f64, df: f64) -> f64 {
-    if !(p > 0.0 && p < 1.0 && df > 0.0) {
-        return f64::NAN;
-    }
-    if p < 0.5 {
-        return -t_quantile(1.0 - p, df);
-    }
-    if p == 0.5 {
-        return 0.0;
-    }
-    let mut hi = 1.0;
-    while t_cdf(hi, df) < p {
-        hi *= 2.0;
-        if hi > 1e12 {
-            return f64::INFINITY;
-        }
-    }
-    let mut lo = 0.0;
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if t_cdf(mid, df) < p {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-        if hi - lo <= 1e-13 * hi {
-            break;
-        }
-    }
-    0.5 * (lo + hi)
-}
+/// Most seeds `--seeds` (and `--search-seeds`) accept: far beyond any useful comparison, and small
+/// enough that every list the run keeps stays small.
+pub const MAX_SEEDS: u64 = 1000;
+/// Most values `--rho-search` accepts.
+pub const MAX_RHO_VALUES: usize = 64;
+/// A test set smaller than this gets a warning: one example is more than 2 points.
+pub const SMALL_TEST_SET: usize = 50;
 
 /// The difference of a method to the base over paired seeds (in accuracy points), with its
-/// two-sided 95 % t-interval when there are two seeds or more.
+/// two-sided 95 % interval when there are two seeds or more. `t` and `half_width` are those of the
+/// interval `flatmin compare` reports (see [`crate::stats`]); [`PairedDifference::new`] alone
+/// gives the plain t-interval over seeds, which ignores the test set's sampling error.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PairedDifference {
     /// Seeds (pairs).
@@ -187,14 +100,15 @@ pub struct PairedDifference {
     pub mean: f64,
     /// Sample standard deviation of the per-seed differences (0 with one seed).
     pub std: f64,
-    /// The 0.975 quantile of t with n − 1 degrees of freedom (`None` with one seed).
+    /// The 0.975 quantile of t with the interval's degrees of freedom (`None` with one seed).
     pub t: Option<f64>,
-    /// t · std / √n: the interval is mean ± this (`None` with one seed).
+    /// The interval is mean ± this (`None` with one seed).
     pub half_width: Option<f64>,
 }
 
 impl PairedDifference {
-    /// Pairs `method[i]` with `base[i]` (the same seed) and takes the differences.
+    /// Pairs `method[i]` with `base[i]` (the same seed) and takes the differences: the plain
+    /// t-interval over seeds.
     pub fn new(base: &[f64], method: &[f64]) -> Self {
         let d: Vec<f64> = base.iter().zip(method).map(|(b, m)| m - b).collect();
         let n = d.len();
@@ -206,6 +120,18 @@ impl PairedDifference {
             std: if n >= 2 { std } else { 0.0 },
             t,
             half_width: t.map(|t| t * std / (n as f64).sqrt()),
+        }
+    }
+
+    /// The per-seed differences `per_seed` with the interval of `estimate`.
+    pub fn from_estimate(per_seed: &[f64], estimate: &Estimate) -> Self {
+        let (_, std) = mean_std(per_seed);
+        Self {
+            n: per_seed.len(),
+            mean: estimate.mean,
+            std,
+            t: Some(estimate.t),
+            half_width: Some(estimate.half_width),
         }
     }
 
@@ -237,6 +163,80 @@ pub enum Outcome {
     NoDifference,
     /// One seed: no interval, no verdict.
     OneSeed,
+    /// A degenerate run (most steps skipped, no test example): no verdict, a reason instead.
+    NotScored,
+}
+
+/// How the test sets were drawn, which decides the interval.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SplitDesign {
+    /// Each seed its own stratified split, shared by every optimizer at that seed.
+    PerSeed {
+        /// The fraction of each class held out for testing.
+        test_fraction: f64,
+    },
+    /// One test set for every seed: the user's `test/` folder, or `--split-seed`.
+    Fixed {
+        /// Why it is fixed, for the report.
+        why: String,
+    },
+}
+
+/// What the statistics of one comparison are built from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scored {
+    /// An interval.
+    Estimated(Estimate),
+    /// One seed: the mean difference only.
+    OneSeed(f64),
+    /// No verdict, and why (the mean difference, if there is one).
+    NotScored(String, f64),
+}
+
+impl Scored {
+    /// The outcome the interval (or its absence) gives.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Self::Estimated(e) if e.interval().0 > 0.0 => Outcome::Better,
+            Self::Estimated(e) if e.interval().1 < 0.0 => Outcome::Worse,
+            Self::Estimated(_) => Outcome::NoDifference,
+            Self::OneSeed(_) => Outcome::OneSeed,
+            Self::NotScored(..) => Outcome::NotScored,
+        }
+    }
+
+    /// The mean difference (points).
+    pub fn mean(&self) -> f64 {
+        match self {
+            Self::Estimated(e) => e.mean,
+            Self::OneSeed(m) | Self::NotScored(_, m) => *m,
+        }
+    }
+}
+
+/// The interval of `design` on the paired per-example outcomes (`outcomes[seed]`), or why there
+/// is none.
+pub fn score(design: &SplitDesign, outcomes: &[Discordance], n_train: usize) -> Scored {
+    let per_seed: Vec<f64> = outcomes
+        .iter()
+        .map(|d| 100.0 * d.iter().map(|&x| f64::from(x)).sum::<f64>() / d.len().max(1) as f64)
+        .collect();
+    let mean = per_seed.iter().sum::<f64>() / per_seed.len().max(1) as f64;
+    if outcomes.iter().any(|d| d.is_empty()) {
+        return Scored::NotScored("no test example to score".into(), f64::NAN);
+    }
+    if outcomes.len() < 2 {
+        return Scored::OneSeed(mean);
+    }
+    let estimate = match design {
+        SplitDesign::PerSeed { .. } => stats::corrected_resampled_t(outcomes, n_train),
+        SplitDesign::Fixed { .. } => stats::seeds_and_test_examples(outcomes),
+    };
+    match estimate {
+        Some(e) => Scored::Estimated(e),
+        None => Scored::NotScored("the seeds' test sets do not pair up".into(), mean),
+    }
 }
 
 /// A number with a real minus sign: "−0.3", "+1.2" with `sign`.
@@ -265,46 +265,120 @@ fn times(ratio: f64) -> String {
     }
 }
 
-/// The plain-language verdict on `name` (e.g. "SAM") against the base, at `step_cost` times the
-/// base's time per step: "SAM is better by 1.2 ± 0.4 points at 2.0× the cost per step", "SAM:
-/// no difference detectable with 3 seeds (−0.3 ± 0.9 points) at 2.0× the cost per step", "SAM is
-/// worse by …", or, with one seed, the difference and that there is no interval.
-pub fn verdict(name: &str, diff: &PairedDifference, step_cost: f64) -> String {
-    let cost = format!("at {} the cost per step", times(step_cost));
-    let seeds = if diff.n == 1 {
-        "1 seed".to_string()
-    } else {
-        format!("{} seeds", diff.n)
+/// "about 40 seeds" / "about 3× the test data" advice for a difference of `delta` points.
+pub fn to_settle(e: &Estimate, design: &SplitDesign, delta: f64) -> String {
+    let data_word = match design {
+        SplitDesign::PerSeed { .. } => "data (same split fractions)",
+        SplitDesign::Fixed { .. } => "test examples",
     };
-    match (diff.outcome(), diff.half_width) {
-        (Outcome::Better | Outcome::Worse, Some(h)) => {
-            let k = decimals(diff.mean, h);
-            let word = if diff.outcome() == Outcome::Better {
-                "better"
-            } else {
-                "worse"
-            };
-            format!(
-                "{name} is {word} by {} ± {:.*} points {cost} (95 % CI over {seeds})",
-                signed(diff.mean.abs(), k, false),
-                k,
-                h
-            )
-        }
-        (Outcome::NoDifference, Some(h)) => {
-            let k = decimals(diff.mean, h);
-            format!(
-                "{name}: no difference detectable with {seeds} ({} ± {:.*} points) {cost}",
-                signed(diff.mean, k, true),
-                k,
-                h
-            )
-        }
-        _ => format!(
-            "{name}: {} points with 1 seed, which gives no confidence interval: run --seeds 3 or more to \
-             tell an effect from seed noise ({cost})",
-            signed(diff.mean, decimals(diff.mean, 0.0), true)
+    let seeds = match e.seeds_to_detect(delta) {
+        Some(j) => format!("about {j} seeds"),
+        None => format!(
+            "more seeds alone would not (the {} limits it)",
+            match design {
+                SplitDesign::PerSeed { .. } => "test/train ratio",
+                SplitDesign::Fixed { .. } => "test set",
+            }
         ),
+    };
+    let data = match e.data_to_detect(delta) {
+        Some(f) if f <= 1.0 => "the data as it is".to_string(),
+        Some(f) => format!("about {}× the {data_word} at {} seeds", round_up(f), e.seeds),
+        None => format!("more {data_word} alone would not (the seeds limit it)"),
+    };
+    if e.seeds_to_detect(delta).is_none() && e.data_to_detect(delta).is_none() {
+        // Neither alone: both, scaled together.
+        let j = e.seeds as f64;
+        return match (1..=40)
+            .map(|k| 1.25f64.powi(k))
+            .find(|&f| e.detectable_at((j * f).ceil(), f) <= delta.abs())
+        {
+            Some(f) => format!(
+                "both more seeds and more {data_word}: about {} seeds and {}× the {data_word}",
+                (j * f).ceil(),
+                round_up(f)
+            ),
+            None => format!("far more seeds and {data_word} than this run (over 7000×)"),
+        };
+    }
+    format!("{seeds}, or {data}")
+}
+
+/// A factor rounded up to a readable figure: 1.3, 4, 12, 120.
+fn round_up(f: f64) -> String {
+    if f < 2.0 {
+        format!("{:.1}", (f * 10.0).ceil() / 10.0)
+    } else if f < 20.0 {
+        format!("{}", f.ceil())
+    } else {
+        let step = 10f64.powf(f.log10().floor() - 1.0);
+        format!("{}", (f / step).ceil() * step)
+    }
+}
+
+/// What the interval is over, for the verdict: "3 seeds, each on its own split" or "3 seeds and
+/// the 113 test examples".
+fn over(e: &Estimate) -> String {
+    match e.method {
+        stats::Method::CorrectedResampledT => format!("{} seeds, each on its own split", e.seeds),
+        stats::Method::SeedsAndTestExamples => {
+            format!("{} seeds and the {} test examples", e.seeds, e.test_examples.round())
+        }
+        stats::Method::PlainT => format!("{} seeds", e.seeds),
+    }
+}
+
+/// The plain-language verdict on `name` (e.g. "SAM") against the base, at `step_cost` times the
+/// base's time per step: "SAM is better by 1.2 ± 0.4 points at 2.0× the cost per step (95 % CI
+/// over …)", "SAM: no difference detectable with 3 seeds (−0.3 ± 0.9 points) at 2.0× the cost per
+/// step; this run could detect about 2.5 points …", "SAM is worse by …", with one seed the
+/// difference and that there is no interval, and for a degenerate run the reason there is no
+/// verdict.
+pub fn verdict(name: &str, scored: &Scored, design: &SplitDesign, step_cost: f64) -> String {
+    let cost = format!("at {} the cost per step", times(step_cost));
+    match scored {
+        Scored::Estimated(e) if e.significant() => {
+            let k = decimals(e.mean, e.half_width);
+            let word = if e.mean > 0.0 { "better" } else { "worse" };
+            format!(
+                "{name} is {word} by {} ± {:.*} points {cost} (95 % CI over {})",
+                signed(e.mean.abs(), k, false),
+                k,
+                e.half_width,
+                over(e)
+            )
+        }
+        Scored::Estimated(e) if e.standard_error == 0.0 => format!(
+            "{name}: no difference with {} seeds (+0.0 ± 0.0 points: the two agree on every test example of every \
+             seed) {cost}",
+            e.seeds
+        ),
+        Scored::Estimated(e) => {
+            let k = decimals(e.mean, e.half_width);
+            let mut s = format!(
+                "{name}: no difference detectable with {} seeds ({} ± {:.*} points) {cost}; this run could detect \
+                 about {:.1} points (80 % power)",
+                e.seeds,
+                signed(e.mean, k, true),
+                k,
+                e.half_width,
+                e.detectable
+            );
+            if e.mean != 0.0 {
+                s.push_str(&format!(
+                    "; to settle a difference of {} points: {}",
+                    signed(e.mean.abs(), k, false),
+                    to_settle(e, design, e.mean)
+                ));
+            }
+            s
+        }
+        Scored::OneSeed(mean) => format!(
+            "{name}: {} points with 1 seed, which gives no confidence interval: run --seeds 3 or more to tell an \
+             effect from seed noise ({cost})",
+            signed(*mean, decimals(*mean, 0.0), true)
+        ),
+        Scored::NotScored(why, _) => format!("{name}: no verdict: {why}"),
     }
 }
 
@@ -328,7 +402,11 @@ pub struct OptimizerResult {
     pub optimizer: String,
     /// Its display name ("SAM", or "SGD" / "Adam" / "AdamW" for the base alone).
     pub name: String,
-    /// ρ used in the final runs (`None` for the base alone).
+    /// The row label, with the base optimizer actually used: "sgd", "adam" (the base alone),
+    /// "sam", "sam (base adam)".
+    pub label: String,
+    /// ρ used in the final runs (`None` for the base alone; the most frequent choice when each
+    /// seed searched its own).
     pub rho: Option<f64>,
     /// Where ρ came from: "search", "flag" or "preset".
     pub rho_from: Option<String>,
@@ -348,6 +426,26 @@ pub struct OptimizerResult {
     pub curve_std: Vec<f64>,
     /// Mean cumulative training time (optimizer steps) at the end of each epoch, in seconds.
     pub curve_seconds: Vec<f64>,
+    /// Optimizer steps over all seeds.
+    pub steps: usize,
+    /// Of those, the steps skipped for a non-finite loss or gradient.
+    pub skipped_steps: usize,
+    /// Per seed, whether each test example was classified right (not written to compare.json).
+    #[serde(skip)]
+    pub test_correct: Vec<Vec<bool>>,
+}
+
+impl OptimizerResult {
+    /// Why this optimizer's runs cannot be scored, if they cannot: most of its steps skipped.
+    pub fn degenerate(&self) -> Option<String> {
+        (self.steps > 0 && 2 * self.skipped_steps > self.steps).then(|| {
+            format!(
+                "{} skipped {} of its {} steps (non-finite loss or gradient): its accuracy is that of a barely \
+                 trained model",
+                self.label, self.skipped_steps, self.steps
+            )
+        })
+    }
 }
 
 /// An optimizer against the base.
@@ -355,14 +453,26 @@ pub struct OptimizerResult {
 pub struct VersusBase {
     /// The optimizer.
     pub optimizer: String,
-    /// Differences of test accuracy in points, paired by seed.
+    /// Differences of test accuracy in points, paired by seed, with the reported interval's `t`
+    /// and half-width.
     pub difference_points: PairedDifference,
+    /// The reported interval in full: method, standard error and its parts (seeds; test examples
+    /// or split), df, the smallest difference this run could detect (`None` without an interval).
+    pub estimate: Option<Estimate>,
+    /// The plain t-interval over seeds alone (the method before; for comparison, not for verdicts).
+    pub plain_t_points: PairedDifference,
     /// Per-seed differences (points).
     pub per_seed_points: Vec<f64>,
     /// The interval's ends (points), if any.
     pub interval_points: Option<(f64, f64)>,
     /// What the interval says.
     pub outcome: Outcome,
+    /// Why there is no verdict, when `outcome` is `not_scored`.
+    pub not_scored: Option<String>,
+    /// The smallest true difference this run finds 80 % of the time (points).
+    pub detectable_points: Option<f64>,
+    /// Without a verdict: about how many seeds or how much data would settle the observed difference.
+    pub to_settle: Option<String>,
     /// ms/step of the optimizer over that of the base.
     pub step_cost_ratio: f64,
     /// The base's final mean test accuracy (the target).
@@ -384,8 +494,10 @@ pub struct RhoSearch {
     pub optimizer: String,
     /// (ρ, mean validation accuracy, its std, per-seed accuracies).
     pub tried: Vec<(f64, f64, f64, Vec<f64>)>,
-    /// The chosen ρ.
+    /// The chosen ρ (with a split per seed: the most frequent of the per-seed choices).
     pub chosen: f64,
+    /// With a split per seed, the ρ each seed chose on its own training part (empty otherwise).
+    pub chosen_per_seed: Vec<f64>,
 }
 
 /// The display name of a preset: upper case, and the base optimizer's name for `sgd` (the base
@@ -397,6 +509,16 @@ pub fn display_name(optimizer: &str, base: &str) -> String {
         ("sgd", _) => "SGD".into(),
         ("fisher-sam", _) => "Fisher-SAM".into(),
         (o, _) => o.to_uppercase(),
+    }
+}
+
+/// The row label of a preset with the base optimizer actually used: the base alone is named by
+/// it ("sgd", "adam"), a method on a base other than SGD says so ("sam (base adam)").
+pub fn row_label(optimizer: &str, base: &str) -> String {
+    match (optimizer, base) {
+        ("sgd", b) => b.to_string(),
+        (o, "sgd") => o.to_string(),
+        (o, b) => format!("{o} (base {b})"),
     }
 }
 
@@ -417,6 +539,8 @@ pub struct Plan {
     pub val_fraction: f64,
     /// Split seed.
     pub split_seed: u64,
+    /// How the test sets are drawn.
+    pub design: SplitDesign,
     /// Where the reports go.
     pub out: Option<PathBuf>,
     /// No progress lines.
@@ -424,6 +548,42 @@ pub struct Plan {
 }
 
 impl CompareArgs {
+    /// Checks the counts and ranges that need no data, before anything is read or allocated.
+    fn check_limits(&self) -> Result<(), TrainError> {
+        if self.optimizers.is_empty() || self.seeds == 0 {
+            return Err(TrainError("compare needs at least one optimizer and one seed".into()));
+        }
+        if self.seeds > MAX_SEEDS {
+            return Err(TrainError(format!(
+                "--seeds {}: at most {MAX_SEEDS} (each seed is one training per optimizer)",
+                self.seeds
+            )));
+        }
+        if let Some(s) = self.search_seeds
+            && !(1..=self.seeds).contains(&s)
+        {
+            return Err(TrainError(format!(
+                "--search-seeds {s}: expected 1 to --seeds ({})",
+                self.seeds
+            )));
+        }
+        if self.rho_search.len() > MAX_RHO_VALUES {
+            return Err(TrainError(format!(
+                "--rho-search: {} values, at most {MAX_RHO_VALUES}",
+                self.rho_search.len()
+            )));
+        }
+        if self.train.test_limit == Some(0) {
+            return Err(TrainError(
+                "--test-limit 0 leaves no test example: there would be nothing to score".into(),
+            ));
+        }
+        if self.train.train_limit == Some(0) {
+            return Err(TrainError("--train-limit 0 leaves nothing to train on".into()));
+        }
+        Ok(())
+    }
+
     /// Reads the data and resolves every setting; errors before any training.
     pub fn plan(&self) -> Result<(Plan, Loaded), TrainError> {
         let t = &self.train;
@@ -444,9 +604,7 @@ impl CompareArgs {
             t.hp.get("rho").is_some() && !self.rho_search.is_empty(),
             "give --rho or --rho-search, not both",
         )?;
-        if self.optimizers.is_empty() || self.seeds == 0 {
-            return Err(TrainError("compare needs at least one optimizer and one seed".into()));
-        }
+        self.check_limits()?;
         for (i, o) in self.optimizers.iter().enumerate() {
             if self.optimizers[..i].contains(o) {
                 return Err(TrainError(format!("--optimizers lists `{o}` twice")));
@@ -471,9 +629,33 @@ impl CompareArgs {
             channels: self.channels,
             label_column: self.label_column.clone(),
             test_fraction: self.test_fraction,
-            seed: self.split_seed,
+            seed: self.split_seed.unwrap_or(0),
         };
-        let loaded = input::load(&self.data, &options).map_err(|e| TrainError(e.to_string()))?;
+        let mut loaded = input::load(&self.data, &options).map_err(|e| TrainError(e.to_string()))?;
+        let design = match (loaded.came_split, self.split_seed) {
+            (true, _) => SplitDesign::Fixed {
+                why: "the data's own train/ and test/ folders".into(),
+            },
+            (false, Some(seed)) => SplitDesign::Fixed {
+                why: format!("--split-seed {seed}"),
+            },
+            (false, None) => SplitDesign::PerSeed {
+                test_fraction: self.test_fraction,
+            },
+        };
+        if matches!(design, SplitDesign::PerSeed { .. }) {
+            // The loader made one split; the runs draw their own, of the same sizes.
+            loaded.description = loaded
+                .description
+                .replace("(a seeded stratified split,", "(a new stratified split per seed,");
+        }
+        if matches!(design, SplitDesign::PerSeed { .. }) && self.search_seeds.is_some() {
+            return Err(TrainError(
+                "--search-seeds applies to a fixed split (--split-seed, or train/ and test/ folders): with a \
+                 split per seed, each seed searches ρ on its own training part"
+                    .into(),
+            ));
+        }
         let mut base = t.config()?;
         let set = &loaded.split.train;
         let features = set.features.is_some();
@@ -513,7 +695,8 @@ impl CompareArgs {
             rho_search: self.rho_search.clone(),
             search_seeds,
             val_fraction: self.val_fraction,
-            split_seed: self.split_seed,
+            split_seed: self.split_seed.unwrap_or(0),
+            design,
             out: t.out.clone(),
             quiet: t.quiet,
         };
@@ -523,6 +706,9 @@ impl CompareArgs {
         Ok((plan, loaded))
     }
 }
+
+/// Mixed with a run seed to draw that seed's split, so splits and training seeds stay independent.
+const SPLIT_STREAM: u64 = 0x5350_4c49_5400_0002;
 
 impl Plan {
     /// The configuration of one run: `optimizer` (the base alone keeps none of the method flags),
@@ -542,18 +728,48 @@ impl Plan {
     fn has_rho(&self, optimizer: &str) -> bool {
         optimizer != "sgd"
     }
+
+    /// The train/test split of run seed `seed`: its own stratified split of the whole data with a
+    /// split per seed, else the one fixed split; then `--train-limit`/`--test-limit`.
+    pub fn split_for(&self, loaded: &Split, pool: Option<&Dataset>, seed: u64) -> Split {
+        match (&self.design, pool) {
+            (SplitDesign::PerSeed { test_fraction }, Some(pool)) => split::stratified(
+                pool,
+                *test_fraction,
+                seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ SPLIT_STREAM,
+            ),
+            _ => loaded.clone(),
+        }
+    }
 }
 
-fn run_one(config: &TrainConfig, split: &Split, label: String) -> Result<Summary, TrainError> {
+/// The training part of `split` cut into a fitting and a validation part (for the ρ search).
+fn validation_split(plan: &Plan, split: &Split, seed: u64) -> Result<Split, TrainError> {
+    let stream = match plan.design {
+        SplitDesign::PerSeed { .. } => seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ VALIDATION_STREAM,
+        SplitDesign::Fixed { .. } => plan.split_seed ^ VALIDATION_STREAM,
+    };
+    let (kept, held) = split::stratified_indices(&split.train.labels, split.train.classes, plan.val_fraction, stream);
+    let (fit, val) = (split::subset(&split.train, &kept), split::subset(&split.train, &held));
+    if val.is_empty() {
+        return Err(TrainError(
+            "the training data is too small to hold out a validation set for --rho-search".into(),
+        ));
+    }
+    Ok(Split { train: fit, test: val })
+}
+
+fn run_one(config: &TrainConfig, split: &Split, label: String) -> Result<(Summary, usize, usize), TrainError> {
     let mut split = split.clone();
     train::limit_and_noise(config, &mut split)?;
+    let (n_train, n_test) = (split.train.len(), split.test.len());
     let options = RunOptions {
         out: None,
         resume: false,
         progress: Progress::Quiet,
         label,
     };
-    train::run_on(config, &options, split)
+    Ok((train::run_on(config, &options, split)?, n_train, n_test))
 }
 
 /// Everything `flatmin compare` found.
@@ -565,20 +781,57 @@ pub struct Comparison {
     pub versus: Vec<VersusBase>,
     /// The ρ searches (empty without --rho-search).
     pub searches: Vec<RhoSearch>,
+    /// How the test sets were drawn.
+    pub design: SplitDesign,
+    /// Training examples per run (after --train-limit).
+    pub n_train: usize,
+    /// Test examples per run (after --test-limit).
+    pub n_test: usize,
+    /// What makes the run weaker than it looks: missing classes, a tiny test set, skipped steps.
+    pub warnings: Vec<String>,
     /// Wall time of everything, in seconds.
     pub seconds: f64,
 }
 
+/// Warnings about one final run's split: a class absent from its test set.
+fn split_warnings(split: &Split, config: &TrainConfig, seed: u64, warnings: &mut Vec<String>) {
+    let mut limited = split.clone();
+    if train::limit_and_noise(config, &mut limited).is_err() {
+        return;
+    }
+    let missing = split::missing_classes(&limited.test);
+    if !missing.is_empty() {
+        let w = format!(
+            "seed {seed}: no test example of class {} (the accuracy says nothing about it{})",
+            missing.join(", "),
+            if config.test_limit.is_some() {
+                "; --test-limit keeps the first test examples, which may be few classes"
+            } else {
+                ""
+            }
+        );
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+    }
+}
+
 /// Runs the comparison: the ρ searches (if asked), then every optimizer on every seed.
-pub fn run(plan: &Plan, split: &Split) -> Result<Comparison, TrainError> {
+pub fn run(plan: &Plan, loaded: &Split) -> Result<Comparison, TrainError> {
     let started = Instant::now();
+    let pool = matches!(plan.design, SplitDesign::PerSeed { .. }).then(|| split::join(&loaded.train, &loaded.test));
+    let per_seed_search = matches!(plan.design, SplitDesign::PerSeed { .. });
     let searched: Vec<&String> = if plan.rho_search.is_empty() {
         Vec::new()
     } else {
         plan.optimizers.iter().filter(|o| plan.has_rho(o)).collect()
     };
-    let total =
-        searched.len() * plan.rho_search.len() * plan.search_seeds.len() + plan.optimizers.len() * plan.seeds.len();
+    let search_seeds = if per_seed_search {
+        &plan.seeds
+    } else {
+        &plan.search_seeds
+    };
+    let total = searched.len() * plan.rho_search.len() * search_seeds.len() + plan.optimizers.len() * plan.seeds.len();
     let mut done = 0;
     let mut progress = |what: String, s: &Summary, t0: Instant, metric: &str| {
         done += 1;
@@ -592,65 +845,72 @@ pub fn run(plan: &Plan, split: &Split) -> Result<Comparison, TrainError> {
     };
 
     let mut searches = Vec::new();
-    if !searched.is_empty() {
-        let (fit, val) = {
-            let (kept, held) = split::stratified_indices(
-                &split.train.labels,
-                split.train.classes,
-                plan.val_fraction,
-                plan.split_seed ^ VALIDATION_STREAM,
-            );
-            (split::subset(&split.train, &kept), split::subset(&split.train, &held))
-        };
-        if val.is_empty() {
-            return Err(TrainError(
-                "the training data is too small to hold out a validation set for --rho-search".into(),
-            ));
-        }
-        let search_split = Split { train: fit, test: val };
-        for o in &searched {
-            let mut tried = Vec::new();
-            for &rho in &plan.rho_search {
-                let mut accs = Vec::new();
-                for &seed in &plan.search_seeds {
-                    let config = plan.config(o, Some(rho), seed)?;
-                    let t0 = Instant::now();
-                    let s = run_one(&config, &search_split, format!("{o} ρ={rho}"))
-                        .map_err(|e| TrainError(format!("ρ search ({o}, ρ = {rho}, on the training part): {e}")))?;
-                    progress(format!("ρ search: {o} ρ={rho} seed {seed}"), &s, t0, "validation acc");
-                    accs.push(s.test_accuracy);
-                }
-                let (m, sd) = mean_std(&accs);
-                tried.push((rho, m, sd, accs));
+    for o in &searched {
+        let mut accs_by_rho = vec![Vec::new(); plan.rho_search.len()];
+        for &seed in search_seeds {
+            let split = plan.split_for(loaded, pool.as_ref(), seed);
+            let search_split = validation_split(plan, &split, seed)?;
+            for (k, &rho) in plan.rho_search.iter().enumerate() {
+                let config = plan.config(o, Some(rho), seed)?;
+                let t0 = Instant::now();
+                let (s, ..) = run_one(&config, &search_split, format!("{o} ρ={rho}"))
+                    .map_err(|e| TrainError(format!("ρ search ({o}, ρ = {rho}, on the training part): {e}")))?;
+                progress(format!("ρ search: {o} ρ={rho} seed {seed}"), &s, t0, "validation acc");
+                accs_by_rho[k].push(s.test_accuracy);
             }
-            // The best mean validation accuracy; ties go to the value listed first.
-            let chosen = tried
-                .iter()
-                .fold(None::<&(f64, f64, f64, Vec<f64>)>, |best, t| match best {
-                    Some(b) if b.1 >= t.1 => Some(b),
-                    _ => Some(t),
-                })
-                .map(|t| t.0)
-                .unwrap_or(f64::NAN);
-            searches.push(RhoSearch {
-                optimizer: o.to_string(),
-                tried,
-                chosen,
-            });
         }
+        let tried: Vec<(f64, f64, f64, Vec<f64>)> = plan
+            .rho_search
+            .iter()
+            .zip(accs_by_rho)
+            .map(|(&rho, accs)| {
+                let (m, sd) = mean_std(&accs);
+                (rho, m, sd, accs)
+            })
+            .collect();
+        // The best mean validation accuracy; ties go to the value listed first.
+        let best =
+            |score: &dyn Fn(usize) -> f64| (0..tried.len()).fold(0, |b, k| if score(k) > score(b) { k } else { b });
+        let chosen_per_seed: Vec<f64> = if per_seed_search {
+            (0..search_seeds.len())
+                .map(|i| tried[best(&|k| tried[k].3[i])].0)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let chosen = if per_seed_search {
+            tried[best(&|k| chosen_per_seed.iter().filter(|&&r| r == tried[k].0).count() as f64)].0
+        } else {
+            tried[best(&|k| tried[k].1)].0
+        };
+        searches.push(RhoSearch {
+            optimizer: o.to_string(),
+            tried,
+            chosen,
+            chosen_per_seed,
+        });
     }
 
     let mut results = Vec::new();
+    let mut warnings = Vec::new();
+    let (mut n_train, mut n_test) = (0, 0);
     for o in &plan.optimizers {
-        let chosen = searches.iter().find(|s| &s.optimizer == o).map(|s| s.chosen);
+        let search = searches.iter().find(|s| &s.optimizer == o);
         let mut summaries = Vec::new();
-        for &seed in &plan.seeds {
+        for (i, &seed) in plan.seeds.iter().enumerate() {
+            let chosen = search.map(|s| s.chosen_per_seed.get(i).copied().unwrap_or(s.chosen));
             let config = plan.config(o, chosen, seed)?;
+            let split = plan.split_for(loaded, pool.as_ref(), seed);
+            if o == &plan.optimizers[0] && (pool.is_some() || i == 0) {
+                split_warnings(&split, &config, seed, &mut warnings);
+            }
             let t0 = Instant::now();
-            let s = run_one(&config, split, o.clone())?;
+            let (s, train_len, test_len) = run_one(&config, &split, o.clone())?;
+            (n_train, n_test) = (train_len, test_len);
             progress(format!("{o} seed {seed}"), &s, t0, "test acc");
             summaries.push(s);
         }
+        let chosen = search.map(|s| s.chosen);
         let config = plan.config(o, chosen, plan.seeds[0])?;
         let rho = plan
             .has_rho(o)
@@ -666,20 +926,43 @@ pub fn run(plan: &Plan, split: &Split) -> Result<Comparison, TrainError> {
             }
             .to_string()
         });
-        results.push(summarise(
+        let mut r = summarise(
             o,
             display_name(o, &plan.base.base),
             rho,
             rho_from,
             &plan.seeds,
             &summaries,
+        );
+        r.label = row_label(o, &plan.base.base);
+        if let Some(why) = r.degenerate() {
+            warnings.push(why);
+        } else if r.skipped_steps > 0 {
+            warnings.push(format!(
+                "{} skipped {} of its {} steps (non-finite loss or gradient)",
+                r.label, r.skipped_steps, r.steps
+            ));
+        }
+        results.push(r);
+    }
+    if n_test < SMALL_TEST_SET {
+        warnings.push(format!(
+            "a test set of {n_test} examples: one example is {:.1} points, so only large differences can show",
+            100.0 / n_test.max(1) as f64
         ));
     }
-    let versus = results[1..].iter().map(|r| versus_base(&results[0], r)).collect();
+    let versus = results[1..]
+        .iter()
+        .map(|r| versus_base(&results[0], r, &plan.design, n_train))
+        .collect();
     Ok(Comparison {
         results,
         versus,
         searches,
+        design: plan.design.clone(),
+        n_train,
+        n_test,
+        warnings,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -709,6 +992,7 @@ fn summarise(
     }
     OptimizerResult {
         optimizer: optimizer.to_string(),
+        label: optimizer.to_string(),
         name,
         rho,
         rho_from,
@@ -720,44 +1004,94 @@ fn summarise(
         curve,
         curve_std,
         curve_seconds,
+        steps: runs.iter().map(|s| s.steps).sum(),
+        skipped_steps: runs
+            .iter()
+            .flat_map(|s| s.history.iter().map(|h| h.skipped_steps))
+            .sum(),
+        test_correct: runs.iter().map(|s| s.test_correct.clone()).collect(),
     }
 }
 
-/// The comparison of `method` with `base` (results over the same seeds).
-pub fn versus_base(base: &OptimizerResult, method: &OptimizerResult) -> VersusBase {
-    let points = |v: &[f64]| v.iter().map(|a| 100.0 * a).collect::<Vec<f64>>();
-    let difference = PairedDifference::new(&points(&base.test_accuracy), &points(&method.test_accuracy));
+/// The comparison of `method` with `base` (results over the same seeds and splits), under
+/// `design`, with `n_train` training examples per run.
+pub fn versus_base(
+    base: &OptimizerResult,
+    method: &OptimizerResult,
+    design: &SplitDesign,
+    n_train: usize,
+) -> VersusBase {
+    let per_seed_points: Vec<f64> = base
+        .test_accuracy
+        .iter()
+        .zip(&method.test_accuracy)
+        .map(|(b, m)| 100.0 * (m - b))
+        .collect();
+    let plain = PairedDifference::new(
+        &base.test_accuracy.iter().map(|a| 100.0 * a).collect::<Vec<_>>(),
+        &method.test_accuracy.iter().map(|a| 100.0 * a).collect::<Vec<_>>(),
+    );
+    let outcomes: Vec<Discordance> = base
+        .test_correct
+        .iter()
+        .zip(&method.test_correct)
+        .map(|(b, m)| stats::discordance(b, m))
+        .collect();
+    let scored = match base.degenerate().or_else(|| method.degenerate()) {
+        Some(why) => Scored::NotScored(why, plain.mean),
+        None => score(design, &outcomes, n_train),
+    };
+    let estimate = match &scored {
+        Scored::Estimated(e) => Some(e.clone()),
+        _ => None,
+    };
     let step_cost_ratio = method.ms_per_step / base.ms_per_step;
     let target = base.accuracy_mean;
     let base_seconds = time_to_reach(&base.curve, &base.curve_seconds, target).unwrap_or(f64::NAN);
     let seconds = time_to_reach(&method.curve, &method.curve_seconds, target);
     let reach_cost_ratio = seconds.map(|s| s / base_seconds);
-    let mut sentence = verdict(&method.name, &difference, step_cost_ratio);
-    sentence.push_str(&match reach_cost_ratio {
-        Some(r) => format!(
-            "; it reaches {}'s final test accuracy ({:.2} %) at {} {}'s training time",
-            base.name,
-            100.0 * target,
-            times(r),
-            base.name
-        ),
-        None => format!(
-            "; its mean test accuracy never reaches {}'s final {:.2} %",
-            base.name,
-            100.0 * target
-        ),
-    });
+    let mut sentence = verdict(&method.name, &scored, design, step_cost_ratio);
+    if !matches!(scored, Scored::NotScored(..)) {
+        sentence.push_str(&match reach_cost_ratio {
+            Some(r) => format!(
+                "; it reaches {}'s final test accuracy ({:.2} %) at {} {}'s training time",
+                base.name,
+                100.0 * target,
+                times(r),
+                base.name
+            ),
+            None => format!(
+                "; its mean test accuracy never reaches {}'s final {:.2} %",
+                base.name,
+                100.0 * target
+            ),
+        });
+    }
+    let difference_points = match &estimate {
+        Some(e) => PairedDifference::from_estimate(&per_seed_points, e),
+        None => PairedDifference {
+            t: None,
+            half_width: None,
+            ..plain.clone()
+        },
+    };
     VersusBase {
         optimizer: method.optimizer.clone(),
-        per_seed_points: base
-            .test_accuracy
-            .iter()
-            .zip(&method.test_accuracy)
-            .map(|(b, m)| 100.0 * (m - b))
-            .collect(),
-        interval_points: difference.interval(),
-        outcome: difference.outcome(),
-        difference_points: difference,
+        per_seed_points,
+        interval_points: estimate.as_ref().map(|e| e.interval()),
+        outcome: scored.outcome(),
+        not_scored: match &scored {
+            Scored::NotScored(why, _) => Some(why.clone()),
+            _ => None,
+        },
+        detectable_points: estimate.as_ref().map(|e| e.detectable),
+        to_settle: estimate
+            .as_ref()
+            .filter(|e| !e.significant() && e.mean != 0.0)
+            .map(|e| to_settle(e, design, e.mean)),
+        estimate,
+        plain_t_points: plain,
+        difference_points,
         step_cost_ratio,
         target_accuracy: target,
         seconds_to_target: seconds,
@@ -782,22 +1116,30 @@ fn rho_cell(r: &OptimizerResult) -> String {
 pub fn table(c: &Comparison) -> String {
     let base = &c.results[0];
     let mut s = format!(
-        "| optimizer | ρ | test acc (mean ± std) | Δ vs {b} (95 % CI), points | ms/step | cost per step | time to {b}'s accuracy |\n\
-         |---|---|---|---|---|---|---|\n",
+        "| optimizer | ρ | test acc (mean ± std) | Δ vs {b} (95 % CI), points | ms/step | cost per step | time to {b}'s accuracy | skipped steps |\n\
+         |---|---|---|---|---|---|---|---|\n",
         b = base.name
     );
+    let skipped = |r: &OptimizerResult| {
+        if r.skipped_steps == 0 {
+            "0".to_string()
+        } else {
+            format!("{} of {}", r.skipped_steps, r.steps)
+        }
+    };
     s.push_str(&format!(
-        "| {} | {} | {:.2} ± {:.2} % | – | {:.1} | 1.0× | 1.0× |\n",
-        base.optimizer,
+        "| {} | {} | {:.2} ± {:.2} % | – | {:.1} | 1.0× | 1.0× | {} |\n",
+        base.label,
         rho_cell(base),
         100.0 * base.accuracy_mean,
         100.0 * base.accuracy_std,
-        base.ms_per_step
+        base.ms_per_step,
+        skipped(base)
     ));
     for (r, v) in c.results[1..].iter().zip(&c.versus) {
         let d = &v.difference_points;
-        let delta = match (d.half_width, v.interval_points) {
-            (Some(h), Some((lo, hi))) => {
+        let delta = match (d.half_width, v.interval_points, v.outcome) {
+            (Some(h), Some((lo, hi)), _) => {
                 let k = decimals(d.mean, h).max(2);
                 format!(
                     "{} ± {:.*} [{}, {}]",
@@ -808,20 +1150,55 @@ pub fn table(c: &Comparison) -> String {
                     signed(hi, k, true)
                 )
             }
+            (_, _, Outcome::NotScored) => format!("{} (not scored)", signed(d.mean, 2, true)),
             _ => format!("{} (1 seed: no CI)", signed(d.mean, 2, true)),
         };
         s.push_str(&format!(
-            "| {} | {} | {:.2} ± {:.2} % | {delta} | {:.1} | {} | {} |\n",
-            r.optimizer,
+            "| {} | {} | {:.2} ± {:.2} % | {delta} | {:.1} | {} | {} | {} |\n",
+            r.label,
             rho_cell(r),
             100.0 * r.accuracy_mean,
             100.0 * r.accuracy_std,
             r.ms_per_step,
             times(v.step_cost_ratio),
-            v.reach_cost_ratio.map(times).unwrap_or_else(|| "not reached".into())
+            v.reach_cost_ratio.map(times).unwrap_or_else(|| "not reached".into()),
+            skipped(r)
         ));
     }
     s
+}
+
+/// How the interval was made, in a paragraph for compare.md.
+pub fn method_note(c: &Comparison) -> String {
+    let base = &c.results[0].name;
+    let how = match &c.design {
+        SplitDesign::PerSeed { test_fraction } => format!(
+            "Each seed drew its own stratified split ({:.0} % of each class for testing: {} training and {} test \
+             examples), the same for every optimizer at that seed. Δ is the mean of the per-seed differences of test \
+             accuracy to {base} ± the half-width of the 95 % corrected resampled t-interval (Nadeau & Bengio 2003; \
+             Bouckaert & Frank 2004): the variance of the mean is (1/J + n_test/n_train)·s² with J − 1 degrees of \
+             freedom, because overlapping training and test sets make the seeds' differences correlated; the plain \
+             s²/J would be too narrow. It covers the seeds, the luck of the split and the test set's sampling error.",
+            100.0 * test_fraction,
+            c.n_train,
+            c.n_test
+        ),
+        SplitDesign::Fixed { why } => format!(
+            "Every seed was tested on the same {} examples ({why}). Δ is the mean difference of test accuracy to {base} \
+             ± the half-width of a 95 % interval that counts both the seeds and the test set's own sampling error, \
+             from the paired per-example outcomes: variance s²_examples/n + s²_seeds/J (examples and seeds as two \
+             random effects), Satterthwaite's degrees of freedom. The plain t over seeds would miss the test set: \
+             seeds that differ by the same test example look certain.",
+            c.n_test
+        ),
+    };
+    format!(
+        "{how} The interval has zero width only when the two optimizers agree on every test example of every seed. \
+         \"Could detect\": the true difference this design finds 80 % of the time, (t₀.₉₇₅ + t₀.₈)·SE. Cost per \
+         step: ms/step over {base}'s. Time to {base}'s accuracy: training time (optimizer steps) until the mean \
+         accuracy curve first reaches {base}'s final mean test accuracy, over {base}'s time for the same (accuracy \
+         is measured once per epoch). Skipped steps: steps with a non-finite loss or gradient, over all seeds.\n\n"
+    )
 }
 
 fn search_table(searches: &[RhoSearch]) -> String {
@@ -869,27 +1246,35 @@ pub fn markdown(plan: &Plan, loaded: &Loaded, c: &Comparison) -> String {
         c.seconds
     );
     if !c.searches.is_empty() {
-        s.push_str(&format!(
-            "ρ search: mean validation accuracy ± std over seeds {} on {:.0} % of each class of the training data \
-             (seeded, stratified), the best ρ kept:\n\n{}\n",
-            plan.search_seeds
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            100.0 * plan.val_fraction,
-            search_table(&c.searches)
-        ));
+        let over = match c.design {
+            SplitDesign::PerSeed { .. } => format!(
+                "each seed on {:.0} % of each class of its own training part (seeded, stratified), that seed's best ρ \
+                 kept (the column shows the mean ± std over seeds; \"chosen\" the most frequent choice)",
+                100.0 * plan.val_fraction
+            ),
+            SplitDesign::Fixed { .. } => format!(
+                "mean validation accuracy ± std over seeds {} on {:.0} % of each class of the training data (seeded, \
+                 stratified), the best ρ kept",
+                plan.search_seeds
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                100.0 * plan.val_fraction
+            ),
+        };
+        s.push_str(&format!("ρ search: {over}:\n\n{}\n", search_table(&c.searches)));
     }
     s.push_str(&table(c));
-    s.push_str(&format!(
-        "\nΔ: the mean of the per-seed differences of test accuracy to {base} (paired by seed) ± the half-width \
-         of its 95 % t-interval, [low, high]. Cost per step: ms/step over {base}'s. Time to {base}'s accuracy: \
-         training time (optimizer steps) until the mean accuracy curve first reaches {base}'s final mean test \
-         accuracy, over {base}'s time for the same (accuracy is measured once per epoch).\n\n",
-        base = c.results[0].name
-    ));
+    s.push('\n');
+    s.push_str(&method_note(c));
     s.push_str(&verdicts(c));
+    if !c.warnings.is_empty() {
+        s.push_str("\nWarnings:\n\n");
+        for w in &c.warnings {
+            s.push_str(&format!("- {w}.\n"));
+        }
+    }
     s
 }
 
@@ -909,6 +1294,9 @@ fn json_report(plan: &Plan, loaded: &Loaded, c: &Comparison) -> Value {
         "epochs": plan.base.epochs,
         "seeds": plan.seeds,
         "base": c.results[0].optimizer,
+        "base_optimizer": plan.base.base,
+        "split": c.design,
+        "runs": { "train": c.n_train, "test": c.n_test },
         "config": plan.base,
         "rho_search": if c.searches.is_empty() { Value::Null } else { json!({
             "values": plan.rho_search,
@@ -919,6 +1307,7 @@ fn json_report(plan: &Plan, loaded: &Loaded, c: &Comparison) -> Value {
         "optimizers": c.results,
         "versus_base": c.versus,
         "verdicts": c.versus.iter().map(|v| v.verdict.clone()).collect::<Vec<_>>(),
+        "warnings": c.warnings,
         "seconds": c.seconds,
     })
 }
@@ -1034,6 +1423,9 @@ pub fn command(args: &CompareArgs) -> Result<(), TrainError> {
         );
     }
     let comparison = run(&plan, &loaded.split)?;
+    for w in &comparison.warnings {
+        eprintln!("warning: {w}");
+    }
     let md = markdown(&plan, &loaded, &comparison);
     println!("{md}");
     if let Some(out) = &plan.out {

@@ -21,6 +21,7 @@ pub mod plot;
 pub mod presets;
 pub mod replay;
 pub mod sharpness;
+pub mod stats;
 pub mod sweep;
 pub mod toy;
 pub mod train;

@@ -39,8 +39,10 @@ enum Command {
     Sharpness(flatmin_lab::sharpness::SharpnessArgs),
     /// A grid of trainings (optimizers × label-noise rates × seeds), resumable, with a table and plots.
     Sweep(Box<flatmin_lab::sweep::SweepArgs>),
-    /// Does SAM help on my data? Every optimizer on the same split and seeds of an image folder or
-    /// CSV, with paired confidence intervals, costs and a verdict.
+    /// Does SAM help on my data? Every optimizer on the same splits and seeds of an image folder or
+    /// CSV, with paired confidence intervals that hold on new data, costs and a verdict.
+    // compare refuses the training flags that resume or add runs; they are not listed in its help.
+    #[command(mut_arg("resume", |a| a.hide(true)), mut_arg("compare_base", |a| a.hide(true)))]
     Compare(Box<flatmin_lab::compare::CompareArgs>),
 }
 

@@ -539,6 +539,10 @@ pub struct Summary {
     pub changes: Vec<SettingChange>,
     /// Every epoch.
     pub history: Vec<EpochMetrics>,
+    /// Whether the final model classifies each test example right, in test-set order (the paired
+    /// per-example outcomes `flatmin compare` needs; not written to summary.json).
+    #[serde(skip)]
+    pub test_correct: Vec<bool>,
 }
 
 /// A setting changed when a run was resumed (only those in [`RESUMABLE`] may change).
@@ -752,6 +756,7 @@ fn run_with<M: Classifier>(
         .checked_mul(config.epochs)
         .ok_or_else(|| TrainError(format!("--epochs {}: too many steps to count", config.epochs)))?;
     let live = options.progress == Progress::Auto && std::io::stderr().is_terminal();
+    let mut test_correct = Vec::new();
     for epoch in start_epoch..config.epochs {
         let started = Instant::now();
         let order = epoch_order(train.len(), config.seed, epoch);
@@ -825,7 +830,8 @@ fn run_with<M: Classifier>(
                 std::io::stderr().flush().ok();
             }
         }
-        let (test_loss, test_accuracy) = evaluate(&model, &test, &device);
+        let (test_loss, test_accuracy, correct_now) = evaluate(&model, &test, &device);
+        test_correct = correct_now;
         let ok = (per_epoch - skipped).max(1) as f64;
         let elapsed = started.elapsed().as_secs_f64();
         seconds += elapsed;
@@ -903,6 +909,7 @@ fn run_with<M: Classifier>(
         config: config.clone(),
         changes,
         history,
+        test_correct,
     };
     if let Some(out) = options.out {
         let text = serde_json::to_string_pretty(&summary).map_err(|e| TrainError(e.to_string()))?;
@@ -918,21 +925,32 @@ fn count_correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> usize {
     predicted.equal(labels).int().sum().into_scalar::<i64>() as usize
 }
 
-/// Test loss and accuracy, in inference mode (BatchNorm uses running statistics).
-fn evaluate<M: Classifier>(model: &M, test: &Tensors, device: &Device) -> (f64, f64) {
+/// Whether each row's prediction is its label.
+fn row_correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> Vec<bool> {
+    let [n, _] = logits.dims();
+    let predicted = logits.argmax(1).reshape([n]);
+    let hits = predicted.equal(labels).int().into_data();
+    hits.iter::<i64>().map(|h| h != 0).collect()
+}
+
+/// Test loss, accuracy and per-example correctness, in inference mode (BatchNorm uses running
+/// statistics).
+fn evaluate<M: Classifier>(model: &M, test: &Tensors, device: &Device) -> (f64, f64, Vec<bool>) {
     let model = model.valid();
     let device = device.clone().without_autodiff();
-    let (mut loss, mut correct) = (0.0, 0usize);
+    let mut loss = 0.0;
+    let mut correct = Vec::with_capacity(test.len());
     let rows: Vec<usize> = (0..test.len()).collect();
     for chunk in rows.chunks(500) {
         let (x, y) = test.batch(chunk, &device);
         let logits = model.forward(x);
         let losses = flatmin::per_sample_cross_entropy(logits.clone(), y.clone());
         loss += losses.sum().into_scalar::<f64>();
-        correct += count_correct(logits, y);
+        correct.extend(row_correct(logits, y));
     }
     let n = test.len().max(1) as f64;
-    (loss / n, correct as f64 / n)
+    let hits = correct.iter().filter(|&&c| c).count();
+    (loss / n, hits as f64 / n, correct)
 }
 
 fn write_checkpoint<M: Module>(

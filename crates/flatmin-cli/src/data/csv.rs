@@ -255,7 +255,11 @@ pub fn load(path: &Path, options: &InputOptions) -> Result<Loaded, InputError> {
         split_account(&split, "rows", Some(options.test_fraction)),
         column_name(label)
     );
-    Ok(Loaded { split, description })
+    Ok(Loaded {
+        split,
+        description,
+        came_split: false,
+    })
 }
 
 #[cfg(test)]

@@ -285,5 +285,9 @@ pub fn load(path: &Path, options: &InputOptions) -> Result<Loaded, InputError> {
             String::new()
         }
     );
-    Ok(Loaded { split, description })
+    Ok(Loaded {
+        split,
+        description,
+        came_split: fraction.is_none(),
+    })
 }

@@ -44,6 +44,9 @@ pub struct Loaded {
     /// E.g. "image folder shapes/: 3 classes, 48 training and 12 test images (a seeded
     /// stratified split, 20 % test), 32×32 RGB (resized)".
     pub description: String,
+    /// True when the data came in `train/` and `test/` parts: the test set is the user's, and
+    /// `flatmin compare` keeps it instead of drawing a split per seed.
+    pub came_split: bool,
 }
 
 /// Reads `path`: a folder is an image folder, a file a CSV.

@@ -80,3 +80,30 @@ pub fn stratified(set: &Dataset, fraction: f64, seed: u64) -> Split {
         test: subset(set, &held),
     }
 }
+
+/// `first` followed by `second` (same classes and shape): the whole data again, for drawing a
+/// new split from it.
+pub fn join(first: &Dataset, second: &Dataset) -> Dataset {
+    let mut all = first.clone();
+    all.images.extend_from_slice(&second.images);
+    all.labels.extend_from_slice(&second.labels);
+    if let (Some(a), Some(b)) = (all.features.as_mut(), second.features.as_ref()) {
+        a.0.extend_from_slice(&b.0);
+    }
+    all
+}
+
+/// Classes with no sample in `set` (of its `classes`), by name.
+pub fn missing_classes(set: &Dataset) -> Vec<String> {
+    let mut seen = vec![false; set.classes];
+    for &l in &set.labels {
+        if let Some(s) = seen.get_mut(usize::from(l)) {
+            *s = true;
+        }
+    }
+    seen.iter()
+        .enumerate()
+        .filter(|(_, s)| !**s)
+        .map(|(c, _)| set.class_names.get(c).cloned().unwrap_or_else(|| c.to_string()))
+        .collect()
+}
