@@ -1,9 +1,7 @@
 //! Optimizer state saved and loaded with Burn's burnpack records: a run that stops, saves and
 //! resumes ends bitwise where an uninterrupted run ends.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use flatmin::{BaseConfig, Combination, FriendlyConfig, SamConfig, SgdConfig, SwpConfig, SwpGranularity};
 
 fn configs() -> Vec<SamConfig> {

@@ -3,10 +3,8 @@
 //! `e = (w + e) − w` instead: the weights are those of the two-step API, which keeps `g`, bit
 //! for bit, and the cosine agrees to rounding.
 
-mod common;
-
+use crate::common::*;
 use burn::optim::GradientsParams;
-use common::*;
 use flatmin::{Batch, SamConfig, Selection};
 
 const STEPS: usize = 4;

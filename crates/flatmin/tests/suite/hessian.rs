@@ -1,13 +1,11 @@
 //! Power iteration with finite-difference Hessian-vector products against exact eigenvalues:
 //! a quadratic (exact Hessian given) and logistic regression (Hessian `Xᵀ diag(p(1−p)) X / n`).
 
-mod common;
-
+use crate::common::*;
 use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{DType, Device, Tensor, TensorData};
-use common::*;
 use flatmin::Rng;
 use flatmin::hessian::{PowerIterationConfig, top_hessian_eigenvalue};
 

@@ -8,8 +8,7 @@
 //! tensor; `a + b` and `b + a` round alike), so the weights are compared bit for bit (the
 //! trainable ones after a Learner run; BatchNorm statistics in the direct-step test below).
 
-mod common;
-
+use crate::common::*;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::lr_scheduler::constant::ConstantLr;
 use burn::optim::lr_scheduler::linear::LinearLrSchedulerConfig;
@@ -18,7 +17,6 @@ use burn::optim::{ModuleOptimizer, SgdConfig};
 use burn::tensor::Device;
 use burn::train::metric::LossMetric;
 use burn::train::{Learner, SupervisedTraining};
-use common::*;
 use flatmin::SamConfig;
 use flatmin_learner::{SamLearner, SamLearnerConfig};
 

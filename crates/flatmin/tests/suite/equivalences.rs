@@ -2,9 +2,7 @@
 //! float64 over several steps with momentum SGD and Adam bases. "Bitwise" cases compare with
 //! `==`; "up to rounding" cases with a 1e-12 bound.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use flatmin::{
     BaseConfig, Combination, FriendlyConfig, Geometry, RhoSchedule, SamConfig, Selection, SelectionRule, SgdConfig,
     SwpConfig, SwpGranularity,

@@ -3,8 +3,7 @@
 //! m-sharpness on one device (`MSharpness`, one chunk per device); and what the CPU backend
 //! allows of the distributed flag.
 
-mod common;
-
+use crate::common::*;
 use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::lr_scheduler::constant::ConstantLr;
@@ -13,7 +12,6 @@ use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::Device;
 use burn::train::metric::LossMetric;
 use burn::train::{ExecutionStrategy, Learner, ModuleSharder, MultiDeviceOptim, SupervisedTraining};
-use common::*;
 use flatmin::{Layout, SamConfig};
 use flatmin_learner::{
     AscentSync, DataParallel, MSharpness, SamLearner, SamLearnerConfig, distributed_flags, is_distributed, local_view,

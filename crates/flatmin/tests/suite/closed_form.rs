@@ -1,11 +1,9 @@
 //! ALGORITHMS.md §11.1: single steps on `L = ½(w₁² + 10 w₂²)` from `w = (1, 1)`, plain SGD,
 //! lr 0.1, ρ 0.1, eps 1e-12, against the spec's independently computed values.
 
-mod common;
-
+use crate::common::*;
 use burn::module::Param;
 use burn::optim::GradientsParams;
-use common::*;
 use flatmin::{BaseConfig, Combination, Geometry, SamConfig, SgdConfig};
 
 const A: [f64; 2] = [1.0, 10.0];

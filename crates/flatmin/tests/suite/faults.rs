@@ -1,10 +1,8 @@
 //! Zero and non-finite gradients, and hyperparameters out of range.
 
-mod common;
-
+use crate::common::*;
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
-use common::*;
 use flatmin::{
     BaseConfig, Batch, Combination, ConfigError, FriendlyConfig, Geometry, Pass, RhoSchedule, SamConfig, Selection,
     SelectionRule, SgdConfig, StepError, SwpConfig,

@@ -3,10 +3,8 @@
 //! one-call API, and a closure that returns another number of losses than it was asked for is
 //! refused with an error that names the pass and both counts.
 
-mod common;
-
+use crate::common::{Data, Mlp, device, max_diff};
 use burn::tensor::Tensor;
-use common::{Data, Mlp, device, max_diff};
 use flatmin::{Batch, PRESETS, Pass, SamConfig, StepError, SwpConfig, bridge};
 
 fn sgdm() -> flatmin::BaseConfig {

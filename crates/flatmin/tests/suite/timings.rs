@@ -2,9 +2,7 @@
 //! selection forward and the second pass, which add up to the passes' time; a phase the
 //! variant does not have takes no time.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use flatmin::{SamConfig, StepTimings};
 
 fn timings_of(preset: &str) -> StepTimings {

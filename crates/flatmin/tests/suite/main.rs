@@ -1,0 +1,14 @@
+//! The integration tests of `flatmin`, one module per subject, built as one
+//! binary so that a test build links Burn once for them all.
+
+mod batchnorm;
+mod closed_form;
+mod common;
+mod equivalences;
+mod faults;
+mod hessian;
+mod lean_step;
+mod properties;
+mod records;
+mod timings;
+mod two_step;
