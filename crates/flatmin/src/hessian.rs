@@ -1,4 +1,4 @@
-//! The top eigenvalue of the loss Hessian by power iteration (PyHessian's loop, ALGORITHMS.md §9),
+//! The top eigenvalue of the loss Hessian by power iteration (PyHessian's loop, docs/ALGORITHMS.md §10),
 //! with Hessian-vector products by central finite differences of gradients — Burn has no
 //! second-order autodiff:
 //!
