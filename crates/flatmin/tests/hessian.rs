@@ -175,16 +175,18 @@ fn noisy_quadratic_lambda(h: &[f64], noise: f64, seed: u64) -> flatmin::hessian:
 
 #[test]
 fn noisy_finite_differences_converge_with_the_defaults() {
-    // A 5 % scatter per iteration, as float32 gradients leave on a trained CNN (0.4 % there at the
-    // default step, more at smaller ones): PyHessian's rule (a change below 1e-3 between two
-    // iterations) then only stops by a lucky draw, on a value off by the scatter; the plateau
-    // rule stops once the estimate no longer rises and reports the mean of its last ten values.
+    // `Hv` off by 10 % of λ in norm, so the estimate scatters by a few percent per iteration, as
+    // float32 gradients leave it on a trained CNN (0.4 % there at the default step, 3 % at a tenth
+    // of it). PyHessian's rule alone (a change below 1e-3 between two iterations) stops only by a
+    // lucky draw: here not within 100 iterations for seeds 0 and 9, after 24 to 63 for most
+    // others. The plateau rule stops once the estimate no longer rises (11 to 15 iterations) and
+    // reports the mean of its last ten values (within 5.4 % for these seeds).
     let h = [3.0, 1.0, 0.8, 0.5, 0.3, 0.2, 0.1, 0.05];
-    for seed in 0..8 {
-        let est = noisy_quadratic_lambda(&h, 0.05, seed);
+    for seed in 0..12 {
+        let est = noisy_quadratic_lambda(&h, 0.1, seed);
         assert!(est.converged, "seed {seed}: {est:?}");
-        assert!(est.iterations < 60, "seed {seed}: {} iterations", est.iterations);
-        assert!((est.eigenvalue - 3.0).abs() < 0.06 * 3.0, "seed {seed}: {est:?}");
+        assert!(est.iterations <= 30, "seed {seed}: {} iterations", est.iterations);
+        assert!((est.eigenvalue - 3.0).abs() < 0.08 * 3.0, "seed {seed}: {est:?}");
         assert!(est.spread > 0.0);
     }
     // Without noise the estimate is exact and PyHessian's rule is what stops it.
