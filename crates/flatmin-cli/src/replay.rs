@@ -1,5 +1,5 @@
-//! `flatmin replay`: runs one conformance case (the format of `shared/conformance/README.md`,
-//! copied into `tests/fixtures/FORMAT.md`) through the library and records every step.
+//! `flatmin replay`: runs one conformance case (the format of
+//! `crates/flatmin-cli/tests/fixtures/FORMAT.md`) through the library and records every step.
 //!
 //! The case gives the model (a tanh MLP of linear layers, weights `[out, in]`), the data, the
 //! initial weights and the hyperparameters of a reference implementation; the replay maps them

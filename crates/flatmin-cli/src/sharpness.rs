@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
-use flatmin::hessian::{EigenEstimate, PowerIterationConfig, top_hessian_eigenvalue};
+use flatmin::hessian::{EigenEstimate, IterationProgress, PowerIterationConfig, top_hessian_eigenvalue_with_progress};
 use serde_json::json;
 
 use crate::fsutil::write_atomic;
@@ -32,6 +32,9 @@ pub struct SharpnessArgs {
     /// Seed of the start vector.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The finite-difference step relative to `max(1, ‖w‖)` (default: 1e-3 in float32).
+    #[arg(long)]
+    pub relative_step: Option<f64>,
     /// Also write the result as JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -39,12 +42,22 @@ pub struct SharpnessArgs {
 
 /// λ_max of the training loss at the checkpoint in `run`.
 pub fn measure(run: &Path, samples: usize, power: &PowerIterationConfig) -> Result<EigenEstimate, TrainError> {
+    measure_with_progress(run, samples, power, |_| {})
+}
+
+/// [`measure`], calling `progress` after every power iteration.
+pub fn measure_with_progress(
+    run: &Path,
+    samples: usize,
+    power: &PowerIterationConfig,
+    progress: impl FnMut(&IterationProgress),
+) -> Result<EigenEstimate, TrainError> {
     let config = train::checkpoint_config(run)?;
     match config.model.as_str() {
-        "mlp" => measure_with(run, samples, power, Mlp::new),
-        "cnn" => measure_with(run, samples, power, SmallCnn::new),
-        "resnet18" => measure_with(run, samples, power, ResNet18::new),
-        "wrn-28-10" => measure_with(run, samples, power, |s, d| WideResNet::new(s, 28, 10, d)),
+        "mlp" => measure_with(run, samples, power, Mlp::new, progress),
+        "cnn" => measure_with(run, samples, power, SmallCnn::new, progress),
+        "resnet18" => measure_with(run, samples, power, ResNet18::new, progress),
+        "wrn-28-10" => measure_with(run, samples, power, |s, d| WideResNet::new(s, 28, 10, d), progress),
         other => Err(TrainError(format!("{}: unknown model `{other}`", run.display()))),
     }
 }
@@ -54,6 +67,7 @@ fn measure_with<M: Classifier>(
     samples: usize,
     power: &PowerIterationConfig,
     build: impl Fn(InputShape, &Device) -> M,
+    progress: impl FnMut(&IterationProgress),
 ) -> Result<EigenEstimate, TrainError> {
     if samples == 0 {
         return Err(TrainError("--samples must be at least 1".into()));
@@ -72,7 +86,8 @@ fn measure_with<M: Classifier>(
         let loss = flatmin::per_sample_cross_entropy(m.forward(x.clone()), y.clone()).mean();
         GradientsParams::from_grads(loss.backward(), m)
     };
-    top_hessian_eigenvalue(&model, gradient, power).map_err(|e| TrainError(format!("{}: {e}", run.display())))
+    top_hessian_eigenvalue_with_progress(&model, gradient, power, progress)
+        .map_err(|e| TrainError(format!("{}: {e}", run.display())))
 }
 
 /// `flatmin sharpness`.
@@ -80,17 +95,21 @@ pub fn command(args: &SharpnessArgs) -> Result<(), TrainError> {
     let power = PowerIterationConfig::new()
         .with_max_iterations(args.iterations)
         .with_tolerance(args.tol)
-        .with_seed(args.seed);
-    let est = measure(&args.checkpoint, args.samples, &power)?;
+        .with_seed(args.seed)
+        .with_relative_step(args.relative_step);
+    let est = measure_with_progress(&args.checkpoint, args.samples, &power, |p| {
+        eprintln!("{}", progress_line(p, args.tol))
+    })?;
     println!(
-        "λ_max = {:.6} ({} iterations, {}, finite-difference step {:.2e}{})",
+        "λ_max = {:.6} ({} iterations, {}, scatter of the last estimates ±{:.2e}, finite-difference step {:.2e}{})",
         est.eigenvalue,
         est.iterations,
-        if est.converged {
-            "converged"
-        } else {
-            "NOT converged: raise --iterations"
+        match (est.converged, est.plateau) {
+            (true, false) => "converged",
+            (true, true) => "converged: mean of a plateau",
+            (false, _) => "NOT converged: raise --iterations",
         },
+        est.spread,
         est.step,
         if est.shifted {
             ", shifted past a dominant negative eigenvalue"
@@ -104,6 +123,8 @@ pub fn command(args: &SharpnessArgs) -> Result<(), TrainError> {
             "lambda_max": est.eigenvalue,
             "iterations": est.iterations,
             "converged": est.converged,
+            "plateau": est.plateau,
+            "spread": est.spread,
             "shifted": est.shifted,
             "step": est.step,
             "samples": args.samples,
@@ -113,4 +134,17 @@ pub fn command(args: &SharpnessArgs) -> Result<(), TrainError> {
         write_atomic(out, text.as_bytes()).map_err(|e| TrainError(format!("{}: {e}", out.display())))?;
     }
     Ok(())
+}
+
+/// One line of progress for stderr: the iteration, the estimate and how far the stopping rule is.
+fn progress_line(p: &IterationProgress, tolerance: f64) -> String {
+    let run = if p.shifted { " (shifted rerun)" } else { "" };
+    let change = match p.relative_change {
+        Some(c) => format!("relative change {c:.1e} (stops below {tolerance:.0e})"),
+        None => "first estimate".to_string(),
+    };
+    format!(
+        "power iteration {}/{}{run}: λ ≈ {:.6}, {change}",
+        p.iteration, p.max_iterations, p.eigenvalue
+    )
 }

@@ -370,8 +370,8 @@ fn sharpness(dir: &Path, spec: &SweepSpec) -> Result<f64, TrainError> {
         return Ok(v);
     }
     let est = crate::sharpness::measure(dir, spec.sharpness_samples, &PowerIterationConfig::new())?;
-    let value =
-        serde_json::json!({"lambda_max": est.eigenvalue, "iterations": est.iterations, "converged": est.converged});
+    let value = serde_json::json!({"lambda_max": est.eigenvalue, "iterations": est.iterations, "converged": est.converged,
+            "plateau": est.plateau, "spread": est.spread});
     write_atomic(&path, value.to_string().as_bytes()).map_err(|e| TrainError(format!("{}: {e}", path.display())))?;
     Ok(est.eigenvalue)
 }

@@ -1,6 +1,6 @@
 //! m-sharpness on one device: the batch split into chunks of `m` samples, each with its own
 //! ascent and its own perturbed gradient, averaged — exactly what data-parallel SAM computes
-//! with one chunk per device (SAM paper §4.1; docs/ALGORITHMS.md, m-sharpness).
+//! with one chunk per device (SAM paper §4.1, docs/ALGORITHMS.md §2.3).
 //!
 //! Chunk `j` has its own flatmin optimizer, like device `j` has (F-SAM's gradient average and
 //! ESAM's masks are per device), so `MSharpness` with `k` chunks reproduces a `k`-device run

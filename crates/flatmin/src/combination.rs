@@ -1,4 +1,4 @@
-//! How `g` (at `w`) and `g_p` (at `w + e`) become the update (ALGORITHMS.md §5, §6).
+//! How `g` (at `w`) and `g_p` (at `w + e`) become the update (docs/ALGORITHMS.md §7, §8).
 
 use burn::config::Config;
 

@@ -1,5 +1,5 @@
 //! Which samples the second pass uses: all of them, or ESAM's sharpness-sensitive subset
-//! (ALGORITHMS.md §3.3): the samples whose loss rises most from `w` to `w + e`.
+//! (docs/ALGORITHMS.md §6.2): the samples whose loss rises most from `w` to `w + e`.
 
 use burn::config::Config;
 

@@ -1,4 +1,4 @@
-//! How the perturbation `e` is made from the first-pass gradient `g` (docs/ALGORITHMS.md).
+//! How the perturbation `e` is made from the first-pass gradient `g` (docs/ALGORITHMS.md §2–§6).
 //!
 //! Three independent pieces: an optional *direction* transform (F-SAM removes an EMA of past
 //! gradients, [`friendly`]), a *geometry* that normalizes the direction into a ball of radius ρ

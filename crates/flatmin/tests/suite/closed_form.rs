@@ -1,4 +1,4 @@
-//! ALGORITHMS.md §11.1: single steps on `L = ½(w₁² + 10 w₂²)` from `w = (1, 1)`, plain SGD,
+//! docs/ALGORITHMS.md §12.1: single steps on `L = ½(w₁² + 10 w₂²)` from `w = (1, 1)`, plain SGD,
 //! lr 0.1, ρ 0.1, eps 1e-12, against the spec's independently computed values.
 
 use crate::common::*;
@@ -94,7 +94,7 @@ fn adaptive_squared_uses_w_squared() {
 
 #[test]
 fn official_asam_scales_weight_tensors_only() {
-    // A parameter whose path has no "weight" in it: T = 1, so ASAM is SAM (with its eps).
+    // A parameter whose path has no "weight" in it: T = 1, so ASAM is SAM (with its eps); E11.
     let asam = SamConfig::new(plain_sgd())
         .with_rho(0.1)
         .with_geometry(Geometry::Asam { eta: 0.01 });
@@ -107,7 +107,7 @@ fn official_asam_scales_weight_tensors_only() {
 
 #[test]
 fn norm_is_global_over_all_tensors() {
-    // ALGORITHMS.md §11.2.15: g₁ = 3, g₂ = 4, ρ = 1 → e = (0.6, 0.8), not (1, 1).
+    // docs/ALGORITHMS.md §1.3, §12.1: g₁ = 3, g₂ = 4, ρ = 1 → e = (0.6, 0.8), not (1, 1).
     let device = device();
     let model = TwoTensors {
         u: Param::from_tensor(vec1(&[0.0], &device)),

@@ -1,4 +1,4 @@
-//! ALGORITHMS.md §11.2: the exact equivalences between members of the family, on a tanh MLP in
+//! docs/ALGORITHMS.md §12.2: the exact equivalences between members of the family, on a tanh MLP in
 //! float64 over several steps with momentum SGD and Adam bases. "Bitwise" cases compare with
 //! `==`; "up to rounding" cases with a 1e-12 bound.
 
@@ -94,7 +94,7 @@ fn wsam_half_decoupled_is_sam_only_for_plain_sgd() {
     let sam = trajectory(SamConfig::new(plain.clone()));
     let wsam = trajectory(SamConfig::new(plain).with_combination(decoupled.clone()));
     assert!(max_diff(&sam, &wsam) < 1e-12, "{}", max_diff(&sam, &wsam));
-    // With momentum, the buffer accumulates g instead of g_p: not equivalent (§11.2.8, .12).
+    // With momentum, the buffer accumulates g instead of g_p: not equivalent (E4, E6).
     let sam_m = trajectory(SamConfig::new(sgdm()));
     let wsam_m = trajectory(SamConfig::new(sgdm()).with_combination(decoupled));
     assert!(max_diff(&sam_m, &wsam_m) > 1e-6);

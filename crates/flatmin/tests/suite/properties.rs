@@ -5,7 +5,7 @@
 //! * a step from finite input is finite (never NaN), and always taken;
 //! * `perturb` leaves the original weights bitwise untouched in every variant, and the update
 //!   starts from them;
-//! * the equivalences of ALGORITHMS.md §11.2 hold: bitwise where the spec says bitwise, within
+//! * the equivalences of docs/ALGORITHMS.md §12.2 hold: bitwise where it says bitwise, within
 //!   a relative 1e-12 where it says "up to rounding".
 //!
 //! The case count is modest so that CI stays fast; `PROPTEST_CASES=N` runs more, and
@@ -377,7 +377,7 @@ fn runner_config() -> ProptestConfig {
     config
 }
 
-/// `a` and `b` equal within a relative 1e-12 (ALGORITHMS.md §11: "up to rounding").
+/// `a` and `b` equal within a relative 1e-12 (docs/ALGORITHMS.md §12.2: "up to rounding").
 fn close(a: &[Vec<f64>], b: &[Vec<f64>]) -> Result<(), TestCaseError> {
     for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
         let tol = 1e-12 * x.abs().max(y.abs()).max(1.0);
@@ -456,7 +456,7 @@ proptest! {
         prop_assert_eq!(bits(&values(&updated)), bits(&expected));
     }
 
-    /// §11.2.1: ρ = 0 is the base optimizer (two passes with any perturbation, bitwise equal to
+    /// E1 (docs/ALGORITHMS.md §12.2): ρ = 0 is the base optimizer (two passes with any perturbation, bitwise equal to
     /// the one-pass base step).
     #[test]
     fn rho_zero_is_the_base_optimizer(
@@ -485,7 +485,7 @@ proptest! {
         prop_assert_eq!(run(&problem, &two_pass)?, erm);
     }
 
-    /// §11.2.6: F-SAM with σ = 0 is SAM, for any λ, bitwise.
+    /// E7: F-SAM with σ = 0 is SAM, for any λ, bitwise.
     #[test]
     fn fsam_sigma_zero_is_sam(
         problem in problem(),
@@ -500,7 +500,7 @@ proptest! {
         prop_assert_eq!(run(&problem, &fsam)?, run(&problem, &sam)?);
     }
 
-    /// §11.2.8: coupled WSAM with γ = ½ (no clipping) is SAM for any base, bitwise.
+    /// E3: coupled WSAM with γ = ½ (no clipping) is SAM for any base, bitwise.
     #[test]
     fn wsam_half_coupled_is_sam(problem in problem(), config in config()) {
         let sam = config.clone().with_combination(Combination::Plain);
@@ -508,7 +508,7 @@ proptest! {
         prop_assert_eq!(run(&problem, &wsam)?, run(&problem, &sam)?);
     }
 
-    /// §11.2.9: WSAM with γ = 0 is the base optimizer, coupled or decoupled, bitwise.
+    /// E5: WSAM with γ = 0 is the base optimizer, coupled or decoupled, bitwise.
     #[test]
     fn wsam_gamma_zero_is_the_base_optimizer(
         problem in problem(),
@@ -525,7 +525,7 @@ proptest! {
         prop_assert_eq!(run(&problem, &wsam)?, erm);
     }
 
-    /// §11.2.7: GSAM with α = 0 is SAM, bitwise.
+    /// E2: GSAM with α = 0 is SAM, bitwise.
     #[test]
     fn gsam_alpha_zero_is_sam(problem in problem(), config in config()) {
         let sam = config.clone().with_combination(Combination::Plain);
@@ -533,7 +533,7 @@ proptest! {
         prop_assert_eq!(run(&problem, &gsam)?, run(&problem, &sam)?);
     }
 
-    /// §11.2.5: ESAM with β = 1 and γ = 1 is SAM (both mask granularities, both rules, any
+    /// E8: ESAM with β = 1 and γ = 1 is SAM (both mask granularities, both rules, any
     /// seed), bitwise.
     #[test]
     fn esam_beta_one_gamma_one_is_sam(
@@ -550,7 +550,7 @@ proptest! {
         prop_assert_eq!(run(&problem, &esam)?, run(&problem, &sam)?);
     }
 
-    /// §11.2.10: Fisher-SAM with η = 0 is SAM (Euclidean) up to rounding.
+    /// E9: Fisher-SAM with η = 0 is SAM (Euclidean) up to rounding.
     #[test]
     fn fisher_eta_zero_is_sam_up_to_rounding(problem in problem(), config in config()) {
         // A selection could flip on a near tie under rounding; the equivalence is about `e`.
