@@ -223,46 +223,56 @@ fn kill_9_at_random_moments_then_resume_ends_with_the_uninterrupted_weights() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20_251_122u64);
     let mut draws = Draws(seed);
-    // How long an uninterrupted run takes here, to spread the kills over it.
-    let span = reference_run().1.max(Duration::from_millis(500));
-    let dir = scratch("random");
+    // How long an uninterrupted run takes here, to spread the kills over it. On a busy machine
+    // that measure can be long against the runs being killed, and a run may finish after too
+    // few kills: it then starts over in a fresh folder with the kills twice as early.
+    let mut span = reference_run().1.max(Duration::from_millis(500));
+    let mut rounds = Vec::new();
+    for round in 0..4 {
+        let dir = scratch(&format!("random-{round}"));
+        let kills = kill_at_random(&dir, &mut draws, span);
+        eprintln!("seed {seed}, round {round}: kills (ms after start, checkpoint epoch on disk): {kills:?}");
+        // Every round, whatever its kills, ends with the uninterrupted weights.
+        assert_same_as_reference(&dir);
+        rounds.push(kills.len());
+        if kills.len() >= 3 {
+            return;
+        }
+        span /= 2;
+    }
+    panic!("too few kills landed mid-run in any round: {rounds:?}");
+}
+
+/// Runs a training in `dir`, killing it with SIGKILL after random delays (up to a third of
+/// `span`) and resuming it, until it finishes; returns the kills that landed.
+fn kill_at_random(dir: &Path, draws: &mut Draws, span: Duration) -> Vec<(u128, Option<u64>)> {
     let mut kills = Vec::new();
-    let mut finished = false;
     for attempt in 0..20 {
         let mut cmd = if dir.join("checkpoint.json").exists() {
-            resume(&dir)
+            resume(dir)
         } else {
             let mut c = bin();
-            c.args(run_args(EPOCHS)).arg("--out").arg(&dir);
+            c.args(run_args(EPOCHS)).arg("--out").arg(dir);
             c
         };
         let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         if kills.len() >= 8 || attempt >= 16 {
             let out = child.wait_with_output().unwrap();
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            finished = true;
-            break;
+            return kills;
         }
         // Up to a third of a whole run: most kills land mid-run, a few before the first
         // checkpoint or during one.
         let delay = Duration::from_millis(50 + draws.next() % (span.as_millis() as u64 / 3).max(1));
         std::thread::sleep(delay);
-        if child.try_wait().unwrap().is_some() {
+        if child.try_wait().unwrap().is_some() || !kill_unless_finished(child) {
             // It finished before the kill: the run is complete.
-            finished = true;
-            break;
+            return kills;
         }
-        if !kill_unless_finished(child) {
-            finished = true;
-            break;
-        }
-        let epoch = assert_checkpoint_whole(&dir);
+        let epoch = assert_checkpoint_whole(dir);
         kills.push((delay.as_millis(), epoch));
     }
-    assert!(finished);
-    eprintln!("seed {seed}: kills (ms after start, checkpoint epoch on disk): {kills:?}");
-    assert!(kills.len() >= 3, "too few kills landed mid-run: {kills:?}");
-    assert_same_as_reference(&dir);
+    panic!("the run did not finish in 20 attempts");
 }
 
 /// Starts a run that stops for good at `point`, and kills it there once it says so.
