@@ -114,6 +114,10 @@ pub struct TrainArgs {
     /// Continue the run whose checkpoint is in this folder (its settings are reused).
     #[arg(long, conflicts_with = "out")]
     pub resume: Option<PathBuf>,
+    /// Replace the results already in --out: they are removed first, so that nothing mixes
+    /// (without it, a folder that holds results is refused).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// Also train the base optimizer alone (same seed and data) and print both in a table.
     #[arg(long)]
     pub compare_base: bool,

@@ -10,6 +10,7 @@ pub mod fsutil;
 pub mod fuzzing;
 pub mod malloc;
 pub mod models;
+pub mod outdir;
 pub mod plot;
 pub mod presets;
 pub mod replay;

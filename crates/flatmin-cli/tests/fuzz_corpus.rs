@@ -79,6 +79,44 @@ fn train_config_corpus_and_regressions_replay_without_panic() {
 }
 
 #[test]
+fn checkpoint_corpus_and_regressions_replay_without_panic() {
+    replay("checkpoint");
+}
+
+/// The optimizers whose checkpoints seed the checkpoint target: every kind of state (SGD
+/// momentum, Adam's two moments, F-SAM's EMA, ESAM's mask generator).
+const CHECKPOINT_SEEDS: [(&str, &str); 5] =
+    [("sgd", "sgd"), ("sam", "sgd"), ("fsam", "sgd"), ("esam", "sgd"), ("sam", "adamw")];
+
+/// The seeds are whole checkpoints that resume: if the reader or the writer changes so that
+/// they do not, this fails (and `write_checkpoint_seeds` writes new ones).
+#[test]
+fn checkpoint_seeds_are_checkpoints_that_resume() {
+    for (optimizer, base) in CHECKPOINT_SEEDS {
+        let seed = fuzzing::checkpoint_seed(optimizer, base);
+        assert!(fuzzing::checkpoint_resumes(&seed), "{optimizer} on {base}");
+        let kept = fuzz_dir().join("corpus/checkpoint").join(format!("seed-{optimizer}-{base}"));
+        let kept = std::fs::read(&kept).unwrap_or_else(|e| panic!("{}: {e}", kept.display()));
+        assert!(fuzzing::checkpoint_resumes(&kept), "the kept seed of {optimizer} on {base}");
+    }
+    // A truncated optimizer file does not.
+    let seed = fuzzing::checkpoint_seed("fsam", "sgd");
+    assert!(!fuzzing::checkpoint_resumes(&seed[..seed.len() - 9]));
+}
+
+/// Writes the seeds of the checkpoint target into fuzz/corpus/checkpoint (run by hand:
+/// `cargo test -p flatmin-cli --test fuzz_corpus -- --ignored write_checkpoint_seeds`).
+#[test]
+#[ignore]
+fn write_checkpoint_seeds() {
+    let dir = fuzz_dir().join("corpus/checkpoint");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (optimizer, base) in CHECKPOINT_SEEDS {
+        std::fs::write(dir.join(format!("seed-{optimizer}-{base}")), fuzzing::checkpoint_seed(optimizer, base)).unwrap();
+    }
+}
+
+#[test]
 fn every_target_has_a_corpus_folder_and_a_fuzz_target() {
     for target in fuzzing::TARGETS {
         assert!(fuzz_dir().join("corpus").join(target).is_dir(), "{target}");
