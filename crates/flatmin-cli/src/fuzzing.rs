@@ -264,7 +264,13 @@ pub fn checkpoint_resumes(data: &[u8]) -> bool {
         return false;
     };
     let sam = config.sam_config().expect("a checked config maps");
-    let Ok(mut optim) = sam.init().expect("a checked config builds").load_bytes(optimizer.to_vec(), &device) else {
+    // As `--resume` reads it: loaded, then checked against the model it will train.
+    let Ok(mut optim) = sam
+        .init()
+        .expect("a checked config builds")
+        .load_bytes(optimizer.to_vec(), &device)
+        .and_then(|o| o.check_fits(&model).map(|()| o))
+    else {
         return false;
     };
     let (x, y) = checkpoint_batch(&device);
@@ -287,6 +293,27 @@ fn checkpoint_batch(device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
 /// A whole, valid input of the checkpoint target (a seed of its corpus): the checkpoint of a
 /// run of `optimizer` on `base` after two steps of [`CHECKPOINT_SHAPE`]'s MLP.
 pub fn checkpoint_seed(optimizer: &str, base: &str) -> Vec<u8> {
+    checkpoint_input(optimizer, base, CHECKPOINT_SHAPE.classes, CHECKPOINT_SHAPE.classes)
+}
+
+/// [`checkpoint_seed`], with the model file and the optimizer state taken from runs of the
+/// same MLP with `model_classes` and `optimizer_classes` outputs (other than 3: the files of
+/// another model).
+pub fn checkpoint_input(optimizer: &str, base: &str, model_classes: usize, optimizer_classes: usize) -> Vec<u8> {
+    let model_bytes = checkpoint_parts(optimizer, base, model_classes).1;
+    let (ckpt, _, optim_bytes) = checkpoint_parts(optimizer, base, optimizer_classes);
+    let mut out = Vec::new();
+    for part in [ckpt, model_bytes] {
+        out.extend_from_slice(&u16::try_from(part.len()).expect("a part under 64 kB").to_le_bytes());
+        out.extend_from_slice(&part);
+    }
+    out.extend_from_slice(&optim_bytes);
+    out
+}
+
+/// The checkpoint.json, model file and optimizer file of two steps of `optimizer` on the MLP
+/// with `classes` outputs.
+fn checkpoint_parts(optimizer: &str, base: &str, classes: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let config = TrainConfig {
         optimizer: optimizer.into(),
         base: base.into(),
@@ -295,7 +322,7 @@ pub fn checkpoint_seed(optimizer: &str, base: &str) -> Vec<u8> {
     };
     let device = Device::default().autodiff();
     device.seed(3);
-    let mut model = Mlp::new(CHECKPOINT_SHAPE, &device);
+    let mut model = Mlp::new(InputShape { classes, ..CHECKPOINT_SHAPE }, &device);
     let mut optim = config.sam_config().unwrap().init().unwrap();
     let (x, y) = checkpoint_batch(&device);
     for _ in 0..2 {
@@ -315,13 +342,7 @@ pub fn checkpoint_seed(optimizer: &str, base: &str) -> Vec<u8> {
     });
     let model_bytes = model.into_record().into_bytes().expect("a model saves").to_vec();
     let optim_bytes = optim.to_bytes().expect("a state saves");
-    let mut out = Vec::new();
-    for part in [serde_json::to_vec(&ckpt).unwrap(), model_bytes] {
-        out.extend_from_slice(&u16::try_from(part.len()).expect("a part under 64 kB").to_le_bytes());
-        out.extend_from_slice(&part);
-    }
-    out.extend_from_slice(&optim_bytes);
-    out
+    (serde_json::to_vec(&ckpt).unwrap(), model_bytes, optim_bytes)
 }
 
 #[cfg(test)]

@@ -766,7 +766,8 @@ fn run_with<M: Classifier>(
         let optim_path = out.join(&ckpt.optimizer_file);
         optim = optim
             .load(&optim_path, &device)
-            .map_err(|e| TrainError(e.to_string()))?;
+            .and_then(|o| o.check_fits(&model).map(|()| o))
+            .map_err(|e| TrainError(format!("{}: {e}", optim_path.display())))?;
         start_epoch = ckpt.epoch;
         steps = ckpt.steps;
         seconds = ckpt.seconds;

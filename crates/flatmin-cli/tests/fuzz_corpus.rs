@@ -99,9 +99,16 @@ fn checkpoint_seeds_are_checkpoints_that_resume() {
         let kept = std::fs::read(&kept).unwrap_or_else(|e| panic!("{}: {e}", kept.display()));
         assert!(fuzzing::checkpoint_resumes(&kept), "the kept seed of {optimizer} on {base}");
     }
-    // A truncated optimizer file does not.
+    // A truncated optimizer file does not, nor the model file or the optimizer state of
+    // another model (before the state was checked against the model, the step panicked).
     let seed = fuzzing::checkpoint_seed("fsam", "sgd");
     assert!(!fuzzing::checkpoint_resumes(&seed[..seed.len() - 9]));
+    for (optimizer, base) in CHECKPOINT_SEEDS {
+        for (model, state) in [(3, 4), (4, 3), (4, 4)] {
+            let input = fuzzing::checkpoint_input(optimizer, base, model, state);
+            assert!(!fuzzing::checkpoint_resumes(&input), "{optimizer} on {base}: {model} and {state} classes");
+        }
+    }
 }
 
 /// Writes the seeds of the checkpoint target into fuzz/corpus/checkpoint (run by hand:
@@ -114,6 +121,14 @@ fn write_checkpoint_seeds() {
     for (optimizer, base) in CHECKPOINT_SEEDS {
         std::fs::write(dir.join(format!("seed-{optimizer}-{base}")), fuzzing::checkpoint_seed(optimizer, base)).unwrap();
     }
+    // What the reader once let through to a panic.
+    let regressions = fuzz_dir().join("regressions/checkpoint");
+    std::fs::create_dir_all(&regressions).unwrap();
+    std::fs::write(
+        regressions.join("optimizer-state-of-another-model-panics-in-the-step"),
+        fuzzing::checkpoint_input("fsam", "sgd", 3, 4),
+    )
+    .unwrap();
 }
 
 #[test]
