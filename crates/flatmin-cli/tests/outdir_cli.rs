@@ -1,7 +1,9 @@
 //! Output folders through the real `flatmin` binary (issue "never lose or mix a result"): a
 //! second run pointed at a used folder leaves the first run's files byte-identical, `--overwrite`
 //! replaces them cleanly, a folder written by another command is refused (even with `--resume`),
-//! and a run that fails early, or a comparison that is killed, leaves no folder.
+//! and a run that fails early, or a comparison that is killed, leaves no folder. And the
+//! checkpoint's files and folder are synced before `checkpoint.json` is renamed into place (the
+//! system calls, seen through `strace` where it is installed).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -290,4 +292,86 @@ fn toy_bench_and_replay_refuse_to_replace_a_result_without_overwrite() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "earlier result");
     ok(bin().arg("replay").arg(&case).args(["--overwrite", "--out", f]).output().unwrap());
     assert!(json(&file)["steps"].is_array());
+}
+
+/// One system call of a traced run: `fsync` of a path, or `rename` to a path.
+#[derive(Debug, PartialEq)]
+enum Call {
+    Fsync(String),
+    Rename(String),
+}
+
+/// The fsync and rename calls of the process's main thread (where the checkpoints are
+/// written), in order, from `strace -y` output.
+fn calls(log: &str) -> Vec<Call> {
+    log.lines()
+        .filter_map(|line| {
+            if let Some(rest) = line.strip_prefix("fsync(") {
+                let path = rest.split_once('<')?.1.split_once('>')?.0;
+                Some(Call::Fsync(path.to_string()))
+            } else if let Some(rest) = line.strip_prefix("rename(") {
+                let to = rest.split("\", \"").nth(1)?.split('"').next()?;
+                Some(Call::Rename(to.to_string()))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn checkpoint_files_and_their_folder_are_synced_before_checkpoint_json_is_renamed() {
+    let dir = scratch("fsync");
+    let log = dir.with_extension("strace");
+    let _log_guard = Scratch(log.clone());
+    let traced = Command::new("strace")
+        .args(["-e", "trace=fsync,rename", "-y", "-o"])
+        .arg(&log)
+        .arg(env!("CARGO_BIN_EXE_flatmin"))
+        .args(["train", "--model", "mlp", "--train-limit", "320", "--test-limit", "100", "--epochs", "3", "--quiet"])
+        .arg("--out")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !traced.is_ok_and(|s| s.success()) || !log.exists() {
+        eprintln!("SKIPPED: strace is not available here");
+        return;
+    }
+    let folder = std::fs::canonicalize(&dir).unwrap().display().to_string();
+    let calls = calls(&std::fs::read_to_string(&log).unwrap());
+    let renamed = |i: usize, name: &dyn Fn(&str) -> bool| matches!(&calls[i], Call::Rename(to) if name(to.rsplit('/').next().unwrap()));
+    let synced_folder = |i: usize| calls[i] == Call::Fsync(folder.clone());
+    let mut checkpoints = 0;
+    for k in 0..calls.len() {
+        if !renamed(k, &|n| n == "checkpoint.json") {
+            continue;
+        }
+        checkpoints += 1;
+        // The model and optimizer files of this checkpoint: each synced, then renamed, then
+        // the folder synced, all before checkpoint.json (itself synced) is renamed.
+        let mut files_done = k;
+        for prefix in ["model-e", "optimizer-e"] {
+            let r = (0..k).rev().find(|&i| renamed(i, &|n| n.starts_with(prefix))).expect(prefix);
+            assert!(
+                (0..r).rev().take(3).any(|i| matches!(&calls[i], Call::Fsync(p) if p.contains(prefix))),
+                "{prefix}: its file is synced before it is renamed: {calls:?}"
+            );
+            files_done = files_done.min(r);
+        }
+        let last_file = (0..k).rev().find(|&i| renamed(i, &|n| n.ends_with(".bpk"))).unwrap();
+        assert!(files_done <= last_file);
+        assert!(
+            (last_file + 1..k).any(synced_folder),
+            "the folder is synced between the checkpoint files and checkpoint.json: {:?}",
+            &calls[last_file..=k]
+        );
+        assert!(
+            matches!(&calls[k - 1], Call::Fsync(p) if p.contains("checkpoint.json")),
+            "checkpoint.json's new content is synced before its rename: {:?}",
+            &calls[last_file..=k]
+        );
+        assert!(synced_folder(k + 1), "and the folder after it: {:?}", &calls[k..]);
+    }
+    assert_eq!(checkpoints, 3, "one checkpoint per epoch: {calls:?}");
 }
