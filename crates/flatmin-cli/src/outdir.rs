@@ -274,20 +274,18 @@ impl OutDir {
             }
             None => "files not written by flatmin".to_string(),
         };
-        let mut ways = Vec::new();
-        if let Some(hint) = self
+        let replace = "--overwrite to replace it (the old results are removed first), or choose another --out";
+        let ways = match self
             .continue_hint
             .as_ref()
             .filter(|_| by.is_none_or(|m| m.command == self.command))
         {
-            ways.push(format!("give {hint} to continue it"));
-        }
-        ways.push("--overwrite to replace it (the old results are removed first)".to_string());
-        ways.push("or choose another --out".to_string());
+            Some(hint) => format!("give {hint} to continue it, {replace}"),
+            None => format!("give {replace}"),
+        };
         err(format!(
-            "--out {out} already holds {what}: {}. Nothing was written; {}",
-            list(&contents.results),
-            ways.join(", ")
+            "--out {out} already holds {what}: {}. Nothing was written; {ways}",
+            list(&contents.results)
         ))
     }
 
