@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::data::idx::{self, IdxFile, IdxSplitFiles};
 use crate::data::{Split, cifar};
-use crate::replay;
 use crate::models::{Classifier, InputShape, Mlp};
+use crate::replay;
 use crate::train::{self, TrainConfig};
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -322,7 +322,13 @@ fn checkpoint_parts(optimizer: &str, base: &str, classes: usize) -> (Vec<u8>, Ve
     };
     let device = Device::default().autodiff();
     device.seed(3);
-    let mut model = Mlp::new(InputShape { classes, ..CHECKPOINT_SHAPE }, &device);
+    let mut model = Mlp::new(
+        InputShape {
+            classes,
+            ..CHECKPOINT_SHAPE
+        },
+        &device,
+    );
     let mut optim = config.sam_config().unwrap().init().unwrap();
     let (x, y) = checkpoint_batch(&device);
     for _ in 0..2 {

@@ -93,7 +93,9 @@ fn run_train(args: &TrainArgs, default_job: bool) -> Result<(), TrainError> {
         };
         let description = outdir::train_description(&config);
         let settings = serde_json::to_value(&config).unwrap_or_default();
-        let summary = train::run_prepared(&config, &options, &mut |_| Ok(folder.claim(&description, settings.clone())?));
+        let summary = train::run_prepared(&config, &options, &mut |_| {
+            Ok(folder.claim(&description, settings.clone())?)
+        });
         if summary.is_err() {
             folder.abandon();
         }
@@ -133,14 +135,24 @@ fn run_train(args: &TrainArgs, default_job: bool) -> Result<(), TrainError> {
     let mut summaries = Vec::new();
     // With --compare-base, one folder per optimizer inside --out, each a run of its own.
     let (description, settings) = match runs.as_slice() {
-        [one] => (outdir::train_description(one), serde_json::to_value(one).unwrap_or_default()),
+        [one] => (
+            outdir::train_description(one),
+            serde_json::to_value(one).unwrap_or_default(),
+        ),
         _ => (
-            runs.iter().map(outdir::train_description).collect::<Vec<_>>().join("; "),
+            runs.iter()
+                .map(outdir::train_description)
+                .collect::<Vec<_>>()
+                .join("; "),
             serde_json::json!({ "runs": runs }),
         ),
     };
     for config in &runs {
-        let sub_path = args.out.as_ref().filter(|_| runs.len() > 1).map(|o| o.join(&config.optimizer));
+        let sub_path = args
+            .out
+            .as_ref()
+            .filter(|_| runs.len() > 1)
+            .map(|o| o.join(&config.optimizer));
         let mut sub = sub_path.as_ref().map(|p| OutDir::new(p, "train", Intent::New));
         let options = RunOptions {
             out: sub_path.as_deref().or(args.out.as_deref()),
@@ -153,7 +165,10 @@ fn run_train(args: &TrainArgs, default_job: bool) -> Result<(), TrainError> {
                 top.claim(&description, settings.clone())?;
             }
             if let Some(sub) = sub.as_mut() {
-                sub.claim(&outdir::train_description(config), serde_json::to_value(config).unwrap_or_default())?;
+                sub.claim(
+                    &outdir::train_description(config),
+                    serde_json::to_value(config).unwrap_or_default(),
+                )?;
             }
             Ok(())
         };

@@ -114,7 +114,12 @@ pub fn inspect(dir: &Path) -> Result<Contents, OutDirError> {
             return err(format!("--out {}: is a file, not a folder", dir.display()));
         }
         // Not there (or a file stands where a folder above it should be: creating it will say so).
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
             return Ok(Contents::default());
         }
         Err(e) => return err(format!("--out {}: cannot read the folder: {e}", dir.display())),
@@ -269,7 +274,11 @@ impl OutDir {
                 "the results of `flatmin {}` ({}; written {} by flatmin {})",
                 m.command, m.description, m.created, m.flatmin_version
             ),
-            None if contents.results.iter().all(|n| written_by_flatmin(&self.path.join(n), n)) => {
+            None if contents
+                .results
+                .iter()
+                .all(|n| written_by_flatmin(&self.path.join(n), n)) =>
+            {
                 "the results of an earlier flatmin run (with no record of its command)".to_string()
             }
             None => "files not written by flatmin".to_string(),
@@ -320,9 +329,14 @@ impl OutDir {
         // The new folders' entries in their parents, durable before anything is written in them.
         for dir in &missing {
             if let Some(parent) = dir.parent() {
-                let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
-                fsutil::sync_dir(parent)
-                    .map_err(|e| OutDirError(format!("--out {}: cannot create the folder: {e}", self.path.display())))?;
+                let parent = if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                };
+                fsutil::sync_dir(parent).map_err(|e| {
+                    OutDirError(format!("--out {}: cannot create the folder: {e}", self.path.display()))
+                })?;
             }
         }
         Ok(missing)
@@ -452,7 +466,10 @@ pub fn check_file(path: &Path, overwrite: bool) -> Result<(), OutDirError> {
             ))
         }
         _ => {
-            let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             if parent.is_dir() {
                 Ok(())
             } else {
@@ -525,7 +542,10 @@ mod tests {
         first.claim("the toy", serde_json::json!({"lr": 5.0})).unwrap();
         let marker: Marker =
             serde_json::from_str(&std::fs::read_to_string(dir.join("a/b").join(MARKER)).unwrap()).unwrap();
-        assert_eq!((marker.command.as_str(), marker.settings["lr"].as_f64()), ("toy", Some(5.0)));
+        assert_eq!(
+            (marker.command.as_str(), marker.settings["lr"].as_f64()),
+            ("toy", Some(5.0))
+        );
         // Only the record: nothing to lose, a new run may take it.
         OutDir::new(&dir.join("a/b"), "train", Intent::New).check().unwrap();
         std::fs::write(dir.join("a/b/toy.json"), "{}").unwrap();
@@ -533,9 +553,17 @@ mod tests {
             .with_continue_hint("--resume X")
             .check()
             .unwrap_err();
-        assert!(refused.0.contains("`flatmin toy` (the toy;") && refused.0.contains("toy.json"), "{refused}");
-        assert!(!refused.0.contains("--resume X"), "another command's folder is not continued: {refused}");
-        let continued = OutDir::new(&dir.join("a/b"), "train", Intent::Continue).check().unwrap_err();
+        assert!(
+            refused.0.contains("`flatmin toy` (the toy;") && refused.0.contains("toy.json"),
+            "{refused}"
+        );
+        assert!(
+            !refused.0.contains("--resume X"),
+            "another command's folder is not continued: {refused}"
+        );
+        let continued = OutDir::new(&dir.join("a/b"), "train", Intent::Continue)
+            .check()
+            .unwrap_err();
         assert!(continued.0.contains("written by `flatmin toy`"), "{continued}");
         // A file flatmin does not write stops --overwrite before anything is removed.
         std::fs::write(dir.join("a/b/notes.txt"), "mine").unwrap();
@@ -566,10 +594,20 @@ mod tests {
         let file = dir.join("bench.json");
         check_file(&file, false).unwrap();
         std::fs::write(&file, "{}").unwrap();
-        assert!(check_file(&file, false).unwrap_err().0.contains("already exists (2 bytes"));
+        assert!(
+            check_file(&file, false)
+                .unwrap_err()
+                .0
+                .contains("already exists (2 bytes")
+        );
         check_file(&file, true).unwrap();
         assert!(check_file(&dir, true).unwrap_err().0.contains("is a folder"));
-        assert!(check_file(&dir.join("no/f.json"), false).unwrap_err().0.contains("does not exist"));
+        assert!(
+            check_file(&dir.join("no/f.json"), false)
+                .unwrap_err()
+                .0
+                .contains("does not exist")
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

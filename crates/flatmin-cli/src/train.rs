@@ -1021,7 +1021,10 @@ fn read_checkpoint(out: &Path) -> Result<Checkpoint, TrainError> {
 /// epoch, its epoch is within the run, its times are ≥ 0.
 fn parse_checkpoint(text: &str) -> Result<Checkpoint, String> {
     let ckpt: Checkpoint = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    for (key, name) in [("model_file", &ckpt.model_file), ("optimizer_file", &ckpt.optimizer_file)] {
+    for (key, name) in [
+        ("model_file", &ckpt.model_file),
+        ("optimizer_file", &ckpt.optimizer_file),
+    ] {
         let plain = !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\']);
         if !plain {
             return Err(format!("`{key}` {name:?}: expected a file name in the run's folder"));

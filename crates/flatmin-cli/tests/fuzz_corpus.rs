@@ -85,8 +85,13 @@ fn checkpoint_corpus_and_regressions_replay_without_panic() {
 
 /// The optimizers whose checkpoints seed the checkpoint target: every kind of state (SGD
 /// momentum, Adam's two moments, F-SAM's EMA, ESAM's mask generator).
-const CHECKPOINT_SEEDS: [(&str, &str); 5] =
-    [("sgd", "sgd"), ("sam", "sgd"), ("fsam", "sgd"), ("esam", "sgd"), ("sam", "adamw")];
+const CHECKPOINT_SEEDS: [(&str, &str); 5] = [
+    ("sgd", "sgd"),
+    ("sam", "sgd"),
+    ("fsam", "sgd"),
+    ("esam", "sgd"),
+    ("sam", "adamw"),
+];
 
 /// The seeds are whole checkpoints that resume: if the reader or the writer changes so that
 /// they do not, this fails (and `write_checkpoint_seeds` writes new ones).
@@ -95,9 +100,14 @@ fn checkpoint_seeds_are_checkpoints_that_resume() {
     for (optimizer, base) in CHECKPOINT_SEEDS {
         let seed = fuzzing::checkpoint_seed(optimizer, base);
         assert!(fuzzing::checkpoint_resumes(&seed), "{optimizer} on {base}");
-        let kept = fuzz_dir().join("corpus/checkpoint").join(format!("seed-{optimizer}-{base}"));
+        let kept = fuzz_dir()
+            .join("corpus/checkpoint")
+            .join(format!("seed-{optimizer}-{base}"));
         let kept = std::fs::read(&kept).unwrap_or_else(|e| panic!("{}: {e}", kept.display()));
-        assert!(fuzzing::checkpoint_resumes(&kept), "the kept seed of {optimizer} on {base}");
+        assert!(
+            fuzzing::checkpoint_resumes(&kept),
+            "the kept seed of {optimizer} on {base}"
+        );
     }
     // A truncated optimizer file does not, nor the model file or the optimizer state of
     // another model (before the state was checked against the model, the step panicked).
@@ -106,7 +116,10 @@ fn checkpoint_seeds_are_checkpoints_that_resume() {
     for (optimizer, base) in CHECKPOINT_SEEDS {
         for (model, state) in [(3, 4), (4, 3), (4, 4)] {
             let input = fuzzing::checkpoint_input(optimizer, base, model, state);
-            assert!(!fuzzing::checkpoint_resumes(&input), "{optimizer} on {base}: {model} and {state} classes");
+            assert!(
+                !fuzzing::checkpoint_resumes(&input),
+                "{optimizer} on {base}: {model} and {state} classes"
+            );
         }
     }
 }
@@ -119,7 +132,11 @@ fn write_checkpoint_seeds() {
     let dir = fuzz_dir().join("corpus/checkpoint");
     std::fs::create_dir_all(&dir).unwrap();
     for (optimizer, base) in CHECKPOINT_SEEDS {
-        std::fs::write(dir.join(format!("seed-{optimizer}-{base}")), fuzzing::checkpoint_seed(optimizer, base)).unwrap();
+        std::fs::write(
+            dir.join(format!("seed-{optimizer}-{base}")),
+            fuzzing::checkpoint_seed(optimizer, base),
+        )
+        .unwrap();
     }
     // What the reader once let through to a panic.
     let regressions = fuzz_dir().join("regressions/checkpoint");

@@ -32,7 +32,11 @@ fn train(extra: &[&str]) -> Output {
 
 /// `flatmin train --model mlp --quiet` and `args`.
 fn train_bare(args: &[&str]) -> Output {
-    bin().args(["train", "--model", "mlp", "--quiet"]).args(args).output().unwrap()
+    bin()
+        .args(["train", "--model", "mlp", "--quiet"])
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// A small comparison on a CSV of two well-separated classes; `extra` comes last.
@@ -53,7 +57,13 @@ fn csv(dir: &Path) -> PathBuf {
     for i in 0..60 {
         let class = i % 2;
         let x = i as f64 * 0.1;
-        text.push_str(&format!("{},{},{},{}\n", x.sin() + 2.0 * class as f64, x.cos(), class as f64 - x * 0.01, ["yes", "no"][class]));
+        text.push_str(&format!(
+            "{},{},{},{}\n",
+            x.sin() + 2.0 * class as f64,
+            x.cos(),
+            class as f64 - x * 0.01,
+            ["yes", "no"][class]
+        ));
     }
     let path = dir.join("data.csv");
     std::fs::write(&path, text).unwrap();
@@ -89,7 +99,10 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                files.insert(path.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&path).unwrap());
+                files.insert(
+                    path.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&path).unwrap(),
+                );
             }
         }
     }
@@ -121,38 +134,88 @@ fn a_second_train_into_a_used_folder_is_refused_and_overwrite_replaces_it_cleanl
     // The case: another run into the same folder, without a word.
     let text = refused(
         train(&["--optimizer", "sgd", "--epochs", "1", "--out", out]),
-        &[out, "already holds", "`flatmin train`", "sam (base sgd)", "summary.json", "--resume", "--overwrite"],
+        &[
+            out,
+            "already holds",
+            "`flatmin train`",
+            "sam (base sgd)",
+            "summary.json",
+            "--resume",
+            "--overwrite",
+        ],
     );
     assert!(text.contains("Nothing was written"), "{text}");
     assert_eq!(snapshot(&dir), first, "the first run's files are byte-identical");
     // The same settings again are refused too, and so is --overwrite when a check fails: the old
     // results are removed only once the new run is sure to start.
-    refused(train(&["--optimizer", "sam", "--epochs", "2", "--out", out]), &["already holds"]);
     refused(
-        train(&["--optimizer", "sgd", "--batch-size", "100000", "--overwrite", "--out", out]),
+        train(&["--optimizer", "sam", "--epochs", "2", "--out", out]),
+        &["already holds"],
+    );
+    refused(
+        train(&[
+            "--optimizer",
+            "sgd",
+            "--batch-size",
+            "100000",
+            "--overwrite",
+            "--out",
+            out,
+        ]),
         &["larger than the training set"],
     );
-    refused(train_bare(&["--train-limit", "0", "--overwrite", "--out", out]), &["--train-limit 0"]);
+    refused(
+        train_bare(&["--train-limit", "0", "--overwrite", "--out", out]),
+        &["--train-limit 0"],
+    );
     assert_eq!(snapshot(&dir), first);
     // --resume and --overwrite contradict each other.
     refused(train(&["--resume", out, "--overwrite"]), &["--overwrite"]);
     assert_eq!(snapshot(&dir), first);
 
     // --overwrite: the old run is gone (its epoch-2 files too), only the new one is there.
-    let replaced = ok(train(&["--optimizer", "sgd", "--epochs", "1", "--overwrite", "--out", out]));
-    assert!(stderr(&replaced).contains("removed the earlier results"), "{}", stderr(&replaced));
+    let replaced = ok(train(&[
+        "--optimizer",
+        "sgd",
+        "--epochs",
+        "1",
+        "--overwrite",
+        "--out",
+        out,
+    ]));
+    assert!(
+        stderr(&replaced).contains("removed the earlier results"),
+        "{}",
+        stderr(&replaced)
+    );
     assert_eq!(
         names(&dir),
-        ["checkpoint.json", "flatmin-run.json", "metrics.jsonl", "model-e1.bpk", "optimizer-e1.bpk", "summary.json"]
+        [
+            "checkpoint.json",
+            "flatmin-run.json",
+            "metrics.jsonl",
+            "model-e1.bpk",
+            "optimizer-e1.bpk",
+            "summary.json"
+        ]
     );
     assert_eq!(json(&dir.join("summary.json"))["optimizer"], "sgd");
     assert_eq!(json(&dir.join("flatmin-run.json"))["settings"]["optimizer"], "sgd");
-    assert_eq!(std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap().lines().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
 
     // A file flatmin does not write stops --overwrite before anything is removed.
     std::fs::write(dir.join("notes.txt"), "mine").unwrap();
     let before = snapshot(&dir);
-    refused(train(&["--epochs", "1", "--overwrite", "--out", out]), &["notes.txt", "nothing was removed"]);
+    refused(
+        train(&["--epochs", "1", "--overwrite", "--out", out]),
+        &["notes.txt", "nothing was removed"],
+    );
     assert_eq!(snapshot(&dir), before);
 }
 
@@ -174,8 +237,14 @@ fn compare_folders_are_never_overwritten_or_mixed_with_train_folders() {
     );
     // The compare folder given to train, as a new run and as one to resume.
     let text = refused(train(&["--epochs", "1", "--out", c]), &[c, "`flatmin compare`"]);
-    assert!(!text.contains("--resume"), "a compare folder is not resumed by train: {text}");
-    refused(train(&["--resume", c]), &[c, "written by `flatmin compare`", "not by `flatmin train`"]);
+    assert!(
+        !text.contains("--resume"),
+        "a compare folder is not resumed by train: {text}"
+    );
+    refused(
+        train(&["--resume", c]),
+        &[c, "written by `flatmin compare`", "not by `flatmin train`"],
+    );
     assert_eq!(snapshot(&cres), first, "the comparison's files are byte-identical");
 
     // A train folder given to compare.
@@ -183,15 +252,31 @@ fn compare_folders_are_never_overwritten_or_mixed_with_train_folders() {
     ok(train(&["--epochs", "1", "--out", run.to_str().unwrap()]));
     let trained = snapshot(&run);
     refused(
-        compare(&data, &["--optimizers", "sgd,sam", "--seeds", "2", "--out", run.to_str().unwrap()]),
+        compare(
+            &data,
+            &[
+                "--optimizers",
+                "sgd,sam",
+                "--seeds",
+                "2",
+                "--out",
+                run.to_str().unwrap(),
+            ],
+        ),
         &["`flatmin train`", "checkpoint.json"],
     );
     assert_eq!(snapshot(&run), trained);
 
     // --overwrite replaces the comparison whole.
-    ok(compare(&data, &["--optimizers", "sgd,sam", "--seeds", "3", "--overwrite", "--out", c]));
+    ok(compare(
+        &data,
+        &["--optimizers", "sgd,sam", "--seeds", "3", "--overwrite", "--out", c],
+    ));
     assert_eq!(json(&cres.join("compare.json"))["seeds"], serde_json::json!([0, 1, 2]));
-    assert_eq!(json(&cres.join("flatmin-run.json"))["settings"]["seeds"], serde_json::json!([0, 1, 2]));
+    assert_eq!(
+        json(&cres.join("flatmin-run.json"))["settings"]["seeds"],
+        serde_json::json!([0, 1, 2])
+    );
 }
 
 #[test]
@@ -204,30 +289,62 @@ fn runs_that_fail_early_leave_no_folder() {
         refused(output, &[needle]);
         assert!(!out.exists(), "`{needle}`: the failed run left {}", out.display());
     };
-    fails(train(&["--batch-size", "100000", "--out", o]), "larger than the training set");
+    fails(
+        train(&["--batch-size", "100000", "--out", o]),
+        "larger than the training set",
+    );
     fails(train_bare(&["--train-limit", "0", "--out", o]), "--train-limit 0");
     fails(train_bare(&["--test-limit", "0", "--out", o]), "--test-limit 0");
-    fails(train(&["--dataset", "mnist", "--data-dir", "/nonexistent/flatmin", "--out", o]), "/nonexistent/flatmin");
+    fails(
+        train(&["--dataset", "mnist", "--data-dir", "/nonexistent/flatmin", "--out", o]),
+        "/nonexistent/flatmin",
+    );
     fails(train(&["--optimizer", "adamsam", "--out", o]), "--optimizer");
     fails(
-        train(&["--optimizer", "sam", "--compare-base", "--batch-size", "100000", "--out", o]),
+        train(&[
+            "--optimizer",
+            "sam",
+            "--compare-base",
+            "--batch-size",
+            "100000",
+            "--out",
+            o,
+        ]),
         "larger than the training set",
     );
     fails(compare(&data, &["--val-fraction", "2", "--out", o]), "--val-fraction");
     fails(
-        bin().arg("compare").arg("--data").arg(&data).args(["--batch-size", "1000", "--out", o]).output().unwrap(),
+        bin()
+            .arg("compare")
+            .arg("--data")
+            .arg(&data)
+            .args(["--batch-size", "1000", "--out", o])
+            .output()
+            .unwrap(),
         "larger than the training set",
     );
     fails(compare(&dir.join("missing.csv"), &["--out", o]), "missing.csv");
     fails(
-        bin().args(["sweep", "--optimizers", "sgd", "--train-limit", "0", "--out", o]).output().unwrap(),
+        bin()
+            .args(["sweep", "--optimizers", "sgd", "--train-limit", "0", "--out", o])
+            .output()
+            .unwrap(),
         "--train-limit 0",
     );
     fails(
-        bin().args(["sweep", "--optimizers", "sgd", "--batch-size", "100000", "--out", o]).output().unwrap(),
+        bin()
+            .args(["sweep", "--optimizers", "sgd", "--batch-size", "100000", "--out", o])
+            .output()
+            .unwrap(),
         "larger than the training set",
     );
-    fails(bin().args(["toy", "--optimizers", "wsam:x:coupled", "--out", o]).output().unwrap(), "not a number");
+    fails(
+        bin()
+            .args(["toy", "--optimizers", "wsam:x:coupled", "--out", o])
+            .output()
+            .unwrap(),
+        "not a number",
+    );
 }
 
 #[test]
@@ -239,7 +356,17 @@ fn a_killed_comparison_leaves_no_folder() {
         .arg("compare")
         .arg("--data")
         .arg(&data)
-        .args(["--epochs", "30", "--batch-size", "8", "--optimizers", "sgd,sam", "--seeds", "5", "--out"])
+        .args([
+            "--epochs",
+            "30",
+            "--batch-size",
+            "8",
+            "--optimizers",
+            "sgd,sam",
+            "--seeds",
+            "5",
+            "--out",
+        ])
         .arg(&out)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -266,14 +393,32 @@ fn toy_bench_and_replay_refuse_to_replace_a_result_without_overwrite() {
     let dir = scratch("files");
     let toy = dir.join("toy");
     let t = toy.to_str().unwrap();
-    ok(bin().args(["toy", "--optimizers", "sgd,sam", "--steps", "20", "--out", t]).output().unwrap());
+    ok(bin()
+        .args(["toy", "--optimizers", "sgd,sam", "--steps", "20", "--out", t])
+        .output()
+        .unwrap());
     let first = snapshot(&toy);
     refused(
-        bin().args(["toy", "--optimizers", "fsam", "--out", t]).output().unwrap(),
+        bin()
+            .args(["toy", "--optimizers", "fsam", "--out", t])
+            .output()
+            .unwrap(),
         &[t, "`flatmin toy`", "toy.json", "--overwrite"],
     );
     assert_eq!(snapshot(&toy), first);
-    ok(bin().args(["toy", "--optimizers", "fsam", "--steps", "20", "--overwrite", "--out", t]).output().unwrap());
+    ok(bin()
+        .args([
+            "toy",
+            "--optimizers",
+            "fsam",
+            "--steps",
+            "20",
+            "--overwrite",
+            "--out",
+            t,
+        ])
+        .output()
+        .unwrap());
     assert_eq!(json(&toy.join("toy.json"))["runs"].as_array().unwrap().len(), 1);
 
     // One-file outputs: refused before the work starts, the file untouched.
@@ -281,7 +426,20 @@ fn toy_bench_and_replay_refuse_to_replace_a_result_without_overwrite() {
     std::fs::write(&file, "earlier result").unwrap();
     let f = file.to_str().unwrap();
     refused(
-        bin().args(["bench", "--steps", "1", "--models", "mlp", "--optimizers", "sgd", "--out", f]).output().unwrap(),
+        bin()
+            .args([
+                "bench",
+                "--steps",
+                "1",
+                "--models",
+                "mlp",
+                "--optimizers",
+                "sgd",
+                "--out",
+                f,
+            ])
+            .output()
+            .unwrap(),
         &[f, "already exists (14 bytes", "--overwrite"],
     );
     let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sam.json");
@@ -290,7 +448,12 @@ fn toy_bench_and_replay_refuse_to_replace_a_result_without_overwrite() {
         &[f, "already exists"],
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "earlier result");
-    ok(bin().arg("replay").arg(&case).args(["--overwrite", "--out", f]).output().unwrap());
+    ok(bin()
+        .arg("replay")
+        .arg(&case)
+        .args(["--overwrite", "--out", f])
+        .output()
+        .unwrap());
     assert!(json(&file)["steps"].is_array());
 }
 
@@ -328,7 +491,18 @@ fn checkpoint_files_and_their_folder_are_synced_before_checkpoint_json_is_rename
         .args(["-e", "trace=fsync,rename", "-y", "-o"])
         .arg(&log)
         .arg(env!("CARGO_BIN_EXE_flatmin"))
-        .args(["train", "--model", "mlp", "--train-limit", "320", "--test-limit", "100", "--epochs", "3", "--quiet"])
+        .args([
+            "train",
+            "--model",
+            "mlp",
+            "--train-limit",
+            "320",
+            "--test-limit",
+            "100",
+            "--epochs",
+            "3",
+            "--quiet",
+        ])
         .arg("--out")
         .arg(&dir)
         .stdout(Stdio::null())
@@ -352,9 +526,15 @@ fn checkpoint_files_and_their_folder_are_synced_before_checkpoint_json_is_rename
         // the folder synced, all before checkpoint.json (itself synced) is renamed.
         let mut files_done = k;
         for prefix in ["model-e", "optimizer-e"] {
-            let r = (0..k).rev().find(|&i| renamed(i, &|n| n.starts_with(prefix))).expect(prefix);
+            let r = (0..k)
+                .rev()
+                .find(|&i| renamed(i, &|n| n.starts_with(prefix)))
+                .expect(prefix);
             assert!(
-                (0..r).rev().take(3).any(|i| matches!(&calls[i], Call::Fsync(p) if p.contains(prefix))),
+                (0..r)
+                    .rev()
+                    .take(3)
+                    .any(|i| matches!(&calls[i], Call::Fsync(p) if p.contains(prefix))),
                 "{prefix}: its file is synced before it is renamed: {calls:?}"
             );
             files_done = files_done.min(r);
