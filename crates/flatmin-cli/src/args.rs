@@ -85,6 +85,10 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "out")]
     #[serde(skip)]
     pub resume: Option<PathBuf>,
+    /// Replace the results already in --out: they are removed first, so that nothing mixes
+    /// (without it, a folder that holds results is refused).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// Also train the base optimizer alone (same seed and data) and print both in a table.
     #[arg(long)]
     #[serde(skip)]

@@ -1399,13 +1399,21 @@ pub fn write_reports(out: &Path, plan: &Plan, loaded: &Loaded, c: &Comparison) -
 
 /// `flatmin compare`.
 pub fn command(args: &CompareArgs) -> Result<(), TrainError> {
+    // A folder that holds results is refused before the data is read (crate::outdir).
+    let intent = crate::outdir::Intent::new_or_overwrite(args.train.overwrite);
+    let mut folder = args
+        .train
+        .out
+        .as_ref()
+        .map(|out| crate::outdir::OutDir::new(out, "compare", intent));
+    if let Some(folder) = &folder {
+        folder.check()?;
+    }
     let (plan, loaded) = args.plan()?;
-    if let Some(out) = &plan.out {
-        // Proves the folder writable before the runs, not after them.
-        std::fs::create_dir_all(out).map_err(|e| TrainError(format!("--out {}: {e}", out.display())))?;
-        write_atomic(&out.join(".write-probe"), b"ok")
-            .map_err(|e| TrainError(format!("--out {}: {e}", out.display())))?;
-        std::fs::remove_file(out.join(".write-probe")).ok();
+    if let Some(folder) = &folder {
+        // Proves the folder writable before the runs, not after them; it is made only when
+        // the reports are written, so that a failed or killed comparison leaves none.
+        folder.probe()?;
     }
     if !plan.quiet {
         eprintln!("flatmin compare: {}", loaded.description);
@@ -1428,8 +1436,31 @@ pub fn command(args: &CompareArgs) -> Result<(), TrainError> {
     }
     let md = markdown(&plan, &loaded, &comparison);
     println!("{md}");
-    if let Some(out) = &plan.out {
-        write_reports(out, &plan, &loaded, &comparison)?;
+    if let (Some(out), Some(folder)) = (&plan.out, folder.as_mut()) {
+        let settings = serde_json::json!({
+            "data": plan.base.data_dir,
+            "base": plan.base,
+            "optimizers": plan.optimizers,
+            "seeds": plan.seeds,
+            "rho_search": plan.rho_search,
+            "search_seeds": plan.search_seeds,
+            "val_fraction": plan.val_fraction,
+            "split_seed": plan.split_seed,
+        });
+        let description = format!(
+            "{} on {}, {} model, {} epochs, {} seeds",
+            plan.optimizers.join(", "),
+            plan.base.dataset,
+            plan.base.model,
+            plan.base.epochs,
+            plan.seeds.len()
+        );
+        folder.claim(&description, settings)?;
+        if let Err(e) = write_reports(out, &plan, &loaded, &comparison) {
+            // A half-written report is no result: nothing of it stays.
+            folder.discard();
+            return Err(e);
+        }
         println!(
             "wrote {}/compare.md, compare.json, compare_accuracy.svg, compare_curves.svg{}",
             out.display(),

@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::path::Path;
 
-/// Writes `bytes` to `path` through a temporary sibling, synced, then renamed over `path`.
+/// Writes `bytes` to `path` through a temporary sibling, synced, then renamed over `path`; the
+/// folder is synced after the rename, so that the new file survives a power loss, not only a
+/// crash of the process.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -21,12 +23,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         crate::fault::pause_point(&format!("write-half:{name}"));
         file.write_all(second)?;
         file.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        sync_dir(&dir)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Makes the entries of folder `dir` (files created, renamed or removed in it) durable: fsync
+/// of the folder itself. Filesystems that cannot sync a folder (they answer EINVAL) are taken
+/// as they are; elsewhere than Unix, nothing is done.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        match std::fs::File::open(dir)?.sync_all() {
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
+            other => other,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
 }
 
 /// Proves `dir` can take `bytes` more bytes: writes a hidden file of that size (zeros, synced),

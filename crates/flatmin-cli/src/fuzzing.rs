@@ -13,8 +13,12 @@ use serde_json::Value;
 
 use crate::data::idx::{self, IdxFile, IdxSplitFiles};
 use crate::data::{Split, cifar};
+use crate::models::{Classifier, InputShape, Mlp};
 use crate::replay;
-use crate::train::TrainConfig;
+use crate::train::{self, TrainConfig};
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use flatmin::Batch;
 
 /// The largest single allocation the fuzz targets and the corpus replay allow: fuzz inputs are a
 /// few kilobytes, so anything near this size was sized by an untrusted header or length.
@@ -59,7 +63,7 @@ unsafe impl GlobalAlloc for CappedAlloc {
 }
 
 /// The names of the fuzz targets, one folder each under `fuzz/corpus/` and `fuzz/regressions/`.
-pub const TARGETS: [&str; 4] = ["idx", "cifar", "replay_case", "train_config"];
+pub const TARGETS: [&str; 5] = ["idx", "cifar", "replay_case", "train_config", "checkpoint"];
 
 /// Runs the entry point of target `name` on `data`; `false` for an unknown name.
 pub fn run_target(name: &str, data: &[u8]) -> bool {
@@ -68,6 +72,7 @@ pub fn run_target(name: &str, data: &[u8]) -> bool {
         "cifar" => cifar(data),
         "replay_case" => replay_case(data),
         "train_config" => train_config(data),
+        "checkpoint" => checkpoint(data),
         _ => return false,
     }
     true
@@ -213,6 +218,137 @@ pub fn train_config(data: &[u8]) {
             "config round trip"
         );
     }
+}
+
+/// The shape of the model the checkpoint target loads into: an MLP on 2×2 one-channel images,
+/// 3 classes (about 8 kB of weights, so that a whole checkpoint fits a fuzz input).
+const CHECKPOINT_SHAPE: InputShape = InputShape {
+    channels: 1,
+    height: 2,
+    width: 2,
+    classes: 3,
+};
+
+/// The checkpoint reader of `--resume`: the input is three parts (see [`parts`]), the text of a
+/// `checkpoint.json`, a model file and an optimizer file (burnpack). The checkpoint's config
+/// (when it reads and checks) or F-SAM's (momentum and EMA buffers) builds the optimizer; the
+/// model is [`CHECKPOINT_SHAPE`]'s MLP. What a success promises: the run can go on, one
+/// training step runs (it may report a non-finite loss, never panic) and the state saves again.
+pub fn checkpoint(data: &[u8]) {
+    checkpoint_resumes(data);
+}
+
+/// [`checkpoint`]; `true` when all three parts loaded and the step ran.
+pub fn checkpoint_resumes(data: &[u8]) -> bool {
+    let [json, model, optimizer] = parts::<3>(data);
+    let fallback = || TrainConfig {
+        optimizer: "fsam".into(),
+        ..TrainConfig::default()
+    };
+    let config = std::str::from_utf8(json)
+        .ok()
+        .and_then(|text| train::checkpoint_files_from_text(text).ok())
+        .map(|(config, model_file, optimizer_file)| {
+            for name in [&model_file, &optimizer_file] {
+                assert!(
+                    !name.contains('/') && !name.starts_with('.') && !name.is_empty(),
+                    "a checkpoint names files in its own folder only: {name:?}"
+                );
+            }
+            config
+        })
+        .filter(|c| c.check().is_ok())
+        .unwrap_or_else(fallback);
+    let device = Device::default().autodiff();
+    let Ok(model) = train::load_model_bytes(Mlp::new(CHECKPOINT_SHAPE, &device), model.to_vec()) else {
+        return false;
+    };
+    let sam = config.sam_config().expect("a checked config maps");
+    // As `--resume` reads it: loaded, then checked against the model it will train.
+    let Ok(mut optim) = sam
+        .init()
+        .expect("a checked config builds")
+        .load_bytes(optimizer.to_vec(), &device)
+        .and_then(|o| o.check_fits(&model).map(|()| o))
+    else {
+        return false;
+    };
+    let (x, y) = checkpoint_batch(&device);
+    let (model, _report) = optim.step(0.01, model, |m: &Mlp, batch: Batch| {
+        flatmin::per_sample_cross_entropy(m.forward(batch.rows(x.clone())), batch.rows_int(y.clone()))
+    });
+    assert!(optim.to_bytes().is_ok(), "a loaded state saves again");
+    let [n, classes] = model.forward(x).dims();
+    assert_eq!([n, classes], [4, CHECKPOINT_SHAPE.classes]);
+    true
+}
+
+fn checkpoint_batch(device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    let pixels: Vec<f32> = (0..16).map(|i| (i as f32 * 0.37).sin()).collect();
+    let x = Tensor::from_data(TensorData::new(pixels, [4, 1, 2, 2]), device);
+    let y = Tensor::from_data(TensorData::new(vec![0i64, 1, 2, 1], [4]), device);
+    (x, y)
+}
+
+/// A whole, valid input of the checkpoint target (a seed of its corpus): the checkpoint of a
+/// run of `optimizer` on `base` after two steps of [`CHECKPOINT_SHAPE`]'s MLP.
+pub fn checkpoint_seed(optimizer: &str, base: &str) -> Vec<u8> {
+    checkpoint_input(optimizer, base, CHECKPOINT_SHAPE.classes, CHECKPOINT_SHAPE.classes)
+}
+
+/// [`checkpoint_seed`], with the model file and the optimizer state taken from runs of the
+/// same MLP with `model_classes` and `optimizer_classes` outputs (other than 3: the files of
+/// another model).
+pub fn checkpoint_input(optimizer: &str, base: &str, model_classes: usize, optimizer_classes: usize) -> Vec<u8> {
+    let model_bytes = checkpoint_parts(optimizer, base, model_classes).1;
+    let (ckpt, _, optim_bytes) = checkpoint_parts(optimizer, base, optimizer_classes);
+    let mut out = Vec::new();
+    for part in [ckpt, model_bytes] {
+        out.extend_from_slice(&u16::try_from(part.len()).expect("a part under 64 kB").to_le_bytes());
+        out.extend_from_slice(&part);
+    }
+    out.extend_from_slice(&optim_bytes);
+    out
+}
+
+/// The checkpoint.json, model file and optimizer file of two steps of `optimizer` on the MLP
+/// with `classes` outputs.
+fn checkpoint_parts(optimizer: &str, base: &str, classes: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let config = TrainConfig {
+        optimizer: optimizer.into(),
+        base: base.into(),
+        epochs: 1,
+        ..TrainConfig::default()
+    };
+    let device = Device::default().autodiff();
+    device.seed(3);
+    let mut model = Mlp::new(
+        InputShape {
+            classes,
+            ..CHECKPOINT_SHAPE
+        },
+        &device,
+    );
+    let mut optim = config.sam_config().unwrap().init().unwrap();
+    let (x, y) = checkpoint_batch(&device);
+    for _ in 0..2 {
+        let (next, report) = optim.step(0.01, model, |m: &Mlp, batch: Batch| {
+            flatmin::per_sample_cross_entropy(m.forward(batch.rows(x.clone())), batch.rows_int(y.clone()))
+        });
+        report.expect("a finite step");
+        model = next;
+    }
+    let history = serde_json::json!({
+        "epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5, "sharpness": null, "test_loss": 1.0,
+        "test_accuracy": 0.5, "lr": 0.01, "skipped_steps": 0, "mean_step_ms": 1.0, "seconds": 0.1
+    });
+    let ckpt = serde_json::json!({
+        "config": config, "epoch": 1, "steps": 2, "seconds": 0.1, "step_ms_total": 2.0,
+        "model_file": "model-e1.bpk", "optimizer_file": "optimizer-e1.bpk", "history": [history],
+    });
+    let model_bytes = model.into_record().into_bytes().expect("a model saves").to_vec();
+    let optim_bytes = optim.to_bytes().expect("a state saves");
+    (serde_json::to_vec(&ckpt).unwrap(), model_bytes, optim_bytes)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod fuzzing;
 pub mod hyperparams;
 pub mod malloc;
 pub mod models;
+pub mod outdir;
 pub mod plot;
 pub mod presets;
 pub mod replay;

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use flatmin_lab::args::TrainArgs;
+use flatmin_lab::outdir::{self, Intent, OutDir};
 use flatmin_lab::replay;
 use flatmin_lab::train::{self, Progress, RunOptions, TrainConfig, TrainError};
 
@@ -32,6 +33,9 @@ enum Command {
         /// Where to write the result JSON.
         #[arg(long)]
         out: PathBuf,
+        /// Replace --out if it exists (without it, an existing file is refused).
+        #[arg(long)]
+        overwrite: bool,
     },
     /// The WSAM paper's 2-D toy: which minimum (sharp or flat) each optimizer reaches.
     Toy(flatmin_lab::toy::ToyArgs),
@@ -56,7 +60,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(args) => run_bench(&args).map_err(|e| format!("flatmin bench: {e}")),
-        Command::Replay { case, out } => run_replay(&case, &out).map_err(|e| format!("flatmin replay: {e}")),
+        Command::Replay { case, out, overwrite } => {
+            run_replay(&case, &out, overwrite).map_err(|e| format!("flatmin replay: {e}"))
+        }
         Command::Train(args) => run_train(&args, no_train_flags).map_err(|e| format!("flatmin train: {e}")),
         Command::Toy(args) => flatmin_lab::toy::command(&args).map_err(|e| format!("flatmin toy: {e}")),
         Command::Sweep(args) => flatmin_lab::sweep::command(&args).map_err(|e| format!("flatmin sweep: {e}")),
@@ -77,6 +83,9 @@ fn main() -> ExitCode {
 fn run_train(args: &TrainArgs, default_job: bool) -> Result<(), TrainError> {
     let progress = if args.quiet { Progress::Quiet } else { Progress::Auto };
     if let Some(dir) = &args.resume {
+        // A folder written by another command is refused before its checkpoint is read.
+        let mut folder = OutDir::new(dir, "train", Intent::Continue);
+        folder.check()?;
         let config = args.resume_config(&train::checkpoint_config(dir)?)?;
         let options = RunOptions {
             out: Some(dir),
@@ -84,9 +93,24 @@ fn run_train(args: &TrainArgs, default_job: bool) -> Result<(), TrainError> {
             progress,
             label: config.optimizer.clone(),
         };
-        let summary = train::run(&config, &options)?;
-        println!("{}", train::table(&[summary]));
+        let description = outdir::train_description(&config);
+        let settings = serde_json::to_value(&config).unwrap_or_default();
+        let summary = train::run_prepared(&config, &options, &mut |_| {
+            Ok(folder.claim(&description, settings.clone())?)
+        });
+        if summary.is_err() {
+            folder.abandon();
+        }
+        println!("{}", train::table(&[summary?]));
         return Ok(());
+    }
+    // A folder that holds results is refused before anything is computed (crate::outdir).
+    let mut top = args.out.as_ref().map(|o| {
+        OutDir::new(o, "train", Intent::new_or_overwrite(args.overwrite))
+            .with_continue_hint(format!("--resume {}", o.display()))
+    });
+    if let Some(top) = &top {
+        top.check()?;
     }
     let config = args.config()?;
     let started = Instant::now();
@@ -111,21 +135,50 @@ fn run_train(args: &TrainArgs, default_job: bool) -> Result<(), TrainError> {
         );
     }
     let mut summaries = Vec::new();
+    // With --compare-base, one folder per optimizer inside --out, each a run of its own.
+    let (description, settings) = match runs.as_slice() {
+        [one] => (
+            outdir::train_description(one),
+            serde_json::to_value(one).unwrap_or_default(),
+        ),
+        _ => (
+            runs.iter()
+                .map(outdir::train_description)
+                .collect::<Vec<_>>()
+                .join("; "),
+            serde_json::json!({ "runs": runs }),
+        ),
+    };
     for config in &runs {
-        let out_dir = args.out.as_ref().map(|o| {
-            if runs.len() > 1 {
-                o.join(&config.optimizer)
-            } else {
-                o.clone()
-            }
-        });
+        let sub_path = args
+            .out
+            .as_ref()
+            .filter(|_| runs.len() > 1)
+            .map(|o| o.join(&config.optimizer));
+        let mut sub = sub_path.as_ref().map(|p| OutDir::new(p, "train", Intent::New));
         let options = RunOptions {
-            out: out_dir.as_deref(),
+            out: sub_path.as_deref().or(args.out.as_deref()),
             resume: false,
             progress,
             label: config.optimizer.clone(),
         };
-        summaries.push(train::run(config, &options)?);
+        let mut prepare = |_: &Path| -> Result<(), TrainError> {
+            if let Some(top) = top.as_mut().filter(|t| !t.is_claimed()) {
+                top.claim(&description, settings.clone())?;
+            }
+            if let Some(sub) = sub.as_mut() {
+                sub.claim(
+                    &outdir::train_description(config),
+                    serde_json::to_value(config).unwrap_or_default(),
+                )?;
+            }
+            Ok(())
+        };
+        let summary = train::run_prepared(config, &options, &mut prepare);
+        if summary.is_err() {
+            sub.iter_mut().chain(top.iter_mut()).for_each(OutDir::abandon);
+        }
+        summaries.push(summary?);
     }
     println!("{}", train::table(&summaries));
     if let [base, method] = summaries.as_slice() {
@@ -165,10 +218,16 @@ struct BenchArgs {
     /// Write the results here as JSON (`{"runs": [...]}`).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Replace --out if it exists (without it, an existing file is refused before the bench runs).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 fn run_bench(args: &BenchArgs) -> Result<(), String> {
     use flatmin_lab::bench;
+    if let Some(out) = &args.out {
+        outdir::check_file(out, args.overwrite)?;
+    }
     let config = bench::BenchConfig {
         models: args.models.clone(),
         optimizers: args.optimizers.clone(),
@@ -186,7 +245,8 @@ fn run_bench(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn run_replay(case_path: &Path, out: &Path) -> Result<(), replay::CaseError> {
+fn run_replay(case_path: &Path, out: &Path, overwrite: bool) -> Result<(), replay::CaseError> {
+    outdir::check_file(out, overwrite).map_err(|e| replay::CaseError(e.0))?;
     let case = replay::Case::load(case_path)?;
     let result = replay::run(&case)?;
     let json = replay::result_json(&case, &result);

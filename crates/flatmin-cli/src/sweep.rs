@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::args::TrainArgs;
 use crate::fsutil::write_atomic;
+use crate::outdir::{Intent, OutDir};
 use crate::plot::{LineChart, Series};
 use crate::train::{self, Progress, RunOptions, Summary, TrainConfig, TrainError};
 
@@ -495,7 +496,45 @@ fn write_reports(out: &Path, spec: &SweepSpec, variants: &[Variant], cells: &[Ce
 /// `flatmin sweep`.
 pub fn command(args: &SweepArgs) -> Result<(), TrainError> {
     let (out, spec) = args.spec()?;
-    let cells = run(&out, &spec, args.train.quiet)?;
+    // The same sweep again continues it; another one is refused unless --overwrite replaces it.
+    let spec_path = out.join("sweep.json");
+    let same = match std::fs::read_to_string(&spec_path) {
+        Ok(text) => {
+            let old: Option<SweepSpec> = serde_json::from_str(&text).ok();
+            if old.as_ref() != Some(&spec) && !args.train.overwrite {
+                return Err(TrainError(format!(
+                    "{} holds another sweep{}: nothing was written; give --overwrite to replace it, \
+                     or a new --out folder",
+                    spec_path.display(),
+                    if old.is_none() { " (or an unreadable one)" } else { "" }
+                )));
+            }
+            old.as_ref() == Some(&spec)
+        }
+        Err(_) => false,
+    };
+    let intent = match (args.train.overwrite, same) {
+        (true, _) => Intent::Overwrite,
+        (false, true) => Intent::Continue,
+        (false, false) => Intent::New,
+    };
+    let mut folder = OutDir::new(&out, "sweep", intent);
+    folder.check()?;
+    // The data is read and checked against the settings before the folder is made.
+    if let (Some(variant), Some(&noise)) = (variants(&spec).first(), spec.noise.first()) {
+        train::check_data(&run_config(&spec, variant, noise, 0)?)?;
+    }
+    let description = format!(
+        "{} × noise {:?} × {} seeds, {} model, {} epochs, on {}",
+        spec.optimizers.join(", "),
+        spec.noise,
+        spec.seeds,
+        spec.base.model,
+        spec.base.epochs,
+        spec.base.dataset
+    );
+    folder.claim(&description, serde_json::to_value(&spec).unwrap_or_default())?;
+    let cells = run(&out, &spec, args.train.quiet).inspect_err(|_| folder.abandon())?;
     println!("{}", markdown(&spec, &variants(&spec), &cells));
     println!("wrote {}/results.md, results.json and plots", out.display());
     Ok(())

@@ -11,6 +11,7 @@ use flatmin::{Batch, Combination, SamConfig};
 use serde::Serialize;
 
 use crate::fsutil::write_atomic;
+use crate::outdir::{Intent, OutDir};
 use crate::plot::ContourMap;
 
 /// Target normals and their weights and temperatures: (weight, mean, std, temperature).
@@ -244,8 +245,19 @@ pub fn run_one(run: &ToyRun, settings: &ToySettings) -> Result<ToyResult, String
 
 /// Runs everything, writes `toy.json` and `toy.svg` into `out`, returns the results.
 pub fn run(runs: &[ToyRun], settings: &ToySettings, out: &Path) -> Result<Vec<ToyResult>, String> {
+    let results = simulate(runs, settings)?;
     std::fs::create_dir_all(out).map_err(|e| format!("--out {}: {e}", out.display()))?;
-    let results: Vec<ToyResult> = runs.iter().map(|r| run_one(r, settings)).collect::<Result<_, _>>()?;
+    write(&results, settings, out)?;
+    Ok(results)
+}
+
+/// Runs every optimizer of the toy; writes nothing.
+pub fn simulate(runs: &[ToyRun], settings: &ToySettings) -> Result<Vec<ToyResult>, String> {
+    runs.iter().map(|r| run_one(r, settings)).collect()
+}
+
+/// Writes `toy.json` and `toy.svg` of `results` into the folder `out`, which exists.
+pub fn write(results: &[ToyResult], settings: &ToySettings, out: &Path) -> Result<(), String> {
     let json = serde_json::json!({
         "settings": settings,
         "minima": {"sharp": {"point": [SHARP_MINIMUM.0, SHARP_MINIMUM.1], "loss": loss(SHARP_MINIMUM.0, SHARP_MINIMUM.1)},
@@ -255,10 +267,10 @@ pub fn run(runs: &[ToyRun], settings: &ToySettings, out: &Path) -> Result<Vec<To
     let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
     write_atomic(&out.join("toy.json"), text.as_bytes())
         .map_err(|e| format!("{}: {e}", out.join("toy.json").display()))?;
-    let svg = contour(&results).to_svg();
+    let svg = contour(results).to_svg();
     write_atomic(&out.join("toy.svg"), svg.as_bytes())
         .map_err(|e| format!("{}: {e}", out.join("toy.svg").display()))?;
-    Ok(results)
+    Ok(())
 }
 
 fn contour(results: &[ToyResult]) -> ContourMap {
@@ -312,6 +324,9 @@ pub struct ToyArgs {
     /// Folder for toy.json and toy.svg.
     #[arg(long)]
     pub out: std::path::PathBuf,
+    /// Replace the results already in --out (without it, a folder that holds results is refused).
+    #[arg(long)]
+    pub overwrite: bool,
     /// The runs, comma-separated: presets (sgd, sam, fsam, …) and `wsam:GAMMA:coupled` or
     /// `wsam:GAMMA:decoupled`. Default: the paper's figure (sgd, sam, WSAM γ 0.6/0.95 both ways).
     #[arg(long, value_delimiter = ',')]
@@ -367,6 +382,8 @@ pub fn parse_run(spec: &str) -> Result<ToyRun, String> {
 
 /// `flatmin toy`.
 pub fn command(args: &ToyArgs) -> Result<(), String> {
+    let mut folder = OutDir::new(&args.out, "toy", Intent::new_or_overwrite(args.overwrite));
+    folder.check()?;
     let runs = if args.optimizers.is_empty() {
         default_runs()
     } else {
@@ -379,7 +396,13 @@ pub fn command(args: &ToyArgs) -> Result<(), String> {
         steps: args.steps,
         ..ToySettings::default()
     };
-    let results = run(&runs, &settings, &args.out)?;
+    let results = simulate(&runs, &settings)?;
+    let labels: Vec<&str> = runs.iter().map(|r| r.label.as_str()).collect();
+    folder.claim(
+        &format!("{} for {} steps", labels.join(", "), settings.steps),
+        serde_json::json!({ "optimizers": labels, "settings": settings }),
+    )?;
+    write(&results, &settings, &args.out).inspect_err(|_| folder.discard())?;
     println!("{}", table(&results));
     println!(
         "wrote {} and {}",

@@ -620,34 +620,82 @@ pub struct RunOptions<'a> {
 /// Trains as `config` says. With `options.out`, writes `metrics.jsonl`, `summary.json` and a
 /// checkpoint after every epoch; with `options.resume`, continues from that checkpoint.
 pub fn run(config: &TrainConfig, options: &RunOptions) -> Result<Summary, TrainError> {
-    run_split(config, options, None)
+    run_split(config, options, None, &mut prepare_out)
+}
+
+/// [`run`], with `prepare` called on `options.out` in place of creating it, once every check
+/// that can fail has passed (settings, data, sizes), just before the first write: `flatmin
+/// train` claims its folder there (crate::outdir), so that a run refused by a late check leaves
+/// no folder behind.
+pub fn run_prepared(
+    config: &TrainConfig,
+    options: &RunOptions,
+    prepare: &mut dyn FnMut(&Path) -> Result<(), TrainError>,
+) -> Result<Summary, TrainError> {
+    run_split(config, options, None, prepare)
+}
+
+/// The checks of a run that need its data, without training: reads the data as [`run`] would
+/// and checks its sizes against the settings. `flatmin sweep` calls it before creating its
+/// folder.
+pub fn check_data(config: &TrainConfig) -> Result<(), TrainError> {
+    config.check()?;
+    let split = load_data(config)?;
+    check_sizes(config, split.train.len(), split.test.len()).map(|_| ())
+}
+
+/// The sizes of a run checked against its data: returns the steps per epoch and in all.
+fn check_sizes(config: &TrainConfig, train: usize, test: usize) -> Result<(usize, usize), TrainError> {
+    if config.train_limit == Some(0) {
+        return fail("--train-limit 0: expected at least 1 training image");
+    }
+    if config.test_limit == Some(0) {
+        return fail("--test-limit 0: expected at least 1 test image");
+    }
+    if test == 0 {
+        return fail("the test set is empty");
+    }
+    if train < config.batch_size {
+        return fail(format!(
+            "--batch-size {} is larger than the training set ({train} images)",
+            config.batch_size
+        ));
+    }
+    let per_epoch = train / config.batch_size;
+    let total = per_epoch
+        .checked_mul(config.epochs)
+        .ok_or_else(|| TrainError(format!("--epochs {}: too many steps to count", config.epochs)))?;
+    Ok((per_epoch, total))
 }
 
 /// [`run`] on data already read (`config.dataset` only names it): `flatmin compare` trains on
 /// the user's folder or CSV this way. Limits and label noise are the caller's (see
 /// [`limit_and_noise`]).
 pub fn run_on(config: &TrainConfig, options: &RunOptions, split: Split) -> Result<Summary, TrainError> {
-    run_split(config, options, Some(split))
+    run_split(config, options, Some(split), &mut prepare_out)
 }
 
-fn run_split(config: &TrainConfig, options: &RunOptions, split: Option<Split>) -> Result<Summary, TrainError> {
+fn run_split(
+    config: &TrainConfig,
+    options: &RunOptions,
+    split: Option<Split>,
+    prepare: &mut dyn FnMut(&Path) -> Result<(), TrainError>,
+) -> Result<Summary, TrainError> {
     config.check()?;
-    if let Some(out) = options.out {
-        prepare_out(out)?;
-    }
     let split = match split {
         Some(split) => split,
         None => load_data(config)?,
     };
     match config.model.as_str() {
-        "mlp" => run_with(config, options, split, Mlp::new),
-        "cnn" => run_with(config, options, split, SmallCnn::new),
-        "resnet18" => run_with(config, options, split, ResNet18::new),
-        _ => run_with(config, options, split, |s, d| WideResNet::new(s, 28, 10, d)),
+        "mlp" => run_with(config, options, split, prepare, Mlp::new),
+        "cnn" => run_with(config, options, split, prepare, SmallCnn::new),
+        "resnet18" => run_with(config, options, split, prepare, ResNet18::new),
+        _ => run_with(config, options, split, prepare, |s, d| WideResNet::new(s, 28, 10, d)),
     }
 }
 
-/// Creates `out` and proves it writable before any training starts.
+/// Creates `out` and proves it writable (what a run's folder needs when no command claims
+/// it: the runs of a sweep, inside the sweep's folder).
 fn prepare_out(out: &Path) -> Result<(), TrainError> {
     std::fs::create_dir_all(out)
         .map_err(|e| TrainError(format!("--out {}: cannot create the folder: {e}", out.display())))?;
@@ -693,18 +741,13 @@ fn run_with<M: Classifier>(
     config: &TrainConfig,
     options: &RunOptions,
     split: Split,
+    prepare: &mut dyn FnMut(&Path) -> Result<(), TrainError>,
     build: impl Fn(InputShape, &Device) -> M,
 ) -> Result<Summary, TrainError> {
+    let (per_epoch, total) = check_sizes(config, split.train.len(), split.test.len())?;
     let (mean, std) = channel_stats(&split.train);
     let train = Tensors::new(&split.train, &mean, &std);
     let test = Tensors::new(&split.test, &mean, &std);
-    if train.len() < config.batch_size {
-        return fail(format!(
-            "--batch-size {} is larger than the training set ({} images)",
-            config.batch_size,
-            train.len()
-        ));
-    }
     // The first backend compiled in: flex on CPU; CUDA or wgpu when built with those features.
     let device = Device::default().autodiff();
     device.seed(config.seed);
@@ -714,6 +757,10 @@ fn run_with<M: Classifier>(
     // Hidden fault injection for the robustness tests (crate::fault); empty in a normal run.
     let faults = crate::fault::Faults::from_env().map_err(TrainError)?;
     let second_call = if sam.selection.needs_losses() { 3 } else { 2 };
+    // Every check that can fail has passed: only now is the output folder made.
+    if let Some(out) = options.out {
+        prepare(out)?;
+    }
 
     let mut history: Vec<EpochMetrics> = Vec::new();
     let mut changes: Vec<SettingChange> = Vec::new();
@@ -736,7 +783,8 @@ fn run_with<M: Classifier>(
         let optim_path = out.join(&ckpt.optimizer_file);
         optim = optim
             .load(&optim_path, &device)
-            .map_err(|e| TrainError(e.to_string()))?;
+            .and_then(|o| o.check_fits(&model).map(|()| o))
+            .map_err(|e| TrainError(format!("{}: {e}", optim_path.display())))?;
         start_epoch = ckpt.epoch;
         steps = ckpt.steps;
         seconds = ckpt.seconds;
@@ -751,10 +799,6 @@ fn run_with<M: Classifier>(
         check_space(out, &model, &sam, options.resume)?;
     }
 
-    let per_epoch = train.len() / config.batch_size;
-    let total = per_epoch
-        .checked_mul(config.epochs)
-        .ok_or_else(|| TrainError(format!("--epochs {}: too many steps to count", config.epochs)))?;
     let live = options.progress == Progress::Auto && std::io::stderr().is_terminal();
     let mut test_correct = Vec::new();
     for epoch in start_epoch..config.epochs {
@@ -966,6 +1010,10 @@ fn write_checkpoint<M: Module>(
     let optim_path = out.join(&ckpt.optimizer_file);
     optim.save(&optim_path).map_err(|e| TrainError(e.to_string()))?;
     crate::fault::pause_point("checkpoint:optimizer");
+    // Both files are synced (by their writers); their names in the folder must be durable too
+    // before checkpoint.json points at them, or a power loss could leave it naming files that
+    // are not there.
+    crate::fsutil::sync_dir(out).map_err(|e| io(out, e))?;
     let text = serde_json::to_string_pretty(ckpt).map_err(|e| TrainError(e.to_string()))?;
     let ckpt_path = out.join(CHECKPOINT);
     write_atomic(&ckpt_path, text.as_bytes()).map_err(|e| io(&ckpt_path, e))?;
@@ -980,10 +1028,15 @@ fn write_checkpoint<M: Module>(
 
 /// Loads weights saved by a checkpoint into `model` (built with the same architecture).
 pub(crate) fn load_model_file<M: Module>(model: M, path: &Path) -> Result<M, TrainError> {
-    let err = |e: &dyn std::fmt::Display| TrainError(format!("{}: {e}", path.display()));
-    let bytes = std::fs::read(path).map_err(|e| err(&e))?;
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| err(&e))?;
-    model.try_load_record(record).map_err(|e| err(&e))
+    let bytes = std::fs::read(path).map_err(|e| TrainError(format!("{}: {e}", path.display())))?;
+    load_model_bytes(model, bytes).map_err(|e| TrainError(format!("{}: {e}", path.display())))
+}
+
+/// Loads weights from the bytes of a checkpoint's model file into `model`.
+#[doc(hidden)]
+pub fn load_model_bytes<M: Module>(model: M, bytes: Vec<u8>) -> Result<M, String> {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| e.to_string())?;
+    model.try_load_record(record).map_err(|e| e.to_string())
 }
 
 /// The model file of the checkpoint in `out`.
@@ -995,16 +1048,55 @@ fn read_checkpoint(out: &Path) -> Result<Checkpoint, TrainError> {
     let path = out.join(CHECKPOINT);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| TrainError(format!("{}: no checkpoint to resume: {e}", path.display())))?;
-    let err = |e: serde_json::Error| TrainError(format!("{}: {e}", path.display()));
-    let value: Value = serde_json::from_str(&text).map_err(err)?;
-    match value.get("format").map_or(Some(1), Value::as_u64) {
-        Some(1..=CHECKPOINT_FORMAT) => serde_json::from_str(&text).map_err(err),
-        Some(n) => fail(format!(
-            "{}: checkpoint format {n}; this flatmin reads formats 1 to {CHECKPOINT_FORMAT} (was it written by a newer one?)",
-            path.display()
-        )),
-        None => fail(format!("{}: `format` must be a whole number", path.display())),
+    parse_checkpoint(&text).map_err(|e| TrainError(format!("{}: {e}", path.display())))
+}
+
+/// A checkpoint.json's text, read and checked for what resuming relies on: a format this flatmin
+/// reads, the files it names
+/// are plain names in its own folder (never a path elsewhere), its history has one line per
+/// epoch, its epoch is within the run, its times are ≥ 0.
+fn parse_checkpoint(text: &str) -> Result<Checkpoint, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let ckpt: Checkpoint = match value.get("format").map_or(Some(1), Value::as_u64) {
+        Some(1..=CHECKPOINT_FORMAT) => serde_json::from_str(text).map_err(|e| e.to_string())?,
+        Some(n) => {
+            return Err(format!(
+                "checkpoint format {n}; this flatmin reads formats 1 to {CHECKPOINT_FORMAT} (was it written by a newer one?)"
+            ));
+        }
+        None => return Err("`format` must be a whole number".into()),
+    };
+    for (key, name) in [
+        ("model_file", &ckpt.model_file),
+        ("optimizer_file", &ckpt.optimizer_file),
+    ] {
+        let plain = !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\']);
+        if !plain {
+            return Err(format!("`{key}` {name:?}: expected a file name in the run's folder"));
+        }
     }
+    if ckpt.history.len() != ckpt.epoch || ckpt.epoch > ckpt.config.epochs {
+        return Err(format!(
+            "`epoch` {} with {} lines of history in a run of {} epochs: expected one line per epoch done",
+            ckpt.epoch,
+            ckpt.history.len(),
+            ckpt.config.epochs
+        ));
+    }
+    if !(ckpt.seconds >= 0.0 && ckpt.step_ms_total >= 0.0) {
+        return Err(format!(
+            "`seconds` {} and `step_ms_total` {}: expected times ≥ 0",
+            ckpt.seconds, ckpt.step_ms_total
+        ));
+    }
+    Ok(ckpt)
+}
+
+/// Reads a checkpoint.json's text as [`read_checkpoint`] does (for the fuzz target): the
+/// configuration and the two file names.
+#[doc(hidden)]
+pub fn checkpoint_files_from_text(text: &str) -> Result<(TrainConfig, String, String), String> {
+    parse_checkpoint(text).map(|c| (c.config, c.model_file, c.optimizer_file))
 }
 
 /// Checks that `config` (with its library configuration `sam`) continues the run of `ckpt`:

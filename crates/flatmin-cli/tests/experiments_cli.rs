@@ -318,6 +318,7 @@ fn toy_writes_json_and_plot_with_the_papers_basins() {
             "toy",
             "--optimizers",
             "fsam,wsam:0.9:coupled",
+            "--overwrite",
             "--out",
             out.to_str().unwrap(),
         ])

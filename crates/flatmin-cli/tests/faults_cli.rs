@@ -151,6 +151,7 @@ fn assert_checkpoint_whole(dir: &Path) -> Option<u64> {
 fn leftovers(dir: &Path) -> Vec<String> {
     let ckpt = json(&dir.join("checkpoint.json"));
     let keep = [
+        "flatmin-run.json",
         "checkpoint.json",
         "metrics.jsonl",
         "summary.json",

@@ -79,6 +79,76 @@ fn train_config_corpus_and_regressions_replay_without_panic() {
 }
 
 #[test]
+fn checkpoint_corpus_and_regressions_replay_without_panic() {
+    replay("checkpoint");
+}
+
+/// The optimizers whose checkpoints seed the checkpoint target: every kind of state (SGD
+/// momentum, Adam's two moments, F-SAM's EMA, ESAM's mask generator).
+const CHECKPOINT_SEEDS: [(&str, &str); 5] = [
+    ("sgd", "sgd"),
+    ("sam", "sgd"),
+    ("fsam", "sgd"),
+    ("esam", "sgd"),
+    ("sam", "adamw"),
+];
+
+/// The seeds are whole checkpoints that resume: if the reader or the writer changes so that
+/// they do not, this fails (and `write_checkpoint_seeds` writes new ones).
+#[test]
+fn checkpoint_seeds_are_checkpoints_that_resume() {
+    for (optimizer, base) in CHECKPOINT_SEEDS {
+        let seed = fuzzing::checkpoint_seed(optimizer, base);
+        assert!(fuzzing::checkpoint_resumes(&seed), "{optimizer} on {base}");
+        let kept = fuzz_dir()
+            .join("corpus/checkpoint")
+            .join(format!("seed-{optimizer}-{base}"));
+        let kept = std::fs::read(&kept).unwrap_or_else(|e| panic!("{}: {e}", kept.display()));
+        assert!(
+            fuzzing::checkpoint_resumes(&kept),
+            "the kept seed of {optimizer} on {base}"
+        );
+    }
+    // A truncated optimizer file does not, nor the model file or the optimizer state of
+    // another model (before the state was checked against the model, the step panicked).
+    let seed = fuzzing::checkpoint_seed("fsam", "sgd");
+    assert!(!fuzzing::checkpoint_resumes(&seed[..seed.len() - 9]));
+    for (optimizer, base) in CHECKPOINT_SEEDS {
+        for (model, state) in [(3, 4), (4, 3), (4, 4)] {
+            let input = fuzzing::checkpoint_input(optimizer, base, model, state);
+            assert!(
+                !fuzzing::checkpoint_resumes(&input),
+                "{optimizer} on {base}: {model} and {state} classes"
+            );
+        }
+    }
+}
+
+/// Writes the seeds of the checkpoint target into fuzz/corpus/checkpoint (run by hand:
+/// `cargo test -p flatmin-cli --test fuzz_corpus -- --ignored write_checkpoint_seeds`).
+#[test]
+#[ignore]
+fn write_checkpoint_seeds() {
+    let dir = fuzz_dir().join("corpus/checkpoint");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (optimizer, base) in CHECKPOINT_SEEDS {
+        std::fs::write(
+            dir.join(format!("seed-{optimizer}-{base}")),
+            fuzzing::checkpoint_seed(optimizer, base),
+        )
+        .unwrap();
+    }
+    // What the reader once let through to a panic.
+    let regressions = fuzz_dir().join("regressions/checkpoint");
+    std::fs::create_dir_all(&regressions).unwrap();
+    std::fs::write(
+        regressions.join("optimizer-state-of-another-model-panics-in-the-step"),
+        fuzzing::checkpoint_input("fsam", "sgd", 3, 4),
+    )
+    .unwrap();
+}
+
+#[test]
 fn every_target_has_a_corpus_folder_and_a_fuzz_target() {
     for target in fuzzing::TARGETS {
         assert!(fuzz_dir().join("corpus").join(target).is_dir(), "{target}");

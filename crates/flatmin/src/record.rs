@@ -127,6 +127,14 @@ impl Sam {
         let mut tensors = HashMap::new();
         for tensor in reader.into_tensors().map_err(fmt_err)? {
             let (name, dtype, shape, _, bytes) = tensor.into_parts().map_err(fmt_err)?;
+            // Every state buffer is a flat float tensor whose bytes are exactly its elements.
+            let whole = shape.len() == 1 && dtype.is_float() && shape[0].checked_mul(dtype.size()) == Some(bytes.len());
+            if !whole {
+                return Err(RecordError::Mismatch(format!(
+                    "tensor `{name}`: shape {shape:?} of {dtype:?} in {} bytes; expected a flat float buffer",
+                    bytes.len()
+                )));
+            }
             let data = TensorData::from_bytes(bytes, shape, dtype);
             let value = Tensor::<1>::from_data(data, (device, dtype));
             if let Some(value) = friendly.load(&name, value) {
@@ -149,5 +157,40 @@ impl Sam {
             ]);
         }
         Ok(self)
+    }
+
+    /// Checks that restored state fits `model`, the model it will train: every buffer belongs
+    /// to one of its parameters and has that parameter's number of elements and float type. A
+    /// state file of another model, or a damaged one, is then an error here rather than a
+    /// panic in the next step.
+    pub fn check_fits<M: burn::module::Module>(&self, model: &M) -> Result<(), RecordError> {
+        let layout = crate::bridge::Layout::of(model);
+        let values = crate::bridge::values(model, &layout);
+        let params: HashMap<&str, (usize, burn::tensor::DType)> = layout
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| values.get(i).map(|v| (e.path.as_str(), (e.numel(), v.dtype()))))
+            .collect();
+        let check = |what: &str, path: &str, t: &Tensor<1>| match params.get(path) {
+            None => Err(RecordError::Mismatch(format!(
+                "{what} of `{path}`: the model has no such parameter"
+            ))),
+            Some(&(n, dtype)) if t.dims()[0] != n || t.dtype() != dtype => Err(RecordError::Mismatch(format!(
+                "{what} of `{path}`: {} values of {:?}, but the parameter has {n} of {dtype:?}",
+                t.dims()[0],
+                t.dtype()
+            ))),
+            Some(_) => Ok(()),
+        };
+        for (path, state) in &self.base.states {
+            for (what, t) in state.buffers() {
+                check(what, path, t)?;
+            }
+        }
+        for (path, t) in &self.friendly.ema {
+            check("F-SAM's EMA", path, t)?;
+        }
+        Ok(())
     }
 }

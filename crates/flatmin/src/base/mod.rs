@@ -47,6 +47,17 @@ pub enum BaseState {
     Adam(AdamState),
 }
 
+impl BaseState {
+    /// The state's tensors, named (a check that they fit the model reads them).
+    pub fn buffers(&self) -> Vec<(&'static str, &Tensor<1>)> {
+        let named = match self {
+            BaseState::Sgd(s) => vec![("momentum", &s.momentum)],
+            BaseState::Adam(s) => vec![("exp_avg", &s.exp_avg), ("exp_avg_sq", &s.exp_avg_sq)],
+        };
+        named.into_iter().filter_map(|(n, t)| t.as_ref().map(|t| (n, t))).collect()
+    }
+}
+
 /// A base optimizer with its per-parameter state, keyed by parameter path.
 #[derive(Clone, Debug)]
 pub struct BaseOptimizer {
