@@ -41,10 +41,10 @@ impl BaseConfig {
 /// Per-parameter state of the base optimizer, the configured optimizer's own.
 #[derive(Clone, Debug)]
 pub enum BaseState {
-    /// SGD's momentum buffer and step count.
-    Sgd(SgdState),
+    /// SGD's momentum buffer and step count (boxed, as Adam's: a Burn tensor handle is large).
+    Sgd(Box<SgdState>),
     /// Adam's moments and step count.
-    Adam(AdamState),
+    Adam(Box<AdamState>),
 }
 
 impl BaseState {
@@ -54,7 +54,10 @@ impl BaseState {
             BaseState::Sgd(s) => vec![("momentum", &s.momentum)],
             BaseState::Adam(s) => vec![("exp_avg", &s.exp_avg), ("exp_avg_sq", &s.exp_avg_sq)],
         };
-        named.into_iter().filter_map(|(n, t)| t.as_ref().map(|t| (n, t))).collect()
+        named
+            .into_iter()
+            .filter_map(|(n, t)| t.as_ref().map(|t| (n, t)))
+            .collect()
     }
 }
 
@@ -100,8 +103,8 @@ impl BaseOptimizer {
     ) -> Tensor<1> {
         if !next.contains_key(path) {
             let fresh = match &self.config {
-                BaseConfig::Sgd(_) => BaseState::Sgd(SgdState::default()),
-                BaseConfig::Adam(_) => BaseState::Adam(AdamState::default()),
+                BaseConfig::Sgd(_) => BaseState::Sgd(Box::default()),
+                BaseConfig::Adam(_) => BaseState::Adam(Box::default()),
             };
             next.insert(path.to_string(), fresh);
         }
@@ -132,8 +135,8 @@ impl BaseOptimizer {
         for path in record.scalar_groups(PREFIX, "/step") {
             let prefix = format!("{PREFIX}{path}/");
             let state = match &self.config {
-                BaseConfig::Sgd(_) => BaseState::Sgd(SgdState::load(&prefix, record)?),
-                BaseConfig::Adam(_) => BaseState::Adam(AdamState::load(&prefix, record)?),
+                BaseConfig::Sgd(_) => BaseState::Sgd(Box::new(SgdState::load(&prefix, record)?)),
+                BaseConfig::Adam(_) => BaseState::Adam(Box::new(AdamState::load(&prefix, record)?)),
             };
             states.insert(path, state);
         }

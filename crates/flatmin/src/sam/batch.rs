@@ -25,7 +25,7 @@ impl<'a> Batch<'a> {
 
     /// How many samples are asked for, when known (a subset; the whole batch's size is the
     /// caller's).
-    pub fn len(&self) -> Option<usize> {
+    pub fn requested(&self) -> Option<usize> {
         match self {
             Batch::All => None,
             Batch::Subset(idx) => Some(idx.len()),

@@ -206,7 +206,7 @@ fn sam_accepts_means_or_per_sample_losses_but_nothing_else() {
     let (_, wrong) = optim.step(0.05, model, |m: &Mlp, b: Batch| {
         calls += 1;
         let losses = data.losses(m, b);
-        if calls == 2 { losses.slice([0..5]) } else { losses }
+        if calls == 2 { losses.narrow(0, 0, 5) } else { losses }
     });
     assert_eq!(
         wrong,

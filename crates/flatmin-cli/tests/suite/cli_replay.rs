@@ -6,8 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-mod common;
-use common::Scratch;
+use crate::common::Scratch;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flatmin"))
@@ -20,7 +19,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn scratch(name: &str) -> Scratch {
-    let dir = common::scratch("flatmin-cli-replay", name);
+    let dir = crate::common::scratch("flatmin-cli-replay", name);
     std::fs::create_dir_all(&*dir).unwrap();
     dir
 }

@@ -7,11 +7,10 @@ use flatmin_lab::data::input::{self, InputError, InputOptions, Loaded, parse_ima
 use flatmin_lab::data::split;
 use image::{GrayImage, Luma, Rgb, RgbImage};
 
-mod common;
-use common::Scratch;
+use crate::common::Scratch;
 
 fn scratch(name: &str) -> Scratch {
-    let dir = common::scratch("flatmin-userdata", name);
+    let dir = crate::common::scratch("flatmin-userdata", name);
     std::fs::create_dir_all(&*dir).unwrap();
     dir
 }

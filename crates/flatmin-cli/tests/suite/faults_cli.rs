@@ -18,8 +18,7 @@ use burn::tensor::Device;
 use flatmin_lab::train::{checkpoint_config, checkpoint_weights};
 use serde_json::Value;
 
-mod common;
-use common::Scratch;
+use crate::common::Scratch;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_flatmin"));
@@ -28,7 +27,7 @@ fn bin() -> Command {
 }
 
 fn scratch(name: &str) -> Scratch {
-    common::scratch("flatmin-faults", name)
+    crate::common::scratch("flatmin-faults", name)
 }
 
 /// The run every kill test interrupts: F-SAM (momentum buffers and the EMA in the optimizer

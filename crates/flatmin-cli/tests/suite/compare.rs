@@ -12,8 +12,7 @@ use flatmin_lab::compare::{
 use flatmin_lab::stats::{self, Discordance};
 use serde_json::Value;
 
-mod common;
-use common::Scratch;
+use crate::common::Scratch;
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol
@@ -475,7 +474,7 @@ fn a_planted_effect_is_found_at_the_predicted_rate() {
 // End to end
 
 fn scratch(name: &str) -> Scratch {
-    common::scratch("flatmin-compare", name)
+    crate::common::scratch("flatmin-compare", name)
 }
 
 fn json(path: &Path) -> Value {

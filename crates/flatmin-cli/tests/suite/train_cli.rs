@@ -8,15 +8,14 @@ use std::time::{Duration, Instant};
 use flatmin_lab::train::checkpoint_weights;
 use serde_json::Value;
 
-mod common;
-use common::Scratch;
+use crate::common::Scratch;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flatmin"))
 }
 
 fn scratch(name: &str) -> Scratch {
-    common::scratch("flatmin-train", name)
+    crate::common::scratch("flatmin-train", name)
 }
 
 /// A quick run: the MLP on part of the embedded subset.

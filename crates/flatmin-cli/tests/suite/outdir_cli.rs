@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-mod common;
-use common::Scratch;
+use crate::common::Scratch;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_flatmin"));
@@ -22,7 +21,7 @@ fn bin() -> Command {
 }
 
 fn scratch(name: &str) -> Scratch {
-    common::scratch("flatmin-outdir", name)
+    crate::common::scratch("flatmin-outdir", name)
 }
 
 /// A quick training on part of the embedded subset; `extra` comes last.

@@ -5,11 +5,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-mod common;
-
 #[test]
 fn bench_writes_the_json_contract_and_a_table() {
-    let dir = common::scratch("flatmin-bench", "json");
+    let dir = crate::common::scratch("flatmin-bench", "json");
     std::fs::create_dir_all(&*dir).unwrap();
     let out = dir.join("bench.json");
     let run = Command::new(env!("CARGO_BIN_EXE_flatmin"))

@@ -7,15 +7,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-mod common;
-use common::Scratch;
+use crate::common::Scratch;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flatmin"))
 }
 
 fn scratch(name: &str) -> Scratch {
-    common::scratch("flatmin-exp", name)
+    crate::common::scratch("flatmin-exp", name)
 }
 
 fn json(path: &Path) -> Value {

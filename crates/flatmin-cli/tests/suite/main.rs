@@ -1,0 +1,16 @@
+//! The integration tests of `flatmin-cli`, one module per subject, built as one
+//! binary so that a test build links Burn once for them all.
+
+mod bench_cli;
+mod cli_replay;
+mod common;
+mod compare;
+mod conformance;
+mod experiments_cli;
+mod faults_cli;
+mod outdir_cli;
+mod train_cli;
+mod train_data;
+mod user_data;
+
+// `tests/fuzz_corpus.rs` stays a binary of its own: it installs a capped global allocator.
