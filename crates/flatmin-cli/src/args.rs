@@ -88,6 +88,7 @@ pub struct TrainArgs {
     /// Replace the results already in --out: they are removed first, so that nothing mixes
     /// (without it, a folder that holds results is refused).
     #[arg(long, conflicts_with = "resume")]
+    #[serde(skip)]
     pub overwrite: bool,
     /// Also train the base optimizer alone (same seed and data) and print both in a table.
     #[arg(long)]
