@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
+use crate::device::{DeviceChoice, DeviceError};
 use burn::module::{Module, Param};
 use burn::tensor::activation::tanh;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
-use crate::device::{DeviceChoice, DeviceError};
 use flatmin::{
     AdamConfig, BaseConfig, Batch, Combination, FriendlyConfig, Geometry, MaskSource, RhoSchedule, SamConfig,
     SampleSelector, Selection, SelectionRule, SgdConfig, SwpConfig, SwpGranularity,
@@ -841,7 +841,10 @@ pub fn max_rel_diff(case: &Case, replay: &Replay) -> Option<f64> {
                 .iter()
                 .zip(ours)
                 .map(|(a, b)| (a - b).abs())
-                .fold(0.0f64, |m, d| if d.is_nan() || m.is_nan() { f64::NAN } else { m.max(d) });
+                .fold(
+                    0.0f64,
+                    |m, d| if d.is_nan() || m.is_nan() { f64::NAN } else { m.max(d) },
+                );
             let rel = if scale > 0.0 { diff / scale } else { diff };
             worst = Some(match worst {
                 Some(w) if w.is_nan() || rel.is_nan() => f64::NAN,
@@ -896,7 +899,11 @@ pub fn result_json(case: &Case, replay: &Replay) -> Value {
             step
         })
         .collect();
-    let dtype = if replay.dtype == DType::F64 { "float64" } else { "float32" };
+    let dtype = if replay.dtype == DType::F64 {
+        "float64"
+    } else {
+        "float32"
+    };
     let mut out = json!({
         "optimizer": replay.optimizer,
         "device": replay.device.name(),

@@ -36,7 +36,10 @@ fn an_unknown_device_is_refused_with_the_names() {
         &["replay", &case(), "--out", out, "--device", "tpu"],
         &["--device tpu", "cpu, wgpu, cuda"],
     );
-    fails_with(&["train", "--device", "gpu", "--out", out], &["--device gpu", "cpu, wgpu, cuda"]);
+    fails_with(
+        &["train", "--device", "gpu", "--out", out],
+        &["--device gpu", "cpu, wgpu, cuda"],
+    );
     assert!(!std::path::Path::new(out).exists(), "nothing is written");
 }
 

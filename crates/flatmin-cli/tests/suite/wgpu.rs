@@ -63,7 +63,11 @@ fn check(path: &Path) -> (f64, f64) {
     let gamma = raw["hyperparams"]["gamma"].as_f64();
     for (k, (step, rec)) in result.steps.iter().zip(raw["steps"].as_array().unwrap()).enumerate() {
         if let Some(loss) = rec["loss"].as_f64() {
-            assert!(rel(step.loss, loss) <= BAR, "{name}: step {k} loss {} vs {loss}", step.loss);
+            assert!(
+                rel(step.loss, loss) <= BAR,
+                "{name}: step {k} loss {} vs {loss}",
+                step.loss
+            );
         }
         if let Some(full) = rec["full_loss_after"].as_f64() {
             assert!(
@@ -90,7 +94,10 @@ fn check(path: &Path) -> (f64, f64) {
                 .map(|v| v.as_u64().unwrap() as usize)
                 .collect();
             let own = flatmin::select_sharpest(ours, gamma.unwrap(), SelectionRule::OfficialStrict);
-            assert_eq!(own, picked, "{name}: step {k}: the float32 sharpness picks the reference's samples");
+            assert_eq!(
+                own, picked,
+                "{name}: step {k}: the float32 sharpness picks the reference's samples"
+            );
         }
     }
     (abs, rel_diff)
@@ -129,8 +136,14 @@ fn replay_on_wgpu_writes_the_result_file_of_the_cpu() {
     assert!(stdout.contains("on wgpu") && stdout.contains("within 1e-5"), "{stdout}");
     let read = |p: &Path| -> Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
     let (a, b) = (read(&cpu), read(&gpu));
-    assert_eq!((a["device"].as_str(), a["dtype"].as_str()), (Some("cpu"), Some("float64")));
-    assert_eq!((b["device"].as_str(), b["dtype"].as_str()), (Some("wgpu"), Some("float32")));
+    assert_eq!(
+        (a["device"].as_str(), a["dtype"].as_str()),
+        (Some("cpu"), Some("float64"))
+    );
+    assert_eq!(
+        (b["device"].as_str(), b["dtype"].as_str()),
+        (Some("wgpu"), Some("float32"))
+    );
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&a), keys(&b));
     let (sa, sb) = (a["steps"].as_array().unwrap(), b["steps"].as_array().unwrap());
@@ -149,8 +162,25 @@ fn train_on_wgpu_learns_and_records_the_device() {
     let out = dir.join("run");
     let run = bin()
         .arg("train")
-        .args(["--device", "wgpu", "--model", "mlp", "--optimizer", "sam", "--epochs", "2"])
-        .args(["--train-limit", "256", "--test-limit", "100", "--batch-size", "32", "--quiet"])
+        .args([
+            "--device",
+            "wgpu",
+            "--model",
+            "mlp",
+            "--optimizer",
+            "sam",
+            "--epochs",
+            "2",
+        ])
+        .args([
+            "--train-limit",
+            "256",
+            "--test-limit",
+            "100",
+            "--batch-size",
+            "32",
+            "--quiet",
+        ])
         .args(["--out", out.to_str().unwrap()])
         .output()
         .unwrap();
@@ -160,7 +190,10 @@ fn train_on_wgpu_learns_and_records_the_device() {
     let history = summary["history"].as_array().unwrap();
     let loss = |e: usize| history[e]["train_loss"].as_f64().unwrap();
     assert!(loss(1) < loss(0), "training loss falls: {} then {}", loss(0), loss(1));
-    assert!(summary["test_accuracy"].as_f64().unwrap() > 0.3, "above chance (10 classes)");
+    assert!(
+        summary["test_accuracy"].as_f64().unwrap() > 0.3,
+        "above chance (10 classes)"
+    );
     assert!(out.join("checkpoint.json").exists());
 }
 
@@ -169,7 +202,15 @@ fn bench_on_wgpu_writes_its_json() {
     let dir = scratch("bench");
     let out = dir.join("bench.json");
     let run = bin()
-        .args(["bench", "--device", "wgpu", "--models", "mlp", "--optimizers", "sam,esam"])
+        .args([
+            "bench",
+            "--device",
+            "wgpu",
+            "--models",
+            "mlp",
+            "--optimizers",
+            "sam,esam",
+        ])
         .args(["--steps", "2", "--warmup", "1", "--batch-size", "16"])
         .args(["--out", out.to_str().unwrap()])
         .output()

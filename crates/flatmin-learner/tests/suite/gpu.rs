@@ -55,7 +55,14 @@ fn config(preset: &str) -> SamConfig {
 }
 
 /// Burn's DDP on the two GPUs, `M` samples per device and step, over `data`.
-fn ddp(initial: &Net, sam: SamConfig, ascent: AscentSync, train: std::sync::Arc<dyn DataLoader<Item>>, epochs: usize, name: &str) -> (Net, usize) {
+fn ddp(
+    initial: &Net,
+    sam: SamConfig,
+    ascent: AscentSync,
+    train: std::sync::Arc<dyn DataLoader<Item>>,
+    epochs: usize,
+    name: &str,
+) -> (Net, usize) {
     let devices = gpus();
     let workers = devices.iter().map(|d| d.clone().autodiff()).collect();
     let config = SamLearnerConfig::new(sam).with_parallel(DataParallel::new(workers, ascent));
@@ -93,7 +100,9 @@ fn one_gpu(initial: &Net, sam: &SamConfig, ascent: AscentSync) -> Net {
         for (a, b) in first.chunks(M).zip(second.chunks(M)) {
             let batch: Vec<Sample> = a.iter().chain(b).cloned().collect();
             let item = make_item(&batch, &device);
-            let step = msam.descent(LR, &model, batch.len(), flatmin_loss(&item)).expect("finite step");
+            let step = msam
+                .descent(LR, &model, batch.len(), flatmin_loss(&item))
+                .expect("finite step");
             model = step.apply(&mut optim, LR, model);
         }
     }
@@ -122,7 +131,10 @@ fn check_1_the_distributed_mark_survives_every_perturbation() {
     let loss = flatmin::per_sample_cross_entropy(local.forward(item.x.clone()), item.y.clone()).mean();
     let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &local);
     let stepped = burn_sgd().step(LR, marked.clone(), grads);
-    assert!(distributed_flags(&stepped).values().all(|&d| d), "the optimizer keeps the mark");
+    assert!(
+        distributed_flags(&stepped).values().all(|&d| d),
+        "the optimizer keeps the mark"
+    );
 }
 
 #[test]

@@ -120,7 +120,10 @@ fn the_distributed_mark_survives_every_perturbation_and_local_view_clears_it() {
     let device = wgpu();
     let marked = Net::new(&device).map(&mut ModuleSharder);
     let flags = distributed_flags(&marked);
-    assert!(!flags.is_empty() && flags.values().all(|&d| d), "ModuleSharder marks every parameter");
+    assert!(
+        !flags.is_empty() && flags.values().all(|&d| d),
+        "ModuleSharder marks every parameter"
+    );
     let item = make_item(&samples(8, 0), &device);
     for preset in flatmin::PRESETS {
         let mut optim = config(preset).init().unwrap();
@@ -143,5 +146,8 @@ fn the_distributed_mark_survives_every_perturbation_and_local_view_clears_it() {
     let loss = flatmin::per_sample_cross_entropy(local.forward(item.x.clone()), item.y.clone()).mean();
     let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &local);
     let stepped = burn_sgd().step(LR, marked.clone(), grads);
-    assert!(distributed_flags(&stepped).values().all(|&d| d), "the optimizer keeps the mark");
+    assert!(
+        distributed_flags(&stepped).values().all(|&d| d),
+        "the optimizer keeps the mark"
+    );
 }

@@ -157,7 +157,10 @@ fn every_preset_trains_on_wgpu_and_keeps_batchnorm_statistics_to_the_first_pass(
             "{name}: the running mean after one step is the first pass's: max |Δ| = {:e}",
             max_abs(&got, &expected)
         );
-        assert!(max_abs(&expected, &wrong) > 100.0 * tolerance, "the check discriminates");
+        assert!(
+            max_abs(&expected, &wrong) > 100.0 * tolerance,
+            "the check discriminates"
+        );
         let after = mean_loss(&net, &data);
         println!("{name:<12} loss {before:.4} -> {after:.4}");
         assert!(after < 0.8 * before, "{name}: loss {before} -> {after}");
@@ -210,7 +213,10 @@ fn two_step_api_equals_one_call_on_wgpu_for_every_preset() {
             worst = worst.max(max_abs(&a.running_mean(), &b.running_mean()));
         }
         println!("{name:<12} max |one-call - two-step| = {worst:e}");
-        assert_eq!(worst, 0.0, "{name}: the same operations on the same device give the same bits");
+        assert_eq!(
+            worst, 0.0,
+            "{name}: the same operations on the same device give the same bits"
+        );
     }
 }
 
