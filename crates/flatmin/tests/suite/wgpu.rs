@@ -14,7 +14,12 @@ use burn::tensor::activation::tanh;
 use burn::tensor::{DType, Device, DeviceKind, Int, Tensor, TensorData};
 use flatmin::{Batch, PRESETS, Rng, Sam, SamConfig, StepError, StepReport, bridge};
 
+/// The wgpu device; `FLATMIN_WGPU_SET_ON_CPU=1` runs the same tests on flex, to tell a wgpu
+/// difference from one of the test itself.
 fn wgpu() -> Device {
+    if std::env::var_os("FLATMIN_WGPU_SET_ON_CPU").is_some() {
+        return Device::flex().autodiff();
+    }
     Device::wgpu(DeviceKind::DefaultDevice).autodiff()
 }
 
@@ -84,8 +89,10 @@ impl BnNet {
         self.l2.forward(tanh(self.bn.forward(self.l1.forward(x))))
     }
 
+    /// Read through `valid()`, as `batchnorm.rs` does: Burn merges a running state's pending
+    /// updates when it is read there.
     fn running_mean(&self) -> Vec<f64> {
-        self.bn.running_mean.value().into_data().iter::<f64>().collect()
+        self.valid().bn.running_mean.value().into_data().iter::<f64>().collect()
     }
 
     fn trainable(&self) -> Vec<f64> {
@@ -228,7 +235,14 @@ fn every_preset_on_wgpu_agrees_with_the_cpu_in_float32() {
     let (gpu, cpu) = (wgpu(), Device::flex().autodiff());
     let (data_gpu, data_cpu) = (Data::new(9, &gpu), Data::new(9, &cpu));
     for name in PRESETS {
-        let config = SamConfig::preset(name, sgdm()).unwrap();
+        let mut config = SamConfig::preset(name, sgdm()).unwrap();
+        if name == "esam" {
+            // ESAM's selection keeps the samples above a quantile of per-sample sharpness: a
+            // float32 difference between backends can swap two near-tied samples and send the
+            // runs apart (6.8e-3 here with the selection on). Its masks are compared here; its
+            // selection on wgpu by the conformance cases, which record it.
+            config = config.with_selection(flatmin::Selection::All);
+        }
         let run = |device: &Device, data: &Data| {
             let mut optim = config.init().unwrap();
             let mut net = BnNet::new(4, device);
