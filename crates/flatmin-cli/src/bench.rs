@@ -31,7 +31,7 @@ use crate::train::TrainConfig;
 pub const BENCH_MODELS: [&str; 3] = ["mlp", "cnn", "resnet"];
 
 /// The optimizers `--optimizers` accepts (the library's presets).
-pub const BENCH_OPTIMIZERS: [&str; 8] = flatmin::PRESETS;
+pub const BENCH_OPTIMIZERS: [&str; flatmin::PRESETS.len()] = flatmin::PRESETS;
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq)]

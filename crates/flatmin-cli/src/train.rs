@@ -715,8 +715,9 @@ fn check_space<M: Module>(out: &Path, model: &M, sam: &SamConfig, resume: bool) 
     let model = model_bytes(model)?.len() as u64;
     let buffers = match &sam.base {
         flatmin::BaseConfig::Sgd(s) => u64::from(s.momentum != 0.0),
-        flatmin::BaseConfig::Adam(_) => 2,
-    } + u64::from(sam.friendly.is_some());
+        flatmin::BaseConfig::Adam(_) | flatmin::BaseConfig::Bsam(_) => 2,
+    } + u64::from(sam.friendly.is_some())
+        + u64::from(sam.looksam.is_some());
     let checkpoint = model * (1 + buffers) + (1 << 20);
     let needed = if resume { checkpoint } else { 2 * checkpoint };
     crate::fsutil::probe_space(out, needed).map_err(|e| {

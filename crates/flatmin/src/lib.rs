@@ -118,12 +118,14 @@
 
 #![warn(missing_docs)]
 
+mod adaptive;
 mod base;
 pub mod bridge;
 mod combination;
 mod config;
 mod error;
 pub mod hessian;
+mod looksam;
 mod loss;
 mod masks;
 mod memory;
@@ -136,7 +138,11 @@ mod schedule;
 mod selection;
 mod vector;
 
-pub use base::{AdamConfig, AdamState, BaseConfig, BaseOptimizer, BaseState, SgdConfig, SgdState};
+pub use adaptive::AdaptiveConfig;
+pub use base::{
+    AdamConfig, AdamState, BaseConfig, BaseOptimizer, BaseState, BsamConfig, BsamState, NoiseSource, SgdConfig, SgdState,
+};
+pub use looksam::LookSamConfig;
 pub use bridge::{Layout, ParamEntry, ParamFlags, inference_mode_tracked};
 pub use combination::Combination;
 pub use config::{PRESETS, SamConfig};
@@ -148,7 +154,7 @@ pub use perturbation::{FriendlyConfig, Geometry};
 pub use report::{StepReport, StepTimings};
 pub use rng::Rng;
 pub use sam::{Ascent, Batch, Descent, FirstPass, Sam, SecondPass};
-pub use schedule::{PassSchedule, RhoSchedule};
+pub use schedule::{PassSchedule, RhoSchedule, uniform_at};
 pub use selection::{SampleSelector, Selection, SelectionRule, SharpestSamples, select_sharpest};
 pub use vector::ParamVector;
 
