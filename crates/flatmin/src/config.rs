@@ -121,7 +121,11 @@ impl SamConfig {
         }
         if let BaseConfig::Bsam(_) = self.base {
             let alone = |field: &'static str, ok: bool, expected: &'static str| {
-                if ok { Ok(()) } else { Err(ConfigError::new(field, "set", expected)) }
+                if ok {
+                    Ok(())
+                } else {
+                    Err(ConfigError::new(field, "set", expected))
+                }
             };
             let own = "left at its default: bSAM makes its own noisy first pass, ascent ρ·g/s and update";
             alone("geometry", matches!(self.geometry, Geometry::Euclidean), own)?;

@@ -114,6 +114,10 @@ pub enum StepError {
     /// The gradients handed to the two-step API do not belong to the model (no parameter had
     /// a gradient).
     NoGradients,
+    /// A base optimizer outside flatmin was asked to apply a step of a method that is its own
+    /// base optimizer (bSAM, whose precision shapes its noise and its ascent): the step must be
+    /// finished by [`Sam::update`](crate::Sam::update) or [`Sam::step`](crate::Sam::step).
+    OwnUpdate,
 }
 
 impl fmt::Display for StepError {
@@ -148,6 +152,12 @@ impl fmt::Display for StepError {
             ),
             StepError::BadSelection(msg) => write!(f, "bad sample selection: {msg}"),
             StepError::NoGradients => write!(f, "no parameter of the model has a gradient"),
+            StepError::OwnUpdate => write!(
+                f,
+                "bSAM is its own base optimizer (its precision shapes the noise and the ascent): \
+                 finish its steps with Sam::update or Sam::step, not with an outside optimizer \
+                 (Sam::descent, Sam::base_descent)"
+            ),
         }
     }
 }

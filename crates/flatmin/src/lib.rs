@@ -140,13 +140,14 @@ mod vector;
 
 pub use adaptive::AdaptiveConfig;
 pub use base::{
-    AdamConfig, AdamState, BaseConfig, BaseOptimizer, BaseState, BsamConfig, BsamState, NoiseSource, SgdConfig, SgdState,
+    AdamConfig, AdamState, BaseConfig, BaseOptimizer, BaseState, BsamConfig, BsamState, NoiseSource, SgdConfig,
+    SgdState,
 };
-pub use looksam::LookSamConfig;
 pub use bridge::{Layout, ParamEntry, ParamFlags, inference_mode_tracked};
 pub use combination::Combination;
 pub use config::{PRESETS, SamConfig};
 pub use error::{ConfigError, Pass, RecordError, StepError};
+pub use looksam::LookSamConfig;
 pub use loss::per_sample_cross_entropy;
 pub use masks::{MaskSource, SwpConfig, SwpGranularity};
 pub use memory::keep_freed_memory;

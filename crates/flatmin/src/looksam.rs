@@ -99,7 +99,13 @@ impl LookState {
     /// component (`g` alone before the first SAM step stored one).
     pub(crate) fn reused(&self, config: &LookSamConfig, layout: &Layout, g: &ParamVector) -> ParamVector {
         let gv: Vec<Option<&Tensor<1>>> = (0..layout.len())
-            .map(|i| if g.has(i) { self.gv.get(&layout.entries[i].path) } else { None })
+            .map(|i| {
+                if g.has(i) {
+                    self.gv.get(&layout.entries[i].path)
+                } else {
+                    None
+                }
+            })
             .collect();
         let present: Vec<usize> = (0..layout.len()).filter(|&i| gv[i].is_some()).collect();
         if present.is_empty() {

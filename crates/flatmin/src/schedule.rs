@@ -115,7 +115,11 @@ impl PassSchedule {
             PassSchedule::Always => Ok(()),
             PassSchedule::Every { k } => {
                 if *k == 0 {
-                    Err(ConfigError::new("sam_every", k, "a whole number >= 1 (1: every step is a SAM step)"))
+                    Err(ConfigError::new(
+                        "sam_every",
+                        k,
+                        "a whole number >= 1 (1: every step is a SAM step)",
+                    ))
                 } else {
                     Ok(())
                 }
@@ -170,17 +174,43 @@ mod tests {
 
     #[test]
     fn random_draws_follow_p_and_the_limits_are_exact() {
-        let half = PassSchedule::Random { probability: 0.5, seed: 3 };
+        let half = PassSchedule::Random {
+            probability: 0.5,
+            seed: 3,
+        };
         let runs = (0..10_000).filter(|&t| half.decided_before(t).unwrap()).count();
         assert!((runs as f64 / 10_000.0 - 0.5).abs() < 0.02, "{runs}");
-        let always = PassSchedule::Random { probability: 1.0, seed: 3 };
-        let never = PassSchedule::Random { probability: 0.0, seed: 3 };
+        let always = PassSchedule::Random {
+            probability: 1.0,
+            seed: 3,
+        };
+        let never = PassSchedule::Random {
+            probability: 0.0,
+            seed: 3,
+        };
         assert!((0..1000).all(|t| always.decided_before(t) == Some(true)));
         assert!((0..1000).all(|t| never.decided_before(t) == Some(false)));
-        let other = PassSchedule::Random { probability: 0.5, seed: 4 };
+        let other = PassSchedule::Random {
+            probability: 0.5,
+            seed: 4,
+        };
         assert!((0..64).any(|t| half.decided_before(t) != other.decided_before(t)));
-        assert!(PassSchedule::Random { probability: 1.5, seed: 0 }.validate().is_err());
-        assert!(PassSchedule::Random { probability: f64::NAN, seed: 0 }.validate().is_err());
+        assert!(
+            PassSchedule::Random {
+                probability: 1.5,
+                seed: 0
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            PassSchedule::Random {
+                probability: f64::NAN,
+                seed: 0
+            }
+            .validate()
+            .is_err()
+        );
     }
 
     #[test]

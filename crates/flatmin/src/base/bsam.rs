@@ -181,11 +181,7 @@ impl NoiseSource for Rng {
 }
 
 /// The noise of one tensor: `n/√(N·s)` with `n` from `source`.
-pub(crate) fn noisy_offset(
-    config: &BsamConfig,
-    source: &mut dyn NoiseSource,
-    precision: &Tensor<1>,
-) -> Tensor<1> {
+pub(crate) fn noisy_offset(config: &BsamConfig, source: &mut dyn NoiseSource, precision: &Tensor<1>) -> Tensor<1> {
     let numel = precision.dims()[0];
     let n = source.normals(numel);
     let n = Tensor::<1>::from_data(TensorData::new(n, [numel]), (&precision.device(), precision.dtype()));

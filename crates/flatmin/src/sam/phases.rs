@@ -14,17 +14,17 @@ use super::{Batch, Expect, Sam};
 use crate::adaptive::AdaptiveState;
 use crate::base::BaseConfig;
 use crate::base::bsam;
-use crate::looksam::LookState;
-use crate::rng::Rng;
-use crate::schedule::PassSchedule;
 use crate::bridge::{self, Layout};
 use crate::combination::{Combination, Combined, Measures, combine};
 use crate::error::{Pass, StepError};
+use crate::looksam::LookState;
 use crate::masks::{Draws, SwpGranularity, mask_tensor};
 use crate::perturbation::friendly::FriendlyState;
 use crate::perturbation::{self, Geometry};
 use crate::report::StepReport;
+use crate::rng::Rng;
 use crate::sam::clock::Phase;
+use crate::schedule::PassSchedule;
 use crate::vector::{self, ParamVector, read};
 
 /// The first pass of a step: its gradients at `w` and what the later phases need of its losses.
@@ -645,6 +645,7 @@ impl Sam {
         ascent: Ascent<M>,
         grads_p: &GradientsParams,
     ) -> Result<Descent, StepError> {
+        self.refuse_own_update()?;
         let (descent, commit) = self.conclude(model, ascent, grads_p)?;
         self.commit(commit);
         Ok(descent)
@@ -692,9 +693,18 @@ impl Sam {
     /// The base optimizer's step alone, for a base optimizer outside flatmin: `g` from the
     /// gradients `grads` of one pass on `model`, handed on unchanged.
     pub fn base_descent<M: Module>(&mut self, model: &M, grads: &GradientsParams) -> Result<Descent, StepError> {
+        self.refuse_own_update()?;
         let (descent, commit) = self.base_conclude(model, grads)?;
         self.commit(commit);
         Ok(descent)
+    }
+
+    /// bSAM's update is its own: an outside base optimizer cannot apply its steps.
+    fn refuse_own_update(&self) -> Result<(), StepError> {
+        match self.config.base {
+            BaseConfig::Bsam(_) => Err(StepError::OwnUpdate),
+            _ => Ok(()),
+        }
     }
 
     /// `g` measured and handed on as the descent (`g_p = g`: its norm and `g·g_p` are `g`'s),

@@ -4,9 +4,7 @@
 //! authors' formula.
 
 use crate::common::*;
-use flatmin::{
-    AdaptiveConfig, BaseConfig, BaseState, BsamConfig, LookSamConfig, NoiseSource, PassSchedule, SamConfig,
-};
+use flatmin::{AdaptiveConfig, BaseConfig, BaseState, BsamConfig, LookSamConfig, NoiseSource, PassSchedule, SamConfig};
 
 const STEPS: usize = 10;
 const LR: f64 = 0.05;
@@ -63,7 +61,12 @@ fn every_step_schedules_are_sam_and_never_schedules_are_the_base_optimizer() {
             .with_total_steps(STEPS as u64),
     )));
     let looksam_1 = every_1.clone().with_looksam(Some(LookSamConfig::new()));
-    for (name, config) in [("every 1", every_1), ("p = 1", certain), ("AE c = -inf", always_ae), ("LookSAM k = 1", looksam_1)] {
+    for (name, config) in [
+        ("every 1", every_1),
+        ("p = 1", certain),
+        ("AE c = -inf", always_ae),
+        ("LookSAM k = 1", looksam_1),
+    ] {
         assert_eq!(run(config).0, sam_t, "{name} is SAM");
     }
     for (name, config) in [("p = 0", never), ("AE c = +inf", never_ae)] {
@@ -102,7 +105,10 @@ fn looksam_reuses_the_stored_direction_and_alpha_zero_is_sam_every_k() {
     let (per_tensor, _) = run(every_5.with_looksam(Some(LookSamConfig::new().with_per_tensor(true))));
     assert_eq!(look[0], plain[0], "step 0 is a SAM step in both");
     assert!(max_diff(&look[1..2], &plain[1..2]) > 1e-9, "step 1 reuses g_v");
-    assert!(max_diff(&per_tensor[1..2], &look[1..2]) > 1e-12, "layer-wise differs from global");
+    assert!(
+        max_diff(&per_tensor[1..2], &look[1..2]) > 1e-12,
+        "layer-wise differs from global"
+    );
     // At a reuse step the base optimizer gets g + α‖g‖/‖g_v‖·g_v: larger than g, and not along it.
     let r = &reports[1];
     assert!(!r.second_pass);
@@ -247,7 +253,10 @@ fn bad_settings_of_the_new_members_are_named() {
             })),
             "sam_probability",
         ),
-        (sam().with_looksam(Some(LookSamConfig::new().with_alpha(f64::NAN))), "looksam_alpha"),
+        (
+            sam().with_looksam(Some(LookSamConfig::new().with_alpha(f64::NAN))),
+            "looksam_alpha",
+        ),
         (
             SamConfig::preset("esam", sgdm())
                 .unwrap()
@@ -262,4 +271,27 @@ fn bad_settings_of_the_new_members_are_named() {
     for (config, field) in cases {
         assert_eq!(config.validate().unwrap_err().field, field);
     }
+}
+
+/// bSAM's update is its own: handing its step to an outside base optimizer is refused, and
+/// nothing changes.
+#[test]
+fn bsam_refuses_an_outside_base_optimizer() {
+    let device = device();
+    let data = Data::new(2, &device);
+    let config = SamConfig::preset("bsam", sgdm()).unwrap().for_run(5, 24);
+    let mut optim = config.init().unwrap();
+    let model = Mlp::new(2, &device);
+    let first = optim.first_pass_model(&model);
+    let grads = flatmin::bridge::backward(data.losses(&first, flatmin::Batch::All).mean(), &first);
+    let ascent = optim.perturb(0.5, &model, &grads).unwrap();
+    let loss_p = data.losses(ascent.model(), ascent.request()).mean();
+    let grads_p = flatmin::bridge::backward(loss_p, ascent.model());
+    let err = optim.descent(&model, ascent, &grads_p).unwrap_err();
+    assert!(matches!(err, flatmin::StepError::OwnUpdate), "{err}");
+    assert!(matches!(
+        optim.base_descent(&model, &grads),
+        Err(flatmin::StepError::OwnUpdate)
+    ));
+    assert_eq!(optim.steps(), 0);
 }

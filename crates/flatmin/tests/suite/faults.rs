@@ -251,7 +251,10 @@ fn every_hyperparameter_is_validated() {
         if name == "ae-sam" || name == "bsam" {
             // What these need of the run is named until it is given.
             let e = preset.clone().validate().unwrap_err();
-            assert!(e.field == "ae_total_steps" || e.field == "bsam_data_size", "{name}: {e}");
+            assert!(
+                e.field == "ae_total_steps" || e.field == "bsam_data_size",
+                "{name}: {e}"
+            );
         }
         preset.for_run(100, 1000).init().unwrap();
     }
