@@ -139,19 +139,11 @@ impl LookState {
 
     /// The tensors of the record, sorted by path.
     pub(crate) fn record(&self) -> Vec<(String, &Tensor<1>)> {
-        let mut out: Vec<(String, &Tensor<1>)> = self.gv.iter().map(|(p, t)| (format!("{PREFIX}{p}"), t)).collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+        crate::record::path_entries(PREFIX, &self.gv)
     }
 
-    /// Takes a record tensor if it belongs to `g_v`; gives it back otherwise.
+    /// Takes a record tensor if it belongs to this state; gives it back otherwise.
     pub(crate) fn load(&mut self, name: &str, value: Tensor<1>) -> Option<Tensor<1>> {
-        match name.strip_prefix(PREFIX) {
-            Some(path) => {
-                self.gv.insert(path.to_string(), value);
-                None
-            }
-            None => Some(value),
-        }
+        crate::record::take_path_entry(PREFIX, &mut self.gv, name, value)
     }
 }

@@ -39,6 +39,30 @@ impl RecordOut {
     }
 }
 
+/// The record entries of a per-parameter map of tensors (F-SAM's average, LookSAM's `g_v`):
+/// `<prefix><path>`, sorted by name.
+pub(crate) fn path_entries<'a>(prefix: &str, map: &'a HashMap<String, Tensor<1>>) -> Vec<(String, &'a Tensor<1>)> {
+    let mut out: Vec<(String, &Tensor<1>)> = map.iter().map(|(p, t)| (format!("{prefix}{p}"), t)).collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Takes the record entry `name` into `map` if it is one of `prefix`'s; gives it back otherwise.
+pub(crate) fn take_path_entry(
+    prefix: &str,
+    map: &mut HashMap<String, Tensor<1>>,
+    name: &str,
+    value: Tensor<1>,
+) -> Option<Tensor<1>> {
+    match name.strip_prefix(prefix) {
+        Some(path) => {
+            map.insert(path.to_string(), value);
+            None
+        }
+        None => Some(value),
+    }
+}
+
 /// A record being read: each piece of state takes its entries; what is left over is an error.
 pub(crate) struct RecordIn {
     tensors: HashMap<String, Tensor<1>>,
