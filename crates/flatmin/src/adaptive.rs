@@ -124,9 +124,9 @@ mod tests {
         assert!(state.decide(&c, 10, 5.0).second_pass);
         // The statistics follow their definition.
         let d = state.decide(&c, 10, 5.0).next;
-        let mean = 0.9 * state.mean + 0.1 * 5.0;
+        let mean = 0.9 * state.mean + (1.0 - 0.9) * 5.0;
         assert_eq!(d.mean, mean);
-        assert_eq!(d.var, 0.9 * state.var + 0.1 * (5.0 - mean).powi(2));
+        assert_eq!(d.var, 0.9 * state.var + (1.0 - 0.9) * (5.0 - mean).powi(2));
     }
 
     #[test]
