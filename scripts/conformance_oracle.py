@@ -642,6 +642,8 @@ def compare_case(case, mine):
     for a, b in zip(ref, mine):
         ea, eb = a.get("extra", {}), b["extra"]
         for k, va in ea.items():
+            if k not in eb:
+                continue  # recorded by the reference only (e.g. bSAM's perturbed_loss)
             vb = eb.get(k)
             if isinstance(va, float):
                 out["extra"] = max(out["extra"], abs(va - vb))
@@ -671,8 +673,11 @@ def validate(shipped_dir, quiet=False):
             # the recorded masks drive the steps; the seeded RNG only fills swp_mask_drawn_for_next,
             # which compare_case then checks against the recording
             rng = random.Random(case["hyperparams"]["python_random_seed"])
+        noise = None
+        if case["optimizer"] == "BSAM":
+            noise = [[flatten(s["extra"]["noise"][n]) for n in PARAM_NAMES] for s in case["steps"]]
         mine = run(case["hyperparams"], case["optimizer"], init, X, y,
-                   esam_recorded_masks=masks, esam_rng=rng)
+                   esam_recorded_masks=masks, esam_rng=rng, bsam_noise=noise)
         c = compare_case(case, mine)
         if case["optimizer"] == "ESAM":
             c["rng_ok"] = ([s["extra"]["swp_mask_drawn_for_next"] for s in case["steps"]] ==
