@@ -4,7 +4,9 @@
 Written only from the written specification (the case format, now
 crates/flatmin-cli/tests/fixtures/FORMAT.md, and the algorithm specification, now
 docs/ALGORITHMS.md sections 1-9, 11-12), NOT from the Rust code of this repository
-and NOT a recording of the official PyTorch implementations.
+and NOT a recording of the official PyTorch implementations. The members of section 13
+(LookSAM, SAM every k, RST, AE-SAM, bSAM) were added later from that section (their
+author had also read the library's code for them; see the oracle README).
 
 Pure Python 3 (no numpy, no torch). Everything is IEEE float64. Gradients of the
 tiny MLP  Linear(8,16) -> tanh -> Linear(16,3) -> mean softmax cross-entropy
@@ -18,7 +20,7 @@ Usage:
       validates first (aborts if any shipped case differs by more than 1e-12),
       then writes the extra cases (one JSON file per case) into --out.
 
-Defaults: --shipped crates/flatmin-cli/tests/fixtures (the 8 recorded cases),
+Defaults: --shipped crates/flatmin-cli/tests/fixtures (the recorded cases),
           --out crates/flatmin-cli/tests/fixtures/oracle (both relative to the repo root).
 """
 
@@ -854,11 +856,12 @@ def case_list():
              "u_t < 0.5, u_t the t-th SplitMix64 output for seed 5 (top 53 bits / 2^53; implemented "
              "in the oracle); the others are base SGD steps on g. extra.second_pass per step.")
     add_case("ae_sam.json", "AE-SAM",
-             H({"rho": 0.05, "delta": 0.9, "c_start": 0.0, "c_end": 1.0, "total_steps": 10,
+             H({"rho": 0.05, "delta": 0.8, "c_start": -0.5, "c_end": 1.0, "total_steps": 10,
                 "eps_norm": 1e-12}, sgd_base()),
-             "AE-SAM (docs/ALGORITHMS.md §13.3): q = ||g||^2; mu = 0.9 mu + 0.1 q; var = 0.9 var + "
-             "0.1 (q - mu)^2 (from 0, updated on every step); SAM step iff q >= mu + c_t sqrt(var), "
-             "c_t = t/10 (c_start 0, c_end 1); otherwise a base SGD step on g (here: SAM at steps 0-4 and 7). extra records q, mu, var, c_t and "
+             "AE-SAM (docs/ALGORITHMS.md §13.3): q = ||g||^2; mu = 0.8 mu + 0.2 q; var = 0.8 var + "
+             "0.2 (q - mu)^2 with the new mu (from 0, updated on every step); SAM step iff q >= mu + "
+             "c_t sqrt(var), c_t = -0.5 + 1.5 t/10; otherwise a base SGD step on g (here: SAM at steps "
+             "0-4 and 7). extra records q, mu, var, c_t and "
              "second_pass.")
     add_case("bsam.json", "BSAM",
              {"lr": 0.1, "rho": 0.05, "beta1": 0.9, "beta2": 0.999, "prior_precision": 1.0,
