@@ -476,6 +476,9 @@ pub fn config_for(optimizer: &str, hyperparams: &Map<String, Value>) -> Result<(
                 .with_per_tensor(keys.flag_or("per_tensor", false)?)
                 .with_eps_norm(keys.num_or("gv_eps", 1e-8)?);
             let k = keys.get("k").map(|v| whole(v, "hyperparams.k")).transpose()?;
+            if k == Some(0) {
+                return err("`hyperparams.k` = 0: expected a whole number >= 1 (1: every step a SAM step)");
+            }
             let schedule = match (k, schedule_keys(&mut keys)?) {
                 (_, Some(PassSchedule::Every { .. })) => {
                     return err("`hyperparams.sam_every` is `hyperparams.k` for LookSAM");

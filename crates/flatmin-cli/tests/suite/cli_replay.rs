@@ -128,6 +128,12 @@ fn malformed_cases_fail_with_a_clear_message() {
     expect_failure(&dir, &c, "`hyperparams.sam_every` is `hyperparams.k` for LookSAM");
 
     let mut c = sam_case();
+    c["optimizer"] = Value::from("LookSAM");
+    c["hyperparams"].as_object_mut().unwrap().remove("adaptive");
+    c["hyperparams"]["k"] = Value::from(0);
+    expect_failure(&dir, &c, "`hyperparams.k` = 0");
+
+    let mut c = sam_case();
     c["optimizer"] = Value::from("AE-SAM");
     c["hyperparams"].as_object_mut().unwrap().remove("adaptive");
     expect_failure(&dir, &c, "`hyperparams.total_steps` is missing");
