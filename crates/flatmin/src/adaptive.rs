@@ -11,7 +11,7 @@
 
 use burn::config::Config;
 
-use crate::error::{ConfigError, check_range};
+use crate::error::{ConfigError, check_finite, check_range};
 
 /// AE-SAM's policy.
 #[derive(Config, Debug, PartialEq)]
@@ -33,24 +33,8 @@ pub struct AdaptiveConfig {
 impl AdaptiveConfig {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         check_range("ae_delta", self.delta, 0.0, true, 1.0, false, "a number in [0, 1)")?;
-        check_range(
-            "ae_c_start",
-            self.c_start,
-            f64::NEG_INFINITY,
-            false,
-            f64::INFINITY,
-            false,
-            "a finite number",
-        )?;
-        check_range(
-            "ae_c_end",
-            self.c_end,
-            f64::NEG_INFINITY,
-            false,
-            f64::INFINITY,
-            false,
-            "a finite number",
-        )?;
+        check_finite("ae_c_start", self.c_start)?;
+        check_finite("ae_c_end", self.c_end)?;
         if self.total_steps == 0 {
             return Err(ConfigError::new(
                 "ae_total_steps",

@@ -7,7 +7,7 @@ use burn::config::Config;
 use crate::adaptive::AdaptiveConfig;
 use crate::base::{AdamConfig, BaseConfig, BsamConfig, SgdConfig};
 use crate::combination::Combination;
-use crate::error::{ConfigError, check_range};
+use crate::error::{ConfigError, check_non_negative, check_positive};
 use crate::looksam::LookSamConfig;
 use crate::masks::{SwpConfig, SwpGranularity};
 use crate::perturbation::{FriendlyConfig, Geometry};
@@ -88,9 +88,9 @@ impl SamConfig {
     /// Checks every hyperparameter; the first bad one is returned, named.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.base.validate()?;
-        check_range("rho", self.rho, 0.0, true, f64::INFINITY, false, "a finite number >= 0")?;
+        check_non_negative("rho", self.rho)?;
         self.rho_schedule.validate(self.rho)?;
-        check_range("eps", self.eps, 0.0, false, f64::INFINITY, false, "a finite number > 0")?;
+        check_positive("eps", self.eps)?;
         self.geometry.validate()?;
         if let Some(f) = &self.friendly {
             f.validate()?;

@@ -57,6 +57,29 @@ pub(crate) fn check_range(
     }
 }
 
+/// Checks that `value` is a finite number `>= 0`.
+pub(crate) fn check_non_negative(field: &'static str, value: f64) -> Result<(), ConfigError> {
+    check_range(field, value, 0.0, true, f64::INFINITY, false, "a finite number >= 0")
+}
+
+/// Checks that `value` is a finite number `> 0`.
+pub(crate) fn check_positive(field: &'static str, value: f64) -> Result<(), ConfigError> {
+    check_range(field, value, 0.0, false, f64::INFINITY, false, "a finite number > 0")
+}
+
+/// Checks that `value` is a finite number.
+pub(crate) fn check_finite(field: &'static str, value: f64) -> Result<(), ConfigError> {
+    check_range(
+        field,
+        value,
+        f64::NEG_INFINITY,
+        false,
+        f64::INFINITY,
+        false,
+        "a finite number",
+    )
+}
+
 /// Which pass of a SAM step a fault came from, and which call of a loss closure this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pass {

@@ -17,7 +17,7 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::bridge::Layout;
-use crate::error::{ConfigError, check_range};
+use crate::error::{ConfigError, check_non_negative};
 use crate::vector::{self, ParamVector, read};
 
 /// LookSAM's reuse of the sharpness direction on the steps without a second pass.
@@ -36,24 +36,8 @@ pub struct LookSamConfig {
 
 impl LookSamConfig {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        check_range(
-            "looksam_alpha",
-            self.alpha,
-            0.0,
-            true,
-            f64::INFINITY,
-            false,
-            "a finite number >= 0",
-        )?;
-        check_range(
-            "looksam_eps_norm",
-            self.eps_norm,
-            0.0,
-            true,
-            f64::INFINITY,
-            false,
-            "a finite number >= 0",
-        )
+        check_non_negative("looksam_alpha", self.alpha)?;
+        check_non_negative("looksam_eps_norm", self.eps_norm)
     }
 }
 

@@ -4,7 +4,7 @@
 use burn::config::Config;
 
 use crate::adaptive::AdaptiveConfig;
-use crate::error::{ConfigError, check_range};
+use crate::error::{ConfigError, check_non_negative, check_range};
 
 /// How ρ follows the learning rate.
 #[derive(Config, Debug, PartialEq)]
@@ -51,15 +51,7 @@ impl RhoSchedule {
         } = *self
         {
             check_range("rho_min", rho_min, 0.0, true, rho, true, "a number in [0, rho]")?;
-            check_range(
-                "lr_min",
-                lr_min,
-                0.0,
-                true,
-                f64::INFINITY,
-                false,
-                "a finite number >= 0",
-            )?;
+            check_non_negative("lr_min", lr_min)?;
             check_range(
                 "lr_max",
                 lr_max,

@@ -17,7 +17,7 @@
 use burn::config::Config;
 use burn::tensor::{Tensor, TensorData};
 
-use crate::error::{ConfigError, check_range};
+use crate::error::{ConfigError, check_non_negative, check_positive, check_range};
 use crate::record::{RecordIn, RecordOut};
 use crate::rng::Rng;
 
@@ -53,33 +53,9 @@ impl BsamConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_range("bsam_beta1", self.beta1, 0.0, true, 1.0, false, "a number in [0, 1)")?;
         check_range("bsam_beta2", self.beta2, 0.0, true, 1.0, false, "a number in [0, 1)")?;
-        check_range(
-            "bsam_prior_precision",
-            self.prior_precision,
-            0.0,
-            true,
-            f64::INFINITY,
-            false,
-            "a finite number >= 0",
-        )?;
-        check_range(
-            "bsam_damping",
-            self.damping,
-            0.0,
-            true,
-            f64::INFINITY,
-            false,
-            "a finite number >= 0",
-        )?;
-        check_range(
-            "bsam_s_init",
-            self.s_init,
-            0.0,
-            false,
-            f64::INFINITY,
-            false,
-            "a finite number > 0",
-        )?;
+        check_non_negative("bsam_prior_precision", self.prior_precision)?;
+        check_non_negative("bsam_damping", self.damping)?;
+        check_positive("bsam_s_init", self.s_init)?;
         if self.data_size == 0 {
             return Err(ConfigError::new(
                 "bsam_data_size",

@@ -9,7 +9,7 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::bridge::Layout;
-use crate::error::{ConfigError, check_range};
+use crate::error::{ConfigError, check_non_negative, check_range};
 use crate::vector::ParamVector;
 
 /// F-SAM's removal of the full-gradient component.
@@ -29,15 +29,7 @@ pub struct FriendlyConfig {
 
 impl FriendlyConfig {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        check_range(
-            "sigma",
-            self.sigma,
-            0.0,
-            true,
-            f64::INFINITY,
-            false,
-            "a finite number >= 0",
-        )?;
+        check_non_negative("sigma", self.sigma)?;
         check_range("lambda", self.lambda, 0.0, true, 1.0, false, "a number in [0, 1)")
     }
 }
