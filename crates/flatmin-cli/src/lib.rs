@@ -10,6 +10,7 @@ pub mod bench;
 pub mod compare;
 pub mod data;
 mod fault;
+pub mod frontier;
 pub mod fsutil;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
