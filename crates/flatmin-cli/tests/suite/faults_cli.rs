@@ -322,7 +322,11 @@ fn a_run_killed_inside_its_first_checkpoint_can_be_run_again_in_its_folder() {
         kill_at(&dir, point);
         assert!(dir.join("model-e1.bpk").exists() && !dir.join("checkpoint.json").exists());
         let out = bin().args(run_args(EPOCHS)).arg("--out").arg(&dir).output().unwrap();
-        assert!(out.status.success(), "{point}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{point}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_same_as_reference(&dir);
     }
 }
