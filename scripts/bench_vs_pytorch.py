@@ -287,7 +287,7 @@ def side_by_side(args):
         "--steps", str(args.steps), "--warmup", str(args.warmup),
         "--batch-size", str(args.batch_size),
     ]
-    flatmin_variants = [(label, extra_env) for label, extra_env in parse_variants(args.flatmin_variant)]
+    flatmin_variants = parse_variants(args.flatmin_variant, args.flatmin)
     for r in range(args.rounds):
         entry = {"round": r, "load_average_start": load_average(), "torch_env": args.torch_env}
         # Alternate which side goes first, so that neither always follows the other.
@@ -304,9 +304,9 @@ def side_by_side(args):
                     sys.exit(f"torch-bench failed:\n{res.stderr}")
                 entry["torch"] = json.loads(res.stdout.strip().splitlines()[-1])
             else:
-                extra = dict(flatmin_variants)[side]
+                binary, extra = dict(flatmin_variants)[side]
                 out = os.path.join(args.work, f"flatmin-{side}-{r}.json")
-                cmd = [args.flatmin, "bench", "--out", out, "--overwrite"] + common
+                cmd = [binary, "bench", "--out", out, "--overwrite"] + common
                 res = subprocess.run(cmd, env=dict(env, **extra), capture_output=True, text=True)
                 if res.returncode != 0:
                     sys.exit(f"flatmin bench failed ({side}):\n{res.stderr}")
@@ -320,16 +320,25 @@ def side_by_side(args):
     print(side_by_side_table(rounds, [label for label, _ in flatmin_variants]))
 
 
-def parse_variants(specs):
-    """`label` or `label:VAR=value,VAR=value`: extra environment of a flatmin process."""
+def saved_table(args):
+    with open(args.json) as f:
+        rounds = json.load(f)
+    labels = [k for k in rounds[0] if isinstance(rounds[0][k], dict) and k != "torch"]
+    print(side_by_side_table(rounds, labels))
+
+
+def parse_variants(specs, default_binary):
+    """`LABEL[@BINARY][:VAR=value,...]`: a flatmin process, its binary (default --flatmin) and
+    extra environment."""
     out = []
     for spec in specs or ["flatmin"]:
-        label, _, rest = spec.partition(":")
+        head, _, rest = spec.partition(":")
+        label, _, binary = head.partition("@")
         env = {}
         for kv in filter(None, rest.split(",")):
             k, _, v = kv.partition("=")
             env[k] = v
-        out.append((label, env))
+        out.append((label, (binary or default_binary, env)))
     return out
 
 
@@ -338,33 +347,35 @@ def spread(values):
 
 
 def side_by_side_table(rounds, labels):
-    def step_ms(entry, side, model, opt):
+    def step_ms(entry, side, model, opt, key="median_step_ms"):
         for run in entry[side]["runs"]:
             if run["model"] == model and run["optimizer"] == opt:
-                return run["median_step_ms"]
+                return run[key]
         return None
 
     first = rounds[0]
     keys = [(r["model"], r["optimizer"]) for r in first["torch"]["runs"]]
-    head = "| model | step | PyTorch ms (range) |"
-    rule = "|---|---|---|"
-    for label in labels:
-        head += f" {label} ms (range) | {label} / PyTorch (range) |"
-        rule += "---|---|"
-    lines = [head, rule]
-    for model, opt in keys:
-        t = [step_ms(e, "torch", model, opt) for e in rounds]
-        row = f"| {model} | {opt} | {statistics.median(t):.2f} ({spread(t)}) |"
+    lines = []
+    for key, what in [("median_step_ms", "wall"), ("median_step_cpu_ms", "CPU")]:
+        head = f"| model | step | PyTorch {what} ms (range) |"
+        rule = "|---|---|---|"
         for label in labels:
-            f = [step_ms(e, label, model, opt) for e in rounds]
-            ratios = [a / b for a, b in zip(f, t)]
-            row += (
-                f" {statistics.median(f):.2f} ({spread(f)}) |"
-                f" **{statistics.median(ratios):.2f}** ({spread(ratios)}) |"
-            )
-        lines.append(row)
+            head += f" {label} {what} ms (range) | {label} / PyTorch (range) |"
+            rule += "---|---|"
+        lines += [head, rule]
+        for model, opt in keys:
+            t = [step_ms(e, "torch", model, opt, key) for e in rounds]
+            row = f"| {model} | {opt} | {statistics.median(t):.2f} ({spread(t)}) |"
+            for label in labels:
+                f = [step_ms(e, label, model, opt, key) for e in rounds]
+                ratios = [a / b for a, b in zip(f, t)]
+                row += (
+                    f" {statistics.median(f):.2f} ({spread(f)}) |"
+                    f" **{statistics.median(ratios):.2f}** ({spread(ratios)}) |"
+                )
+            lines.append(row)
+        lines.append("")
     # Ratios to each side's own base step.
-    lines.append("")
     lines.append("| model | step | PyTorch / its base | " + " | ".join(f"{l} / its base" for l in labels) + " |")
     lines.append("|---|---|---|" + "---|" * len(labels))
     for model, opt in keys:
@@ -532,7 +543,11 @@ def ops_table(args):
         "|---|---|---|---|---|---|---|",
     ]
     totals = {}
+    alternatives = []
     for o in burn["ops"]:
+        if o["kind"].startswith("conv weight-grad, "):
+            alternatives.append(o)
+            continue
         key = (o["model"], o["kind"], o["layer"])
         t = theirs.get(key)
         if t is None:
@@ -560,6 +575,20 @@ def ops_table(args):
             )
         bt, tt = sum(b for _, (b, _) in rows), sum(t for _, (_, t) in rows)
         lines.append(f"| {model} | **all listed** | {bt:.2f} | {tt:.2f} | {bt - tt:+.2f} | 100 % | {bt / tt:.2f} |")
+    if alternatives:
+        flex = {(o["model"], o["kind"], o["layer"]): o[stat] for o in burn["ops"]}
+        lines += [
+            "",
+            "The convolutions' weight gradient on flex, two ways:",
+            "",
+            "| model | layer | flex `conv2d_weight_backward` ms | flex im2col + one GEMM ms | PyTorch ms |",
+            "|---|---|---|---|---|",
+        ]
+        for o in alternatives:
+            key = (o["model"], "conv weight-grad", o["layer"])
+            lines.append(
+                f"| {o['model']} | {o['layer']} | {flex[key]:.3f} | {o[stat]:.3f} | {theirs[key]:.3f} |"
+            )
     print("\n".join(lines))
 
 
@@ -586,18 +615,26 @@ def main():
             p.add_argument("--work", required=True, help="folder for each round's JSON")
             p.add_argument(
                 "--flatmin-variant", action="append",
-                help="LABEL or LABEL:VAR=value,...: a flatmin process with extra environment "
-                     "(repeatable; default one plain `flatmin`)")
+                help="LABEL[@BINARY][:VAR=value,...]: a flatmin process, with another binary and/or "
+                     "extra environment (repeatable; default one plain `flatmin`)")
     p = sub.add_parser("ops")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=20)
+    p = sub.add_parser("table", help="the side-by-side table of a saved side-by-side.json")
+    p.add_argument("json")
     p = sub.add_parser("ops-table")
     p.add_argument("burn", help="the JSON of the Rust example op_profile")
     p.add_argument("torch", help="the JSON of `ops`")
     p.add_argument("--statistic", choices=["ms", "min_ms", "cpu_ms", "min_cpu_ms"], default="ms",
                    help="median wall time (ms), fastest call (min_ms), median or least CPU time of the process (cpu_ms, min_cpu_ms)")
     args = ap.parse_args()
-    {"torch-bench": torch_bench, "side-by-side": side_by_side, "ops": ops, "ops-table": ops_table}[args.cmd](args)
+    {
+        "torch-bench": torch_bench,
+        "side-by-side": side_by_side,
+        "ops": ops,
+        "ops-table": ops_table,
+        "table": saved_table,
+    }[args.cmd](args)
 
 
 if __name__ == "__main__":

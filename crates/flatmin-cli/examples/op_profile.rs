@@ -15,9 +15,9 @@ use std::time::Instant;
 
 use burn::tensor::module::{
     adaptive_avg_pool2d, batch_norm_train, conv_transpose2d, conv2d, conv2d_weight_backward, linear,
-    max_pool2d_with_indices, max_pool2d_with_indices_backward,
+    max_pool2d_with_indices, max_pool2d_with_indices_backward, unfold4d,
 };
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, MaxPoolOptions};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, MaxPoolOptions, UnfoldOptions};
 use burn::tensor::{Device, Distribution, Tensor};
 
 /// One convolution layer: model, name, uses per pass, input [c, h, w], out channels, kernel,
@@ -204,6 +204,29 @@ fn main() {
             (dw, db)
         });
         push(model, "conv weight-grad", name.into(), count, ms);
+        // The same weight gradient as one matrix product, `dW = G · im2col(x)ᵀ` with the batch
+        // and the output positions as the inner dimension (what PyTorch's non-oneDNN CPU path
+        // does): the padding, the im2col copy and the layout copies are inside the timing.
+        let as_gemm = || {
+            let cols = unfold4d(
+                x.clone().pad((p, p, p, p), 0.0),
+                [k, k],
+                UnfoldOptions::new([s, s], [0, 0], [1, 1]),
+            );
+            let [_, ckk, l] = cols.dims();
+            let cols = cols.swap_dims(1, 2).reshape([N * l, ckk]);
+            let g = grad.clone().reshape([N, out, l]).swap_dims(0, 1).reshape([out, N * l]);
+            g.matmul(cols).reshape([out, c, k, k])
+        };
+        let reference = conv2d_weight_backward(x.clone(), weight.clone(), grad.clone(), options.clone());
+        let error = (as_gemm() - reference.clone()).abs().max().into_scalar::<f32>() as f64;
+        let scale = reference.abs().max().into_scalar::<f32>() as f64;
+        assert!(
+            error <= 1e-4 * scale,
+            "{name}: im2col weight gradient differs by {error} (scale {scale})"
+        );
+        let ms = timed(reps, as_gemm);
+        push(model, "conv weight-grad, im2col + one GEMM", name.into(), count, ms);
     }
     for (model, name, count, [c, h, w]) in BNS {
         let x = normal([N, c, h, w], &device);
