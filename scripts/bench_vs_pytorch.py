@@ -323,7 +323,9 @@ def side_by_side(args):
 def saved_table(args):
     with open(args.json) as f:
         rounds = json.load(f)
-    labels = [k for k in rounds[0] if isinstance(rounds[0][k], dict) and k != "torch"]
+    labels = []
+    for entry in rounds:
+        labels += [k for k in entry if isinstance(entry[k], dict) and k != "torch" and k not in labels]
     print(side_by_side_table(rounds, labels))
 
 
@@ -367,8 +369,10 @@ def side_by_side_table(rounds, labels):
             t = [step_ms(e, "torch", model, opt, key) for e in rounds]
             row = f"| {model} | {opt} | {statistics.median(t):.2f} ({spread(t)}) |"
             for label in labels:
-                f = [step_ms(e, label, model, opt, key) for e in rounds]
-                ratios = [a / b for a, b in zip(f, t)]
+                # Rounds that lack a variant (an interrupted run) count for the others only.
+                mine = [e for e in rounds if label in e]
+                f = [step_ms(e, label, model, opt, key) for e in mine]
+                ratios = [a / step_ms(e, "torch", model, opt, key) for a, e in zip(f, mine)]
                 row += (
                     f" {statistics.median(f):.2f} ({spread(f)}) |"
                     f" **{statistics.median(ratios):.2f}** ({spread(ratios)}) |"
@@ -383,7 +387,9 @@ def side_by_side_table(rounds, labels):
             continue
         def ratio(side):
             return statistics.median(
-                step_ms(e, side, model, opt) / step_ms(e, side, model, "sgd") for e in rounds
+                step_ms(e, side, model, opt) / step_ms(e, side, model, "sgd")
+                for e in rounds
+                if side in e
             )
         lines.append(
             f"| {model} | {opt} | {ratio('torch'):.2f} | "
@@ -393,7 +399,8 @@ def side_by_side_table(rounds, labels):
     loads = [e["load_average_start"] for e in rounds] + [e["load_average_end"] for e in rounds]
     lines.append("")
     lines.append(
-        f"{len(rounds)} rounds, each round one process per side; torch {first['torch']['torch']} "
+        f"{len(rounds)} rounds (a variant missing from a round: over the rounds it ran in), "
+        f"each round one process per side; torch {first['torch']['torch']} "
         f"(environment {first.get('torch_env', '')}), "
         f"{first['torch']['threads']} threads; load average {min(loads):.2f}–{max(loads):.2f}"
     )
