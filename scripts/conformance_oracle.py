@@ -4,7 +4,9 @@
 Written only from the written specification (the case format, now
 crates/flatmin-cli/tests/fixtures/FORMAT.md, and the algorithm specification, now
 docs/ALGORITHMS.md sections 1-9, 11-12), NOT from the Rust code of this repository
-and NOT a recording of the official PyTorch implementations.
+and NOT a recording of the official PyTorch implementations. The members of section 13
+(LookSAM, SAM every k, RST, AE-SAM, bSAM) were added later from that section (their
+author had also read the library's code for them; see the oracle README).
 
 Pure Python 3 (no numpy, no torch). Everything is IEEE float64. Gradients of the
 tiny MLP  Linear(8,16) -> tanh -> Linear(16,3) -> mean softmax cross-entropy
@@ -18,7 +20,7 @@ Usage:
       validates first (aborts if any shipped case differs by more than 1e-12),
       then writes the extra cases (one JSON file per case) into --out.
 
-Defaults: --shipped crates/flatmin-cli/tests/fixtures (the 8 recorded cases),
+Defaults: --shipped crates/flatmin-cli/tests/fixtures (the recorded cases),
           --out crates/flatmin-cli/tests/fixtures/oracle (both relative to the repo root).
 """
 
@@ -272,6 +274,64 @@ def sam_perturbation(P, D, rho, eps, adaptive, extra_div=None, active=None):
 
 
 # --------------------------------------------------------------------------------------
+# the pass schedules (docs/ALGORITHMS.md §13.1-13.3)
+
+MASK64 = (1 << 64) - 1
+
+
+def splitmix64_uniform(seed, index):
+    """The index-th output (from 0) of the SplitMix64 stream seeded with `seed`, as a uniform
+    number in [0, 1): top 53 bits over 2^53. SplitMix64: state += 0x9E3779B97F4A7C15, then
+    z = (z ^ z>>30) * 0xBF58476D1CE4E5B9, z = (z ^ z>>27) * 0x94D049BB133111EB, z ^ z>>31."""
+    z = (seed + (index + 1) * 0x9E3779B97F4A7C15) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    z ^= z >> 31
+    return (z >> 11) / float(1 << 53)
+
+
+assert splitmix64_uniform(0, 0) == (0xE220A8397B1DCDAF >> 11) / float(1 << 53)
+
+
+def scheduled_sam_step(hp, step, k_key="sam_every"):
+    """Whether step `step` (from 0) runs SAM's second pass under the hyperparameters' schedule:
+    every k steps (steps 0, k, 2k, ...), or randomized (u_step < p, u from SplitMix64), or always."""
+    if hp.get(k_key) is not None:
+        return step % hp[k_key] == 0
+    if hp.get("sam_probability") is not None:
+        return splitmix64_uniform(hp["sam_seed"], step) < hp["sam_probability"]
+    return True
+
+
+def dot(A, B):
+    return sum(a * b for ta, tb in zip(A, B) for a, b in zip(ta, tb))
+
+
+def look_gv(g, gp, per_tensor):
+    """LookSAM's stored component g_v = g_p - (g.g_p/||g||^2) g (global or per tensor;
+    g_v = g_p where g = 0)."""
+    if per_tensor:
+        out = []
+        for gt, gpt in zip(g, gp):
+            nn = sum(a * a for a in gt)
+            c = sum(a * b for a, b in zip(gt, gpt)) / nn if nn > 0 else 0.0
+            out.append([b - c * a for a, b in zip(gt, gpt)])
+        return out
+    nn = dot(g, g)
+    c = dot(g, gp) / nn if nn > 0 else 0.0
+    return [[b - c * a for a, b in zip(gt, gpt)] for gt, gpt in zip(g, gp)]
+
+
+def look_reuse(g, gv, alpha, eps, per_tensor):
+    """A LookSAM step without a second pass: g + alpha (||g||/(||g_v|| + eps)) g_v."""
+    if per_tensor:
+        return [[a + (alpha * tensor_norm(gt) / (tensor_norm(vt) + eps)) * v for a, v in zip(gt, vt)]
+                for gt, vt in zip(g, gv)]
+    scale = alpha * global_norm(g) / (global_norm(gv) + eps)
+    return [[a + scale * v for a, v in zip(gt, vt)] for gt, vt in zip(g, gv)]
+
+
+# --------------------------------------------------------------------------------------
 # the optimizers (one training run each)
 
 
@@ -280,11 +340,15 @@ def batch_idx(step):
     return list(range(s, s + BATCH))
 
 
-def run(case_hp, optimizer, init, X, y, esam_recorded_masks=None, esam_rng=None):
+def run(case_hp, optimizer, init, X, y, esam_recorded_masks=None, esam_rng=None, bsam_noise=None):
     hp = case_hp
     run.clip_log_g, run.clip_log_gp = [], []
+    run.ae_margins = []
     P = clone(init)
-    base = make_base(hp)
+    base = make_base(hp) if optimizer != "BSAM" else None
+    look_v = None  # LookSAM's stored g_v
+    ae_mean, ae_var = 0.0, 0.0  # AE-SAM's running statistics of ||g||^2
+    bsam_m, bsam_s = None, None  # bSAM's momentum and precision
     steps = []
     fsam_m = None
     # ESAM state
@@ -296,7 +360,15 @@ def run(case_hp, optimizer, init, X, y, esam_recorded_masks=None, esam_rng=None)
             _, loss, g = forward_backward(P, X, y, idx)
             base.step(P, g)
 
+        elif optimizer in ("SAM", "SAM(adaptive)") and not scheduled_sam_step(hp, step):
+            # a base step of the schedule: the base optimizer on g, one pass
+            _, loss, g = forward_backward(P, X, y, idx)
+            base.step(P, g)
+            extra["second_pass"] = False
+
         elif optimizer in ("SAM", "SAM(adaptive)"):
+            if hp.get("sam_every") is not None or hp.get("sam_probability") is not None:
+                extra["second_pass"] = True
             adaptive = hp.get("adaptive", optimizer == "SAM(adaptive)")
             _, loss, g = forward_backward(P, X, y, idx)
             e = sam_perturbation(P, g, hp["rho"], hp.get("eps_norm", 1e-12), adaptive)
@@ -459,6 +531,78 @@ def run(case_hp, optimizer, init, X, y, esam_recorded_masks=None, esam_rng=None)
             extra["second_pass_loss"] = l2
             if drawn is not None:
                 esam_mask = drawn
+        elif optimizer == "LookSAM":
+            # docs/ALGORITHMS.md §13.4: a SAM step every k steps stores g_v; the others run one
+            # pass and hand the base optimizer g + alpha (||g||/(||g_v||+gv_eps)) g_v (g alone
+            # before the first g_v).
+            per_tensor = hp.get("per_tensor", False)
+            _, loss, g = forward_backward(P, X, y, idx)
+            if scheduled_sam_step(hp, step, k_key="k"):
+                e = sam_perturbation(P, g, hp["rho"], hp.get("eps_norm", 1e-12), False)
+                old = clone(P)
+                _, _, gp = forward_backward(add(P, e), X, y, idx)
+                P = old  # copy-restore, as SAM
+                look_v = look_gv(g, gp, per_tensor)
+                base.step(P, gp)
+                extra["second_pass"] = True
+            else:
+                d = g if look_v is None else look_reuse(g, look_v, hp["alpha"], hp.get("gv_eps", 1e-8),
+                                                        per_tensor)
+                base.step(P, d)
+                extra["second_pass"] = False
+
+        elif optimizer == "AE-SAM":
+            # docs/ALGORITHMS.md §13.3: q = ||g||^2; mu = delta mu + (1-delta) q;
+            # var = delta var + (1-delta) (q - mu)^2 (new mu); SAM iff q >= mu + c_t sqrt(var),
+            # c_t = c_start + (c_end - c_start) min(t/T, 1). Statistics updated on every step.
+            delta = hp["delta"]
+            _, loss, g = forward_backward(P, X, y, idx)
+            q = dot(g, g)
+            ae_mean = delta * ae_mean + (1.0 - delta) * q
+            ae_var = delta * ae_var + (1.0 - delta) * (q - ae_mean) ** 2
+            c_t = hp["c_start"] + (hp["c_end"] - hp["c_start"]) * min(step / hp["total_steps"], 1.0)
+            threshold = ae_mean + c_t * math.sqrt(ae_var)
+            sam_step = q >= threshold
+            run.ae_margins.append(abs(q - threshold) / q)
+            if sam_step:
+                e = sam_perturbation(P, g, hp["rho"], hp.get("eps_norm", 1e-12), False)
+                old = clone(P)
+                _, _, gp = forward_backward(add(P, e), X, y, idx)
+                P = old
+                base.step(P, gp)
+            else:
+                base.step(P, g)
+            extra.update({"second_pass": sam_step, "grad_norm_sq": q, "running_mean": ae_mean,
+                          "running_var": ae_var, "threshold_c": c_t})
+
+        elif optimizer == "BSAM":
+            # docs/ALGORITHMS.md §13.5 (the authors' optim.py): N = data_size,
+            # delta = prior_precision/N; noisy pass at w + n/sqrt(N s); e = rho g/s; g_p at w + e;
+            # m = b1 m + (1-b1)(g_p + delta w); w -= lr m/s (old s);
+            # s = b2 s + (1-b2)(sqrt(s)|g| + damping + delta). m starts at 0, s at s_init.
+            N = hp["data_size"]
+            wd = hp["prior_precision"] / N
+            b1, b2 = hp["beta1"], hp["beta2"]
+            if bsam_s is None:
+                bsam_s = [[hp["s_init"]] * len(t) for t in P]
+                bsam_m = [[0.0] * len(t) for t in P]
+            noise = bsam_noise[step]
+            noisy = [[w + n / math.sqrt(N * s) for w, n, s in zip(P[k], noise[k], bsam_s[k])]
+                     for k in range(4)]
+            _, loss, g = forward_backward(noisy, X, y, idx)
+            e = [[hp["rho"] * gi / s for gi, s in zip(g[k], bsam_s[k])] for k in range(4)]
+            _, _, gp = forward_backward(add(P, e), X, y, idx)
+            lr = hp["lr"]
+            for k in range(4):
+                for i in range(len(P[k])):
+                    w, s = P[k][i], bsam_s[k][i]
+                    m = b1 * bsam_m[k][i] + (1.0 - b1) * (gp[k][i] + wd * w)
+                    bsam_m[k][i] = m
+                    P[k][i] = w - lr * m / s
+                    bsam_s[k][i] = b2 * s + (1.0 - b2) * (math.sqrt(s) * abs(g[k][i]) + hp["damping"] + wd)
+            extra["noise"] = params_to_dict(noise)
+            extra["second_pass"] = True
+
         else:
             raise ValueError("unknown optimizer %r" % optimizer)
 
@@ -500,6 +644,8 @@ def compare_case(case, mine):
     for a, b in zip(ref, mine):
         ea, eb = a.get("extra", {}), b["extra"]
         for k, va in ea.items():
+            if k not in eb:
+                continue  # recorded by the reference only (e.g. bSAM's perturbed_loss)
             vb = eb.get(k)
             if isinstance(va, float):
                 out["extra"] = max(out["extra"], abs(va - vb))
@@ -529,8 +675,11 @@ def validate(shipped_dir, quiet=False):
             # the recorded masks drive the steps; the seeded RNG only fills swp_mask_drawn_for_next,
             # which compare_case then checks against the recording
             rng = random.Random(case["hyperparams"]["python_random_seed"])
+        noise = None
+        if case["optimizer"] == "BSAM":
+            noise = [[flatten(s["extra"]["noise"][n]) for n in PARAM_NAMES] for s in case["steps"]]
         mine = run(case["hyperparams"], case["optimizer"], init, X, y,
-                   esam_recorded_masks=masks, esam_rng=rng)
+                   esam_recorded_masks=masks, esam_rng=rng, bsam_noise=noise)
         c = compare_case(case, mine)
         if case["optimizer"] == "ESAM":
             c["rng_ok"] = ([s["extra"]["swp_mask_drawn_for_next"] for s in case["steps"]] ==
@@ -678,7 +827,69 @@ def case_list():
              "ESAM beta 1.0, gamma 1.0: no tensor is ever frozen (random() > 1 never holds), all 16 "
              "samples are kept; so this is SAM with eps_norm 1e-7 up to rounding (subtract-restore vs "
              "copy-restore).")
+    # ---- the members that save passes, and bSAM (docs/ALGORITHMS.md §13) ----
+    look_note = ("LookSAM (docs/ALGORITHMS.md §13.4): steps 0, k, 2k, ... are SAM steps (e = rho g/(||g||"
+                 "+eps_norm), g_p at w+e, copy-restore, base SGD on g_p) that store g_v = g_p - (g.g_p/"
+                 "||g||^2) g; the other steps run ONE pass and hand base SGD g + alpha (||g||/(||g_v||+"
+                 "gv_eps)) g_v. extra.second_pass says which steps ran the second pass. ")
+    add_case("looksam_k3_a0.7.json", "LookSAM",
+             H({"rho": 0.05, "k": 3, "alpha": 0.7, "eps_norm": 1e-12, "gv_eps": 1e-8,
+                "per_tensor": False}, sgd_base()),
+             look_note + "Global vectors (the paper): one g.g_p, ||g|| and ||g_v|| over all tensors.")
+    add_case("looksam_k3_a0.7_per_tensor.json", "LookSAM",
+             H({"rho": 0.05, "k": 3, "alpha": 0.7, "eps_norm": 1e-12, "gv_eps": 1e-8,
+                "per_tensor": True}, sgd_base()),
+             look_note + "Per tensor (layer-wise, as pytorch_optimizer): g_v, ||g|| and ||g_v|| tensor by "
+             "tensor; the perturbation's norm stays global.")
+    add_case("looksam_k1.json", "LookSAM",
+             H({"rho": 0.05, "k": 1, "alpha": 0.7, "eps_norm": 1e-12, "gv_eps": 1e-8,
+                "per_tensor": False}, sgd_base()),
+             look_note + "k = 1: every step is a SAM step, so this is SAM (rho 0.05, eps 1e-12).")
+    add_case("sam_every3.json", "SAM",
+             H({"rho": 0.05, "adaptive": False, "eps_norm": 1e-12, "sam_every": 3}, sgd_base()),
+             "SAM every 3 steps (docs/ALGORITHMS.md §13.1): steps 0, 3, 6, 9 are SAM steps; the others "
+             "are base SGD steps on g (one pass). extra.second_pass per step.")
+    add_case("rst_p0.5_seed5.json", "SAM",
+             H({"rho": 0.05, "adaptive": False, "eps_norm": 1e-12, "sam_probability": 0.5,
+                "sam_seed": 5}, sgd_base()),
+             "Randomized sharpness training (docs/ALGORITHMS.md §13.2), p = 0.5: step t is a SAM step iff "
+             "u_t < 0.5, u_t the t-th SplitMix64 output for seed 5 (top 53 bits / 2^53; implemented "
+             "in the oracle); the others are base SGD steps on g. extra.second_pass per step.")
+    add_case("ae_sam.json", "AE-SAM",
+             H({"rho": 0.05, "delta": 0.8, "c_start": -0.5, "c_end": 1.0, "total_steps": 10,
+                "eps_norm": 1e-12}, sgd_base()),
+             "AE-SAM (docs/ALGORITHMS.md §13.3): q = ||g||^2; mu = 0.8 mu + 0.2 q; var = 0.8 var + "
+             "0.2 (q - mu)^2 with the new mu (from 0, updated on every step); SAM step iff q >= mu + "
+             "c_t sqrt(var), c_t = -0.5 + 1.5 t/10; otherwise a base SGD step on g (here: SAM at steps "
+             "0-4 and 7). extra records q, mu, var, c_t and "
+             "second_pass.")
+    add_case("bsam.json", "BSAM",
+             {"lr": 0.1, "rho": 0.05, "beta1": 0.9, "beta2": 0.999, "prior_precision": 1.0,
+              "data_size": 64, "damping": 0.1, "s_init": 1.0},
+             "bSAM as the authors' optim.py (docs/ALGORITHMS.md §13.5), its own base optimizer: "
+             "N = 64, delta = 1/64; first pass at w + n/sqrt(N s) with n the standard normal draws "
+             "recorded in extra.noise (drawn by Python's random.Random(%d).gauss, tensor by tensor in "
+             "parameter order, row-major; a replay injects them); e = rho g/s; g_p at w + e; "
+             "m = 0.9 m + 0.1 (g_p + delta w) (m from 0); w -= lr m/s with the old s; "
+             "s = 0.999 s + 0.001 (sqrt(s)|g| + damping + delta) (s from s_init). `loss` is the first "
+             "pass's, at the noisy weights." % BSAM_NOISE_SEED)
     return C
+
+
+BSAM_NOISE_SEED = 11
+
+
+def bsam_noise_draws(seed, steps=N_STEPS):
+    rng = random.Random(seed)
+    return [[[rng.gauss(0.0, 1.0) for _ in range(len(flatten_shape(shape)))] for shape in PARAM_SHAPES]
+            for _ in range(steps)]
+
+
+def flatten_shape(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return range(n)
 
 
 def generate(shipped_dir, out_dir):
@@ -695,7 +906,16 @@ def generate(shipped_dir, out_dir):
         if optimizer == "ESAM":
             rng = random.Random(hp["python_random_seed"])
             run.min_sds_margin = float("inf")
-        steps = run(hp, optimizer, init, X, y, esam_rng=rng)
+        noise = bsam_noise_draws(BSAM_NOISE_SEED) if optimizer == "BSAM" else None
+        steps = run(hp, optimizer, init, X, y, esam_rng=rng, bsam_noise=noise)
+        if optimizer == "AE-SAM":
+            print("%s: second pass at steps %s; smallest |q - threshold|/q = %.3e" % (
+                fname, [s["step"] for s in steps if s["extra"]["second_pass"]], min(run.ae_margins)))
+            if min(run.ae_margins) < 1e-9:
+                raise RuntimeError("near-tie in AE-SAM's decision of %s" % fname)
+        if "second_pass" in steps[0]["extra"] and optimizer != "AE-SAM":
+            print("%s: second pass at steps %s" % (fname, [s["step"] for s in steps
+                                                            if s["extra"]["second_pass"]]))
         if optimizer == "WSAM" and hp.get("max_norm") is not None:
             cg = [i for i, a in enumerate(run.clip_log_g) if a]
             cgp = [i for i, a in enumerate(run.clip_log_gp) if a]
@@ -739,6 +959,25 @@ def cross_checks(written, shipped_dir):
     if "esam_b1_g1.json" in by:
         sam = run(H({"rho": 0.05, "adaptive": False, "eps_norm": 1e-07}, sgd_base()), "SAM", init, X, y)
         out.append(("ESAM beta=1 gamma=1 vs SAM eps_norm=1e-7", max_param_diff(by["esam_b1_g1.json"], sam)))
+    sam = run(H({"rho": 0.05, "adaptive": False, "eps_norm": 1e-12}, sgd_base()), "SAM", init, X, y)
+    if "looksam_k1.json" in by:
+        out.append(("LookSAM k=1 vs SAM", max_param_diff(by["looksam_k1.json"], sam)))
+    if "sam_every3.json" in by:
+        a0 = run(H({"rho": 0.05, "k": 3, "alpha": 0.0, "eps_norm": 1e-12, "per_tensor": False},
+                   sgd_base()), "LookSAM", init, X, y)
+        out.append(("LookSAM alpha=0 k=3 vs SAM every 3", max_param_diff(by["sam_every3.json"], a0)))
+        out.append(("SAM every 3 vs SAM (how far the schedule moves it)",
+                    max_param_diff(by["sam_every3.json"], sam)))
+    for f in ("looksam_k3_a0.7.json", "looksam_k3_a0.7_per_tensor.json", "rst_p0.5_seed5.json",
+              "ae_sam.json"):
+        if f in by:
+            out.append(("%s vs SAM" % f, max_param_diff(by[f], sam)))
+    if "looksam_k3_a0.7.json" in by and "looksam_k3_a0.7_per_tensor.json" in by:
+        out.append(("LookSAM global vs per tensor", max_param_diff(by["looksam_k3_a0.7.json"],
+                                                                  by["looksam_k3_a0.7_per_tensor.json"])))
+    if "sam_every3.json" in by and "looksam_k3_a0.7.json" in by:
+        out.append(("LookSAM k=3 vs SAM every 3", max_param_diff(by["looksam_k3_a0.7.json"],
+                                                                by["sam_every3.json"])))
     return out
 
 

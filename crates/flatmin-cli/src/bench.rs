@@ -31,8 +31,8 @@ use crate::train::TrainConfig;
 /// The models `--models` accepts.
 pub const BENCH_MODELS: [&str; 3] = ["mlp", "cnn", "resnet"];
 
-/// The optimizers `--optimizers` accepts (the library's presets).
-pub const BENCH_OPTIMIZERS: [&str; 8] = flatmin::PRESETS;
+/// The optimizers `--optimizers` accepts (the library's presets; all of them by default).
+pub const BENCH_OPTIMIZERS: [&str; flatmin::PRESETS.len()] = flatmin::PRESETS;
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,8 +80,20 @@ pub struct BenchRun {
     pub optimizer: String,
     /// Median wall time of a step, in ms.
     pub median_step_ms: f64,
-    /// `median_step_ms` over the base optimizer's, same model, same run.
+    /// `median_step_ms` over the base optimizer's, same model, same run. For a method that
+    /// skips the second pass on some steps the median is that of its cheap or of its dear steps;
+    /// `cost_ratio_to_base` is its cost.
     pub ratio_to_base: f64,
+    /// The fraction of the timed steps that ran SAM's second pass (1 for SAM, 0 for the base).
+    pub second_pass_fraction: f64,
+    /// Median wall time of the timed steps that ran one pass, in ms (`null` if none did).
+    pub median_one_pass_step_ms: Option<f64>,
+    /// Median wall time of the timed steps that ran the second pass, in ms (`null` if none did).
+    pub median_two_pass_step_ms: Option<f64>,
+    /// The cost of a step over the base optimizer's median step: the medians of the one-pass and
+    /// the two-pass steps, weighted by how often each ran (`second_pass_fraction`). Equal to
+    /// `ratio_to_base` for a method whose steps all run the same passes.
+    pub cost_ratio_to_base: f64,
     /// Peak resident memory of the process during this variant's steps, in MB (MiB).
     pub peak_rss_mb: f64,
     /// `peak_rss_mb` minus the base optimizer's, in MB.
@@ -244,15 +256,28 @@ impl BenchConfig {
     }
 }
 
+/// The training-set size the variants are built for (bSAM's noise and weight decay scale with
+/// it; it does not change the cost of a step): CIFAR's 50,000.
+pub const BENCH_DATA_SIZE: u64 = 50_000;
+
 /// The library configuration of a variant: the preset on momentum SGD (0.9, weight decay 5e-4),
-/// exactly as `flatmin train --optimizer NAME` builds it (ESAM: β = 0.6, γ = 0.5).
+/// exactly as `flatmin train --optimizer NAME` builds it (ESAM: β = 0.6, γ = 0.5), for a run of
+/// 1000 steps ([`variant_for_run`] names the length).
 pub fn variant(name: &str, seed: u64) -> Result<Sam, BenchError> {
+    variant_for_run(name, seed, 1000)
+}
+
+/// [`variant`] for a run of `total_steps` steps (AE-SAM's threshold moves over them) on
+/// [`BENCH_DATA_SIZE`] examples.
+pub fn variant_for_run(name: &str, seed: u64, total_steps: u64) -> Result<Sam, BenchError> {
     let config = TrainConfig {
         optimizer: name.to_string(),
         seed,
         ..TrainConfig::default()
     };
-    let sam = config.sam_config().map_err(|e| BenchError(e.to_string()))?;
+    let sam = config
+        .sam_config_for_run(total_steps, BENCH_DATA_SIZE)
+        .map_err(|e| BenchError(e.to_string()))?;
     sam.init().map_err(|e| BenchError(e.to_string()))
 }
 
@@ -342,6 +367,8 @@ struct Variant<M> {
     pass_ms: Vec<f64>,
     phase_ms: [Vec<f64>; 3],
     optimizer_ms: Vec<f64>,
+    /// Per timed step, whether it ran the second pass.
+    second_pass: Vec<bool>,
     peak_kb: u64,
     heap_bytes: usize,
     failures: usize,
@@ -350,16 +377,20 @@ struct Variant<M> {
 /// Untimed rounds in which each variant's peak memory is measured.
 const MEMORY_ROUNDS: usize = 2;
 
-/// One step of a variant on the batch `(x, y)`.
-fn step<M: Classifier>(v: &mut Variant<M>, lr: f64, x: &Tensor<4>, y: &Tensor<1, Int>) {
+/// One step of a variant on the batch `(x, y)`; whether it ran the second pass.
+fn step<M: Classifier>(v: &mut Variant<M>, lr: f64, x: &Tensor<4>, y: &Tensor<1, Int>) -> bool {
     let model = v.model.take().expect("model");
     let (next, report) = v.optim.step(lr, model, |m: &M, batch: Batch| {
         let logits = m.forward(batch.rows(x.clone()));
         flatmin::per_sample_cross_entropy(logits, batch.rows_int(y.clone()))
     });
     v.model = Some(next);
-    if report.is_err() {
-        v.failures += 1;
+    match report {
+        Ok(r) => r.second_pass,
+        Err(_) => {
+            v.failures += 1;
+            false
+        }
     }
 }
 
@@ -382,7 +413,7 @@ fn bench_model<M: Classifier>(
     let mut variants = Vec::new();
     for v in config.variants() {
         variants.push(Variant {
-            optim: variant(&v, config.seed)?,
+            optim: variant_for_run(&v, config.seed, (config.warmup + config.steps + MEMORY_ROUNDS) as u64)?,
             name: v,
             model: Some(fresh()),
             step_ms: Vec::new(),
@@ -391,6 +422,7 @@ fn bench_model<M: Classifier>(
             pass_ms: Vec::new(),
             phase_ms: Default::default(),
             optimizer_ms: Vec::new(),
+            second_pass: Vec::new(),
             peak_kb: 0,
             heap_bytes: 0,
             failures: 0,
@@ -408,9 +440,10 @@ fn bench_model<M: Classifier>(
             let v = &mut variants[(k + round) % count];
             let (cpu0, thread0) = (cpu::process_ms(), cpu::thread_ms());
             let t0 = Instant::now();
-            step(v, config.lr, &x, &y);
+            let second_pass = step(v, config.lr, &x, &y);
             let ms = t0.elapsed().as_secs_f64() * 1e3;
             if timed {
+                v.second_pass.push(second_pass);
                 let timings = v.optim.last_timings();
                 v.step_ms.push(ms);
                 v.cpu_ms.push(cpu::process_ms() - cpu0);
@@ -460,11 +493,16 @@ fn bench_model<M: Classifier>(
             let median_step_ms = median(&v.step_ms);
             let median_optimizer_ms = median(&v.optimizer_ms);
             let peak_rss_mb = v.peak_kb as f64 / 1024.0;
+            let passes = PassSplit::of(&v.step_ms, &v.second_pass);
             BenchRun {
                 model: name.to_string(),
                 optimizer: v.name.clone(),
                 median_step_ms,
                 ratio_to_base: median_step_ms / base_ms,
+                second_pass_fraction: passes.fraction,
+                median_one_pass_step_ms: passes.one,
+                median_two_pass_step_ms: passes.two,
+                cost_ratio_to_base: passes.cost_ms() / base_ms,
                 peak_rss_mb,
                 extra_rss_mb_over_base: peak_rss_mb - base_peak,
                 step_heap_mb: mb(v.heap_bytes),
@@ -554,6 +592,37 @@ fn pass_anatomy<M: Classifier>(
     })
 }
 
+/// A variant's timed steps split by whether they ran the second pass.
+struct PassSplit {
+    fraction: f64,
+    one: Option<f64>,
+    two: Option<f64>,
+}
+
+impl PassSplit {
+    fn of(step_ms: &[f64], second_pass: &[bool]) -> Self {
+        let pick = |wanted: bool| -> Vec<f64> {
+            step_ms
+                .iter()
+                .zip(second_pass)
+                .filter(|(_, s)| **s == wanted)
+                .map(|(ms, _)| *ms)
+                .collect()
+        };
+        let (one, two) = (pick(false), pick(true));
+        Self {
+            fraction: two.len() as f64 / step_ms.len().max(1) as f64,
+            one: (!one.is_empty()).then(|| median(&one)),
+            two: (!two.is_empty()).then(|| median(&two)),
+        }
+    }
+
+    /// The expected step time: each kind's median weighted by its share of the steps.
+    fn cost_ms(&self) -> f64 {
+        (1.0 - self.fraction) * self.one.unwrap_or(0.0) + self.fraction * self.two.unwrap_or(0.0)
+    }
+}
+
 fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len() as f64
 }
@@ -580,17 +649,19 @@ pub fn to_json(result: &BenchResult) -> String {
 /// The result as a Markdown table, with the models' sizes.
 pub fn table(result: &BenchResult) -> String {
     let mut s = String::from(
-        "| model | optimizer | median step ms | ratio to base | mean step ms (ratio) | CPU ms (ratio) | optimizer ms (% of base step) | peak RSS MB | extra over base MB | step heap MB (extra over base) |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+        "| model | optimizer | median step ms | ratio to base | second passes | cost ratio to base | mean step ms (ratio) | CPU ms (ratio) | optimizer ms (% of base step) | peak RSS MB | extra over base MB | step heap MB (extra over base) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &result.runs {
         let _ = writeln!(
             s,
-            "| {} | {} | {:.2} | {:.3} | {:.2} ({:.3}) | {:.2} ({:.3}) | {:.3} ({:.2} %) | {:.1} | {:+.2} | {:.2} ({:+.3}) |",
+            "| {} | {} | {:.2} | {:.3} | {:.0} % | {:.3} | {:.2} ({:.3}) | {:.2} ({:.3}) | {:.3} ({:.2} %) | {:.1} | {:+.2} | {:.2} ({:+.3}) |",
             r.model,
             r.optimizer,
             r.median_step_ms,
             r.ratio_to_base,
+            100.0 * r.second_pass_fraction,
+            r.cost_ratio_to_base,
             r.mean_step_ms,
             r.mean_ratio_to_base,
             r.median_step_cpu_ms,
@@ -760,6 +831,18 @@ mod tests {
             ..BenchConfig::default()
         };
         assert!(c.check().unwrap_err().0.contains("adamsam"));
+    }
+
+    #[test]
+    fn the_cost_weighs_the_one_and_two_pass_steps_by_their_share() {
+        // Every 5th step a SAM step at 20 ms, the others 10 ms: 0.8·10 + 0.2·20 = 12.
+        let ms = [20.0, 10.0, 11.0, 9.0, 10.0, 21.0, 10.0, 10.0, 10.0, 10.0];
+        let second: Vec<bool> = (0..10).map(|i| i % 5 == 0).collect();
+        let split = PassSplit::of(&ms, &second);
+        assert_eq!((split.fraction, split.one, split.two), (0.2, Some(10.0), Some(20.5)));
+        assert!((split.cost_ms() - (0.8 * 10.0 + 0.2 * 20.5)).abs() < 1e-12);
+        let all = PassSplit::of(&ms[..3], &[true; 3]);
+        assert_eq!((all.fraction, all.one, all.cost_ms()), (1.0, None, 11.0));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::args::TrainArgs;
 use crate::data::input::{self, InputOptions, Loaded};
 use crate::data::{Dataset, Split, split};
+use crate::frontier::{self, Entry, FrontierPoint, Interval};
 use crate::fsutil::write_atomic;
 use crate::plot::{LineChart, Series};
 use crate::stats::{self, Discordance, Estimate};
@@ -430,6 +431,10 @@ pub struct OptimizerResult {
     pub steps: usize,
     /// Of those, the steps skipped for a non-finite loss or gradient.
     pub skipped_steps: usize,
+    /// Mean training time of a run (its optimizer steps), in seconds.
+    pub training_seconds: f64,
+    /// The fraction of its steps (over all seeds) that ran SAM's second pass.
+    pub second_pass_fraction: Option<f64>,
     /// Per seed, whether each test example was classified right (not written to compare.json).
     #[serde(skip)]
     pub test_correct: Vec<Vec<bool>>,
@@ -475,6 +480,10 @@ pub struct VersusBase {
     pub to_settle: Option<String>,
     /// ms/step of the optimizer over that of the base.
     pub step_cost_ratio: f64,
+    /// The optimizer's mean training time of a run (optimizer steps) over the base's.
+    pub training_time_ratio: f64,
+    /// The fraction of the optimizer's steps that ran the second pass.
+    pub second_pass_fraction: Option<f64>,
     /// The base's final mean test accuracy (the target).
     pub target_accuracy: f64,
     /// Training time for the optimizer's mean curve to reach the target (s), or `None`.
@@ -508,6 +517,9 @@ pub fn display_name(optimizer: &str, base: &str) -> String {
         ("sgd", "adamw") => "AdamW".into(),
         ("sgd", _) => "SGD".into(),
         ("fisher-sam", _) => "Fisher-SAM".into(),
+        ("looksam", _) => "LookSAM".into(),
+        ("sam-every-5", _) => "SAM every 5 steps".into(),
+        ("bsam", _) => "bSAM".into(),
         (o, _) => o.to_uppercase(),
     }
 }
@@ -792,6 +804,37 @@ pub struct Comparison {
     pub warnings: Vec<String>,
     /// Wall time of everything, in seconds.
     pub seconds: f64,
+    /// Every optimizer's gain against its cost (crate::frontier), the base first.
+    pub frontier: Vec<FrontierPoint>,
+}
+
+/// The difference of `method` to `base` as the frontier shows it: the reported interval.
+fn frontier_interval(v: &VersusBase) -> Interval {
+    Interval {
+        mean: v.difference_points.mean,
+        half_width: v.difference_points.half_width,
+        method: v.estimate.as_ref().map(|e| e.method),
+    }
+}
+
+/// The frontier of a comparison's results (the base first), with SAM as the reference when it
+/// is among them.
+pub fn frontier_of(results: &[OptimizerResult], design: &SplitDesign, n_train: usize) -> Vec<FrontierPoint> {
+    let entries: Vec<Entry> = results
+        .iter()
+        .map(|r| Entry {
+            label: r.label.clone(),
+            ms_per_step: r.ms_per_step,
+            training_seconds: r.training_seconds,
+            second_pass_fraction: r.second_pass_fraction,
+        })
+        .collect();
+    let sam = results.iter().position(|r| r.optimizer == "sam");
+    frontier::build(
+        &entries,
+        |i, j| frontier_interval(&versus_base(&results[i], &results[j], design, n_train)),
+        sam,
+    )
 }
 
 /// Warnings about one final run's split: a class absent from its test set.
@@ -956,7 +999,9 @@ pub fn run(plan: &Plan, loaded: &Split) -> Result<Comparison, TrainError> {
         .iter()
         .map(|r| versus_base(&results[0], r, &plan.design, n_train))
         .collect();
+    let frontier = frontier_of(&results, &plan.design, n_train);
     Ok(Comparison {
+        frontier,
         results,
         versus,
         searches,
@@ -1010,8 +1055,22 @@ fn summarise(
             .iter()
             .flat_map(|s| s.history.iter().map(|h| h.skipped_steps))
             .sum(),
+        training_seconds: runs.iter().map(|s| s.steps as f64 * s.mean_step_ms / 1e3).sum::<f64>()
+            / runs.len().max(1) as f64,
+        second_pass_fraction: second_pass_fraction(runs),
         test_correct: runs.iter().map(|s| s.test_correct.clone()).collect(),
     }
+}
+
+/// The fraction of the steps of `runs` that ran the second pass, each run weighted by its steps;
+/// `None` when a run did not record it.
+pub fn second_pass_fraction(runs: &[Summary]) -> Option<f64> {
+    let (mut passes, mut steps) = (0.0, 0.0);
+    for s in runs {
+        passes += s.second_pass_fraction? * s.steps as f64;
+        steps += s.steps as f64;
+    }
+    Some(if steps > 0.0 { passes / steps } else { 0.0 })
 }
 
 /// The comparison of `method` with `base` (results over the same seeds and splits), under
@@ -1094,6 +1153,8 @@ pub fn versus_base(
         plain_t_points: plain,
         difference_points,
         step_cost_ratio,
+        training_time_ratio: method.training_seconds / base.training_seconds,
+        second_pass_fraction: method.second_pass_fraction,
         target_accuracy: target,
         seconds_to_target: seconds,
         base_seconds_to_target: base_seconds,
@@ -1270,6 +1331,21 @@ pub fn markdown(plan: &Plan, loaded: &Loaded, c: &Comparison) -> String {
     s.push('\n');
     s.push_str(&method_note(c));
     s.push_str(&verdicts(c));
+    if c.frontier.len() > 1 {
+        s.push_str(&format!(
+            "\n## Gain against cost\n\nEvery optimizer's difference to {b} with its 95 % interval (as above), against its time \
+             per step over {b}'s and its training time (the optimizer steps of one run, mean over seeds); second passes: \
+             the share of its steps that ran SAM's second pass.{}\n\n{}\n![gain against cost per step](frontier.svg)\n",
+            if c.frontier.iter().any(|p| p.difference_to_sam_points.is_some()) {
+                " Share of SAM's gain: its difference over SAM's (a ratio of means, shown only when SAM's own interval \
+                 excludes 0); Δ vs SAM: its difference to SAM, paired and with its interval the same way."
+            } else {
+                ""
+            },
+            frontier::markdown(&c.frontier, &c.results[0].name),
+            b = c.results[0].name
+        ));
+    }
     if !c.warnings.is_empty() {
         s.push_str("\nWarnings:\n\n");
         for w in &c.warnings {
@@ -1308,6 +1384,7 @@ fn json_report(plan: &Plan, loaded: &Loaded, c: &Comparison) -> Value {
         "optimizers": c.results,
         "versus_base": c.versus,
         "verdicts": c.versus.iter().map(|v| v.verdict.clone()).collect::<Vec<_>>(),
+        "frontier": c.frontier,
         "warnings": c.warnings,
         "seconds": c.seconds,
     })
@@ -1395,6 +1472,12 @@ pub fn write_reports(out: &Path, plan: &Plan, loaded: &Loaded, c: &Comparison) -
     for (name, chart) in charts(c, plan) {
         write(name, &chart.to_svg())?;
     }
+    if c.frontier.len() > 1 {
+        let what = format!(" ({} seeds)", plan.seeds.len());
+        let [per_step, total] = frontier::charts(&c.frontier, &c.results[0].name, &what);
+        write("frontier.svg", &per_step.to_svg())?;
+        write("frontier_time.svg", &total.to_svg())?;
+    }
     Ok(())
 }
 
@@ -1469,7 +1552,7 @@ pub fn command(args: &CompareArgs) -> Result<(), TrainError> {
             if comparison.versus.is_empty() {
                 ""
             } else {
-                ", compare_difference.svg"
+                ", compare_difference.svg, frontier.svg, frontier_time.svg"
             }
         );
     }

@@ -8,7 +8,8 @@
 use std::fmt;
 
 use flatmin::{
-    Combination, FriendlyConfig, Geometry, RhoSchedule, SamConfig, Selection, SelectionRule, SwpConfig, SwpGranularity,
+    AdaptiveConfig, BaseConfig, BsamConfig, Combination, FriendlyConfig, Geometry, LookSamConfig, PassSchedule,
+    RhoSchedule, SamConfig, Selection, SelectionRule, SwpConfig, SwpGranularity,
 };
 use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeMap;
@@ -28,7 +29,7 @@ pub enum Kind {
 pub struct Context {
     /// The peak learning rate (ρ's schedule follows it).
     pub lr: f64,
-    /// The run's seed (ESAM's masks).
+    /// The run's seed (ESAM's masks, the draws of `--sam-probability`).
     pub seed: u64,
 }
 
@@ -45,8 +46,8 @@ pub struct Hyperparameter {
     /// Number or switch.
     pub kind: Kind,
     /// Sets the value (a switch is 1 or 0) on the preset's configuration; says which member of
-    /// which room it chose, if it chose one.
-    apply: fn(&mut SamConfig, f64, Context) -> Option<Choice>,
+    /// which room it chose, if it chose one, or why the value cannot apply to this preset.
+    apply: fn(&mut SamConfig, f64, Context) -> Result<Option<Choice>, String>,
 }
 
 impl Hyperparameter {
@@ -73,15 +74,48 @@ fn wsam(c: &SamConfig) -> (f64, bool, Option<f64>) {
     }
 }
 
+/// AE-SAM's policy: the preset's, or AE-SAM's defaults when the preset schedules its passes
+/// another way (its `total_steps` is the run's, filled in by [`SamConfig::for_run`]).
+fn adaptive(c: &mut SamConfig) -> &mut AdaptiveConfig {
+    if !matches!(c.schedule, Some(PassSchedule::Adaptive(_))) {
+        c.schedule = Some(PassSchedule::Adaptive(AdaptiveConfig::new()));
+    }
+    match c.schedule.as_mut() {
+        Some(PassSchedule::Adaptive(a)) => a,
+        _ => unreachable!("set just above"),
+    }
+}
+
+/// LookSAM's reuse: the preset's, or LookSAM's defaults; a preset that runs the second pass on
+/// every step then gets LookSAM's k = 5 (a `--sam-every` given with it comes first in the table
+/// and is kept).
+fn looksam(c: &mut SamConfig) -> &mut LookSamConfig {
+    if c.looksam.is_none() && matches!(c.schedule, None | Some(PassSchedule::Always)) {
+        c.schedule = Some(PassSchedule::Every { k: 5 });
+    }
+    c.looksam.get_or_insert_with(LookSamConfig::new)
+}
+
+/// bSAM's hyperparameters, which exist only when the preset is bSAM (its own base optimizer).
+fn bsam<'a>(c: &'a mut SamConfig, key: &str) -> Result<&'a mut BsamConfig, String> {
+    match &mut c.base {
+        BaseConfig::Bsam(b) => Ok(b),
+        _ => Err(format!(
+            "--{}: a hyperparameter of bSAM's own optimizer; it applies to --optimizer bsam only",
+            key.replace('_', "-")
+        )),
+    }
+}
+
 /// Every hyperparameter, in the order of the `hp` keys in a run's `config`.
-pub const HYPERPARAMETERS: [Hyperparameter; 15] = [
+pub const HYPERPARAMETERS: [Hyperparameter; 28] = [
     Hyperparameter {
         key: "rho",
         help: "ρ, the perturbation radius",
         kind: Kind::Number,
         apply: |c, v, _| {
             c.rho = v;
-            None
+            Ok(None)
         },
     },
     Hyperparameter {
@@ -94,7 +128,7 @@ pub const HYPERPARAMETERS: [Hyperparameter; 15] = [
                 lr_max: ctx.lr,
                 lr_min: 0.0,
             };
-            None
+            Ok(None)
         },
     },
     Hyperparameter {
@@ -103,7 +137,7 @@ pub const HYPERPARAMETERS: [Hyperparameter; 15] = [
         kind: Kind::Number,
         apply: |c, v, _| {
             c.eps = v;
-            None
+            Ok(None)
         },
     },
     Hyperparameter {
@@ -111,10 +145,10 @@ pub const HYPERPARAMETERS: [Hyperparameter; 15] = [
         help: "The adaptive `w²` form of the perturbation",
         kind: Kind::Switch,
         apply: |c, v, _| {
-            (v != 0.0).then(|| {
+            Ok((v != 0.0).then(|| {
                 c.geometry = Geometry::AdaptiveSquared;
                 ("geometry", "adaptive")
-            })
+            }))
         },
     },
     Hyperparameter {
@@ -123,7 +157,7 @@ pub const HYPERPARAMETERS: [Hyperparameter; 15] = [
         kind: Kind::Number,
         apply: |c, eta, _| {
             c.geometry = Geometry::Asam { eta };
-            Some(("geometry", "asam"))
+            Ok(Some(("geometry", "asam")))
         },
     },
     Hyperparameter {
@@ -132,7 +166,7 @@ pub const HYPERPARAMETERS: [Hyperparameter; 15] = [
         kind: Kind::Number,
         apply: |c, eta, _| {
             c.geometry = Geometry::Fisher { eta };
-            Some(("geometry", "fisher"))
+            Ok(Some(("geometry", "fisher")))
         },
     },
     Hyperparameter {
@@ -141,7 +175,7 @@ pub const HYPERPARAMETERS: [Hyperparameter; 15] = [
         kind: Kind::Number,
         apply: |c, v, _| {
             c.friendly.get_or_insert_with(FriendlyConfig::new).sigma = v;
-            None
+            Ok(None)
         },
     },
     Hyperparameter {
@@ -150,7 +184,7 @@ pub const HYPERPARAMETERS: [Hyperparameter; 15] = [
         kind: Kind::Number,
         apply: |c, v, _| {
             c.friendly.get_or_insert_with(FriendlyConfig::new).lambda = v;
-            None
+            Ok(None)
         },
     },
     Hyperparameter {
@@ -159,7 +193,7 @@ pub const HYPERPARAMETERS: [Hyperparameter; 15] = [
         kind: Kind::Number,
         apply: |c, v, ctx| {
             swp(c, ctx.seed).beta = v;
-            None
+            Ok(None)
         },
     },
     Hyperparameter {
@@ -172,7 +206,7 @@ pub const HYPERPARAMETERS: [Hyperparameter; 15] = [
             } else {
                 SwpGranularity::PerTensor
             };
-            None
+            Ok(None)
         },
     },
     Hyperparameter {
@@ -184,7 +218,7 @@ pub const HYPERPARAMETERS: [Hyperparameter; 15] = [
                 gamma,
                 rule: SelectionRule::TopK,
             };
-            None
+            Ok(None)
         },
     },
     Hyperparameter {
@@ -198,7 +232,7 @@ pub const HYPERPARAMETERS: [Hyperparameter; 15] = [
                 decoupled,
                 max_norm,
             };
-            Some(("combination", "wsam"))
+            Ok(Some(("combination", "wsam")))
         },
     },
     Hyperparameter {
@@ -212,7 +246,7 @@ pub const HYPERPARAMETERS: [Hyperparameter; 15] = [
                 decoupled: coupled == 0.0,
                 max_norm,
             };
-            Some(("combination", "wsam"))
+            Ok(Some(("combination", "wsam")))
         },
     },
     Hyperparameter {
@@ -226,7 +260,7 @@ pub const HYPERPARAMETERS: [Hyperparameter; 15] = [
                 decoupled,
                 max_norm: Some(clip),
             };
-            Some(("combination", "wsam"))
+            Ok(Some(("combination", "wsam")))
         },
     },
     Hyperparameter {
@@ -235,7 +269,132 @@ pub const HYPERPARAMETERS: [Hyperparameter; 15] = [
         kind: Kind::Number,
         apply: |c, alpha, _| {
             c.combination = Combination::Gsam { alpha };
-            Some(("combination", "gsam"))
+            Ok(Some(("combination", "gsam")))
+        },
+    },
+    Hyperparameter {
+        key: "sam_every",
+        help: "SAM on a schedule, for any member: a SAM step every K steps, base steps between (LookSAM's k)",
+        kind: Kind::Number,
+        apply: |c, v, _| {
+            if !(v.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&v)) {
+                return Err(format!(
+                    "sam_every = {v}: expected a whole number >= 1 (1: every step is a SAM step)"
+                ));
+            }
+            c.schedule = Some(PassSchedule::Every { k: v as u64 });
+            Ok(Some(("schedule", "a SAM step every k steps")))
+        },
+    },
+    Hyperparameter {
+        key: "sam_probability",
+        help: "Randomized sharpness training, for any member: each step a SAM step with probability P (seeded by --seed)",
+        kind: Kind::Number,
+        apply: |c, probability, ctx| {
+            c.schedule = Some(PassSchedule::Random {
+                probability,
+                seed: ctx.seed,
+            });
+            Ok(Some(("schedule", "SAM steps at random")))
+        },
+    },
+    Hyperparameter {
+        key: "ae_delta",
+        help: "AE-SAM's δ, the decay of the running statistics of ‖g‖² (turns AE-SAM's policy on)",
+        kind: Kind::Number,
+        apply: |c, v, _| {
+            adaptive(c).delta = v;
+            Ok(Some(("schedule", "AE-SAM's policy")))
+        },
+    },
+    Hyperparameter {
+        key: "ae_c_start",
+        help: "AE-SAM's threshold c at the first step (turns AE-SAM's policy on)",
+        kind: Kind::Number,
+        apply: |c, v, _| {
+            adaptive(c).c_start = v;
+            Ok(Some(("schedule", "AE-SAM's policy")))
+        },
+    },
+    Hyperparameter {
+        key: "ae_c_end",
+        help: "AE-SAM's threshold c at the last step (turns AE-SAM's policy on)",
+        kind: Kind::Number,
+        apply: |c, v, _| {
+            adaptive(c).c_end = v;
+            Ok(Some(("schedule", "AE-SAM's policy")))
+        },
+    },
+    Hyperparameter {
+        key: "looksam_alpha",
+        help: "LookSAM's α (turns LookSAM on; its k is --sam-every, 5 unless the preset or that flag says)",
+        kind: Kind::Number,
+        apply: |c, v, _| {
+            looksam(c).alpha = v;
+            Ok(None)
+        },
+    },
+    Hyperparameter {
+        key: "looksam_per_tensor",
+        help: "LookSAM's layer-wise form: norms and projections per parameter tensor (turns LookSAM on)",
+        kind: Kind::Switch,
+        apply: |c, v, _| {
+            looksam(c).per_tensor = v != 0.0;
+            Ok(None)
+        },
+    },
+    Hyperparameter {
+        key: "looksam_eps_norm",
+        help: "LookSAM's eps added to ‖g_v‖ (turns LookSAM on)",
+        kind: Kind::Number,
+        apply: |c, v, _| {
+            looksam(c).eps_norm = v;
+            Ok(None)
+        },
+    },
+    Hyperparameter {
+        key: "bsam_prior_precision",
+        help: "bSAM's prior precision (its weight decay is this over the training-set size; --optimizer bsam)",
+        kind: Kind::Number,
+        apply: |c, v, _| {
+            bsam(c, "bsam_prior_precision")?.prior_precision = v;
+            Ok(None)
+        },
+    },
+    Hyperparameter {
+        key: "bsam_damping",
+        help: "bSAM's damping, added to the precision's update (--optimizer bsam)",
+        kind: Kind::Number,
+        apply: |c, v, _| {
+            bsam(c, "bsam_damping")?.damping = v;
+            Ok(None)
+        },
+    },
+    Hyperparameter {
+        key: "bsam_s_init",
+        help: "bSAM's initial precision of every weight (--optimizer bsam)",
+        kind: Kind::Number,
+        apply: |c, v, _| {
+            bsam(c, "bsam_s_init")?.s_init = v;
+            Ok(None)
+        },
+    },
+    Hyperparameter {
+        key: "bsam_beta1",
+        help: "bSAM's β1, the decay of its momentum (--optimizer bsam)",
+        kind: Kind::Number,
+        apply: |c, v, _| {
+            bsam(c, "bsam_beta1")?.beta1 = v;
+            Ok(None)
+        },
+    },
+    Hyperparameter {
+        key: "bsam_beta2",
+        help: "bSAM's β2, the decay of its precision (--optimizer bsam)",
+        kind: Kind::Number,
+        apply: |c, v, _| {
+            bsam(c, "bsam_beta2")?.beta2 = v;
+            Ok(None)
         },
     },
 ];
@@ -282,7 +441,7 @@ impl Hyperparams {
         let mut chosen: Vec<(Choice, &Hyperparameter)> = Vec::new();
         for (h, value) in HYPERPARAMETERS.iter().zip(&self.values) {
             let Some(value) = *value else { continue };
-            if let Some(choice) = (h.apply)(config, value, context) {
+            if let Some(choice) = (h.apply)(config, value, context)? {
                 if let Some((other, by)) = chosen.iter().find(|((room, _), _)| *room == choice.0)
                     && other.1 != choice.1
                 {
@@ -421,7 +580,13 @@ mod tests {
     fn keys_are_unique_and_flags_follow_them() {
         for (i, h) in HYPERPARAMETERS.iter().enumerate() {
             assert_eq!(find(h.key), Some(i), "{} twice", h.key);
-            assert!(h.key.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{}", h.key);
+            assert!(
+                h.key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{}",
+                h.key
+            );
         }
         assert_eq!(HYPERPARAMETERS[9].flag(), "--esam-per-element");
     }
@@ -496,5 +661,127 @@ mod tests {
             e.contains("--asam-eta and --fisher-eta") && e.contains("not both"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_schedule_looksam_and_bsam_flags_reach_the_library_config() {
+        let base = SamConfig::sgd_base(0.9, 0.0);
+        let context = Context { lr: 0.2, seed: 7 };
+        let on = |preset: &str, pairs: &[(&str, f64)]| -> Result<SamConfig, String> {
+            let mut hp = Hyperparams::default();
+            for (k, v) in pairs {
+                hp.set(k, *v)?;
+            }
+            let mut c = SamConfig::preset(preset, base.clone()).unwrap();
+            hp.apply(&mut c, context)?;
+            Ok(c)
+        };
+        assert_eq!(
+            on("wsam", &[("sam_every", 3.0)]).unwrap().schedule,
+            Some(PassSchedule::Every { k: 3 })
+        );
+        assert_eq!(
+            on("esam", &[("sam_probability", 0.25)]).unwrap().schedule,
+            Some(PassSchedule::Random {
+                probability: 0.25,
+                seed: 7
+            })
+        );
+        let ae = on("sam", &[("ae_delta", 0.5), ("ae_c_start", -2.0), ("ae_c_end", 0.5)]).unwrap();
+        assert_eq!(
+            ae.schedule,
+            Some(PassSchedule::Adaptive(
+                AdaptiveConfig::new().with_delta(0.5).with_c_start(-2.0).with_c_end(0.5)
+            ))
+        );
+        // On the ae-sam preset, one field changes and the others keep the preset's values.
+        let Some(PassSchedule::Adaptive(a)) = on("ae-sam", &[("ae_c_end", 2.0)]).unwrap().schedule else {
+            panic!("ae-sam keeps its policy");
+        };
+        assert_eq!((a.delta, a.c_start, a.c_end), (0.9, -1.0, 2.0));
+        let look = on(
+            "sam",
+            &[
+                ("looksam_alpha", 0.3),
+                ("looksam_per_tensor", 1.0),
+                ("looksam_eps_norm", 1e-6),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            look.looksam,
+            Some(
+                LookSamConfig::new()
+                    .with_alpha(0.3)
+                    .with_per_tensor(true)
+                    .with_eps_norm(1e-6)
+            )
+        );
+        assert_eq!(
+            look.schedule,
+            Some(PassSchedule::Every { k: 5 }),
+            "LookSAM's k by default"
+        );
+        let look = on("looksam", &[("sam_every", 2.0), ("looksam_alpha", 1.0)]).unwrap();
+        assert_eq!(
+            (look.schedule, look.looksam.unwrap().alpha),
+            (Some(PassSchedule::Every { k: 2 }), 1.0)
+        );
+        let b = on(
+            "bsam",
+            &[
+                ("bsam_prior_precision", 5.0),
+                ("bsam_damping", 0.2),
+                ("bsam_s_init", 2.0),
+                ("bsam_beta1", 0.8),
+                ("bsam_beta2", 0.99),
+            ],
+        )
+        .unwrap();
+        let BaseConfig::Bsam(b) = b.base else {
+            panic!("bsam's base")
+        };
+        assert_eq!(
+            (b.prior_precision, b.damping, b.s_init, b.beta1, b.beta2),
+            (5.0, 0.2, 2.0, 0.8, 0.99)
+        );
+    }
+
+    #[test]
+    fn bad_or_clashing_schedule_flags_are_refused_by_name() {
+        let base = SamConfig::sgd_base(0.9, 0.0);
+        let context = Context { lr: 0.2, seed: 7 };
+        let refused = |preset: &str, pairs: &[(&str, f64)]| -> String {
+            let mut hp = Hyperparams::default();
+            for (k, v) in pairs {
+                hp.set(k, *v).unwrap();
+            }
+            let mut c = SamConfig::preset(preset, base.clone()).unwrap();
+            match hp.apply(&mut c, context) {
+                Err(e) => e,
+                Ok(()) => c.for_run(100, 1000).validate().expect_err("refused").to_string(),
+            }
+        };
+        let e = refused("sam", &[("sam_every", 2.0), ("sam_probability", 0.5)]);
+        assert!(
+            e.contains("--sam-every and --sam-probability") && e.contains("not both"),
+            "{e}"
+        );
+        let e = refused("sam", &[("sam_probability", 0.5), ("ae_delta", 0.9)]);
+        assert!(e.contains("--sam-probability and --ae-delta"), "{e}");
+        assert!(refused("sam", &[("sam_every", 2.5)]).contains("sam_every"));
+        assert!(refused("sam", &[("sam_every", -1.0)]).contains("sam_every"));
+        assert!(refused("sam", &[("sam_every", 0.0)]).contains("sam_every"));
+        assert!(refused("sam", &[("sam_probability", 1.5)]).contains("sam_probability"));
+        assert!(refused("sam", &[("ae_delta", 1.0)]).contains("ae_delta"));
+        assert!(refused("looksam", &[("looksam_alpha", -0.1)]).contains("looksam_alpha"));
+        assert!(refused("looksam", &[("looksam_eps_norm", -1.0)]).contains("looksam_eps_norm"));
+        assert!(refused("bsam", &[("bsam_s_init", 0.0)]).contains("bsam_s_init"));
+        assert!(refused("bsam", &[("bsam_beta2", 1.0)]).contains("bsam_beta2"));
+        assert!(refused("bsam", &[("bsam_damping", -1.0)]).contains("bsam_damping"));
+        assert!(refused("bsam", &[("bsam_prior_precision", -1.0)]).contains("bsam_prior_precision"));
+        let e = refused("sam", &[("bsam_damping", 0.1)]);
+        assert!(e.contains("--bsam-damping") && e.contains("--optimizer bsam"), "{e}");
+        assert!(refused("bsam", &[("sam_every", 5.0)]).contains("schedule"));
     }
 }

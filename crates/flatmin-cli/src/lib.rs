@@ -11,6 +11,7 @@ pub mod compare;
 pub mod data;
 pub mod device;
 mod fault;
+pub mod frontier;
 pub mod fsutil;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -198,8 +198,12 @@ fn run_train(args: &TrainArgs, default_job: bool) -> Result<(), TrainError> {
     if let [base, method] = summaries.as_slice() {
         let gain = 100.0 * (method.test_accuracy - base.test_accuracy);
         let cost = method.mean_step_ms / base.mean_step_ms.max(1e-9);
+        let passes = match method.second_pass_fraction {
+            Some(f) if f < 1.0 => format!(", with the second pass on {:.1} % of its steps", 100.0 * f),
+            _ => String::new(),
+        };
         println!(
-            "{} vs {}: {:+.2} points of test accuracy at {:.2}x the time per step (one seed, no error bars).",
+            "{} vs {}: {:+.2} points of test accuracy at {:.2}x the time per step{passes} (one seed, no error bars).",
             method.optimizer, base.optimizer, gain, cost
         );
     }
@@ -213,11 +217,13 @@ struct BenchArgs {
     /// Models, comma-separated: mlp, cnn, resnet (a ResNet block stack).
     #[arg(long, value_delimiter = ',', default_value = "mlp,cnn,resnet")]
     models: Vec<String>,
-    /// Optimizers, comma-separated (presets); the base (sgd) is always measured.
+    /// Optimizers, comma-separated (presets); the base (sgd) is always measured. The cheaper
+    /// members (looksam, sam-every-5, rst, ae-sam) report the fraction of their steps that ran
+    /// the second pass beside their cost.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "sgd,sam,asam,esam,fsam,wsam,gsam,fisher-sam"
+        default_value = "sgd,sam,esam,looksam,sam-every-5,rst,ae-sam,bsam,asam,fsam,wsam,gsam,fisher-sam"
     )]
     optimizers: Vec<String>,
     /// Timed steps per optimizer (the median is reported).

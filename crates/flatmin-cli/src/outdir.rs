@@ -99,6 +99,15 @@ pub struct Contents {
     /// Names of its entries other than the marker and the temporary files of writes (sorted):
     /// empty for a missing folder, an empty one, or one a run left before its first result.
     pub results: Vec<String>,
+    /// Checkpoint files of a training run that no `checkpoint.json` names: what a run killed in
+    /// the middle of its first checkpoint leaves (`checkpoint.json` is the commit point). Not
+    /// results; a new run in the folder removes them.
+    pub leftovers: Vec<String>,
+}
+
+/// Whether `name` is one of a training run's checkpoint files.
+fn is_checkpoint_file(name: &str) -> bool {
+    (name.starts_with("model-e") || name.starts_with("optimizer-e")) && name.ends_with(".bpk")
 }
 
 /// Entries that are never results: the marker and what an interrupted write leaves.
@@ -139,6 +148,11 @@ pub fn inspect(dir: &Path) -> Result<Contents, OutDirError> {
         }
     }
     contents.results.sort();
+    let by_train = matches!(&contents.marker, Some(Ok(m)) if m.command == "train");
+    if by_train && !contents.results.iter().any(|n| n == "checkpoint.json") {
+        let (leftovers, results) = contents.results.into_iter().partition(|n| is_checkpoint_file(n));
+        (contents.leftovers, contents.results) = (leftovers, results);
+    }
     Ok(contents)
 }
 
@@ -170,8 +184,7 @@ fn written_by_flatmin(path: &Path, name: &str) -> bool {
             })
         });
     }
-    let checkpoint_file = (name.starts_with("model-e") || name.starts_with("optimizer-e")) && name.ends_with(".bpk");
-    meta.is_file() && (bookkeeping(name) || NAMES.contains(&name) || checkpoint_file || name.ends_with(".svg"))
+    meta.is_file() && (bookkeeping(name) || NAMES.contains(&name) || is_checkpoint_file(name) || name.ends_with(".svg"))
 }
 
 /// `a, b, c and 4 more`.
@@ -372,8 +385,10 @@ impl OutDir {
         }
         self.created = self.create()?;
         self.claimed = true;
-        // A run killed in the middle of a write leaves its temporary file; a new run clears them.
+        // A run killed in the middle of a write leaves its temporary file, or (in the middle of its
+        // first checkpoint) checkpoint files that nothing names; a new run clears them.
         fsutil::remove_temporaries(&self.path);
+        self.remove_leftovers(&contents);
         let written = if self.intent == Intent::Continue && matches!(contents.marker, Some(Ok(_))) {
             // The record stays; a probe proves the folder still writable.
             let probe = self.path.join(".write-probe");
@@ -400,6 +415,13 @@ impl OutDir {
         Ok(())
     }
 
+    /// Removes the checkpoint files that no `checkpoint.json` names ([`Contents::leftovers`]).
+    fn remove_leftovers(&self, contents: &Contents) {
+        for name in &contents.leftovers {
+            let _ = std::fs::remove_file(self.path.join(name));
+        }
+    }
+
     /// After a failure: when the folder holds no result (a run refused before its first
     /// checkpoint), removes what the claim made (the record, temporary files, the folders it
     /// created). A folder with results — a resumable checkpoint — is kept.
@@ -417,6 +439,7 @@ impl OutDir {
             let _ = std::fs::remove_file(self.path.join(MARKER));
         }
         fsutil::remove_temporaries(&self.path);
+        self.remove_leftovers(&contents);
         let _ = std::fs::remove_file(self.path.join(".write-probe"));
         for dir in self.created.iter().rev() {
             let _ = std::fs::remove_dir(dir);
@@ -583,6 +606,40 @@ mod tests {
         fresh.abandon();
         assert!(!dir.join("c").exists(), "every folder the claim created is gone");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A training run killed in the middle of its first checkpoint leaves checkpoint files that
+    /// no `checkpoint.json` names: a new run may take the folder (and clears them); once a
+    /// `checkpoint.json` commits them they are results.
+    #[test]
+    fn checkpoint_files_without_a_checkpoint_json_are_leftovers_not_results() {
+        let dir = scratch("leftovers");
+        OutDir::new(&dir, "train", Intent::New)
+            .claim("killed", Value::Null)
+            .unwrap();
+        std::fs::write(dir.join("model-e1.bpk"), "half").unwrap();
+        std::fs::write(dir.join("optimizer-e1.bpk"), "half").unwrap();
+        let contents = OutDir::new(&dir, "train", Intent::New).check().unwrap();
+        assert!(contents.results.is_empty());
+        assert_eq!(contents.leftovers, ["model-e1.bpk", "optimizer-e1.bpk"]);
+        OutDir::new(&dir, "train", Intent::New)
+            .claim("again", Value::Null)
+            .unwrap();
+        assert!(!dir.join("model-e1.bpk").exists() && !dir.join("optimizer-e1.bpk").exists());
+        // Committed by a checkpoint.json: results, refused to a new run.
+        std::fs::write(dir.join("model-e1.bpk"), "whole").unwrap();
+        std::fs::write(dir.join("checkpoint.json"), "{}").unwrap();
+        let refused = OutDir::new(&dir, "train", Intent::New).check().unwrap_err();
+        assert!(refused.0.contains("model-e1.bpk"), "{refused}");
+        // Another command's folder: its files are never taken for leftovers.
+        let other = scratch("leftovers-other");
+        OutDir::new(&other, "compare", Intent::New)
+            .claim("", Value::Null)
+            .unwrap();
+        std::fs::write(other.join("model-e1.bpk"), "x").unwrap();
+        assert!(OutDir::new(&other, "compare", Intent::New).check().is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&other);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Small SVG charts written by hand (no plotting dependency): line charts with error bars, and a
-//! filled contour map with paths for the 2-D toy.
+//! Small SVG charts written by hand (no plotting dependency): line charts with error bars,
+//! labelled scatter plots with error bars (the cost–accuracy frontier), and a filled contour map
+//! with paths for the 2-D toy.
 
 use std::fmt::Write;
 
@@ -231,6 +232,102 @@ impl LineChart {
                 }
             }
             frame.legend(&mut svg, i, colour, dash, &s.label);
+        }
+        svg.push_str("</svg>\n");
+        svg
+    }
+}
+
+/// A labelled point of a [`ScatterChart`]: `(x, y)` with a ±error bar on `y`.
+pub struct LabelledPoint {
+    /// Legend label (and the label written next to the point).
+    pub label: String,
+    /// Horizontal position.
+    pub x: f64,
+    /// Vertical position.
+    pub y: f64,
+    /// Half-length of the vertical error bar, if any.
+    pub error: Option<f64>,
+}
+
+/// Points with vertical error bars, each labelled, and a dashed horizontal line at `y = 0`
+/// (no difference): where each optimizer sits between cost and gain.
+pub struct ScatterChart {
+    /// Title above the plot.
+    pub title: String,
+    /// X axis label.
+    pub x_label: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// The points.
+    pub points: Vec<LabelledPoint>,
+}
+
+impl ScatterChart {
+    /// The chart as an SVG document.
+    pub fn to_svg(&self) -> String {
+        let finite = |v: f64| v.is_finite();
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64, 0.0f64);
+        for p in self.points.iter().filter(|p| finite(p.x) && finite(p.y)) {
+            let e = p.error.filter(|e| finite(*e)).unwrap_or(0.0);
+            x0 = x0.min(p.x);
+            x1 = x1.max(p.x);
+            y0 = y0.min(p.y - e);
+            y1 = y1.max(p.y + e);
+        }
+        if !x0.is_finite() {
+            (x0, x1) = (0.0, 1.0);
+        }
+        if x1 - x0 < 1e-12 {
+            (x0, x1) = (x0 - 0.5, x1 + 0.5);
+        }
+        if y1 - y0 < 1e-12 {
+            (y0, y1) = (y0 - 1.0, y1 + 1.0);
+        }
+        let (xpad, ypad) = ((x1 - x0) * 0.08, (y1 - y0) * 0.08);
+        let frame = Frame {
+            width: W,
+            right: RIGHT,
+            x: (x0 - xpad, x1 + xpad),
+            y: (y0 - ypad, y1 + ypad),
+        };
+        let mut svg = frame.open(&self.title);
+        frame.axes(&mut svg, &self.x_label, &self.y_label, true);
+        let zero = frame.sy(0.0);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{LEFT}" x2="{:.1}" y1="{zero:.1}" y2="{zero:.1}" stroke="#888" stroke-dasharray="4 3"/>"##,
+            LEFT + frame.plot_width()
+        );
+        for (i, p) in self.points.iter().enumerate() {
+            let colour = PALETTE[i % PALETTE.len()];
+            if finite(p.x) && finite(p.y) {
+                let (px, py) = (frame.sx(p.x), frame.sy(p.y));
+                if let Some(e) = p.error.filter(|e| finite(*e) && *e > 0.0) {
+                    let _ = writeln!(
+                        svg,
+                        r#"<line x1="{px:.1}" x2="{px:.1}" y1="{:.1}" y2="{:.1}" stroke="{colour}" stroke-width="1.5"/><line x1="{:.1}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="{colour}"/><line x1="{:.1}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="{colour}"/>"#,
+                        frame.sy(p.y - e),
+                        frame.sy(p.y + e),
+                        px - 4.0,
+                        px + 4.0,
+                        frame.sy(p.y - e),
+                        frame.sy(p.y - e),
+                        px - 4.0,
+                        px + 4.0,
+                        frame.sy(p.y + e),
+                        frame.sy(p.y + e)
+                    );
+                }
+                let _ = writeln!(
+                    svg,
+                    r#"<circle cx="{px:.1}" cy="{py:.1}" r="4.5" fill="{colour}"/><text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
+                    px + 7.0,
+                    py - 6.0,
+                    esc(&p.label)
+                );
+            }
+            frame.legend(&mut svg, i, colour, "", &p.label);
         }
         svg.push_str("</svg>\n");
         svg

@@ -4,19 +4,24 @@
 //! The case gives the model (a tanh MLP of linear layers, weights `[out, in]`), the data, the
 //! initial weights and the hyperparameters of a reference implementation; the replay maps them
 //! onto a [`SamConfig`] and trains in float64 on the flex backend, or in float32 on another
-//! device ([`run_on`]). ESAM's random choices come from the recorded masks and selections.
+//! device ([`run_on`]). ESAM's random choices come from the recorded masks and selections,
+//! bSAM's noise from the recorded draws; a step whose recorded `extra.second_pass` the replay
+//! does not match is an error.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::device::{DeviceChoice, DeviceError};
 use burn::module::{Module, Param};
 use burn::tensor::activation::tanh;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use flatmin::{
-    AdamConfig, BaseConfig, Batch, Combination, FriendlyConfig, Geometry, MaskSource, RhoSchedule, SamConfig,
-    SampleSelector, Selection, SelectionRule, SgdConfig, SwpConfig, SwpGranularity,
+    AdamConfig, AdaptiveConfig, BaseConfig, Batch, BsamConfig, Combination, FriendlyConfig, Geometry, LookSamConfig,
+    MaskSource, NoiseSource, PassSchedule, RhoSchedule, SamConfig, SampleSelector, Selection, SelectionRule, SgdConfig,
+    SwpConfig, SwpGranularity,
 };
 use serde_json::{Map, Value, json};
 
@@ -108,6 +113,10 @@ pub struct RecordedStep {
     pub tensor_mask: Option<Vec<bool>>,
     /// ESAM: the selected batch positions.
     pub selected: Option<Vec<usize>>,
+    /// bSAM: the standard normal draws of the noisy first pass, per parameter tensor (flat).
+    pub noise: Option<Vec<Vec<f64>>>,
+    /// Whether the reference ran the second pass at this step (`extra.second_pass`).
+    pub second_pass: Option<bool>,
 }
 
 fn num(v: &Value, field: &str) -> Result<f64, CaseError> {
@@ -208,7 +217,7 @@ impl<'a> Keys<'a> {
 }
 
 /// The names of the `optimizer` field a replay understands.
-pub const OPTIMIZERS: [&str; 9] = [
+pub const OPTIMIZERS: [&str; 12] = [
     "SGD",
     "SAM",
     "SAM(adaptive)",
@@ -218,7 +227,78 @@ pub const OPTIMIZERS: [&str; 9] = [
     "GSAM",
     "WSAM",
     "ESAM",
+    "LookSAM",
+    "AE-SAM",
+    "BSAM",
 ];
+
+/// A whole number key (`sam_every`, `k`, `total_steps`, seeds, `data_size`).
+fn whole(v: &Value, field: &str) -> Result<u64, CaseError> {
+    v.as_u64().map_or_else(
+        || err(format!("`{field}`: expected a whole number >= 0, found {v}")),
+        Ok,
+    )
+}
+
+/// The schedule keys any optimizer may carry: `sam_every` (a SAM step every k steps, the others
+/// base steps on `g`) or `sam_probability` with `sam_seed` (randomized sharpness training).
+fn schedule_keys(keys: &mut Keys) -> Result<Option<PassSchedule>, CaseError> {
+    let every = keys
+        .get("sam_every")
+        .map(|v| whole(v, "hyperparams.sam_every"))
+        .transpose()?;
+    let probability = keys
+        .get("sam_probability")
+        .map(|v| num(v, "hyperparams.sam_probability"))
+        .transpose()?;
+    let seed = keys
+        .get("sam_seed")
+        .map(|v| whole(v, "hyperparams.sam_seed"))
+        .transpose()?;
+    match (every, probability, seed) {
+        (Some(_), Some(_), _) => err("`hyperparams.sam_every` and `hyperparams.sam_probability` exclude each other"),
+        (Some(_), None, Some(_)) | (None, None, Some(_)) => {
+            err("`hyperparams.sam_seed` belongs to `hyperparams.sam_probability`, which is missing")
+        }
+        (Some(k), None, None) => Ok(Some(PassSchedule::Every { k })),
+        (None, Some(_), None) => err("`hyperparams.sam_seed` is missing: a random schedule is replayed from its seed"),
+        (None, Some(probability), Some(seed)) => Ok(Some(PassSchedule::Random { probability, seed })),
+        (None, None, None) => Ok(None),
+    }
+}
+
+/// bSAM, its own base optimizer: `lr` and bSAM's keys; `base` is absent (or `BSAM`).
+fn bsam_config(keys: &mut Keys) -> Result<(SamConfig, f64), CaseError> {
+    match keys.get("base") {
+        None => {}
+        Some(Value::String(s)) if s == "BSAM" => {}
+        Some(other) => {
+            return err(format!(
+                "`hyperparams.base` = {other}: BSAM is its own base optimizer (leave `base` out)"
+            ));
+        }
+    }
+    let lr = keys.num("lr")?;
+    if !(lr.is_finite() && lr >= 0.0) {
+        return err(format!("`hyperparams.lr` = {lr}: expected a finite number >= 0"));
+    }
+    let data_size = match keys.get("data_size") {
+        Some(v) => whole(v, "hyperparams.data_size")?,
+        None => return err("`hyperparams.data_size` is missing: bSAM's noise and weight decay depend on it"),
+    };
+    let mut bsam = BsamConfig::new()
+        .with_beta1(keys.num_or("beta1", 0.9)?)
+        .with_beta2(keys.num_or("beta2", 0.999)?)
+        .with_prior_precision(keys.num_or("prior_precision", 10.0)?)
+        .with_data_size(data_size)
+        .with_damping(keys.num_or("damping", 0.1)?)
+        .with_s_init(keys.num_or("s_init", 1.0)?);
+    if let Some(seed) = keys.get("seed") {
+        bsam = bsam.with_seed(whole(seed, "hyperparams.seed")?);
+    }
+    let config = SamConfig::new(BaseConfig::Bsam(bsam)).with_rho(keys.num("rho")?);
+    Ok((config.with_schedule(schedule_keys(keys)?), lr))
+}
 
 fn base_config(keys: &mut Keys) -> Result<(BaseConfig, f64), CaseError> {
     let base = match keys.get("base") {
@@ -283,6 +363,12 @@ pub fn config_for(optimizer: &str, hyperparams: &Map<String, Value>) -> Result<(
         map: hyperparams,
         used: Vec::new(),
     };
+    if optimizer == "BSAM" {
+        let (config, lr) = bsam_config(&mut keys)?;
+        keys.finish(optimizer)?;
+        config.validate().map_err(|e| CaseError(format!("hyperparams: {e}")))?;
+        return Ok((config, lr));
+    }
     let (base, lr) = base_config(&mut keys)?;
     let sam = SamConfig::new(base);
     let config = match optimizer {
@@ -386,12 +472,66 @@ pub fn config_for(optimizer: &str, hyperparams: &Map<String, Value>) -> Result<(
                     rule: SelectionRule::OfficialStrict,
                 })
         }
+        "LookSAM" => {
+            let looksam = LookSamConfig::new()
+                .with_alpha(keys.num_or("alpha", 0.7)?)
+                .with_per_tensor(keys.flag_or("per_tensor", false)?)
+                .with_eps_norm(keys.num_or("gv_eps", 1e-8)?);
+            let k = keys.get("k").map(|v| whole(v, "hyperparams.k")).transpose()?;
+            if k == Some(0) {
+                return err("`hyperparams.k` = 0: expected a whole number >= 1 (1: every step a SAM step)");
+            }
+            let schedule = match (k, schedule_keys(&mut keys)?) {
+                (_, Some(PassSchedule::Every { .. })) => {
+                    return err("`hyperparams.sam_every` is `hyperparams.k` for LookSAM");
+                }
+                (Some(_), Some(_)) => {
+                    return err("`hyperparams.k` and `hyperparams.sam_probability` exclude each other");
+                }
+                (None, Some(random)) => random,
+                (k, None) => PassSchedule::Every { k: k.unwrap_or(5) },
+            };
+            sam.with_rho(keys.num("rho")?)
+                .with_eps(keys.num_or("eps_norm", 1e-12)?)
+                .with_looksam(Some(looksam))
+                .with_schedule(Some(schedule))
+        }
+        "AE-SAM" => {
+            let total_steps = match keys.get("total_steps") {
+                Some(v) => whole(v, "hyperparams.total_steps")?,
+                None => return err("`hyperparams.total_steps` is missing: AE-SAM's threshold moves over the run"),
+            };
+            let policy = AdaptiveConfig::new()
+                .with_delta(keys.num_or("delta", 0.9)?)
+                .with_c_start(keys.num_or("c_start", -1.0)?)
+                .with_c_end(keys.num_or("c_end", 1.0)?)
+                .with_total_steps(total_steps);
+            sam.with_rho(keys.num("rho")?)
+                .with_eps(keys.num_or("eps_norm", 1e-12)?)
+                .with_schedule(Some(PassSchedule::Adaptive(policy)))
+        }
         other => {
             return err(format!(
                 "unknown optimizer `{other}`: expected one of {}",
                 OPTIMIZERS.join(", ")
             ));
         }
+    };
+    // Any member may run on a schedule; LookSAM read its keys above, AE-SAM's is its policy.
+    let config = match optimizer {
+        "LookSAM" => config,
+        "AE-SAM" => {
+            if let Some(key) = ["sam_every", "sam_probability", "sam_seed"]
+                .into_iter()
+                .find(|k| keys.map.get(*k).is_some_and(|v| !v.is_null()))
+            {
+                return err(format!(
+                    "`hyperparams.{key}`: AE-SAM's schedule is its own policy (delta, c_start, c_end, total_steps)"
+                ));
+            }
+            config
+        }
+        _ => config.with_schedule(schedule_keys(&mut keys)?),
     };
     keys.finish(optimizer)?;
     config.validate().map_err(|e| CaseError(format!("hyperparams: {e}")))?;
@@ -514,6 +654,19 @@ impl Case {
         }
         if steps.is_empty() {
             return err("`steps` is empty");
+        }
+        let with_noise = steps.iter().filter(|s| s.noise.is_some()).count();
+        if matches!(config.base, BaseConfig::Bsam(_)) {
+            if with_noise != 0 && with_noise != steps.len() {
+                let k = steps.iter().position(|s| s.noise.is_none()).unwrap_or(0);
+                return err(format!(
+                    "`steps[{k}].extra.noise` is missing: a BSAM case records the noise of every step or of none"
+                ));
+            }
+        } else if let Some(k) = steps.iter().position(|s| s.noise.is_some()) {
+            return err(format!(
+                "`steps[{k}].extra.noise`: only a BSAM case draws noise (optimizer `{optimizer}`)"
+            ));
         }
         Ok(Case {
             optimizer: optimizer.to_string(),
@@ -639,6 +792,19 @@ fn read_step(
         &format!("steps[{k}].extra.selected_batch_positions"),
         batch.len(),
     )?;
+    let noise = match extra.and_then(|e| e.get("noise")) {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(n)) => Some(read_params(n, names, shapes, &format!("steps[{k}].extra.noise"))?),
+        Some(other) => {
+            return err(format!(
+                "`steps[{k}].extra.noise`: expected an object of parameter names, found {other}"
+            ));
+        }
+    };
+    let second_pass = match extra.and_then(|e| e.get("second_pass")) {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(flag(v, &format!("steps[{k}].extra.second_pass"))?),
+    };
     Ok(RecordedStep {
         step,
         batch,
@@ -646,25 +812,29 @@ fn read_step(
         params,
         tensor_mask,
         selected,
+        noise,
+        second_pass,
     })
 }
+
+/// The position of the step being replayed, shared with the recorded sources below: a step
+/// without a second pass draws no mask, selection or noise, so counting calls would misalign
+/// them on a schedule.
+type Cursor = Arc<AtomicUsize>;
 
 /// ESAM masks replayed from the case, step by step.
 struct RecordedMasks {
     masks: Vec<Option<Vec<bool>>>,
-    next: usize,
+    cursor: Cursor,
 }
 
 impl MaskSource for RecordedMasks {
     fn tensor_mask(&mut self, count: usize, _beta: f64) -> Vec<bool> {
-        let mask = self
-            .masks
-            .get(self.next)
+        self.masks
+            .get(self.cursor.load(Ordering::Relaxed))
             .cloned()
             .flatten()
-            .unwrap_or_else(|| vec![true; count]);
-        self.next += 1;
-        mask
+            .unwrap_or_else(|| vec![true; count])
     }
 
     fn element_mask(&mut self, numel: usize, _beta: f64) -> Vec<bool> {
@@ -676,23 +846,43 @@ impl MaskSource for RecordedMasks {
 /// official rule decides.
 struct RecordedSelections {
     selected: Vec<Option<Vec<usize>>>,
-    next: usize,
+    cursor: Cursor,
     gamma: f64,
-    computed: Vec<Vec<usize>>,
 }
 
 impl SampleSelector for RecordedSelections {
     fn select(&mut self, sharpness: &[f64]) -> Vec<usize> {
-        let own = flatmin::select_sharpest(sharpness, self.gamma, SelectionRule::OfficialStrict);
-        let chosen = self
-            .selected
-            .get(self.next)
+        self.selected
+            .get(self.cursor.load(Ordering::Relaxed))
             .cloned()
             .flatten()
-            .unwrap_or_else(|| own.clone());
-        self.computed.push(own);
-        self.next += 1;
-        chosen
+            .unwrap_or_else(|| flatmin::select_sharpest(sharpness, self.gamma, SelectionRule::OfficialStrict))
+    }
+}
+
+/// bSAM's noise replayed from the case: the draws of the current step, tensor by tensor in
+/// parameter order.
+struct RecordedNoise {
+    noise: Vec<Vec<Vec<f64>>>,
+    cursor: Cursor,
+    /// The step of the last draw and how many tensors it has drawn.
+    drawn: Option<(usize, usize)>,
+}
+
+impl NoiseSource for RecordedNoise {
+    fn normals(&mut self, numel: usize) -> Vec<f64> {
+        let step = self.cursor.load(Ordering::Relaxed);
+        let tensor = match self.drawn {
+            Some((s, t)) if s == step => t,
+            _ => 0,
+        };
+        self.drawn = Some((step, tensor + 1));
+        match self.noise.get(step).and_then(|n| n.get(tensor)) {
+            Some(values) if values.len() == numel => values.clone(),
+            // Cannot happen for a parsed case (shapes are checked); a NaN makes the step fail
+            // with a named non-finite error rather than run on made-up noise.
+            _ => vec![f64::NAN; numel],
+        }
     }
 }
 
@@ -713,6 +903,8 @@ pub struct ReplayedStep {
     pub selected: Option<Vec<usize>>,
     /// ρ at this step.
     pub rho: f64,
+    /// Whether the step ran the second pass.
+    pub second_pass: bool,
 }
 
 /// The result of a replay.
@@ -759,25 +951,33 @@ pub fn run_on(case: &Case, device: DeviceChoice) -> Result<Replay, CaseError> {
     let device = device.autodiff().map_err(|DeviceError(e)| CaseError(e))?;
     let mut model = model_from(case, &device, dtype);
     let mut optim = case.config.init().map_err(|e| CaseError(format!("hyperparams: {e}")))?;
+    let cursor = Cursor::default();
     let recorded_masks = case.steps.iter().map(|s| s.tensor_mask.clone()).collect();
     if case.config.swp.is_some() {
         optim = optim.with_mask_source(Box::new(RecordedMasks {
             masks: recorded_masks,
-            next: 0,
+            cursor: cursor.clone(),
         }));
     }
     if let Selection::SharpnessSensitive { gamma, .. } = case.config.selection {
         optim = optim.with_selector(Box::new(RecordedSelections {
             selected: case.steps.iter().map(|s| s.selected.clone()).collect(),
-            next: 0,
+            cursor: cursor.clone(),
             gamma,
-            computed: Vec::new(),
+        }));
+    }
+    if let Some(noise) = case.steps.iter().map(|s| s.noise.clone()).collect::<Option<Vec<_>>>() {
+        optim = optim.with_noise_source(Box::new(RecordedNoise {
+            noise,
+            cursor: cursor.clone(),
+            drawn: None,
         }));
     }
     let x_all = tensor2(&case.x, case.x_shape, &device, dtype);
     let y_all = Tensor::<1, Int>::from_data(TensorData::new(case.y.clone(), [case.y.len()]), &device);
     let mut steps = Vec::with_capacity(case.steps.len());
-    for recorded in &case.steps {
+    for (index, recorded) in case.steps.iter().enumerate() {
+        cursor.store(index, Ordering::Relaxed);
         let rows: Vec<i64> = recorded.batch.iter().map(|&i| i as i64).collect();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(rows, [recorded.batch.len()]), &device);
         let xb = x_all.clone().select(0, idx.clone());
@@ -788,6 +988,15 @@ pub fn run_on(case: &Case, device: DeviceChoice) -> Result<Replay, CaseError> {
         let (next, report) = optim.step(case.lr, model, loss_fn);
         model = next;
         let report = report.map_err(|e| CaseError(format!("step {}: {e}", recorded.step)))?;
+        if let Some(expected) = recorded.second_pass
+            && expected != report.second_pass
+        {
+            return err(format!(
+                "step {}: the case records `extra.second_pass` = {expected}, the replay {} the second pass",
+                recorded.step,
+                if report.second_pass { "ran" } else { "skipped" }
+            ));
+        }
         let full = flatmin::per_sample_cross_entropy(model.forward(x_all.clone()), y_all.clone()).mean();
         steps.push(ReplayedStep {
             step: recorded.step,
@@ -797,6 +1006,7 @@ pub fn run_on(case: &Case, device: DeviceChoice) -> Result<Replay, CaseError> {
             sample_sharpness: report.sample_sharpness,
             selected: report.selected,
             rho: report.rho,
+            second_pass: report.second_pass,
         });
     }
     debug_assert!(case.classes > 0);
@@ -888,6 +1098,7 @@ pub fn result_json(case: &Case, replay: &Replay) -> Value {
                 "loss": s.loss,
                 "full_loss_after": s.full_loss_after,
                 "rho": s.rho,
+                "second_pass": s.second_pass,
                 "params": params,
             });
             if let Some(sharp) = &s.sample_sharpness {

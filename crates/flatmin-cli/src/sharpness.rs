@@ -35,9 +35,12 @@ pub struct SharpnessArgs {
     /// The finite-difference step relative to `max(1, ‖w‖)` (default: 1e-3 in float32).
     #[arg(long)]
     pub relative_step: Option<f64>,
-    /// Also write the result as JSON here.
+    /// Also write the result as JSON here (an existing file is refused unless --overwrite).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace an existing --out file.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// λ_max of the training loss at the checkpoint in `run`.
@@ -94,6 +97,11 @@ fn measure_with<M: Classifier>(
 
 /// `flatmin sharpness`.
 pub fn command(args: &SharpnessArgs) -> Result<(), TrainError> {
+    // An earlier result is never replaced without the user's word, and the check comes before
+    // the measurement, not after minutes of it.
+    if let Some(out) = &args.out {
+        crate::outdir::check_file(out, args.overwrite).map_err(|e| TrainError(e.0))?;
+    }
     let power = PowerIterationConfig::new()
         .with_max_iterations(args.iterations)
         .with_tolerance(args.tol)
@@ -149,4 +157,38 @@ fn progress_line(p: &IterationProgress, tolerance: f64) -> String {
         "power iteration {}/{}{run}: λ ≈ {:.6}, {change}",
         p.iteration, p.max_iterations, p.eigenvalue
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--out` naming an earlier result is refused before anything is measured, and the file is
+    /// left as it was; `--overwrite` lets the command go on (here to the missing run's error).
+    #[test]
+    fn an_existing_out_file_is_refused_before_the_measurement() {
+        let dir = std::env::temp_dir().join(format!("flatmin-sharpness-out-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("lambda.json");
+        std::fs::write(&out, b"{\"lambda_max\": 7.9}").unwrap();
+        let args = |overwrite| SharpnessArgs {
+            checkpoint: dir.join("no-such-run"),
+            samples: 10,
+            iterations: 5,
+            tol: 1e-3,
+            seed: 0,
+            relative_step: None,
+            out: Some(out.clone()),
+            overwrite,
+        };
+        let refused = command(&args(false)).unwrap_err().0;
+        assert!(
+            refused.contains("already exists") && refused.contains("--overwrite"),
+            "{refused}"
+        );
+        assert_eq!(std::fs::read(&out).unwrap(), b"{\"lambda_max\": 7.9}");
+        let later = command(&args(true)).unwrap_err().0;
+        assert!(!later.contains("already exists"), "{later}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -14,6 +14,7 @@ use flatmin::hessian::PowerIterationConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::args::TrainArgs;
+use crate::frontier::{self, Entry, FrontierPoint, Interval};
 use crate::fsutil::write_atomic;
 use crate::outdir::{Intent, OutDir};
 use crate::plot::{LineChart, Series};
@@ -26,7 +27,8 @@ pub struct SweepArgs {
     #[arg(long, value_delimiter = ',', default_value = "sgd,sam")]
     pub optimizers: Vec<String>,
     /// A hyperparameter axis, `KEY=V1,V2,…` with KEY a field of the config's `hp` (rho, wsam_gamma,
-    /// esam_beta, esam_gamma, fsam_lambda, gsam_alpha, …); repeat for a grid.
+    /// esam_beta, esam_gamma, fsam_lambda, gsam_alpha, sam_every, sam_probability, looksam_alpha,
+    /// ae_c_end, bsam_damping, …); repeat for a grid.
     #[arg(long = "vary")]
     pub vary: Vec<String>,
     /// Label-noise rates, comma-separated.
@@ -95,6 +97,15 @@ pub struct RunResult {
     pub lambda_max: Option<f64>,
     /// Test accuracy per epoch.
     pub curve: Vec<f64>,
+    /// Optimizer steps taken.
+    pub steps: usize,
+    /// The fraction of the steps that ran SAM's second pass (`null` for runs made before it
+    /// was recorded).
+    pub second_pass_fraction: Option<f64>,
+    /// Whether the final model classifies each test example right (from the run folder's
+    /// `test_correct.txt`; `None` for runs made before it was written). Not in results.json.
+    #[serde(skip)]
+    pub test_correct: Option<Vec<bool>>,
 }
 
 /// A cell: a variant at a noise rate, over seeds.
@@ -116,6 +127,128 @@ pub struct Cell {
     pub lambda_std: Option<f64>,
     /// Mean ms per step.
     pub step_ms: f64,
+    /// Mean training time of a run (its optimizer steps), in seconds.
+    pub training_seconds: f64,
+    /// The fraction of the cell's steps that ran SAM's second pass.
+    pub second_pass_fraction: Option<f64>,
+}
+
+/// The frontier at one noise rate: every variant against the first (the base).
+#[derive(Debug, Clone, Serialize)]
+pub struct NoiseFrontier {
+    /// The noise rate.
+    pub noise: f64,
+    /// The base variant's label.
+    pub base: String,
+    /// Every variant, the base first (crate::frontier).
+    pub points: Vec<FrontierPoint>,
+}
+
+/// Per test example of a run, right (`1`) or wrong (`0`): what the sweep's intervals pair.
+const TEST_CORRECT: &str = "test_correct.txt";
+
+fn write_test_correct(dir: &Path, correct: &[bool]) -> Result<(), TrainError> {
+    let text: String = correct.iter().map(|&c| if c { '1' } else { '0' }).collect();
+    let path = dir.join(TEST_CORRECT);
+    write_atomic(&path, text.as_bytes()).map_err(|e| TrainError(format!("{}: {e}", path.display())))
+}
+
+fn read_test_correct(dir: &Path) -> Option<Vec<bool>> {
+    let text = std::fs::read_to_string(dir.join(TEST_CORRECT)).ok()?;
+    text.trim()
+        .chars()
+        .map(|c| match c {
+            '1' => Some(true),
+            '0' => Some(false),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The difference of cell `method` to cell `base` (same noise rate, runs paired by seed) in
+/// points, with its 95 % interval: on the paired per-example outcomes of the fixed test set
+/// (seeds and test examples, [`crate::stats::seeds_and_test_examples`]) when every run recorded
+/// them, else the plain t over seeds; none with one seed.
+pub fn cell_difference(base: &Cell, method: &Cell) -> Interval {
+    let pairs: Vec<(&RunResult, &RunResult)> = base
+        .runs
+        .iter()
+        .filter_map(|b| method.runs.iter().find(|m| m.seed == b.seed).map(|m| (b, m)))
+        .collect();
+    let per_seed: Vec<f64> = pairs
+        .iter()
+        .map(|(b, m)| 100.0 * (m.test_accuracy - b.test_accuracy))
+        .collect();
+    let (mean, _) = mean_std(&per_seed);
+    let outcomes: Option<Vec<crate::stats::Discordance>> = pairs
+        .iter()
+        .map(|(b, m)| match (&b.test_correct, &m.test_correct) {
+            (Some(b), Some(m)) if b.len() == m.len() => Some(crate::stats::discordance(b, m)),
+            _ => None,
+        })
+        .collect();
+    let estimate = match outcomes {
+        Some(o) => crate::stats::seeds_and_test_examples(&o),
+        None => crate::stats::plain_t(&per_seed, f64::NAN),
+    };
+    match estimate {
+        Some(e) => Interval {
+            mean: e.mean,
+            half_width: Some(e.half_width),
+            method: Some(e.method),
+        },
+        None => Interval {
+            mean,
+            half_width: None,
+            method: None,
+        },
+    }
+}
+
+/// The frontier at every noise rate: each variant against the first, with SAM (the `sam`
+/// preset without varied values) as the reference when it is there.
+pub fn frontiers(spec: &SweepSpec, variants: &[Variant], cells: &[Cell]) -> Vec<NoiseFrontier> {
+    let sam = variants
+        .iter()
+        .position(|v| v.optimizer == "sam" && v.values.is_empty());
+    spec.noise
+        .iter()
+        .filter_map(|&noise| {
+            let row: Vec<&Cell> = variants
+                .iter()
+                .map(|v| cells.iter().find(|c| c.variant == v.label && c.noise == noise))
+                .collect::<Option<_>>()?;
+            let entries: Vec<Entry> = row
+                .iter()
+                .map(|c| Entry {
+                    label: c.variant.clone(),
+                    ms_per_step: c.step_ms,
+                    training_seconds: c.training_seconds,
+                    second_pass_fraction: c.second_pass_fraction,
+                })
+                .collect();
+            Some(NoiseFrontier {
+                noise,
+                base: row.first()?.variant.clone(),
+                points: frontier::build(&entries, |i, j| cell_difference(row[i], row[j]), sam),
+            })
+        })
+        .collect()
+}
+
+/// The frontiers as Markdown, one table per noise rate.
+pub fn frontier_markdown(frontiers: &[NoiseFrontier]) -> String {
+    let mut s = String::new();
+    for f in frontiers.iter().filter(|f| f.points.len() > 1) {
+        s.push_str(&format!(
+            "\nGain against cost at label noise {:.0} % (Δ: difference to {} paired by seed, with the 95 % interval over \
+             seeds and the test set's examples):\n\n{}",
+            100.0 * f.noise,
+            f.base,
+            frontier::markdown(&f.points, &f.base)
+        ));
+    }
+    s
 }
 
 /// Mean and sample standard deviation.
@@ -305,8 +438,8 @@ pub fn run(out: &Path, spec: &SweepSpec, quiet: bool) -> Result<Vec<Cell>, Train
                 done += 1;
                 let config = run_config(spec, variant, noise, seed)?;
                 let dir = run_dir(out, variant, noise, seed);
-                let summary = match read_summary(&dir).filter(|s| s.config == config) {
-                    Some(s) => s,
+                let (summary, test_correct) = match read_summary(&dir).filter(|s| s.config == config) {
+                    Some(s) => (s, read_test_correct(&dir)),
                     None => {
                         let resume = dir.join("checkpoint.json").exists()
                             && train::checkpoint_config(&dir).is_ok_and(|c| c == config);
@@ -324,7 +457,10 @@ pub fn run(out: &Path, spec: &SweepSpec, quiet: bool) -> Result<Vec<Cell>, Train
                             label: variant.label.clone(),
                             device: crate::device::DeviceChoice::Cpu,
                         };
-                        train::run(&config, &options)?
+                        let summary = train::run(&config, &options)?;
+                        write_test_correct(&dir, &summary.test_correct)?;
+                        let correct = summary.test_correct.clone();
+                        (summary, Some(correct))
                     }
                 };
                 let lambda_max = if spec.sharpness {
@@ -340,6 +476,9 @@ pub fn run(out: &Path, spec: &SweepSpec, quiet: bool) -> Result<Vec<Cell>, Train
                     mean_step_ms: summary.mean_step_ms,
                     lambda_max,
                     curve: summary.history.iter().map(|m| m.test_accuracy).collect(),
+                    steps: summary.steps,
+                    second_pass_fraction: summary.second_pass_fraction,
+                    test_correct,
                 });
             }
             let (accuracy_mean, accuracy_std) = mean_std(&runs.iter().map(|r| r.test_accuracy).collect::<Vec<_>>());
@@ -353,6 +492,13 @@ pub fn run(out: &Path, spec: &SweepSpec, quiet: bool) -> Result<Vec<Cell>, Train
                 lambda_mean: (!lambdas.is_empty()).then_some(lm),
                 lambda_std: (!lambdas.is_empty()).then_some(ls),
                 step_ms: runs.iter().map(|r| r.mean_step_ms).sum::<f64>() / runs.len() as f64,
+                training_seconds: runs.iter().map(|r| r.steps as f64 * r.mean_step_ms / 1e3).sum::<f64>()
+                    / runs.len() as f64,
+                second_pass_fraction: runs
+                    .iter()
+                    .map(|r| r.second_pass_fraction.map(|f| f * r.steps as f64))
+                    .sum::<Option<f64>>()
+                    .map(|passes| passes / runs.iter().map(|r| r.steps).sum::<usize>().max(1) as f64),
                 runs,
             });
         }
@@ -427,16 +573,24 @@ fn write_reports(out: &Path, spec: &SweepSpec, variants: &[Variant], cells: &[Ce
         write_atomic(&out.join(name), text.as_bytes())
             .map_err(|e| TrainError(format!("{}: {e}", out.join(name).display())))
     };
+    let frontiers = frontiers(spec, variants, cells);
     let md = format!(
-        "# Sweep: {} on {} ({} epochs, {} seeds)\n\nTest accuracy, mean ± std over seeds (%).\n\n{}",
+        "# Sweep: {} on {} ({} epochs, {} seeds)\n\nTest accuracy, mean ± std over seeds (%).\n\n{}{}",
         spec.base.model,
         spec.base.dataset,
         spec.base.epochs,
         spec.seeds,
-        markdown(spec, variants, cells)
+        markdown(spec, variants, cells),
+        frontier_markdown(&frontiers)
     );
     write("results.md", &md)?;
-    let json = serde_json::json!({"spec": spec, "variants": variants, "cells": cells});
+    for f in frontiers.iter().filter(|f| f.points.len() > 1) {
+        let what = format!(", label noise {:.0} % ({} seeds)", 100.0 * f.noise, spec.seeds);
+        let [per_step, total] = frontier::charts(&f.points, &f.base, &what);
+        write(&format!("frontier_noise{}.svg", f.noise), &per_step.to_svg())?;
+        write(&format!("frontier_time_noise{}.svg", f.noise), &total.to_svg())?;
+    }
+    let json = serde_json::json!({"spec": spec, "variants": variants, "cells": cells, "frontier": frontiers});
     write(
         "results.json",
         &serde_json::to_string_pretty(&json).map_err(|e| TrainError(e.to_string()))?,
@@ -537,7 +691,9 @@ pub fn command(args: &SweepArgs) -> Result<(), TrainError> {
     );
     folder.claim(&description, serde_json::to_value(&spec).unwrap_or_default())?;
     let cells = run(&out, &spec, args.train.quiet).inspect_err(|_| folder.abandon())?;
-    println!("{}", markdown(&spec, &variants(&spec), &cells));
+    let all = variants(&spec);
+    println!("{}", markdown(&spec, &all, &cells));
+    print!("{}", frontier_markdown(&frontiers(&spec, &all, &cells)));
     println!("wrote {}/results.md, results.json and plots", out.display());
     Ok(())
 }

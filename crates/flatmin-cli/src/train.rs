@@ -30,7 +30,8 @@ pub struct TrainConfig {
     pub data_dir: Option<PathBuf>,
     /// `mlp`, `cnn`, `resnet18`, `wrn-28-10`.
     pub model: String,
-    /// A preset of the library: sgd, sam, asam, esam, fsam, wsam, gsam, fisher-sam.
+    /// A preset of the library: sgd, sam, asam, esam, fsam, wsam, gsam, fisher-sam, looksam,
+    /// sam-every-5, rst, ae-sam, bsam.
     pub optimizer: String,
     /// The base optimizer: `sgd` (momentum), `adam`, `adamw`.
     pub base: String,
@@ -190,15 +191,32 @@ impl TrainConfig {
             .collect()
     }
 
-    /// The library configuration of this run: the preset on the base optimizer, with the
-    /// hyperparameters given over it.
+    /// The library configuration of these settings when the run's length and data are not known
+    /// (for checks and for ρ): [`TrainConfig::sam_config_for_run`] for a run of one step on one
+    /// example. A run builds its own with its real figures.
     pub fn sam_config(&self) -> Result<SamConfig, TrainError> {
+        self.sam_config_for_run(1, 1)
+    }
+
+    /// The library configuration of this run: the preset on the base optimizer, with the
+    /// hyperparameters given over it, the run's seed in ESAM's masks and bSAM's noise, and what
+    /// a method needs to know of the run ([`SamConfig::for_run`]: AE-SAM's threshold moves over
+    /// `total_steps` optimizer steps, bSAM's noise and weight decay scale with `data_size`
+    /// training examples).
+    pub fn sam_config_for_run(&self, total_steps: u64, data_size: u64) -> Result<SamConfig, TrainError> {
         let base = match self.base.as_str() {
             "sgd" => SamConfig::sgd_base(self.momentum, self.weight_decay),
             "adam" => SamConfig::adam_base(self.weight_decay, false),
             "adamw" => SamConfig::adam_base(self.weight_decay, true),
             other => return fail(format!("--base `{other}`: expected sgd, adam or adamw")),
         };
+        if self.optimizer == "bsam" && self.base != "sgd" {
+            return fail(format!(
+                "--base {}: bSAM is its own base optimizer (an Adam-like update of a per-weight precision); \
+                 leave --base at sgd with --optimizer bsam",
+                self.base
+            ));
+        }
         let mut c = SamConfig::preset(&self.optimizer, base).map_err(|e| TrainError(format!("--optimizer: {e}")))?;
         let context = hyperparams::Context {
             lr: self.lr,
@@ -208,6 +226,10 @@ impl TrainConfig {
         if let Some(swp) = c.swp.as_mut() {
             swp.seed = self.seed;
         }
+        if let flatmin::BaseConfig::Bsam(b) = &mut c.base {
+            b.seed = self.seed;
+        }
+        let c = c.for_run(total_steps, data_size);
         c.validate().map_err(|e| TrainError(e.to_string()))?;
         Ok(c)
     }
@@ -502,6 +524,11 @@ pub struct EpochMetrics {
     pub mean_step_ms: f64,
     /// Wall time of the epoch, in seconds.
     pub seconds: f64,
+    /// The fraction of the epoch's steps (those not skipped) that ran SAM's second pass: 1 for
+    /// SAM, 0 for the base optimizer, 1/k with `--sam-every k`, AE-SAM's and RST's as drawn.
+    /// `null` in runs made before it was recorded.
+    #[serde(default)]
+    pub second_pass_fraction: Option<f64>,
 }
 
 /// What a finished run reports (`summary.json`).
@@ -537,6 +564,10 @@ pub struct Summary {
     /// the key existed).
     #[serde(default = "cpu_name")]
     pub device: String,
+    /// The fraction of the run's steps (those not skipped) that ran SAM's second pass (see
+    /// [`EpochMetrics::second_pass_fraction`]); `null` for runs made before it was recorded.
+    #[serde(default)]
+    pub second_pass_fraction: Option<f64>,
     /// The run's whole configuration.
     pub config: TrainConfig,
     /// Settings changed when the run was resumed, oldest first.
@@ -726,8 +757,9 @@ fn check_space<M: Module>(out: &Path, model: &M, sam: &SamConfig, resume: bool) 
     let model = model_bytes(model)?.len() as u64;
     let buffers = match &sam.base {
         flatmin::BaseConfig::Sgd(s) => u64::from(s.momentum != 0.0),
-        flatmin::BaseConfig::Adam(_) => 2,
-    } + u64::from(sam.friendly.is_some());
+        flatmin::BaseConfig::Adam(_) | flatmin::BaseConfig::Bsam(_) => 2,
+    } + u64::from(sam.friendly.is_some())
+        + u64::from(sam.looksam.is_some());
     let checkpoint = model * (1 + buffers) + (1 << 20);
     let needed = if resume { checkpoint } else { 2 * checkpoint };
     crate::fsutil::probe_space(out, needed).map_err(|e| {
@@ -762,7 +794,7 @@ fn run_with<M: Classifier>(
     let device = options.device.autodiff().map_err(|e| TrainError(e.0))?;
     device.seed(config.seed);
     let mut model = build(train.shape, &device);
-    let sam = config.sam_config()?;
+    let sam = config.sam_config_for_run(total as u64, train.len() as u64)?;
     let mut optim = sam.init().map_err(|e| TrainError(e.to_string()))?;
     // Hidden fault injection for the robustness tests (crate::fault); empty in a normal run.
     let faults = crate::fault::Faults::from_env().map_err(TrainError)?;
@@ -810,6 +842,8 @@ fn run_with<M: Classifier>(
     }
 
     let live = options.progress == Progress::Auto && std::io::stderr().is_terminal();
+    // Whether the method skips second passes on some steps (the progress lines then say how often).
+    let scheduled = !matches!(sam.schedule, None | Some(flatmin::PassSchedule::Always)) && !sam.is_base_only();
     let mut test_correct = Vec::new();
     for epoch in start_epoch..config.epochs {
         let started = Instant::now();
@@ -817,6 +851,7 @@ fn run_with<M: Classifier>(
         let (mut loss_sum, mut correct, mut seen, mut sharp_sum, mut sharp_n, mut skipped) =
             (0.0, 0usize, 0usize, 0.0, 0usize, 0);
         let mut epoch_step_ms = 0.0;
+        let mut second_passes = 0usize;
         let mut lr = config.lr;
         for b in 0..per_epoch {
             let rows = &order[b * config.batch_size..(b + 1) * config.batch_size];
@@ -846,6 +881,7 @@ fn run_with<M: Classifier>(
             epoch_step_ms += ms;
             match report {
                 Ok(r) => {
+                    second_passes += usize::from(r.second_pass);
                     loss_sum += r.loss.unwrap_or(f64::NAN);
                     if let Some(s) = r.sharpness() {
                         sharp_sum += s;
@@ -901,13 +937,14 @@ fn run_with<M: Classifier>(
             skipped_steps: skipped,
             mean_step_ms: epoch_step_ms / per_epoch.max(1) as f64,
             seconds: elapsed,
+            second_pass_fraction: Some(second_passes as f64 / (per_epoch - skipped).max(1) as f64),
         };
         if options.progress == Progress::Auto {
             if live {
                 eprint!("\r");
             }
             eprintln!(
-                "{} epoch {}/{}: train loss {:.4} acc {:.1}% | test loss {:.4} acc {:.2}%{} | {:.1} s",
+                "{} epoch {}/{}: train loss {:.4} acc {:.1}% | test loss {:.4} acc {:.2}%{}{} | {:.1} s",
                 options.label,
                 epoch + 1,
                 config.epochs,
@@ -918,6 +955,11 @@ fn run_with<M: Classifier>(
                 metrics
                     .sharpness
                     .map(|s| format!(" | sharpness {s:.4}"))
+                    .unwrap_or_default(),
+                metrics
+                    .second_pass_fraction
+                    .filter(|_| scheduled)
+                    .map(|f| format!(" | second pass on {:.0} % of steps", 100.0 * f))
                     .unwrap_or_default(),
                 elapsed
             );
@@ -961,6 +1003,7 @@ fn run_with<M: Classifier>(
         seconds,
         mean_step_ms: step_ms_total / steps.max(1) as f64,
         device: options.device.name().to_string(),
+        second_pass_fraction: run_second_pass_fraction(&history, per_epoch),
         config: config.clone(),
         changes,
         history,
@@ -972,6 +1015,19 @@ fn run_with<M: Classifier>(
             .map_err(|e| TrainError(format!("{}: {e}", out.join("summary.json").display())))?;
     }
     Ok(summary)
+}
+
+/// The fraction of a run's steps that ran the second pass, from its epochs' (each weighted by
+/// its steps not skipped); `None` when an epoch has no record of it (a run resumed from a
+/// checkpoint written before it was recorded).
+fn run_second_pass_fraction(history: &[EpochMetrics], per_epoch: usize) -> Option<f64> {
+    let (mut passes, mut steps) = (0.0, 0.0);
+    for m in history {
+        let done = per_epoch.saturating_sub(m.skipped_steps) as f64;
+        passes += m.second_pass_fraction? * done;
+        steps += done;
+    }
+    Some(if steps > 0.0 { passes / steps } else { 0.0 })
 }
 
 fn count_correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> usize {
@@ -1140,7 +1196,7 @@ fn resume_changes(
         ));
     }
     if let Some(made_with) = &ckpt.sam
-        && made_with != sam
+        && !same_method(made_with, sam)
     {
         let show = |c: &SamConfig| serde_json::to_string(c).unwrap_or_default();
         return fail(format!(
@@ -1159,6 +1215,19 @@ fn resume_changes(
         to: d.asked,
     }));
     Ok(changes)
+}
+
+/// Whether a run made with `made_with` continues with `now`: the same configuration, but for
+/// AE-SAM's `total_steps`, which follows the run's length as the cosine schedule does (an
+/// extended run's threshold then moves over the new total).
+fn same_method(made_with: &SamConfig, now: &SamConfig) -> bool {
+    let mut made_with = made_with.clone();
+    if let (Some(flatmin::PassSchedule::Adaptive(a)), Some(flatmin::PassSchedule::Adaptive(b))) =
+        (made_with.schedule.as_mut(), now.schedule.as_ref())
+    {
+        a.total_steps = b.total_steps;
+    }
+    &made_with == now
 }
 
 /// Reads the configuration a checkpoint in `out` was made with (for `--resume`).
@@ -1194,11 +1263,11 @@ pub fn checkpoint_weights(out: &Path) -> Result<std::collections::BTreeMap<Strin
 /// A table of finished runs, one row each.
 pub fn table(summaries: &[Summary]) -> String {
     let mut s = String::from(
-        "| optimizer | model | dataset | epochs | test acc | test loss | train loss | ms/step | seconds |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| optimizer | model | dataset | epochs | test acc | test loss | train loss | ms/step | seconds | second passes |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in summaries {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {:.2} % | {:.4} | {:.4} | {:.1} | {:.1} |\n",
+            "| {} | {} | {} | {} | {:.2} % | {:.4} | {:.4} | {:.1} | {:.1} | {} |\n",
             r.optimizer,
             r.model,
             r.dataset,
@@ -1207,7 +1276,9 @@ pub fn table(summaries: &[Summary]) -> String {
             r.test_loss,
             r.train_loss,
             r.mean_step_ms,
-            r.seconds
+            r.seconds,
+            r.second_pass_fraction
+                .map_or_else(|| "–".to_string(), |f| format!("{:.1} % of steps", 100.0 * f))
         ));
     }
     s

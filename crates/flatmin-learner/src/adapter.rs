@@ -26,7 +26,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer, MultiGradientsParams};
 use burn::tensor::{Device, Tensor};
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
 use flatmin::bridge::{self, is_distributed};
-use flatmin::{Batch, ConfigError, Descent, FirstPass, ParamVector, Pass, Sam, SamConfig, StepReport};
+use flatmin::{Batch, ConfigError, Descent, FirstPass, ParamVector, Pass, PassSchedule, Sam, SamConfig, StepReport};
 
 use crate::engine::{
     self, SkipReason, Votes, all_reduce_through_backward, apply_sharpness, ascend, group_mean, is_plain, prepare,
@@ -155,6 +155,14 @@ pub struct SamLearner<M: Module> {
 impl<M: SamStep> SamLearner<M> {
     /// Wraps `model`; the SAM configuration is validated here.
     pub fn new(model: M, config: SamLearnerConfig) -> Result<Self, ConfigError> {
+        if let flatmin::BaseConfig::Bsam(_) = config.sam.base {
+            return Err(ConfigError {
+                field: "base",
+                value: "Bsam".into(),
+                expected: "a base that Burn's optimizer applies (Sgd, Adam): bSAM is its own base optimizer, \
+                           so train it with flatmin's own loop (Sam::step)",
+            });
+        }
         let parties = config.parallel.parties();
         let sams = (0..parties)
             .map(|_| config.sam.init().map(Mutex::new))
@@ -268,7 +276,18 @@ where
         Some(exchange) => state.share(exchange, rank, model, ascended),
         None => ascended,
     };
-    if !sam.runs_second_pass() {
+    // The schedule's decision: known before the pass, or (AE-SAM) made from this device's `g`;
+    // under DDP, AE-SAM runs a SAM step only where every device's policy asks for one, so the
+    // devices never disagree on whether a second pass (and its all-reduce) happens.
+    let wants = match &ascended {
+        Ok(first) => first.runs_second_pass(),
+        Err(_) => sam.runs_second_pass(),
+    };
+    let second_pass = match &votes {
+        Some(v) if matches!(sam.config().schedule, Some(PassSchedule::Adaptive(_))) => v.agree(wants),
+        _ => wants,
+    };
+    if !second_pass {
         let local = ascended.and_then(|a| engine::base_only(sam, model, &a).map_err(SkipReason::from));
         return match &votes {
             Some(v) => synchronize(model, local, v, !state.simulate_ddp),

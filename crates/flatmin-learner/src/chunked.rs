@@ -145,7 +145,9 @@ impl MSharpness {
         let loss = ascended.iter().zip(&weights).map(|(a, w)| a.loss * w).sum();
 
         // Perturbations and second passes; nothing is committed until every chunk is done.
-        let descents = if !ascended[0].runs_second_pass() {
+        // Every chunk's schedule decides alike, except AE-SAM's, which looks at each chunk's `g`:
+        // the step is a SAM step only if every chunk's policy asks for one.
+        let descents = if !ascended.iter().all(|a| a.runs_second_pass()) {
             let mut out = Vec::with_capacity(k);
             for (sam, a) in self.sams.iter_mut().zip(&ascended) {
                 out.push(base_only(sam, model, a)?);

@@ -388,16 +388,20 @@ struct AddMapper {
 
 impl ModuleMapper for AddMapper {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(&i) = self.index.get(&param.id) else {
-            return param;
-        };
-        let Some(update) = self.slots.get_mut(i).and_then(Option::take) else {
-            return param;
-        };
+        let update = self.index.get(&param.id).and_then(|&i| self.slots.get_mut(i)).and_then(Option::take);
         let (id, tensor, mapper) = param.consume();
         let flags = self.flags.get(&id).copied().unwrap_or_else(|| Flags::of(&tensor));
-        let shape = tensor.shape();
-        let inner = tensor.inner() + update.reshape(shape);
+        let inner = match update {
+            Some(update) => {
+                let shape = tensor.shape();
+                tensor.inner() + update.reshape(shape)
+            }
+            // Not perturbed (ESAM's mask left it out): its value stays, but the copy lost the
+            // flags `valid().train()` does not restore (the data-parallel mark), so they are
+            // set again.
+            None if Flags::of(&tensor) == flags => return Param::from_mapped_value(id, tensor, mapper),
+            None => tensor.inner(),
+        };
         Param::from_mapped_value(id, flags.lift(inner, id), mapper)
     }
 }

@@ -2,7 +2,7 @@
 
 use burn::config::Config;
 
-use crate::error::{ConfigError, check_range};
+use crate::error::{ConfigError, check_non_negative, check_range};
 use crate::vector::ParamVector;
 
 /// The combination of the two gradients.
@@ -31,15 +31,7 @@ impl Combination {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         match *self {
             Combination::Plain => Ok(()),
-            Combination::Gsam { alpha } => check_range(
-                "gsam.alpha",
-                alpha,
-                0.0,
-                true,
-                f64::INFINITY,
-                false,
-                "a finite number >= 0",
-            ),
+            Combination::Gsam { alpha } => check_non_negative("gsam.alpha", alpha),
             Combination::Wsam { gamma, max_norm, .. } => {
                 check_range("wsam.gamma", gamma, 0.0, true, 1.0, false, "a number in [0, 1)")?;
                 if let Some(m) = max_norm {

@@ -57,6 +57,29 @@ pub(crate) fn check_range(
     }
 }
 
+/// Checks that `value` is a finite number `>= 0`.
+pub(crate) fn check_non_negative(field: &'static str, value: f64) -> Result<(), ConfigError> {
+    check_range(field, value, 0.0, true, f64::INFINITY, false, "a finite number >= 0")
+}
+
+/// Checks that `value` is a finite number `> 0`.
+pub(crate) fn check_positive(field: &'static str, value: f64) -> Result<(), ConfigError> {
+    check_range(field, value, 0.0, false, f64::INFINITY, false, "a finite number > 0")
+}
+
+/// Checks that `value` is a finite number.
+pub(crate) fn check_finite(field: &'static str, value: f64) -> Result<(), ConfigError> {
+    check_range(
+        field,
+        value,
+        f64::NEG_INFINITY,
+        false,
+        f64::INFINITY,
+        false,
+        "a finite number",
+    )
+}
+
 /// Which pass of a SAM step a fault came from, and which call of a loss closure this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pass {
@@ -114,6 +137,10 @@ pub enum StepError {
     /// The gradients handed to the two-step API do not belong to the model (no parameter had
     /// a gradient).
     NoGradients,
+    /// A base optimizer outside flatmin was asked to apply a step of a method that is its own
+    /// base optimizer (bSAM, whose precision shapes its noise and its ascent): the step must be
+    /// finished by [`Sam::update`](crate::Sam::update) or [`Sam::step`](crate::Sam::step).
+    OwnUpdate,
 }
 
 impl fmt::Display for StepError {
@@ -148,6 +175,12 @@ impl fmt::Display for StepError {
             ),
             StepError::BadSelection(msg) => write!(f, "bad sample selection: {msg}"),
             StepError::NoGradients => write!(f, "no parameter of the model has a gradient"),
+            StepError::OwnUpdate => write!(
+                f,
+                "bSAM is its own base optimizer (its precision shapes the noise and the ascent): \
+                 finish its steps with Sam::update or Sam::step, not with an outside optimizer \
+                 (Sam::descent, Sam::base_descent)"
+            ),
         }
     }
 }

@@ -18,7 +18,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{DType, Tensor, TensorData};
 
 use crate::bridge::{self, Layout};
-use crate::error::{ConfigError, check_range};
+use crate::error::{ConfigError, check_positive, check_range};
 use crate::rng::Rng;
 use crate::vector::{ParamVector, read};
 
@@ -158,16 +158,7 @@ pub fn top_hessian_eigenvalue_with_progress<M: Module>(
         "at least 1",
     )
     .map_err(HessianError::Config)?;
-    check_range(
-        "tolerance",
-        config.tolerance,
-        0.0,
-        false,
-        f64::INFINITY,
-        false,
-        "a finite number > 0",
-    )
-    .map_err(HessianError::Config)?;
+    check_positive("tolerance", config.tolerance).map_err(HessianError::Config)?;
     if let Some(s) = config.relative_step {
         check_range("relative_step", s, 0.0, false, 1.0, true, "a number in (0, 1]").map_err(HessianError::Config)?;
     }

@@ -3,7 +3,9 @@
 //! SAM finds flat minima: each step takes the gradient `g` at the weights `w`, moves to `w + e`
 //! in the direction that raises the loss most within a radius ρ, takes the gradient `g_p`
 //! there, and updates `w` with it. flatmin implements the family — SAM, ASAM (both adaptive
-//! forms), ESAM, F-SAM, WSAM, GSAM, Fisher-SAM — as one step with four choices:
+//! forms), ESAM, F-SAM, WSAM, GSAM, Fisher-SAM, the members that save passes (SAM every k
+//! steps, randomized sharpness training, AE-SAM, LookSAM) and Bayesian SAM — as one step with
+//! four choices:
 //!
 //! * a **perturbation** ([`Geometry`], optional [`FriendlyConfig`] and [`SwpConfig`]),
 //! * a **selection** of the samples the second pass uses ([`Selection`]),
@@ -108,6 +110,39 @@
 //! }
 //! ```
 //!
+//! With a schedule that skips the second pass on some steps (SAM every k, RST, AE-SAM, LookSAM),
+//! ask [`Sam::wants_second_pass`] after the first pass, and finish a step without it with
+//! [`Sam::base_step`] (with LookSAM, the base optimizer then gets `g` plus the stored direction):
+//!
+//! ```
+//! use burn::nn::{Linear, LinearConfig};
+//! use burn::tensor::{Device, Tensor, TensorData};
+//! use flatmin::{SamConfig, bridge};
+//!
+//! let device = Device::flex().autodiff();
+//! let mut model: Linear = LinearConfig::new(4, 1).init(&device);
+//! let x = Tensor::<2>::from_data(TensorData::new(vec![1.0f32; 16], [4, 4]), &device);
+//! let loss = |m: &Linear| m.forward(x.clone()).square().mean();
+//!
+//! let mut optim = SamConfig::preset("looksam", SamConfig::sgd_base(0.9, 0.0)).unwrap().init().unwrap();
+//! let mut second_passes = 0;
+//! for _ in 0..10 {
+//!     let first = optim.first_pass_model(&model);
+//!     let grads = bridge::backward(loss(&first), &first);
+//!     let (next, report) = if optim.wants_second_pass(&model, &grads) {
+//!         second_passes += 1;
+//!         let ascent = optim.perturb(0.05, &model, &grads).expect("finite gradient");
+//!         let grads_p = bridge::backward(loss(ascent.model()), ascent.model());
+//!         optim.update(0.05, model, ascent, &grads_p)
+//!     } else {
+//!         optim.base_step(0.05, model, &grads)
+//!     };
+//!     assert_eq!(report.unwrap().second_pass, optim.steps() % 5 == 1);
+//!     model = next;
+//! }
+//! assert_eq!(second_passes, 2); // steps 0 and 5 of k = 5
+//! ```
+//!
 //! BatchNorm running statistics are updated by the first pass only; the perturbed model of the
 //! second pass has its own. A non-finite gradient in either pass skips the step and leaves the
 //! weights and the optimizer state as they were; the caller gets the reason.
@@ -118,12 +153,14 @@
 
 #![warn(missing_docs)]
 
+mod adaptive;
 mod base;
 pub mod bridge;
 mod combination;
 mod config;
 mod error;
 pub mod hessian;
+mod looksam;
 mod loss;
 mod masks;
 mod memory;
@@ -136,11 +173,16 @@ mod schedule;
 mod selection;
 mod vector;
 
-pub use base::{AdamConfig, AdamState, BaseConfig, BaseOptimizer, BaseState, SgdConfig, SgdState};
+pub use adaptive::AdaptiveConfig;
+pub use base::{
+    AdamConfig, AdamState, BaseConfig, BaseOptimizer, BaseState, BsamConfig, BsamState, NoiseSource, SgdConfig,
+    SgdState,
+};
 pub use bridge::{Layout, ParamEntry, ParamFlags, inference_mode_tracked};
 pub use combination::Combination;
 pub use config::{PRESETS, SamConfig};
 pub use error::{ConfigError, Pass, RecordError, StepError};
+pub use looksam::LookSamConfig;
 pub use loss::per_sample_cross_entropy;
 pub use masks::{MaskSource, SwpConfig, SwpGranularity};
 pub use memory::keep_freed_memory;
@@ -148,7 +190,7 @@ pub use perturbation::{FriendlyConfig, Geometry};
 pub use report::{StepReport, StepTimings};
 pub use rng::Rng;
 pub use sam::{Ascent, Batch, Descent, FirstPass, Sam, SecondPass};
-pub use schedule::{PassSchedule, RhoSchedule};
+pub use schedule::{PassSchedule, RhoSchedule, uniform_at};
 pub use selection::{SampleSelector, Selection, SelectionRule, SharpestSamples, select_sharpest};
 pub use vector::ParamVector;
 

@@ -39,6 +39,30 @@ impl RecordOut {
     }
 }
 
+/// The record entries of a per-parameter map of tensors (F-SAM's average, LookSAM's `g_v`):
+/// `<prefix><path>`, sorted by name.
+pub(crate) fn path_entries<'a>(prefix: &str, map: &'a HashMap<String, Tensor<1>>) -> Vec<(String, &'a Tensor<1>)> {
+    let mut out: Vec<(String, &Tensor<1>)> = map.iter().map(|(p, t)| (format!("{prefix}{p}"), t)).collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Takes the record entry `name` into `map` if it is one of `prefix`'s; gives it back otherwise.
+pub(crate) fn take_path_entry(
+    prefix: &str,
+    map: &mut HashMap<String, Tensor<1>>,
+    name: &str,
+    value: Tensor<1>,
+) -> Option<Tensor<1>> {
+    match name.strip_prefix(prefix) {
+        Some(path) => {
+            map.insert(path.to_string(), value);
+            None
+        }
+        None => Some(value),
+    }
+}
+
 /// A record being read: each piece of state takes its entries; what is left over is an error.
 pub(crate) struct RecordIn {
     tensors: HashMap<String, Tensor<1>>,
@@ -59,6 +83,16 @@ impl RecordIn {
         }
     }
 
+    /// A generator saved as the four scalars `<name>/0` … `<name>/3`.
+    pub(crate) fn rng(&self, name: &str) -> Result<Rng, RecordError> {
+        Ok(Rng::from_state([
+            self.uint(&format!("{name}/0"))?,
+            self.uint(&format!("{name}/1"))?,
+            self.uint(&format!("{name}/2"))?,
+            self.uint(&format!("{name}/3"))?,
+        ]))
+    }
+
     /// The middle parts of the scalar names `<prefix><middle><suffix>`, sorted.
     pub(crate) fn scalar_groups(&self, prefix: &str, suffix: &str) -> Vec<String> {
         self.scalars
@@ -73,7 +107,7 @@ impl Sam {
     fn writer(&self) -> Writer {
         let mut out = RecordOut::default();
         self.base.save(&mut out);
-        for (name, t) in self.friendly.record() {
+        for (name, t) in self.friendly.record().into_iter().chain(self.look.record()) {
             out.tensor(name, t);
         }
         out.scalar("steps".into(), self.steps);
@@ -81,6 +115,17 @@ impl Sam {
             for (i, word) in rng.state().iter().enumerate() {
                 out.scalar(format!("rng/{i}"), *word);
             }
+        }
+        if let crate::base::BaseConfig::Bsam(_) = self.config.base
+            && let Some(rng) = self.noise.rng()
+        {
+            for (i, word) in rng.state().iter().enumerate() {
+                out.scalar(format!("noise/{i}"), *word);
+            }
+        }
+        if let Some(crate::PassSchedule::Adaptive(_)) = self.config.schedule {
+            out.scalar("ae/mean".into(), self.adaptive.mean.to_bits());
+            out.scalar("ae/var".into(), self.adaptive.var.to_bits());
         }
         let mut writer = Writer::new(out.tensors).with_metadata("format", FORMAT);
         for (k, v) in out.scalars {
@@ -124,6 +169,7 @@ impl Sam {
         }
         let scalars: BTreeMap<String, Scalar> = reader.scalars().clone();
         let mut friendly = crate::perturbation::friendly::FriendlyState::default();
+        let mut look = crate::looksam::LookState::default();
         let mut tensors = HashMap::new();
         for tensor in reader.into_tensors().map_err(fmt_err)? {
             let (name, dtype, shape, _, bytes) = tensor.into_parts().map_err(fmt_err)?;
@@ -137,7 +183,7 @@ impl Sam {
             }
             let data = TensorData::from_bytes(bytes, shape, dtype);
             let value = Tensor::<1>::from_data(data, (device, dtype));
-            if let Some(value) = friendly.load(&name, value) {
+            if let Some(value) = friendly.load(&name, value).and_then(|v| look.load(&name, v)) {
                 tensors.insert(name, value);
             }
         }
@@ -147,14 +193,21 @@ impl Sam {
             return Err(RecordError::Mismatch(format!("unknown tensor `{name}`")));
         }
         self.friendly = friendly;
+        self.look = look;
         self.steps = record.uint("steps")?;
         if let Some(rng) = self.masks.rng_mut() {
-            *rng = Rng::from_state([
-                record.uint("rng/0")?,
-                record.uint("rng/1")?,
-                record.uint("rng/2")?,
-                record.uint("rng/3")?,
-            ]);
+            *rng = record.rng("rng")?;
+        }
+        if let crate::base::BaseConfig::Bsam(_) = self.config.base
+            && let Some(rng) = self.noise.rng_mut()
+        {
+            *rng = record.rng("noise")?;
+        }
+        if let Some(crate::PassSchedule::Adaptive(_)) = self.config.schedule {
+            self.adaptive = crate::adaptive::AdaptiveState {
+                mean: f64::from_bits(record.uint("ae/mean")?),
+                var: f64::from_bits(record.uint("ae/var")?),
+            };
         }
         Ok(self)
     }
@@ -190,6 +243,9 @@ impl Sam {
         }
         for (path, t) in &self.friendly.ema {
             check("F-SAM's EMA", path, t)?;
+        }
+        for (path, t) in &self.look.gv {
+            check("LookSAM's g_v", path, t)?;
         }
         Ok(())
     }

@@ -23,6 +23,8 @@ pub struct StepReport {
     pub sample_sharpness: Option<Vec<f64>>,
     /// ESAM: the batch positions the second pass used.
     pub selected: Option<Vec<usize>>,
+    /// Whether the step ran the second pass (false for a base step of a schedule).
+    pub second_pass: bool,
 }
 
 impl StepReport {

@@ -10,9 +10,12 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::tensor::Tensor;
 
-use crate::base::BaseOptimizer;
+use crate::adaptive::AdaptiveState;
+use crate::base::bsam::Noise;
+use crate::base::{BaseConfig, BaseOptimizer, NoiseSource};
 use crate::config::SamConfig;
 use crate::error::{Pass, StepError};
+use crate::looksam::LookState;
 use crate::masks::{Draws, MaskSource, Masks, SwpGranularity};
 use crate::perturbation::friendly::FriendlyState;
 use crate::report::{StepReport, StepTimings};
@@ -42,6 +45,14 @@ pub struct Sam {
     pub(crate) friendly: FriendlyState,
     pub(crate) steps: u64,
     pub(crate) masks: Masks,
+    /// LookSAM's stored sharpness direction (empty without LookSAM, or before its first SAM step).
+    pub(crate) look: LookState,
+    /// AE-SAM's running statistics of `‖g‖²`.
+    pub(crate) adaptive: AdaptiveState,
+    /// bSAM's noise (seeded, or injected for a replay).
+    pub(crate) noise: Noise,
+    /// The noise generator after the draws of [`Sam::first_pass_model`], committed with the step.
+    pending_noise: Option<crate::rng::Rng>,
     selector: Option<Box<dyn SampleSelector>>,
     /// The per-tensor mask drawn by [`Sam::first_pass_model`], for the perturbation to use.
     pending_mask: Option<(Vec<bool>, Draws)>,
@@ -52,6 +63,10 @@ pub struct Sam {
 impl Sam {
     pub(crate) fn from_config(config: SamConfig) -> Self {
         let seed = config.swp.as_ref().map(|s| s.seed).unwrap_or(0);
+        let noise_seed = match &config.base {
+            BaseConfig::Bsam(b) => b.seed,
+            _ => 0,
+        };
         let selector: Option<Box<dyn SampleSelector>> = match config.selection {
             Selection::SharpnessSensitive { gamma, rule } if config.selection.needs_losses() => {
                 Some(Box::new(SharpestSamples { gamma, rule }))
@@ -64,6 +79,10 @@ impl Sam {
             friendly: FriendlyState::default(),
             steps: 0,
             masks: Masks::seeded(seed),
+            look: LookState::default(),
+            adaptive: AdaptiveState::default(),
+            noise: Noise::seeded(noise_seed),
+            pending_noise: None,
             selector,
             pending_mask: None,
             clock: PassClock::default(),
@@ -92,6 +111,12 @@ impl Sam {
         self
     }
 
+    /// Replaces the source of bSAM's noise (e.g. with recorded noise, for a replay).
+    pub fn with_noise_source(mut self, source: Box<dyn NoiseSource>) -> Self {
+        self.noise = Noise::Custom(source);
+        self
+    }
+
     /// Replaces the sample selector (e.g. with recorded selections, for a replay). It is used
     /// whenever the configured selection needs per-sample losses.
     pub fn with_selector(mut self, selector: Box<dyn SampleSelector>) -> Self {
@@ -109,11 +134,33 @@ impl Sam {
         self.config.rho_schedule.rho_at(self.config.rho, lr)
     }
 
-    /// Whether the next step runs the second pass: the schedule's choice, and never for the
-    /// base optimizer alone (ρ = 0 with nothing that needs `g_p`).
+    /// Whether the next step may run the second pass: the schedule's choice, and never for the
+    /// base optimizer alone (ρ = 0 with nothing that needs `g_p`). AE-SAM decides only after
+    /// the first pass: this is then `true` and [`Sam::wants_second_pass`] (or
+    /// [`FirstPass::runs_second_pass`]) gives the decision.
     pub fn runs_second_pass(&self) -> bool {
-        let schedule = self.config.schedule.as_ref().unwrap_or(&PassSchedule::Always);
-        !self.config.is_base_only() && schedule.runs_second_pass(self.steps)
+        !self.config.is_base_only() && self.schedule().decided_before(self.steps).unwrap_or(true)
+    }
+
+    /// Two-step API: whether this step runs the second pass, given its first-pass gradients
+    /// `grads` of `model` (AE-SAM asks its policy with `‖g‖²`; the other schedules do not need
+    /// the gradients). A step that does not goes on with [`Sam::base_update`] or
+    /// [`Sam::base_descent`].
+    pub fn wants_second_pass<M: Module>(&self, model: &M, grads: &burn::optim::GradientsParams) -> bool {
+        if !self.runs_second_pass() {
+            return false;
+        }
+        match self.schedule() {
+            PassSchedule::Adaptive(c) => {
+                let squared = phases::squared_norm_of(model, grads);
+                self.adaptive.decide(c, self.steps, squared).second_pass
+            }
+            _ => true,
+        }
+    }
+
+    pub(crate) fn schedule(&self) -> &PassSchedule {
+        self.config.schedule.as_ref().unwrap_or(&PassSchedule::Always)
     }
 
     /// Whether the selection needs the per-sample losses at `w` and `w + e` (ESAM).

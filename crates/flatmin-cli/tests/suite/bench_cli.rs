@@ -62,3 +62,54 @@ fn bench_rejects_unknown_names() {
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("vgg") && err.contains("mlp, cnn, resnet"), "{err}");
 }
+
+#[test]
+fn bench_reports_the_second_passes_and_the_cost_of_the_cheaper_members() {
+    let dir = crate::common::scratch("flatmin-bench", "cheaper");
+    std::fs::create_dir_all(&*dir).unwrap();
+    let out = dir.join("bench.json");
+    // No warm-up and 5 timed steps: SAM every 5 steps runs its second pass on the first only.
+    let run = Command::new(env!("CARGO_BIN_EXE_flatmin"))
+        .args([
+            "bench",
+            "--steps",
+            "5",
+            "--warmup",
+            "0",
+            "--batch-size",
+            "16",
+            "--models",
+            "mlp",
+        ])
+        .args(["--optimizers", "sam,looksam,sam-every-5,rst,ae-sam,bsam"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let table = String::from_utf8_lossy(&run.stdout);
+    assert!(table.contains("| second passes | cost ratio to base |"), "{table}");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let runs = json["runs"].as_array().unwrap();
+    let fraction = |name: &str| -> f64 {
+        let r = runs
+            .iter()
+            .find(|r| r["optimizer"] == name)
+            .unwrap_or_else(|| panic!("{name}"));
+        let cost = r["cost_ratio_to_base"].as_f64().unwrap();
+        assert!(cost.is_finite() && cost > 0.0, "{r}");
+        r["second_pass_fraction"].as_f64().unwrap()
+    };
+    assert_eq!(fraction("sgd"), 0.0);
+    assert_eq!(fraction("sam"), 1.0);
+    assert_eq!(fraction("bsam"), 1.0);
+    assert_eq!(fraction("sam-every-5"), 0.2);
+    assert_eq!(fraction("looksam"), 0.2);
+    let rst = fraction("rst");
+    assert!((0.0..=1.0).contains(&rst));
+    assert!((0.0..=1.0).contains(&fraction("ae-sam")));
+    // A method whose steps all run both passes costs its median step.
+    let sam = runs.iter().find(|r| r["optimizer"] == "sam").unwrap();
+    assert_eq!(sam["cost_ratio_to_base"], sam["ratio_to_base"]);
+    assert!(sam["median_one_pass_step_ms"].is_null());
+}

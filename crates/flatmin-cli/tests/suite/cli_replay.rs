@@ -108,6 +108,46 @@ fn malformed_cases_fail_with_a_clear_message() {
     c["data"]["y"][0] = Value::from(7);
     expect_failure(&dir, &c, "data.y");
 
+    // The keys of the members that save passes, and bSAM.
+    let mut c = sam_case();
+    c["hyperparams"]["sam_probability"] = Value::from(0.5);
+    expect_failure(&dir, &c, "`hyperparams.sam_seed` is missing");
+
+    let mut c = sam_case();
+    c["hyperparams"]["sam_every"] = Value::from(0);
+    expect_failure(&dir, &c, "sam_every");
+
+    let mut c = sam_case();
+    c["hyperparams"]["sam_every"] = Value::from(2.5);
+    expect_failure(&dir, &c, "`hyperparams.sam_every`: expected a whole number");
+
+    let mut c = sam_case();
+    c["optimizer"] = Value::from("LookSAM");
+    c["hyperparams"].as_object_mut().unwrap().remove("adaptive");
+    c["hyperparams"]["sam_every"] = Value::from(3);
+    expect_failure(&dir, &c, "`hyperparams.sam_every` is `hyperparams.k` for LookSAM");
+
+    let mut c = sam_case();
+    c["optimizer"] = Value::from("LookSAM");
+    c["hyperparams"].as_object_mut().unwrap().remove("adaptive");
+    c["hyperparams"]["k"] = Value::from(0);
+    expect_failure(&dir, &c, "`hyperparams.k` = 0");
+
+    let mut c = sam_case();
+    c["optimizer"] = Value::from("AE-SAM");
+    c["hyperparams"].as_object_mut().unwrap().remove("adaptive");
+    expect_failure(&dir, &c, "`hyperparams.total_steps` is missing");
+
+    let mut c = sam_case();
+    c["optimizer"] = Value::from("BSAM");
+    c["hyperparams"].as_object_mut().unwrap().remove("adaptive");
+    c["hyperparams"]["data_size"] = Value::from(64);
+    expect_failure(&dir, &c, "BSAM is its own base optimizer");
+
+    let mut c = sam_case();
+    c["steps"][0]["extra"]["noise"] = c["init_params"].clone();
+    expect_failure(&dir, &c, "only a BSAM case draws noise");
+
     let bad = dir.join("not-json.json");
     std::fs::write(&bad, "{\"optimizer\": ").unwrap();
     expect_failure_file(&dir, &bad, "not valid JSON");

@@ -206,6 +206,8 @@ fn result(name: &str, accs: &[f64], ms: f64, curve: &[f64], seconds: &[f64]) -> 
         curve_seconds: seconds.to_vec(),
         steps: 100 * accs.len(),
         skipped_steps: 0,
+        training_seconds: seconds.last().copied().unwrap_or(0.0),
+        second_pass_fraction: Some(1.0),
         test_correct: correct,
     }
 }
@@ -817,4 +819,82 @@ fn degenerate_runs_are_named_and_a_fixed_split_counts_its_test_set() {
         "{stderr}"
     );
     assert!(stderr.contains("warning: a test set of 2 examples"), "{stderr}");
+}
+
+#[test]
+fn compare_draws_the_frontier_of_gain_against_cost() {
+    let data = scratch("frontier-data");
+    flatmin_lab::data::shapes::write(&data, 20, 12, 1).unwrap();
+    let out = scratch("frontier-out");
+    // 40 training images in batches of 8: 5 steps per epoch, so SAM every 5 steps runs the
+    // second pass on exactly a fifth of them.
+    let run = compare(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--optimizers",
+        "sgd,sam,sam-every-5",
+        "--seeds",
+        "2",
+        "--epochs",
+        "2",
+        "--model",
+        "mlp",
+        "--batch-size",
+        "8",
+        "--train-limit",
+        "40",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = json(&out.join("compare.json"));
+    let frontier = report["frontier"].as_array().expect("frontier");
+    let names: Vec<&str> = frontier.iter().map(|p| p["optimizer"].as_str().unwrap()).collect();
+    assert_eq!(names, ["sgd", "sam", "sam-every-5"]);
+    let number = |p: &Value, key: &str| p[key].as_f64().unwrap_or_else(|| panic!("{key} in {p}"));
+    for (p, fraction) in frontier.iter().zip([0.0, 1.0, 0.2]) {
+        assert_eq!(number(p, "second_pass_fraction"), fraction, "{p}");
+        assert!(
+            number(p, "training_seconds") > 0.0 && number(p, "step_cost_ratio") > 0.0,
+            "{p}"
+        );
+        assert!(number(p, "training_time_ratio") > 0.0, "{p}");
+    }
+    assert_eq!(number(&frontier[0], "step_cost_ratio"), 1.0);
+    assert_eq!(frontier[0]["difference_points"]["mean"].as_f64(), Some(0.0));
+    assert!(frontier[0]["interval_points"].is_null());
+    // The others carry the reported interval, the same as versus_base.
+    for (p, v) in frontier[1..].iter().zip(report["versus_base"].as_array().unwrap()) {
+        assert_eq!(p["difference_points"]["mean"], v["difference_points"]["mean"]);
+        assert_eq!(
+            p["difference_points"]["half_width"],
+            v["difference_points"]["half_width"]
+        );
+        assert_eq!(p["difference_points"]["method"], "corrected_resampled_t");
+        assert_eq!(p["step_cost_ratio"], v["step_cost_ratio"]);
+        assert_eq!(p["interval_points"], v["interval_points"]);
+    }
+    // Against SAM: sam-every-5 has its difference to SAM, SAM itself none.
+    assert!(frontier[1]["difference_to_sam_points"].is_null());
+    assert!(frontier[2]["difference_to_sam_points"]["mean"].is_number());
+    assert_eq!(report["optimizers"][2]["second_pass_fraction"].as_f64(), Some(0.2));
+    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert!(
+        md.contains("## Gain against cost") && md.contains("| sam-every-5 |"),
+        "{md}"
+    );
+    assert!(md.contains("| 20 % |"), "{md}");
+    for svg in ["frontier.svg", "frontier_time.svg"] {
+        let text = std::fs::read_to_string(out.join(svg)).unwrap();
+        assert!(
+            text.starts_with("<svg") && text.contains("sam-every-5") && text.contains("<circle"),
+            "{svg}"
+        );
+    }
 }

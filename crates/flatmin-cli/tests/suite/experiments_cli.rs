@@ -326,3 +326,106 @@ fn toy_writes_json_and_plot_with_the_papers_basins() {
     assert!(custom.status.success(), "{}", String::from_utf8_lossy(&custom.stderr));
     assert_eq!(json(&out.join("toy.json"))["runs"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_sweep_draws_the_frontier_and_varies_the_schedule() {
+    let out = scratch("frontier");
+    let run = bin()
+        .args([
+            "sweep",
+            "--optimizers",
+            "sgd,sam,sam-every-5",
+            "--noise",
+            "0.4",
+            "--seeds",
+            "2",
+        ])
+        .args([
+            "--model",
+            "mlp",
+            "--epochs",
+            "1",
+            "--train-limit",
+            "320",
+            "--test-limit",
+            "100",
+            "--quiet",
+        ])
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let results = json(&out.join("results.json"));
+    let frontier = &results["frontier"][0];
+    assert_eq!(
+        (frontier["noise"].as_f64(), frontier["base"].as_str()),
+        (Some(0.4), Some("sgd"))
+    );
+    let points = frontier["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3);
+    // 320 images in batches of 64: 5 steps, the first a SAM step.
+    let fractions: Vec<f64> = points
+        .iter()
+        .map(|p| p["second_pass_fraction"].as_f64().unwrap())
+        .collect();
+    assert_eq!(fractions, [0.0, 1.0, 0.2]);
+    for p in &points[1..] {
+        // The interval pairs the seeds' per-example outcomes on the fixed test set.
+        assert_eq!(p["difference_points"]["method"], "seeds_and_test_examples", "{p}");
+        assert!(p["difference_points"]["half_width"].as_f64().unwrap() >= 0.0);
+        assert!(p["step_cost_ratio"].as_f64().unwrap() > 0.0 && p["training_seconds"].as_f64().unwrap() > 0.0);
+    }
+    assert!(points[2]["difference_to_sam_points"]["mean"].is_number());
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(
+        md.contains("Gain against cost at label noise 40 %") && md.contains("| sam-every-5 |"),
+        "{md}"
+    );
+    let svg = std::fs::read_to_string(out.join("frontier_noise0.4.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("sam-every-5"));
+    assert!(out.join("frontier_time_noise0.4.svg").exists());
+    assert!(out.join("runs/sam/noise-0.4/seed-1/test_correct.txt").exists());
+
+    // --vary sam_every: the schedule follows the axis.
+    let out = scratch("vary-every");
+    let run = bin()
+        .args([
+            "sweep",
+            "--optimizers",
+            "sam",
+            "--vary",
+            "sam_every=1,5",
+            "--noise",
+            "0",
+            "--seeds",
+            "1",
+        ])
+        .args([
+            "--model",
+            "mlp",
+            "--epochs",
+            "1",
+            "--train-limit",
+            "320",
+            "--test-limit",
+            "50",
+            "--quiet",
+        ])
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let cells = json(&out.join("results.json"))["cells"].clone();
+    let by_label: Vec<(&str, f64)> = cells
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["variant"].as_str().unwrap(),
+                c["second_pass_fraction"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(by_label, [("sam sam_every=1", 1.0), ("sam sam_every=5", 0.2)]);
+}

@@ -265,8 +265,18 @@ fn kill_at_random(dir: &Path, draws: &mut Draws, span: Duration) -> Vec<(u128, O
         // checkpoint or during one.
         let delay = Duration::from_millis(50 + draws.next() % (span.as_millis() as u64 / 3).max(1));
         std::thread::sleep(delay);
-        if child.try_wait().unwrap().is_some() || !kill_unless_finished(child) {
-            // It finished before the kill: the run is complete.
+        if let Some(status) = child.try_wait().unwrap() {
+            // It ended before the kill: it must have finished the run, not failed.
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                status.success(),
+                "a run ended on its own with a failure after kills {kills:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return kills;
+        }
+        if !kill_unless_finished(child) {
+            // It finished between the check and the kill: the run is complete.
             return kills;
         }
         let epoch = assert_checkpoint_whole(dir);
@@ -300,6 +310,25 @@ fn kill_at(dir: &Path, point: &str) {
         }
     }
     kill(child);
+}
+
+/// A run killed in the middle of its first checkpoint (model and optimizer files written, no
+/// `checkpoint.json` yet) has nothing to resume: running it again in the same folder is not
+/// refused, clears the orphaned files and ends with the uninterrupted run's weights.
+#[test]
+fn a_run_killed_inside_its_first_checkpoint_can_be_run_again_in_its_folder() {
+    for point in ["checkpoint:model@1", "checkpoint:optimizer@1"] {
+        let dir = scratch(&format!("first-{}", point.replace([':', '@'], "-")));
+        kill_at(&dir, point);
+        assert!(dir.join("model-e1.bpk").exists() && !dir.join("checkpoint.json").exists());
+        let out = bin().args(run_args(EPOCHS)).arg("--out").arg(&dir).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{point}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_same_as_reference(&dir);
+    }
 }
 
 #[test]

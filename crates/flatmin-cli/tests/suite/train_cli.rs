@@ -376,7 +376,9 @@ fn a_checkpoint_written_before_format_2_resumes_as_the_same_run() {
     run_until_paused(&[&FORMAT_1_RUN[..], &out].concat(), "checkpoint:metrics");
     let new: Value = json(&old_run.join("checkpoint.json"));
     assert_eq!((new["format"].as_u64(), new["epoch"].as_u64()), (Some(2), Some(1)));
-    assert_eq!(new["config"], old["config"], "the fixture records the same run");
+    // The same settings (a config written now also names the hyperparameters added since, unset).
+    let config = |v: &Value| flatmin_lab::train::TrainConfig::from_json(&v["config"].to_string()).unwrap();
+    assert_eq!(config(&new), config(&old), "the fixture records the same run");
     std::fs::write(old_run.join("checkpoint.json"), &old_text).unwrap();
 
     let resumed = bin()
@@ -525,5 +527,239 @@ fn resume_with_more_epochs_extends_a_finished_run_and_records_it() {
     fails_with(
         &["--resume", dir.to_str().unwrap(), "--epochs", "1"],
         "already done 2 epochs",
+    );
+}
+
+#[test]
+fn train_help_lists_every_schedule_looksam_ae_and_bsam_flag() {
+    let help = bin().args(["train", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--sam-every",
+        "--sam-probability",
+        "--looksam-alpha",
+        "--looksam-per-tensor",
+        "--looksam-eps-norm",
+        "--ae-delta",
+        "--ae-c-start",
+        "--ae-c-end",
+        "--bsam-prior-precision",
+        "--bsam-damping",
+        "--bsam-s-init",
+        "--bsam-beta1",
+        "--bsam-beta2",
+    ] {
+        assert!(text.contains(flag), "{flag} missing from train --help:\n{text}");
+    }
+    for name in ["looksam", "sam-every-5", "rst", "ae-sam", "bsam"] {
+        assert!(text.contains(name), "{name} missing from --optimizer's help");
+    }
+}
+
+/// A run of 5 steps per epoch (320 training images, batch 64): `--sam-every 5` runs the second
+/// pass on the first step of each epoch, a fifth of them.
+#[test]
+fn sam_every_5_records_a_fifth_of_second_passes_per_epoch_and_over_the_run() {
+    let out = scratch("every-5");
+    let run = bin()
+        .arg("train")
+        .args([
+            "--model",
+            "mlp",
+            "--train-limit",
+            "320",
+            "--test-limit",
+            "100",
+            "--batch-size",
+            "64",
+        ])
+        .args([
+            "--optimizer",
+            "sam-every-5",
+            "--epochs",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let lines: Vec<Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for m in &lines {
+        assert_eq!(m["second_pass_fraction"].as_f64(), Some(0.2), "{m}");
+    }
+    let summary = json(&out.join("summary.json"));
+    assert_eq!(summary["second_pass_fraction"].as_f64(), Some(0.2));
+    assert_eq!(summary["hyperparams"]["schedule"]["Every"]["k"], 5);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("| second passes |") && stdout.contains("| 20.0 % of steps |"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("second pass on 20 % of steps"), "{stderr}");
+    // SAM runs it on every step, the base on none.
+    for (optimizer, fraction) in [("sam", 1.0), ("sgd", 0.0)] {
+        let out = scratch(&format!("fraction-{optimizer}"));
+        let run = train(&[
+            "--optimizer",
+            optimizer,
+            "--epochs",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        assert_eq!(
+            json(&out.join("summary.json"))["second_pass_fraction"].as_f64(),
+            Some(fraction)
+        );
+    }
+}
+
+#[test]
+fn the_new_flags_and_config_keys_reach_the_library_configuration() {
+    let run_with = |name: &str, args: &[&str]| -> Value {
+        let out = scratch(name);
+        let run = bin()
+            .arg("train")
+            .args([
+                "--model",
+                "mlp",
+                "--train-limit",
+                "128",
+                "--test-limit",
+                "50",
+                "--batch-size",
+                "64",
+            ])
+            .args([
+                "--epochs",
+                "1",
+                "--quiet",
+                "--seed",
+                "4",
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        json(&out.join("summary.json"))["hyperparams"].clone()
+    };
+    let h = run_with("flags-random", &["--optimizer", "wsam", "--sam-probability", "0.3"]);
+    assert_eq!(
+        h["schedule"]["Random"],
+        serde_json::json!({"probability": 0.3, "seed": 4})
+    );
+    let h = run_with(
+        "flags-looksam",
+        &[
+            "--optimizer",
+            "looksam",
+            "--sam-every",
+            "3",
+            "--looksam-alpha",
+            "0.5",
+            "--looksam-per-tensor",
+            "--looksam-eps-norm",
+            "1e-6",
+        ],
+    );
+    assert_eq!(h["schedule"]["Every"]["k"], 3);
+    assert_eq!(
+        h["looksam"],
+        serde_json::json!({"alpha": 0.5, "per_tensor": true, "eps_norm": 1e-6})
+    );
+    // AE-SAM's threshold moves over the run's 2 steps (128 images, batch 64, 1 epoch).
+    let h = run_with(
+        "flags-ae",
+        &[
+            "--optimizer",
+            "ae-sam",
+            "--ae-delta",
+            "0.5",
+            "--ae-c-start=-2",
+            "--ae-c-end",
+            "0.5",
+        ],
+    );
+    assert_eq!(
+        h["schedule"]["Adaptive"],
+        serde_json::json!({"delta": 0.5, "c_start": -2.0, "c_end": 0.5, "total_steps": 2})
+    );
+    // bSAM's N is the training set's size, its noise seeded by the run's seed.
+    let h = run_with(
+        "flags-bsam",
+        &[
+            "--optimizer",
+            "bsam",
+            "--bsam-prior-precision",
+            "5",
+            "--bsam-damping",
+            "0.2",
+            "--bsam-s-init",
+            "2",
+            "--bsam-beta1",
+            "0.8",
+            "--bsam-beta2",
+            "0.99",
+        ],
+    );
+    assert_eq!(
+        h["base"]["Bsam"],
+        serde_json::json!({"beta1": 0.8, "beta2": 0.99, "prior_precision": 5.0, "data_size": 128, "damping": 0.2, "s_init": 2.0, "seed": 4})
+    );
+    // The same keys in a --config file.
+    let dir = scratch("flags-config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("every.json");
+    std::fs::write(
+        &file,
+        r#"{"optimizer": "esam", "hp": {"sam_every": 4, "ae_c_end": null}}"#,
+    )
+    .unwrap();
+    let h = run_with("flags-config-run", &["--config", file.to_str().unwrap()]);
+    assert_eq!(h["schedule"]["Every"]["k"], 4);
+}
+
+#[test]
+fn bad_schedule_looksam_ae_and_bsam_values_are_refused_naming_them() {
+    fails_with(&["--sam-every", "0"], "sam_every");
+    fails_with(&["--sam-every", "2.5"], "sam_every");
+    fails_with(&["--sam-probability", "1.5"], "sam_probability");
+    fails_with(
+        &["--sam-every", "2", "--sam-probability", "0.5"],
+        "--sam-every and --sam-probability",
+    );
+    fails_with(&["--sam-every", "2", "--ae-delta", "0.5"], "--sam-every and --ae-delta");
+    fails_with(&["--ae-delta", "1"], "ae_delta");
+    fails_with(&["--optimizer", "looksam", "--looksam-alpha=-1"], "looksam_alpha");
+    fails_with(&["--optimizer", "looksam", "--looksam-eps-norm=-1"], "looksam_eps_norm");
+    fails_with(&["--optimizer", "bsam", "--bsam-s-init", "0"], "bsam_s_init");
+    fails_with(&["--optimizer", "bsam", "--bsam-beta1", "1"], "bsam_beta1");
+    fails_with(&["--optimizer", "bsam", "--bsam-damping=-0.1"], "bsam_damping");
+    fails_with(
+        &["--optimizer", "bsam", "--bsam-prior-precision=-1"],
+        "bsam_prior_precision",
+    );
+    fails_with(
+        &["--optimizer", "sam", "--bsam-damping", "0.1"],
+        "applies to --optimizer bsam only",
+    );
+    fails_with(&["--optimizer", "bsam", "--sam-every", "5"], "schedule");
+    fails_with(
+        &["--optimizer", "bsam", "--base", "adam"],
+        "bSAM is its own base optimizer",
     );
 }

@@ -4,7 +4,7 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::error::{ConfigError, check_range};
+use crate::error::{ConfigError, check_non_negative, check_positive, check_range};
 use crate::record::{RecordIn, RecordOut};
 
 /// Adam (L2 weight decay in the gradient) or AdamW (decoupled weight decay).
@@ -32,16 +32,8 @@ impl AdamConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_range("beta1", self.beta1, 0.0, true, 1.0, false, "a number in [0, 1)")?;
         check_range("beta2", self.beta2, 0.0, true, 1.0, false, "a number in [0, 1)")?;
-        check_range("eps", self.eps, 0.0, false, f64::INFINITY, false, "a finite number > 0")?;
-        check_range(
-            "weight_decay",
-            self.weight_decay,
-            0.0,
-            true,
-            f64::INFINITY,
-            false,
-            "a finite number >= 0",
-        )
+        check_positive("eps", self.eps)?;
+        check_non_negative("weight_decay", self.weight_decay)
     }
 
     pub(super) fn update(&self, lr: f64, mut param: Tensor<1>, grad: Tensor<1>, state: &mut AdamState) -> Tensor<1> {

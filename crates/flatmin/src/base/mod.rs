@@ -6,6 +6,7 @@
 //! coefficients kept in `f64`), which Burn's optimizers differ from in small but measurable ways.
 
 mod adam;
+pub(crate) mod bsam;
 mod sgd;
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 pub use adam::{AdamConfig, AdamState};
+pub use bsam::{BsamConfig, BsamState, NoiseSource};
 pub use sgd::{SgdConfig, SgdState};
 
 use crate::error::{ConfigError, RecordError};
@@ -26,6 +28,9 @@ pub enum BaseConfig {
     Sgd(SgdConfig),
     /// `torch.optim.Adam`, or `torch.optim.AdamW` with decoupled weight decay.
     Adam(AdamConfig),
+    /// Bayesian SAM's Adam-like optimizer with a per-weight precision, which also shapes the
+    /// step's noisy first pass and its ascent ([`BsamConfig`]).
+    Bsam(BsamConfig),
 }
 
 impl BaseConfig {
@@ -34,6 +39,7 @@ impl BaseConfig {
         match self {
             BaseConfig::Sgd(c) => c.validate(),
             BaseConfig::Adam(c) => c.validate(),
+            BaseConfig::Bsam(c) => c.validate(),
         }
     }
 }
@@ -45,6 +51,8 @@ pub enum BaseState {
     Sgd(Box<SgdState>),
     /// Adam's moments and step count.
     Adam(Box<AdamState>),
+    /// bSAM's momentum, precision and step count.
+    Bsam(Box<BsamState>),
 }
 
 impl BaseState {
@@ -53,6 +61,7 @@ impl BaseState {
         let named = match self {
             BaseState::Sgd(s) => vec![("momentum", &s.momentum)],
             BaseState::Adam(s) => vec![("exp_avg", &s.exp_avg), ("exp_avg_sq", &s.exp_avg_sq)],
+            BaseState::Bsam(s) => vec![("momentum", &s.momentum), ("precision", &s.precision)],
         };
         named
             .into_iter()
@@ -90,9 +99,19 @@ impl BaseOptimizer {
         self.states.get(path)
     }
 
-    /// One update of the parameter at `path` with gradient `grad`; the state is changed in
-    /// `next` (the caller's, so that a step can be committed or dropped whole). A state buffer
-    /// held only by `next` is updated in place.
+    /// bSAM's precision of the parameter at `path` (`None` before its first update, or for
+    /// another optimizer).
+    pub(crate) fn precision(&self, path: &str) -> Option<&Tensor<1>> {
+        match self.states.get(path) {
+            Some(BaseState::Bsam(s)) => s.precision.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// One update of the parameter at `path` with gradient `grad` (bSAM also takes `first`,
+    /// the first pass's gradient; `grad` stands in for it when absent); the state is changed
+    /// in `next` (the caller's, so that a step can be committed or dropped whole). A state
+    /// buffer held only by `next` is updated in place.
     pub(crate) fn update(
         &self,
         next: &mut HashMap<String, BaseState>,
@@ -100,17 +119,23 @@ impl BaseOptimizer {
         lr: f64,
         param: Tensor<1>,
         grad: Tensor<1>,
+        first: Option<Tensor<1>>,
     ) -> Tensor<1> {
         if !next.contains_key(path) {
             let fresh = match &self.config {
                 BaseConfig::Sgd(_) => BaseState::Sgd(Box::default()),
                 BaseConfig::Adam(_) => BaseState::Adam(Box::default()),
+                BaseConfig::Bsam(_) => BaseState::Bsam(Box::default()),
             };
             next.insert(path.to_string(), fresh);
         }
         match (&self.config, next.get_mut(path).expect("inserted")) {
             (BaseConfig::Sgd(c), BaseState::Sgd(state)) => c.update(lr, param, grad, state),
             (BaseConfig::Adam(c), BaseState::Adam(state)) => c.update(lr, param, grad, state),
+            (BaseConfig::Bsam(c), BaseState::Bsam(state)) => {
+                let noisy = first.unwrap_or_else(|| grad.clone());
+                c.update(lr, param, grad, noisy, state)
+            }
             _ => unreachable!("states are created by the configured optimizer"),
         }
     }
@@ -124,6 +149,7 @@ impl BaseOptimizer {
             match &self.states[path] {
                 BaseState::Sgd(s) => s.save(&prefix, out),
                 BaseState::Adam(s) => s.save(&prefix, out),
+                BaseState::Bsam(s) => s.save(&prefix, out),
             }
         }
     }
@@ -137,6 +163,7 @@ impl BaseOptimizer {
             let state = match &self.config {
                 BaseConfig::Sgd(_) => BaseState::Sgd(Box::new(SgdState::load(&prefix, record)?)),
                 BaseConfig::Adam(_) => BaseState::Adam(Box::new(AdamState::load(&prefix, record)?)),
+                BaseConfig::Bsam(_) => BaseState::Bsam(Box::new(BsamState::load(&prefix, record)?)),
             };
             states.insert(path, state);
         }

@@ -4,7 +4,7 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::error::{ConfigError, check_range};
+use crate::error::{ConfigError, check_non_negative, check_range};
 use crate::record::{RecordIn, RecordOut};
 
 /// Stochastic gradient descent with PyTorch's momentum convention.
@@ -29,15 +29,7 @@ impl SgdConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_range("momentum", self.momentum, 0.0, true, 1.0, false, "a number in [0, 1)")?;
         check_range("dampening", self.dampening, 0.0, true, 1.0, true, "a number in [0, 1]")?;
-        check_range(
-            "weight_decay",
-            self.weight_decay,
-            0.0,
-            true,
-            f64::INFINITY,
-            false,
-            "a finite number >= 0",
-        )?;
+        check_non_negative("weight_decay", self.weight_decay)?;
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
             return Err(ConfigError::new(
                 "nesterov",

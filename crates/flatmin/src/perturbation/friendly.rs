@@ -9,7 +9,7 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::bridge::Layout;
-use crate::error::{ConfigError, check_range};
+use crate::error::{ConfigError, check_non_negative, check_range};
 use crate::vector::ParamVector;
 
 /// F-SAM's removal of the full-gradient component.
@@ -29,15 +29,7 @@ pub struct FriendlyConfig {
 
 impl FriendlyConfig {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        check_range(
-            "sigma",
-            self.sigma,
-            0.0,
-            true,
-            f64::INFINITY,
-            false,
-            "a finite number >= 0",
-        )?;
+        check_non_negative("sigma", self.sigma)?;
         check_range("lambda", self.lambda, 0.0, true, 1.0, false, "a number in [0, 1)")
     }
 }
@@ -79,19 +71,11 @@ impl FriendlyState {
 
     /// The tensors of the record, sorted by path.
     pub(crate) fn record(&self) -> Vec<(String, &Tensor<1>)> {
-        let mut out: Vec<(String, &Tensor<1>)> = self.ema.iter().map(|(p, t)| (format!("{PREFIX}{p}"), t)).collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+        crate::record::path_entries(PREFIX, &self.ema)
     }
 
-    /// Takes a record tensor if it belongs to the EMA; gives it back otherwise.
+    /// Takes a record tensor if it belongs to this state; gives it back otherwise.
     pub(crate) fn load(&mut self, name: &str, value: Tensor<1>) -> Option<Tensor<1>> {
-        match name.strip_prefix(PREFIX) {
-            Some(path) => {
-                self.ema.insert(path.to_string(), value);
-                None
-            }
-            None => Some(value),
-        }
+        crate::record::take_path_entry(PREFIX, &mut self.ema, name, value)
     }
 }

@@ -13,7 +13,7 @@ pub use friendly::FriendlyConfig;
 use burn::config::Config;
 
 use crate::bridge::Layout;
-use crate::error::{ConfigError, check_range};
+use crate::error::{ConfigError, check_non_negative};
 use crate::vector::{ParamVector, read};
 
 /// The ball the perturbation lives in.
@@ -41,10 +41,8 @@ pub enum Geometry {
 impl Geometry {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         match *self {
-            Geometry::Asam { eta } => check_range("eta", eta, 0.0, true, f64::INFINITY, false, "a finite number >= 0"),
-            Geometry::Fisher { eta } => {
-                check_range("eta", eta, 0.0, true, f64::INFINITY, false, "a finite number >= 0")
-            }
+            Geometry::Asam { eta } => check_non_negative("eta", eta),
+            Geometry::Fisher { eta } => check_non_negative("eta", eta),
             _ => Ok(()),
         }
     }

@@ -11,14 +11,20 @@ use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 
 use super::{Batch, Expect, Sam};
+use crate::adaptive::AdaptiveState;
+use crate::base::BaseConfig;
+use crate::base::bsam;
 use crate::bridge::{self, Layout};
 use crate::combination::{Combination, Combined, Measures, combine};
 use crate::error::{Pass, StepError};
+use crate::looksam::LookState;
 use crate::masks::{Draws, SwpGranularity, mask_tensor};
 use crate::perturbation::friendly::FriendlyState;
 use crate::perturbation::{self, Geometry};
 use crate::report::StepReport;
+use crate::rng::Rng;
 use crate::sam::clock::Phase;
+use crate::schedule::PassSchedule;
 use crate::vector::{self, ParamVector, read};
 
 /// The first pass of a step: its gradients at `w` and what the later phases need of its losses.
@@ -74,6 +80,10 @@ pub struct Ascent<M> {
     sharpness: Option<Vec<f64>>,
     selected: Option<Vec<usize>>,
     loss_perturbed: Option<f64>,
+    /// AE-SAM's statistics after this step.
+    adaptive_next: Option<AdaptiveState>,
+    /// bSAM's noise generator after this step's draws.
+    noise: Option<Rng>,
 }
 
 impl<M> Ascent<M> {
@@ -155,10 +165,17 @@ struct Known {
     gp: Option<(f64, f64)>,
 }
 
-/// What a step changes besides the weights and the base optimizer, made permanent together.
+/// What a step changes besides the weights and the base optimizer, made permanent together
+/// (and, for bSAM's update, the first pass's gradient).
+#[derive(Default)]
 struct Commit {
     friendly: Option<FriendlyState>,
     draws: Draws,
+    adaptive: Option<AdaptiveState>,
+    look: Option<LookState>,
+    noise: Option<Rng>,
+    /// bSAM: `g` at the noisy weights, which its precision update needs.
+    first_gradient: Option<ParamVector>,
 }
 
 impl Sam {
@@ -171,7 +188,25 @@ impl Sam {
     /// When the mask leaves every tensor out, the view tracks every tensor (a backward pass
     /// always has something to differentiate) and the step perturbs nothing: `e = 0`, so the
     /// second pass is taken at `w` and the step is a base step on its gradient.
+    ///
+    /// With bSAM it draws this step's noise and returns the model at the noisy weights
+    /// `w + n/√(N·s)`.
     pub fn first_pass_model<M: Module>(&mut self, model: &M) -> M {
+        if let BaseConfig::Bsam(config) = &self.config.base {
+            let layout = Layout::of(model);
+            let w = bridge::values(model, &layout);
+            let mut pending = None;
+            let source = self.noise.source(&mut pending);
+            let offsets = w.map(|i, wi| {
+                let s = match self.base.precision(&layout.entries[i].path) {
+                    Some(s) => s.clone(),
+                    None => config.initial_precision(wi),
+                };
+                bsam::noisy_offset(config, source, &s)
+            });
+            self.pending_noise = pending;
+            return bridge::perturbed_by(model, &layout, offsets);
+        }
         let Some(beta) = self.per_tensor_swp() else {
             return model.clone();
         };
@@ -210,6 +245,7 @@ impl Sam {
         let out = self.first_pass_on(&view, rows, second_pass, loss_fn);
         if out.is_err() {
             self.pending_mask = None;
+            self.pending_noise = None;
         }
         out
     }
@@ -249,6 +285,15 @@ impl Sam {
         }
         let grads = self.clock.time(|| bridge::backward(loss_tensor, view));
         self.clock.mark(Phase::FirstPassEnd);
+        // AE-SAM decides now, from `‖g‖²`.
+        let second_pass = second_pass
+            && match self.schedule() {
+                PassSchedule::Adaptive(c) => {
+                    let squared = squared_norm_of(view, &grads);
+                    self.adaptive.decide(c, self.steps, squared).second_pass
+                }
+                _ => true,
+            };
         Ok(FirstPass {
             grads,
             loss,
@@ -299,14 +344,31 @@ impl Sam {
         if g.is_vacant() && tensor_mask.as_ref().is_none_or(|m| m.iter().any(|&k| k)) {
             return Err(StepError::NoGradients);
         }
-        let g_norm = g.norm();
+        let squared = read(vec![g.squared_norm_lazy()])[0];
+        let g_norm = squared.sqrt();
         if !g_norm.is_finite() {
             return Err(StepError::NonFinite {
                 pass: Pass::First,
                 what: "gradient",
             });
         }
+        let adaptive_next = self.adaptive_after(squared);
+        let noise = self.pending_noise.take();
         let rho = self.rho_at(lr);
+        if let BaseConfig::Bsam(config) = &self.config.base {
+            let e = g.map(|i, gi| match self.base.precision(&layout.entries[i].path) {
+                Some(s) => bsam::ascent(rho, gi, s),
+                None => bsam::ascent(rho, gi, &config.initial_precision(gi)),
+            });
+            let e_norm = e.norm();
+            let perturbed = bridge::perturbed_by(model, &layout, e);
+            return Ok(Ascent {
+                adaptive_next,
+                noise,
+                e_norm,
+                ..self.ascent_at(perturbed, layout, g, g_norm, rho, tensor_mask, None, draws)
+            });
+        }
         let (d, next_friendly) = match &self.config.friendly {
             Some(f) => {
                 let (d, next) = self.friendly.direction(f, &layout, &g);
@@ -349,11 +411,32 @@ impl Sam {
         drop((d, w, element_mask));
         let perturbed = bridge::perturbed_by(model, &layout, made.e);
         Ok(Ascent {
+            e_norm: made.e_norm,
+            adaptive_next,
+            noise,
+            ..self.ascent_at(perturbed, layout, g, g_norm, rho, tensor_mask, next_friendly, draws)
+        })
+    }
+
+    /// An ascent to `perturbed` with nothing measured after the perturbation yet.
+    #[allow(clippy::too_many_arguments)]
+    fn ascent_at<M>(
+        &self,
+        perturbed: M,
+        layout: Layout,
+        g: ParamVector,
+        g_norm: f64,
+        rho: f64,
+        tensor_mask: Option<Vec<bool>>,
+        next_friendly: Option<FriendlyState>,
+        draws: Draws,
+    ) -> Ascent<M> {
+        Ascent {
             model: perturbed,
             layout,
             g,
             g_norm,
-            e_norm: made.e_norm,
+            e_norm: 0.0,
             rho,
             tensor_mask,
             next_friendly,
@@ -365,7 +448,17 @@ impl Sam {
             sharpness: None,
             selected: None,
             loss_perturbed: None,
-        })
+            adaptive_next: None,
+            noise: None,
+        }
+    }
+
+    /// AE-SAM's statistics after a step whose first-pass gradient has `‖g‖² = squared`.
+    fn adaptive_after(&self, squared: f64) -> Option<AdaptiveState> {
+        match self.schedule() {
+            PassSchedule::Adaptive(c) => Some(self.adaptive.decide(c, self.steps, squared).next),
+            _ => None,
+        }
     }
 
     /// Whether `e` is a positive multiple of `g` and nothing after the perturbation needs `g`
@@ -379,6 +472,8 @@ impl Sam {
                 .as_ref()
                 .is_none_or(|s| s.granularity == SwpGranularity::PerTensor)
             && matches!(self.config.combination, Combination::Plain)
+            && self.config.looksam.is_none()
+            && !matches!(self.config.base, BaseConfig::Bsam(_))
     }
 
     // ---- selection ------------------------------------------------------------------------
@@ -529,7 +624,7 @@ impl Sam {
     ) -> (M, Result<StepReport, StepError>) {
         match self.conclude(&model, ascent, grads_p) {
             Ok((descent, commit)) => {
-                let model = self.apply(lr, model, &descent);
+                let model = self.apply(lr, model, &descent, commit.first_gradient.as_ref());
                 self.commit(commit);
                 (model, Ok(descent.report))
             }
@@ -550,26 +645,45 @@ impl Sam {
         ascent: Ascent<M>,
         grads_p: &GradientsParams,
     ) -> Result<Descent, StepError> {
+        self.refuse_own_update()?;
         let (descent, commit) = self.conclude(model, ascent, grads_p)?;
         self.commit(commit);
         Ok(descent)
     }
 
-    /// The base step of a step without a second pass: the base optimizer on `g`.
+    /// The base step of a step without a second pass: the base optimizer on `g` (with LookSAM,
+    /// `g` plus the stored sharpness direction).
     pub fn base_update<M: Module>(
         &mut self,
         lr: f64,
         model: M,
         first: FirstPass,
     ) -> (M, Result<StepReport, StepError>) {
-        match self.base_conclude(&model, &first.grads) {
-            Ok(mut descent) => {
-                let model = self.apply(lr, model, &descent);
-                self.commit(Commit {
-                    friendly: None,
-                    draws: Draws::default(),
-                });
-                descent.report.loss = Some(first.loss);
+        let (model, report) = self.base_step(lr, model, &first.grads);
+        (
+            model,
+            report.map(|mut r| {
+                r.loss = Some(first.loss);
+                r
+            }),
+        )
+    }
+
+    /// Two-step API: the step without a second pass ([`Sam::wants_second_pass`] said no), from
+    /// the first-pass gradients `grads` of `model`. The model always comes back, updated or
+    /// untouched with the reason.
+    pub fn base_step<M: Module>(
+        &mut self,
+        lr: f64,
+        model: M,
+        grads: &GradientsParams,
+    ) -> (M, Result<StepReport, StepError>) {
+        self.pending_mask = None;
+        self.pending_noise = None;
+        match self.base_conclude(&model, grads) {
+            Ok((descent, commit)) => {
+                let model = self.apply(lr, model, &descent, None);
+                self.commit(commit);
                 (model, Ok(descent.report))
             }
             Err(e) => (model, Err(e)),
@@ -579,16 +693,23 @@ impl Sam {
     /// The base optimizer's step alone, for a base optimizer outside flatmin: `g` from the
     /// gradients `grads` of one pass on `model`, handed on unchanged.
     pub fn base_descent<M: Module>(&mut self, model: &M, grads: &GradientsParams) -> Result<Descent, StepError> {
-        let descent = self.base_conclude(model, grads)?;
-        self.commit(Commit {
-            friendly: None,
-            draws: Draws::default(),
-        });
+        self.refuse_own_update()?;
+        let (descent, commit) = self.base_conclude(model, grads)?;
+        self.commit(commit);
         Ok(descent)
     }
 
-    /// `g` measured and handed on as the descent (`g_p = g`: its norm and `g·g_p` are `g`'s).
-    fn base_conclude<M: Module>(&self, model: &M, grads: &GradientsParams) -> Result<Descent, StepError> {
+    /// bSAM's update is its own: an outside base optimizer cannot apply its steps.
+    fn refuse_own_update(&self) -> Result<(), StepError> {
+        match self.config.base {
+            BaseConfig::Bsam(_) => Err(StepError::OwnUpdate),
+            _ => Ok(()),
+        }
+    }
+
+    /// `g` measured and handed on as the descent (`g_p = g`: its norm and `g·g_p` are `g`'s),
+    /// or, with LookSAM, `g` plus the stored sharpness direction. Changes nothing.
+    fn base_conclude<M: Module>(&self, model: &M, grads: &GradientsParams) -> Result<(Descent, Commit), StepError> {
         let layout = Layout::of(model);
         let g = bridge::gradients(model, &layout, grads);
         let squared = read(vec![g.squared_norm_lazy()])[0];
@@ -599,13 +720,26 @@ impl Sam {
                 what: "gradient",
             });
         }
-        let known = Known {
-            g_norm,
-            gp: Some((g_norm, squared)),
+        let mut descent = match &self.config.looksam {
+            Some(config) => {
+                let reused = self.look.reused(config, &layout, &g);
+                self.combined(layout, &g, &reused, Known { g_norm, gp: None })?
+            }
+            None => {
+                let known = Known {
+                    g_norm,
+                    gp: Some((g_norm, squared)),
+                };
+                self.combined(layout, &g, &g, known)?
+            }
         };
-        let mut descent = self.combined(layout, &g, &g, known)?;
         descent.report.rho = 0.0;
-        Ok(descent)
+        descent.report.second_pass = false;
+        let commit = Commit {
+            adaptive: self.adaptive_after(squared),
+            ..Commit::default()
+        };
+        Ok((descent, commit))
     }
 
     /// The second-pass gradient measured and combined with `g`; the report completed from
@@ -635,6 +769,8 @@ impl Sam {
             sharpness,
             selected,
             loss_perturbed,
+            adaptive_next,
+            noise,
             ..
         } = ascent;
         let known = if g_from_e {
@@ -644,8 +780,15 @@ impl Sam {
         };
         // `w + e` is no longer needed: its memory is free before the update allocates.
         drop(perturbed);
+        let look = self
+            .config
+            .looksam
+            .as_ref()
+            .map(|config| self.look.stored(config, &layout, &g, &gp));
         let mut descent = self.combined(layout, &g, &gp, known)?;
+        let first_gradient = matches!(self.config.base, BaseConfig::Bsam(_)).then_some(g);
         let report = &mut descent.report;
+        report.second_pass = true;
         report.loss = loss;
         report.loss_perturbed = loss_perturbed;
         report.perturbation_norm = e_norm;
@@ -658,6 +801,10 @@ impl Sam {
             Commit {
                 friendly: next_friendly,
                 draws,
+                adaptive: adaptive_next,
+                look,
+                noise,
+                first_gradient,
             },
         ))
     }
@@ -710,14 +857,15 @@ impl Sam {
     /// step outside its state. Nothing here can fail: the base state is updated in place (its
     /// buffers held only here are written in place) and each weight is handed over to its
     /// update.
-    fn apply<M: Module>(&mut self, lr: f64, model: M, descent: &Descent) -> M {
+    fn apply<M: Module>(&mut self, lr: f64, model: M, descent: &Descent, first: Option<&ParamVector>) -> M {
         let mut states = std::mem::take(&mut self.base.states);
         let base = &self.base;
         let layout = &descent.layout;
         let sharpness_step = lr * descent.sharpness_weight;
         let model = bridge::update(model, layout, &|i| descent.gradient.has(i), &mut |i, w| {
             let d = descent.gradient.get(i).expect("present").clone();
-            let new = base.update(&mut states, &layout.entries[i].path, lr, w, d);
+            let g = first.and_then(|f| f.get(i)).cloned();
+            let new = base.update(&mut states, &layout.entries[i].path, lr, w, d, g);
             match descent.sharpness.as_ref().and_then(|s| s.get(i)) {
                 Some(s) => new - s.clone().mul_scalar(sharpness_step),
                 None => new,
@@ -733,6 +881,13 @@ impl Sam {
             self.friendly = friendly;
         }
         self.masks.commit(commit.draws);
+        if let Some(adaptive) = commit.adaptive {
+            self.adaptive = adaptive;
+        }
+        if let Some(look) = commit.look {
+            self.look = look;
+        }
+        self.noise.commit(commit.noise);
         self.steps += 1;
     }
 }
@@ -762,6 +917,12 @@ fn cosine_from_e<M: Module>(model: &M, perturbed: &M, layout: &Layout, gp: &Para
         g_norm,
         gp: Some((sums[0].sqrt(), dot)),
     }
+}
+
+/// `‖g‖²` of the gradients `grads` of `model`'s parameters.
+pub(crate) fn squared_norm_of<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
+    let layout = Layout::of(model);
+    read(vec![bridge::gradients(model, &layout, grads).squared_norm_lazy()])[0]
 }
 
 fn check_selection(selected: &[usize], batch: usize) -> Result<(), StepError> {

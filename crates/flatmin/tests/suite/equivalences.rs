@@ -214,7 +214,7 @@ fn fisher_eta_zero_is_sam() {
 fn presets_are_distinct_algorithms() {
     let mut seen: Vec<(String, Vec<Vec<f64>>)> = Vec::new();
     for name in flatmin::PRESETS {
-        let t = trajectory(SamConfig::preset(name, sgdm()).unwrap());
+        let t = trajectory(SamConfig::preset(name, sgdm()).unwrap().for_run(STEPS as u64, 100));
         for (other, t2) in &seen {
             assert!(max_diff(&t, t2) > 1e-9, "{name} and {other} gave the same trajectory");
         }

@@ -2,6 +2,7 @@
 //! binary so that a test build links Burn once for them all.
 
 mod batchnorm;
+mod cheaper;
 mod closed_form;
 mod common;
 mod equivalences;

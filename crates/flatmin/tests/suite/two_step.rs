@@ -16,7 +16,8 @@ fn values(t: Tensor<1>) -> Vec<f64> {
 }
 
 /// One step through the documented two-step sequence (docs of `flatmin`): first-pass model,
-/// backward, perturb, the selection when the config needs it, second pass, update.
+/// backward, the schedule's decision (a base step, or:) perturb, the selection when the config
+/// needs it, second pass, update.
 fn two_step(
     optim: &mut flatmin::Sam,
     model: Mlp,
@@ -28,6 +29,9 @@ fn two_step(
     let before_values = values(before.clone().detach());
     let grads = bridge::backward(before.mean(), &first);
     drop(first);
+    if !optim.wants_second_pass(&model, &grads) {
+        return optim.base_step(lr, model, &grads);
+    }
     let mut ascent = match optim.perturb(lr, &model, &grads) {
         Ok(a) => a,
         Err(e) => return (model, Err(e)),
@@ -82,7 +86,7 @@ fn two_step_equals_one_call_for_every_preset() {
     let device = device();
     let data = Data::new(5, &device);
     for name in PRESETS {
-        let config = SamConfig::preset(name, sgdm()).unwrap();
+        let config = SamConfig::preset(name, sgdm()).unwrap().for_run(6, 36);
         let (mut one, mut two) = (config.init().unwrap(), config.init().unwrap());
         let (mut a, mut b) = (Mlp::new(1, &device), Mlp::new(1, &device));
         let (mut pa, mut pb) = (Vec::new(), Vec::new());
