@@ -465,6 +465,23 @@ pub fn perturbed_by<M: Module>(model: &M, layout: &Layout, e: ParamVector) -> M 
     })
 }
 
+/// `model` at `w + e`, sharing `model`'s BatchNorm running statistics (unlike [`perturbed`]): a
+/// forward pass on it in training mode updates them, as the step's first pass must (bSAM's first
+/// pass runs at noisy weights). Ids and flags are kept; `model`'s own values are untouched.
+pub fn shifted_sharing_statistics<M: Module>(model: &M, layout: &Layout, e: ParamVector) -> M {
+    let mut slots = e.into_slots();
+    let present: Vec<bool> = slots.iter().map(Option::is_some).collect();
+    update(
+        model.clone(),
+        layout,
+        &|i| present.get(i).copied().unwrap_or(false),
+        &mut |i, w| match slots.get_mut(i).and_then(Option::take) {
+            Some(offset) => w + offset,
+            None => w,
+        },
+    )
+}
+
 /// A view of `model` whose parameters track no gradient: a forward pass on it builds no
 /// autodiff graph, yet BatchNorm still normalizes with batch statistics (training mode).
 pub fn untracked<M: Module>(model: &M) -> M {

@@ -128,21 +128,24 @@ fn scale(a: &[f64]) -> f64 {
 }
 
 /// Every preset trains: 20 steps on one batch lower the loss by a fifth at least, and after the
-/// first step BatchNorm's running mean is the first pass's alone (within float32 rounding),
+/// first step BatchNorm's running mean is the first pass's alone (within float32 rounding; for
+/// bSAM the pass at its noisy weights),
 /// clearly apart from what a second update by the perturbed pass would give.
 #[test]
 fn every_preset_trains_on_wgpu_and_keeps_batchnorm_statistics_to_the_first_pass() {
     let device = wgpu();
     let data = Data::new(7, &device);
     for name in PRESETS {
-        let mut optim = SamConfig::preset(name, sgdm()).unwrap().for_run(20, 32).init().unwrap();
+        let config = SamConfig::preset(name, sgdm()).unwrap().for_run(20, 32);
+        let mut optim = config.init().unwrap();
         let mut net = BnNet::new(3, &device);
         let before = mean_loss(&net, &data);
 
-        // What one training-mode forward at the start weights leaves in the statistics, and
-        // what two would (the first pass, then a pass at other weights).
+        // What one training-mode forward of the preset's first-pass model (the model itself,
+        // ESAM's masked view, bSAM's noisy weights: a fresh optimizer draws the step's draws)
+        // leaves in the statistics, and what two would (then a pass at other weights).
         let once = net.deep_copy();
-        let _ = once.forward(data.x.clone());
+        let _ = config.init().unwrap().first_pass_model(&once).forward(data.x.clone());
         let expected = once.running_mean();
         let twice = once.deep_copy();
         let _ = twice.forward(data.x.clone().mul_scalar(1.5));
