@@ -947,7 +947,13 @@ pub fn run(case: &Case) -> Result<Replay, CaseError> {
 /// Runs the case on `device`, in its replay float type ([`DeviceChoice::replay_dtype`]:
 /// float64 on the CPU, float32 on wgpu).
 pub fn run_on(case: &Case, device: DeviceChoice) -> Result<Replay, CaseError> {
-    let (choice, dtype) = (device, device.replay_dtype());
+    run_in(case, device, device.replay_dtype())
+}
+
+/// Runs the case on `device` in `dtype`: the CPU in float32 tells what float32 alone costs a
+/// case, apart from a GPU backend's kernels.
+pub fn run_in(case: &Case, device: DeviceChoice, dtype: DType) -> Result<Replay, CaseError> {
+    let choice = device;
     let device = device.autodiff().map_err(|DeviceError(e)| CaseError(e))?;
     let mut model = model_from(case, &device, dtype);
     let mut optim = case.config.init().map_err(|e| CaseError(format!("hyperparams: {e}")))?;

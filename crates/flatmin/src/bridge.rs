@@ -388,7 +388,11 @@ struct AddMapper {
 
 impl ModuleMapper for AddMapper {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let update = self.index.get(&param.id).and_then(|&i| self.slots.get_mut(i)).and_then(Option::take);
+        let update = self
+            .index
+            .get(&param.id)
+            .and_then(|&i| self.slots.get_mut(i))
+            .and_then(Option::take);
         let (id, tensor, mapper) = param.consume();
         let flags = self.flags.get(&id).copied().unwrap_or_else(|| Flags::of(&tensor));
         let inner = match update {
