@@ -7,6 +7,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::device::DeviceChoice;
 use crate::hyperparams::{Hyperparams, finite};
 use crate::train::{RESUMABLE, TrainConfig, TrainError, setting_entries};
 
@@ -99,6 +100,11 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(skip)]
     pub quiet: bool,
+    /// cpu (Burn's flex backend, default), wgpu or cuda (builds with that feature). Where the run
+    /// computes, not a setting of the run: a resumed run may continue on another device.
+    #[arg(long, value_parser = crate::device::parse_flag)]
+    #[serde(skip)]
+    pub device: Option<DeviceChoice>,
 }
 
 /// Settings from one source, over the defaults or over a resumed run's settings.
@@ -110,6 +116,22 @@ struct Layer {
 }
 
 impl TrainArgs {
+    /// The device of `--device` (the CPU when not given).
+    pub fn device(&self) -> DeviceChoice {
+        self.device.unwrap_or_default()
+    }
+
+    /// Refuses `--device` other than cpu for a command that runs on the CPU only (`command`:
+    /// `sweep`, `compare`).
+    pub fn cpu_only(&self, command: &str) -> Result<(), TrainError> {
+        match self.device() {
+            DeviceChoice::Cpu => Ok(()),
+            other => Err(TrainError(format!(
+                "--device {other}: flatmin {command} runs on the cpu only (--device applies to train, replay and bench)"
+            ))),
+        }
+    }
+
     /// The settings this command gives, in order: the preset or the `--config` file, then the
     /// flags. Each file is checked on its own first, so that an error names it.
     fn layers(&self) -> Result<Vec<Layer>, TrainError> {

@@ -24,6 +24,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use flatmin::{Batch, Rng, Sam};
 use serde::Serialize;
 
+use crate::device::DeviceChoice;
 use crate::models::{Classifier, InputShape, Mlp, ResNetStack, SmallCnn};
 use crate::train::TrainConfig;
 
@@ -50,6 +51,9 @@ pub struct BenchConfig {
     pub lr: f64,
     /// Seed of the weights and the synthetic batch.
     pub seed: u64,
+    /// Where the steps run. On wgpu the memory figures are the host process's only (the
+    /// device's own memory is not counted), and a step's time ends when its report is read back.
+    pub device: DeviceChoice,
 }
 
 impl Default for BenchConfig {
@@ -62,6 +66,7 @@ impl Default for BenchConfig {
             batch_size: 128,
             lr: 0.01,
             seed: 0,
+            device: DeviceChoice::Cpu,
         }
     }
 }
@@ -190,6 +195,8 @@ pub struct BenchResult {
     /// The machine's 1-minute load average when the benchmark started and ended (Linux): above
     /// the core count, other processes competed for the cores and wall times are stretched.
     pub load_average: [f64; 2],
+    /// The device the steps ran on (`cpu` or `wgpu`).
+    pub device: String,
 }
 
 /// Why a benchmark could not run.
@@ -285,6 +292,7 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<Bench
         threads: rayon_threads(),
         peak_reset: memory::reset_peak(),
         load_average: [load_average(), f64::NAN],
+        device: config.device.name().to_string(),
     };
     for model in &config.models {
         let (runs, size) = match model.as_str() {
@@ -393,7 +401,7 @@ fn bench_model<M: Classifier>(
     build: impl Fn(InputShape, &Device) -> M,
     progress: &mut impl FnMut(&str),
 ) -> Result<(Vec<BenchRun>, BenchModel), BenchError> {
-    let device = Device::flex().autodiff();
+    let device = config.device.autodiff().map_err(|e| BenchError(e.0))?;
     // Every variant starts from the same weights, each with its own model: a built model, not a
     // clone, so that BatchNorm running statistics (shared by clones) are not shared.
     let fresh = || {

@@ -780,6 +780,7 @@ fn run_one(config: &TrainConfig, split: &Split, label: String) -> Result<(Summar
         resume: false,
         progress: Progress::Quiet,
         label,
+        device: crate::device::DeviceChoice::Cpu,
     };
     Ok((train::run_on(config, &options, split)?, n_train, n_test))
 }
@@ -1482,6 +1483,7 @@ pub fn write_reports(out: &Path, plan: &Plan, loaded: &Loaded, c: &Comparison) -
 
 /// `flatmin compare`.
 pub fn command(args: &CompareArgs) -> Result<(), TrainError> {
+    args.train.cpu_only("compare")?;
     // A folder that holds results is refused before the data is read (crate::outdir).
     let intent = crate::outdir::Intent::new_or_overwrite(args.train.overwrite);
     let mut folder = args

@@ -259,7 +259,7 @@ pub fn checkpoint_resumes(data: &[u8]) -> bool {
         })
         .filter(|c| c.check().is_ok())
         .unwrap_or_else(fallback);
-    let device = Device::default().autodiff();
+    let device = Device::flex().autodiff();
     let Ok(model) = train::load_model_bytes(Mlp::new(CHECKPOINT_SHAPE, &device), model.to_vec()) else {
         return false;
     };
@@ -320,7 +320,7 @@ fn checkpoint_parts(optimizer: &str, base: &str, classes: usize) -> (Vec<u8>, Ve
         epochs: 1,
         ..TrainConfig::default()
     };
-    let device = Device::default().autodiff();
+    let device = Device::flex().autodiff();
     device.seed(3);
     let mut model = Mlp::new(
         InputShape {

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use flatmin_lab::args::TrainArgs;
+use flatmin_lab::device::{self, DeviceChoice};
 use flatmin_lab::outdir::{self, Intent, OutDir};
 use flatmin_lab::replay;
 use flatmin_lab::train::{self, Progress, RunOptions, TrainConfig, TrainError};
@@ -36,17 +37,25 @@ enum Command {
         /// Replace --out if it exists (without it, an existing file is refused).
         #[arg(long)]
         overwrite: bool,
+        /// cpu (float64, default), or wgpu or cuda (float32; builds with that feature).
+        #[arg(long, default_value = "cpu", value_parser = device::parse_flag)]
+        device: DeviceChoice,
     },
     /// The WSAM paper's 2-D toy: which minimum (sharp or flat) each optimizer reaches.
     Toy(flatmin_lab::toy::ToyArgs),
     /// The top Hessian eigenvalue of the training loss at a trained model (a run folder).
     Sharpness(flatmin_lab::sharpness::SharpnessArgs),
     /// A grid of trainings (optimizers × label-noise rates × seeds), resumable, with a table and plots.
+    #[command(mut_arg("device", |a| a.hide(true)))]
     Sweep(Box<flatmin_lab::sweep::SweepArgs>),
     /// Does SAM help on my data? Every optimizer on the same splits and seeds of an image folder or
     /// CSV, with paired confidence intervals that hold on new data, costs and a verdict.
     // compare refuses the training flags that resume or add runs; they are not listed in its help.
-    #[command(mut_arg("resume", |a| a.hide(true)), mut_arg("compare_base", |a| a.hide(true)))]
+    #[command(
+        mut_arg("resume", |a| a.hide(true)),
+        mut_arg("compare_base", |a| a.hide(true)),
+        mut_arg("device", |a| a.hide(true))
+    )]
     Compare(Box<flatmin_lab::compare::CompareArgs>),
 }
 
@@ -60,9 +69,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(args) => run_bench(&args).map_err(|e| format!("flatmin bench: {e}")),
-        Command::Replay { case, out, overwrite } => {
-            run_replay(&case, &out, overwrite).map_err(|e| format!("flatmin replay: {e}"))
-        }
+        Command::Replay {
+            case,
+            out,
+            overwrite,
+            device,
+        } => run_replay(&case, &out, overwrite, device).map_err(|e| format!("flatmin replay: {e}")),
         Command::Train(args) => run_train(&args, no_train_flags).map_err(|e| format!("flatmin train: {e}")),
         Command::Toy(args) => flatmin_lab::toy::command(&args).map_err(|e| format!("flatmin toy: {e}")),
         Command::Sweep(args) => flatmin_lab::sweep::command(&args).map_err(|e| format!("flatmin sweep: {e}")),
@@ -92,6 +104,7 @@ fn run_train(args: &TrainArgs, default_job: bool) -> Result<(), TrainError> {
             resume: true,
             progress,
             label: config.optimizer.clone(),
+            device: args.device(),
         };
         let description = outdir::train_description(&config);
         let settings = serde_json::to_value(&config).unwrap_or_default();
@@ -161,6 +174,7 @@ fn run_train(args: &TrainArgs, default_job: bool) -> Result<(), TrainError> {
             resume: false,
             progress,
             label: config.optimizer.clone(),
+            device: args.device(),
         };
         let mut prepare = |_: &Path| -> Result<(), TrainError> {
             if let Some(top) = top.as_mut().filter(|t| !t.is_claimed()) {
@@ -227,6 +241,9 @@ struct BenchArgs {
     /// Replace --out if it exists (without it, an existing file is refused before the bench runs).
     #[arg(long)]
     overwrite: bool,
+    /// cpu (default), wgpu or cuda (builds with that feature).
+    #[arg(long, default_value = "cpu", value_parser = device::parse_flag)]
+    device: DeviceChoice,
 }
 
 fn run_bench(args: &BenchArgs) -> Result<(), String> {
@@ -240,6 +257,7 @@ fn run_bench(args: &BenchArgs) -> Result<(), String> {
         steps: args.steps,
         warmup: args.warmup,
         batch_size: args.batch_size,
+        device: args.device,
         ..bench::BenchConfig::default()
     };
     let result = bench::run(&config, |line| eprintln!("{line}")).map_err(|e| e.to_string())?;
@@ -251,18 +269,18 @@ fn run_bench(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn run_replay(case_path: &Path, out: &Path, overwrite: bool) -> Result<(), replay::CaseError> {
+fn run_replay(case_path: &Path, out: &Path, overwrite: bool, device: DeviceChoice) -> Result<(), replay::CaseError> {
     outdir::check_file(out, overwrite).map_err(|e| replay::CaseError(e.0))?;
     let case = replay::Case::load(case_path)?;
-    let result = replay::run(&case)?;
+    let result = replay::run_on(&case, device)?;
     let json = replay::result_json(&case, &result);
     replay::write_json_atomic(out, &json)?;
-    match replay::max_abs_diff(&case, &result) {
-        Some(d) => println!(
-            "{}: {} steps replayed; max |param - reference| = {d:.3e} ({})",
+    match replay::bar_for(&case, &result) {
+        Some((d, bar, what)) => println!(
+            "{}: {} steps replayed on {device}; {what} = {d:.3e} ({} {bar:e})",
             case.optimizer,
             result.steps.len(),
-            if d <= 1e-9 { "within 1e-9" } else { "ABOVE the 1e-9 bar" }
+            if d <= bar { "within" } else { "ABOVE the bar" }
         ),
         None => println!(
             "{}: {} steps replayed (the case records no parameters to compare)",

@@ -3,9 +3,10 @@
 //!
 //! The case gives the model (a tanh MLP of linear layers, weights `[out, in]`), the data, the
 //! initial weights and the hyperparameters of a reference implementation; the replay maps them
-//! onto a [`SamConfig`] and trains in float64 on the flex backend. ESAM's random choices come
-//! from the recorded masks and selections, bSAM's noise from the recorded draws; a step whose
-//! recorded `extra.second_pass` the replay does not match is an error.
+//! onto a [`SamConfig`] and trains in float64 on the flex backend, or in float32 on another
+//! device ([`run_on`]). ESAM's random choices come from the recorded masks and selections,
+//! bSAM's noise from the recorded draws; a step whose recorded `extra.second_pass` the replay
+//! does not match is an error.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,6 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::device::{DeviceChoice, DeviceError};
 use burn::module::{Module, Param};
 use burn::tensor::activation::tanh;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
@@ -909,24 +911,28 @@ pub struct ReplayedStep {
 pub struct Replay {
     /// The case's optimizer name.
     pub optimizer: String,
+    /// The device it ran on.
+    pub device: DeviceChoice,
+    /// The float type it ran in.
+    pub dtype: DType,
     /// Every step.
     pub steps: Vec<ReplayedStep>,
 }
 
-fn tensor2(values: &[f64], shape: [usize; 2], device: &Device) -> Tensor<2> {
-    Tensor::from_data(TensorData::new(values.to_vec(), shape), (device, DType::F64))
+fn tensor2(values: &[f64], shape: [usize; 2], device: &Device, dtype: DType) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(values.to_vec(), shape), (device, dtype))
 }
 
-fn model_from(case: &Case, device: &Device) -> Mlp {
+fn model_from(case: &Case, device: &Device, dtype: DType) -> Mlp {
     let layers = case
         .init
         .chunks(2)
         .zip(case.shapes.chunks(2))
         .map(|(values, shapes)| Layer {
-            weight: Param::from_tensor(tensor2(&values[0], [shapes[0][0], shapes[0][1]], device)),
+            weight: Param::from_tensor(tensor2(&values[0], [shapes[0][0], shapes[0][1]], device, dtype)),
             bias: Param::from_tensor(Tensor::from_data(
                 TensorData::new(values[1].clone(), [shapes[1][0]]),
-                (device, DType::F64),
+                (device, dtype),
             )),
         })
         .collect();
@@ -935,8 +941,21 @@ fn model_from(case: &Case, device: &Device) -> Mlp {
 
 /// Runs the case in float64 on the flex backend.
 pub fn run(case: &Case) -> Result<Replay, CaseError> {
-    let device = Device::flex().autodiff();
-    let mut model = model_from(case, &device);
+    run_on(case, DeviceChoice::Cpu)
+}
+
+/// Runs the case on `device`, in its replay float type ([`DeviceChoice::replay_dtype`]:
+/// float64 on the CPU, float32 on wgpu).
+pub fn run_on(case: &Case, device: DeviceChoice) -> Result<Replay, CaseError> {
+    run_in(case, device, device.replay_dtype())
+}
+
+/// Runs the case on `device` in `dtype`: the CPU in float32 tells what float32 alone costs a
+/// case, apart from a GPU backend's kernels.
+pub fn run_in(case: &Case, device: DeviceChoice, dtype: DType) -> Result<Replay, CaseError> {
+    let choice = device;
+    let device = device.autodiff().map_err(|DeviceError(e)| CaseError(e))?;
+    let mut model = model_from(case, &device, dtype);
     let mut optim = case.config.init().map_err(|e| CaseError(format!("hyperparams: {e}")))?;
     let cursor = Cursor::default();
     let recorded_masks = case.steps.iter().map(|s| s.tensor_mask.clone()).collect();
@@ -960,7 +979,7 @@ pub fn run(case: &Case) -> Result<Replay, CaseError> {
             drawn: None,
         }));
     }
-    let x_all = tensor2(&case.x, case.x_shape, &device);
+    let x_all = tensor2(&case.x, case.x_shape, &device, dtype);
     let y_all = Tensor::<1, Int>::from_data(TensorData::new(case.y.clone(), [case.y.len()]), &device);
     let mut steps = Vec::with_capacity(case.steps.len());
     for (index, recorded) in case.steps.iter().enumerate() {
@@ -999,6 +1018,8 @@ pub fn run(case: &Case) -> Result<Replay, CaseError> {
     debug_assert!(case.classes > 0);
     Ok(Replay {
         optimizer: case.optimizer.clone(),
+        device: choice,
+        dtype,
         steps,
     })
 }
@@ -1022,9 +1043,50 @@ pub fn max_abs_diff(case: &Case, replay: &Replay) -> Option<f64> {
     worst
 }
 
+/// The largest relative difference between the replayed and the recorded parameters over all
+/// steps: per step and tensor, the largest absolute difference over the largest recorded
+/// magnitude of that tensor (the float32 bar of the fixtures' FORMAT.md is 1e-5 of it). `None`
+/// when the case recorded no parameters.
+pub fn max_rel_diff(case: &Case, replay: &Replay) -> Option<f64> {
+    let mut worst: Option<f64> = None;
+    for (rec, rep) in case.steps.iter().zip(&replay.steps) {
+        let Some(params) = &rec.params else { continue };
+        for (reference, ours) in params.iter().zip(&rep.params) {
+            let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let diff = reference
+                .iter()
+                .zip(ours)
+                .map(|(a, b)| (a - b).abs())
+                .fold(
+                    0.0f64,
+                    |m, d| if d.is_nan() || m.is_nan() { f64::NAN } else { m.max(d) },
+                );
+            let rel = if scale > 0.0 { diff / scale } else { diff };
+            worst = Some(match worst {
+                Some(w) if w.is_nan() || rel.is_nan() => f64::NAN,
+                Some(w) => w.max(rel),
+                None => rel,
+            });
+        }
+    }
+    worst
+}
+
+/// The bar a replay in `dtype` is held to, from the fixtures' FORMAT.md: float64, max absolute
+/// difference <= 1e-9; float32, max relative difference ([`max_rel_diff`]) <= 1e-5. Returns the
+/// measured difference, the bar and its wording.
+pub fn bar_for(case: &Case, replay: &Replay) -> Option<(f64, f64, &'static str)> {
+    if replay.dtype == DType::F64 {
+        max_abs_diff(case, replay).map(|d| (d, 1e-9, "max |param - reference|"))
+    } else {
+        max_rel_diff(case, replay).map(|d| (d, 1e-5, "max |param - reference| / max |reference| per tensor"))
+    }
+}
+
 /// The result file: `{"steps": [{"step", "loss", "params": {name: nested arrays}}, …]}` plus
-/// diagnostics (`full_loss_after`, `rho`, ESAM's `sample_sharpness` and `selected`, and
-/// `max_abs_diff` against the case's recorded parameters).
+/// diagnostics (`full_loss_after`, `rho`, ESAM's `sample_sharpness` and `selected`,
+/// `max_abs_diff` and `max_rel_diff` against the case's recorded parameters, and the `device`
+/// and `dtype` of the replay).
 pub fn result_json(case: &Case, replay: &Replay) -> Value {
     let steps: Vec<Value> = replay
         .steps
@@ -1054,9 +1116,22 @@ pub fn result_json(case: &Case, replay: &Replay) -> Value {
             step
         })
         .collect();
-    let mut out = json!({ "optimizer": replay.optimizer, "steps": steps });
+    let dtype = if replay.dtype == DType::F64 {
+        "float64"
+    } else {
+        "float32"
+    };
+    let mut out = json!({
+        "optimizer": replay.optimizer,
+        "device": replay.device.name(),
+        "dtype": dtype,
+        "steps": steps,
+    });
     if let Some(d) = max_abs_diff(case, replay) {
         out["max_abs_diff"] = json!(d);
+    }
+    if let Some(d) = max_rel_diff(case, replay) {
+        out["max_rel_diff"] = json!(d);
     }
     out
 }

@@ -79,7 +79,9 @@ fn measure_with<M: Classifier>(
     let split = train::load_data(&config)?;
     let (mean, std) = train::channel_stats(&split.train);
     let data = Tensors::new(&split.train, &mean, &std);
-    let device = Device::default().autodiff();
+    let device = crate::device::DeviceChoice::Cpu
+        .autodiff()
+        .map_err(|e| TrainError(e.0))?;
     let model = build(data.shape(), &device);
     let model = train::load_model_file(model, &train::checkpoint_model_path(run)?)?;
     let model = flatmin::inference_mode_tracked(&model);

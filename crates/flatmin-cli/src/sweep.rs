@@ -455,6 +455,7 @@ pub fn run(out: &Path, spec: &SweepSpec, quiet: bool) -> Result<Vec<Cell>, Train
                             resume,
                             progress: Progress::Quiet,
                             label: variant.label.clone(),
+                            device: crate::device::DeviceChoice::Cpu,
                         };
                         let summary = train::run(&config, &options)?;
                         write_test_correct(&dir, &summary.test_correct)?;
@@ -649,6 +650,7 @@ fn write_reports(out: &Path, spec: &SweepSpec, variants: &[Variant], cells: &[Ce
 
 /// `flatmin sweep`.
 pub fn command(args: &SweepArgs) -> Result<(), TrainError> {
+    args.train.cpu_only("sweep")?;
     let (out, spec) = args.spec()?;
     // The same sweep again continues it; another one is refused unless --overwrite replaces it.
     let spec_path = out.join("sweep.json");

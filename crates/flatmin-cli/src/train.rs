@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::data::{self, Split};
+use crate::device::DeviceChoice;
 use crate::fsutil::write_atomic;
 use crate::hyperparams::{self, Hyperparams};
 use crate::models::{Classifier, InputShape, Mlp, ResNet18, SmallCnn, WideResNet};
@@ -559,6 +560,10 @@ pub struct Summary {
     pub seconds: f64,
     /// Mean wall time of an optimizer step, in ms.
     pub mean_step_ms: f64,
+    /// The device of the run's last session (`cpu` or `wgpu`; `cpu` in summaries written before
+    /// the key existed).
+    #[serde(default = "cpu_name")]
+    pub device: String,
     /// The fraction of the run's steps (those not skipped) that ran SAM's second pass (see
     /// [`EpochMetrics::second_pass_fraction`]); `null` for runs made before it was recorded.
     #[serde(default)]
@@ -574,6 +579,10 @@ pub struct Summary {
     /// per-example outcomes `flatmin compare` needs; not written to summary.json).
     #[serde(skip)]
     pub test_correct: Vec<bool>,
+}
+
+fn cpu_name() -> String {
+    DeviceChoice::Cpu.name().to_string()
 }
 
 /// A setting changed when a run was resumed (only those in [`RESUMABLE`] may change).
@@ -646,6 +655,8 @@ pub struct RunOptions<'a> {
     pub progress: Progress,
     /// A label for the progress line.
     pub label: String,
+    /// Where the run computes.
+    pub device: DeviceChoice,
 }
 
 /// Trains as `config` says. With `options.out`, writes `metrics.jsonl`, `summary.json` and a
@@ -780,8 +791,7 @@ fn run_with<M: Classifier>(
     let (mean, std) = channel_stats(&split.train);
     let train = Tensors::new(&split.train, &mean, &std);
     let test = Tensors::new(&split.test, &mean, &std);
-    // The first backend compiled in: flex on CPU; CUDA or wgpu when built with those features.
-    let device = Device::default().autodiff();
+    let device = options.device.autodiff().map_err(|e| TrainError(e.0))?;
     device.seed(config.seed);
     let mut model = build(train.shape, &device);
     let sam = config.sam_config_for_run(total as u64, train.len() as u64)?;
@@ -992,6 +1002,7 @@ fn run_with<M: Classifier>(
         steps,
         seconds,
         mean_step_ms: step_ms_total / steps.max(1) as f64,
+        device: options.device.name().to_string(),
         second_pass_fraction: run_second_pass_fraction(&history, per_epoch),
         config: config.clone(),
         changes,

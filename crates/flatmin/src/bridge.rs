@@ -388,16 +388,24 @@ struct AddMapper {
 
 impl ModuleMapper for AddMapper {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(&i) = self.index.get(&param.id) else {
-            return param;
-        };
-        let Some(update) = self.slots.get_mut(i).and_then(Option::take) else {
-            return param;
-        };
+        let update = self
+            .index
+            .get(&param.id)
+            .and_then(|&i| self.slots.get_mut(i))
+            .and_then(Option::take);
         let (id, tensor, mapper) = param.consume();
         let flags = self.flags.get(&id).copied().unwrap_or_else(|| Flags::of(&tensor));
-        let shape = tensor.shape();
-        let inner = tensor.inner() + update.reshape(shape);
+        let inner = match update {
+            Some(update) => {
+                let shape = tensor.shape();
+                tensor.inner() + update.reshape(shape)
+            }
+            // Not perturbed (ESAM's mask left it out): its value stays, but the copy lost the
+            // flags `valid().train()` does not restore (the data-parallel mark), so they are
+            // set again.
+            None if Flags::of(&tensor) == flags => return Param::from_mapped_value(id, tensor, mapper),
+            None => tensor.inner(),
+        };
         Param::from_mapped_value(id, flags.lift(inner, id), mapper)
     }
 }
@@ -459,6 +467,23 @@ pub fn perturbed_by<M: Module>(model: &M, layout: &Layout, e: ParamVector) -> M 
         slots: e.into_slots(),
         flags,
     })
+}
+
+/// `model` at `w + e`, sharing `model`'s BatchNorm running statistics (unlike [`perturbed`]): a
+/// forward pass on it in training mode updates them, as the step's first pass must (bSAM's first
+/// pass runs at noisy weights). Ids and flags are kept; `model`'s own values are untouched.
+pub fn shifted_sharing_statistics<M: Module>(model: &M, layout: &Layout, e: ParamVector) -> M {
+    let mut slots = e.into_slots();
+    let present: Vec<bool> = slots.iter().map(Option::is_some).collect();
+    update(
+        model.clone(),
+        layout,
+        &|i| present.get(i).copied().unwrap_or(false),
+        &mut |i, w| match slots.get_mut(i).and_then(Option::take) {
+            Some(offset) => w + offset,
+            None => w,
+        },
+    )
 }
 
 /// A view of `model` whose parameters track no gradient: a forward pass on it builds no

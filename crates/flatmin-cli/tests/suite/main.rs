@@ -6,11 +6,15 @@ mod cli_replay;
 mod common;
 mod compare;
 mod conformance;
+mod device_cli;
 mod experiments_cli;
 mod faults_cli;
 mod outdir_cli;
 mod train_cli;
 mod train_data;
 mod user_data;
+// The wgpu test set: `cargo test --features wgpu` (README, GPU).
+#[cfg(feature = "wgpu")]
+mod wgpu;
 
 // `tests/fuzz_corpus.rs` stays a binary of its own: it installs a capped global allocator.

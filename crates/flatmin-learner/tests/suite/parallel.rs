@@ -189,10 +189,11 @@ fn one_chunk_is_flatmins_step() {
     }
 }
 
-/// Burn 0.22.1 marks a parameter distributed only on devices with collective operations (CUDA,
-/// remote): on the CPU backend the mark itself is refused. This is why the DDP path is tested
-/// here only in simulation (the crate's unit tests) and the flag tests run on a GPU
-/// (`tests/gpu.rs`, `--features cuda`).
+/// Burn 0.22.1 marks a parameter distributed only on its CubeCL backends (CUDA, wgpu, …) and
+/// remote devices: on the CPU backend the mark itself is refused. This is why the DDP path is
+/// tested here only in simulation (the crate's unit tests); the mark is checked on wgpu
+/// (`wgpu.rs`, `--features wgpu`) and the all-reduce on two CUDA GPUs (`gpu.rs`,
+/// `scripts/gpu-check`).
 #[test]
 fn the_cpu_backend_refuses_the_distributed_mark() {
     let device = Device::flex().autodiff();
@@ -200,7 +201,7 @@ fn the_cpu_backend_refuses_the_distributed_mark() {
     let marked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.clone().map(&mut ModuleSharder)));
     assert!(
         marked.is_err(),
-        "flex now accepts the distributed mark: run tests/gpu.rs's checks on the CPU too"
+        "flex now accepts the distributed mark: run the checks of tests/suite/gpu.rs on the CPU too"
     );
 }
 

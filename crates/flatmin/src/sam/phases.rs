@@ -190,7 +190,8 @@ impl Sam {
     /// second pass is taken at `w` and the step is a base step on its gradient.
     ///
     /// With bSAM it draws this step's noise and returns the model at the noisy weights
-    /// `w + n/√(N·s)`.
+    /// `w + n/√(N·s)`; it shares `model`'s BatchNorm running statistics, which its forward pass
+    /// updates (the first pass's, as for every member).
     pub fn first_pass_model<M: Module>(&mut self, model: &M) -> M {
         if let BaseConfig::Bsam(config) = &self.config.base {
             let layout = Layout::of(model);
@@ -205,7 +206,8 @@ impl Sam {
                 bsam::noisy_offset(config, source, &s)
             });
             self.pending_noise = pending;
-            return bridge::perturbed_by(model, &layout, offsets);
+            // The noisy pass is the step's first pass: it owns BatchNorm's statistics update.
+            return bridge::shifted_sharing_statistics(model, &layout, offsets);
         }
         let Some(beta) = self.per_tensor_swp() else {
             return model.clone();

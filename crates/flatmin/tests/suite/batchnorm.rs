@@ -62,6 +62,35 @@ fn one_call_step_updates_running_stats_once() {
     assert_eq!(got, expected, "the second pass must not touch them");
 }
 
+/// For every preset, one step leaves the statistics of exactly one forward pass of the preset's
+/// own first-pass model (`first_pass_model`: the model itself, ESAM's masked view, bSAM's noisy
+/// weights) — never the second pass's, and never none (bSAM's noisy pass once updated a copy's).
+#[test]
+fn every_preset_updates_running_stats_once_from_its_first_pass() {
+    let (net, x) = setup();
+    let initial = running_mean(&net);
+    for name in flatmin::PRESETS {
+        let config = SamConfig::preset(name, SamConfig::sgd_base(0.9, 0.0))
+            .unwrap()
+            .with_rho(0.5)
+            .with_selection(flatmin::Selection::All)
+            .for_run(1, 16);
+        // The same draws as the step's (a fresh optimizer of the same config), on a copy.
+        let copy = net.valid().train();
+        let first = config.init().unwrap().first_pass_model(&copy);
+        let _ = first.forward(x.clone());
+        let expected = running_mean(&copy);
+
+        let mut optim = config.init().unwrap();
+        let start = net.valid().train();
+        let (stepped, report) = optim.step(0.1, start, |m: &Net, _b: Batch| m.forward(x.clone()).square().mean());
+        report.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = running_mean(&stepped);
+        assert_ne!(got, initial, "{name}: the first pass must update the statistics");
+        assert_eq!(got, expected, "{name}: once, from the first-pass model");
+    }
+}
+
 #[test]
 fn two_step_api_keeps_the_perturbed_pass_out_of_the_statistics() {
     let (net, x) = setup();

@@ -13,3 +13,6 @@ mod properties;
 mod records;
 mod timings;
 mod two_step;
+// The wgpu test set: `cargo test --features wgpu` (README, GPU).
+#[cfg(feature = "wgpu")]
+mod wgpu;
