@@ -255,7 +255,7 @@ mod tch_tests {
         let device = DeviceChoice::Tch.autodiff().unwrap();
         let x = Tensor::<1>::from_data(TensorData::new(vec![1.0f64, 2.0, 3.0], [3]), (&device, DType::F64));
         let sum = x.clone().mul(x).sum().into_data();
-        assert_eq!(sum.dtype, DType::F64);
-        assert_eq!(sum.to_vec::<f64>().unwrap(), vec![14.0]);
+        assert_eq!(sum.dtype(), DType::F64);
+        assert_eq!(sum.try_to_vec::<f64>().unwrap(), vec![14.0]);
     }
 }
