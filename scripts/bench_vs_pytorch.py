@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import random
+import shlex
 import statistics
 import subprocess
 import sys
@@ -288,8 +289,12 @@ def side_by_side(args):
         "--batch-size", str(args.batch_size),
     ]
     flatmin_variants = parse_variants(args.flatmin_variant, args.flatmin)
+    flags = parse_variant_flags(args.flatmin_variant_flags, [label for label, _ in flatmin_variants])
     for r in range(args.rounds):
         entry = {"round": r, "load_average_start": load_average(), "torch_env": args.torch_env}
+        if flags:
+            # A list, not an object: `table` takes every object-valued key but `torch` for a variant.
+            entry["flatmin_flags"] = sorted([label, " ".join(f)] for label, f in flags.items())
         # Alternate which side goes first, so that neither always follows the other.
         order = ["torch"] + [label for label, _ in flatmin_variants]
         if r % 2 == 1:
@@ -306,7 +311,7 @@ def side_by_side(args):
             else:
                 binary, extra = dict(flatmin_variants)[side]
                 out = os.path.join(args.work, f"flatmin-{side}-{r}.json")
-                cmd = [binary, "bench", "--out", out, "--overwrite"] + common
+                cmd = [binary, "bench", "--out", out, "--overwrite"] + common + flags.get(side, [])
                 res = subprocess.run(cmd, env=dict(env, **extra), capture_output=True, text=True)
                 if res.returncode != 0:
                     sys.exit(f"flatmin bench failed ({side}):\n{res.stderr}")
@@ -341,6 +346,19 @@ def parse_variants(specs, default_binary):
             k, _, v = kv.partition("=")
             env[k] = v
         out.append((label, (binary or default_binary, env)))
+    return out
+
+
+def parse_variant_flags(specs, labels):
+    """`LABEL=FLAGS`: extra flags of that variant's `flatmin bench` (e.g. `tch=--device tch`),
+    split as a shell would."""
+    out = {}
+    for spec in specs or []:
+        label, eq, rest = spec.partition("=")
+        if not eq or label not in labels:
+            sys.exit(f"--flatmin-variant-flags {spec!r}: expected LABEL=FLAGS with LABEL one of "
+                     f"the --flatmin-variant labels ({', '.join(labels)})")
+        out.setdefault(label, []).extend(shlex.split(rest))
     return out
 
 
@@ -624,6 +642,10 @@ def main():
                 "--flatmin-variant", action="append",
                 help="LABEL[@BINARY][:VAR=value,...]: a flatmin process, with another binary and/or "
                      "extra environment (repeatable; default one plain `flatmin`)")
+            p.add_argument(
+                "--flatmin-variant-flags", action="append",
+                help="LABEL=FLAGS: extra flags of that variant's `flatmin bench`, e.g. "
+                     "'tch=--device tch' (repeatable)")
     p = sub.add_parser("ops")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=20)

@@ -4,8 +4,9 @@
 //! `cpu` is Burn's flex backend, always built and the default. `wgpu` is Burn's wgpu backend
 //! (a GPU through Vulkan, Metal or DX12; on a machine without one, Mesa's software Vulkan
 //! driver, on which CI tests it). `cuda` is Burn's CUDA backend, GPU 0 (compiled, never run
-//! here: this project has no GPU). Each exists only in builds with its feature, and a build
-//! without it refuses the name with how to get it. Burn's own default device is not used: with
+//! here: this project has no GPU). `tch` is Burn's LibTorch backend on the CPU (PyTorch's own
+//! kernels; needs PyTorch 2.9.0's libtorch to build and run). Each exists only in builds with its
+//! feature, and a build without it refuses the name with how to get it. Burn's own default device is not used: with
 //! a GPU feature compiled in it would move every run to the GPU, whatever the flag says.
 
 use std::fmt;
@@ -23,10 +24,12 @@ pub enum DeviceChoice {
     Wgpu,
     /// Burn's CUDA backend, GPU 0 (the `cuda` feature).
     Cuda,
+    /// Burn's LibTorch backend on the CPU (the `tch` feature).
+    Tch,
 }
 
 /// The names `--device` accepts, in every build.
-pub const DEVICE_NAMES: [&str; 3] = ["cpu", "wgpu", "cuda"];
+pub const DEVICE_NAMES: [&str; 4] = ["cpu", "wgpu", "cuda", "tch"];
 
 /// A device that cannot be used, with what to do instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +50,7 @@ impl DeviceChoice {
             Self::Cpu => "cpu",
             Self::Wgpu => "wgpu",
             Self::Cuda => "cuda",
+            Self::Tch => "tch",
         }
     }
 
@@ -56,6 +60,7 @@ impl DeviceChoice {
             Self::Cpu => true,
             Self::Wgpu => cfg!(feature = "wgpu"),
             Self::Cuda => cfg!(feature = "cuda"),
+            Self::Tch => cfg!(feature = "tch"),
         }
     }
 
@@ -65,10 +70,18 @@ impl DeviceChoice {
             Ok(self)
         } else {
             let name = self.name();
+            // LibTorch comes from an installed PyTorch, found through its python at build time.
+            let needs = match self {
+                Self::Tch => {
+                    "; it needs PyTorch 2.9.0: build with `LIBTORCH_USE_PYTORCH=1` and that PyTorch's \
+                     python first on PATH, run with its `torch/lib` folder in LD_LIBRARY_PATH (BENCHMARKS.md)"
+                }
+                _ => "",
+            };
             Err(DeviceError(format!(
                 "--device {name}: this flatmin was built without the {name} backend; build it with the \
                  {name} feature: `cargo build --release -p flatmin-cli --features {name}` \
-                 (or `cargo install --path crates/flatmin-cli --features {name}`)"
+                 (or `cargo install --path crates/flatmin-cli --features {name}`){needs}"
             )))
         }
     }
@@ -80,21 +93,23 @@ impl DeviceChoice {
             Self::Cpu => Device::flex().autodiff(),
             Self::Wgpu => gpu::wgpu().autodiff(),
             Self::Cuda => gpu::cuda().autodiff(),
+            Self::Tch => gpu::libtorch_cpu().autodiff(),
         })
     }
 
-    /// The float type a replay runs in: float64 on the CPU, float32 on a GPU (wgpu's WGSL
-    /// shaders have no float64; the fixtures' FORMAT.md gives the float32 bar).
+    /// The float type a replay runs in: float64 on the CPU (flex, and LibTorch, whose CPU
+    /// kernels have float64 like PyTorch's), float32 on a GPU (wgpu's WGSL shaders have no
+    /// float64; the fixtures' FORMAT.md gives the float32 bar).
     pub fn replay_dtype(self) -> DType {
         match self {
-            Self::Cpu => DType::F64,
+            Self::Cpu | Self::Tch => DType::F64,
             Self::Wgpu | Self::Cuda => DType::F32,
         }
     }
 }
 
-/// The GPU devices of the features compiled in; the others are never called (see
-/// [`DeviceChoice::check`]) and stand in with the CPU.
+/// The devices of the optional backends compiled in (the GPUs and LibTorch); the others are
+/// never called (see [`DeviceChoice::check`]).
 mod gpu {
     use burn::tensor::Device;
 
@@ -117,6 +132,19 @@ mod gpu {
     pub fn cuda() -> Device {
         unreachable!("--device cuda is refused by DeviceChoice::check in this build")
     }
+
+    /// LibTorch on the CPU. Burn 0.22 marks burn-tch deprecated (to be removed upstream); it is
+    /// kept here as an opt-in for users who already have PyTorch, measured in BENCHMARKS.md.
+    #[cfg(feature = "tch")]
+    #[allow(deprecated)]
+    pub fn libtorch_cpu() -> Device {
+        Device::libtorch()
+    }
+
+    #[cfg(not(feature = "tch"))]
+    pub fn libtorch_cpu() -> Device {
+        unreachable!("--device tch is refused by DeviceChoice::check in this build")
+    }
 }
 
 impl fmt::Display for DeviceChoice {
@@ -134,6 +162,7 @@ impl FromStr for DeviceChoice {
             "cpu" => Ok(Self::Cpu),
             "wgpu" => Ok(Self::Wgpu),
             "cuda" => Ok(Self::Cuda),
+            "tch" => Ok(Self::Tch),
             other => Err(DeviceError(format!(
                 "--device {other}: unknown device (expected {})",
                 DEVICE_NAMES.join(", ")
@@ -157,7 +186,10 @@ mod tests {
             assert_eq!(name.parse::<DeviceChoice>().unwrap().name(), name);
         }
         let err = "gpu".parse::<DeviceChoice>().unwrap_err().to_string();
-        assert!(err.contains("--device gpu") && err.contains("cpu, wgpu, cuda"), "{err}");
+        assert!(
+            err.contains("--device gpu") && err.contains("cpu, wgpu, cuda, tch"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -180,5 +212,50 @@ mod tests {
     #[test]
     fn wgpu_with_the_feature_is_accepted() {
         assert_eq!(parse_flag("wgpu"), Ok(DeviceChoice::Wgpu));
+    }
+}
+
+#[cfg(test)]
+mod tch_tests {
+    use super::*;
+
+    #[test]
+    fn tch_is_named_and_replays_in_float64() {
+        assert_eq!("tch".parse::<DeviceChoice>(), Ok(DeviceChoice::Tch));
+        assert_eq!(DeviceChoice::Tch.to_string(), "tch");
+        assert_eq!(DeviceChoice::Tch.replay_dtype(), DType::F64);
+        assert_eq!(DeviceChoice::Tch.available(), cfg!(feature = "tch"));
+    }
+
+    #[cfg(not(feature = "tch"))]
+    #[test]
+    fn tch_without_the_feature_names_the_flag_the_build_and_pytorch() {
+        let err = parse_flag("tch").unwrap_err().to_string();
+        assert!(err.starts_with("--device tch:"), "{err}");
+        assert!(err.contains("--features tch"), "{err}");
+        assert!(
+            err.contains("LIBTORCH_USE_PYTORCH=1") && err.contains("LD_LIBRARY_PATH"),
+            "{err}"
+        );
+        assert!(DeviceChoice::Tch.autodiff().is_err());
+        // The other optional devices' messages do not carry LibTorch's instructions.
+        if let Err(err) = DeviceChoice::Cuda.check() {
+            assert!(
+                err.0.starts_with("--device cuda:") && !err.0.contains("LIBTORCH"),
+                "{err}"
+            );
+        }
+    }
+
+    #[cfg(feature = "tch")]
+    #[test]
+    fn tch_with_the_feature_is_accepted_and_computes_in_float64() {
+        use burn::tensor::{Tensor, TensorData};
+        assert_eq!(parse_flag("tch"), Ok(DeviceChoice::Tch));
+        let device = DeviceChoice::Tch.autodiff().unwrap();
+        let x = Tensor::<1>::from_data(TensorData::new(vec![1.0f64, 2.0, 3.0], [3]), (&device, DType::F64));
+        let sum = x.clone().mul(x).sum().into_data();
+        assert_eq!(sum.dtype(), DType::F64);
+        assert_eq!(sum.try_to_vec::<f64>().unwrap(), vec![14.0]);
     }
 }

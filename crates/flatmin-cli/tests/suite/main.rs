@@ -16,5 +16,8 @@ mod user_data;
 // The wgpu test set: `cargo test --features wgpu` (README, GPU).
 #[cfg(feature = "wgpu")]
 mod wgpu;
+// The LibTorch test set: `cargo test --features tch` with PyTorch 2.9.0 (BENCHMARKS.md); not in CI.
+#[cfg(feature = "tch")]
+mod tch;
 
 // `tests/fuzz_corpus.rs` stays a binary of its own: it installs a capped global allocator.
