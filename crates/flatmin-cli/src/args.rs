@@ -100,7 +100,7 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(skip)]
     pub quiet: bool,
-    /// cpu (Burn's flex backend, default), wgpu or cuda (builds with that feature). Where the run
+    /// cpu (Burn's flex backend, default), wgpu, cuda or tch (builds with that feature). Where the run
     /// computes, not a setting of the run: a resumed run may continue on another device.
     #[arg(long, value_parser = crate::device::parse_flag)]
     #[serde(skip)]

@@ -195,7 +195,7 @@ pub struct BenchResult {
     /// The machine's 1-minute load average when the benchmark started and ended (Linux): above
     /// the core count, other processes competed for the cores and wall times are stretched.
     pub load_average: [f64; 2],
-    /// The device the steps ran on (`cpu` or `wgpu`).
+    /// The device the steps ran on (`cpu`, `wgpu`, `cuda` or `tch`).
     pub device: String,
 }
 

@@ -37,7 +37,7 @@ enum Command {
         /// Replace --out if it exists (without it, an existing file is refused).
         #[arg(long)]
         overwrite: bool,
-        /// cpu (float64, default), or wgpu or cuda (float32; builds with that feature).
+        /// cpu (float64, default), tch (float64), or wgpu or cuda (float32); all but cpu need a build with that feature.
         #[arg(long, default_value = "cpu", value_parser = device::parse_flag)]
         device: DeviceChoice,
     },
@@ -241,7 +241,7 @@ struct BenchArgs {
     /// Replace --out if it exists (without it, an existing file is refused before the bench runs).
     #[arg(long)]
     overwrite: bool,
-    /// cpu (default), wgpu or cuda (builds with that feature).
+    /// cpu (default), wgpu, cuda or tch (builds with that feature).
     #[arg(long, default_value = "cpu", value_parser = device::parse_flag)]
     device: DeviceChoice,
 }

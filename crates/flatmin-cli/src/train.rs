@@ -560,7 +560,7 @@ pub struct Summary {
     pub seconds: f64,
     /// Mean wall time of an optimizer step, in ms.
     pub mean_step_ms: f64,
-    /// The device of the run's last session (`cpu` or `wgpu`; `cpu` in summaries written before
+    /// The device of the run's last session (`cpu`, `wgpu`, `cuda` or `tch`; `cpu` in summaries written before
     /// the key existed).
     #[serde(default = "cpu_name")]
     pub device: String,
