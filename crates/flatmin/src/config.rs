@@ -1,30 +1,86 @@
-//! The configuration of a SAM-family optimizer: one step with four choices (perturbation,
-//! selection, combination, schedule) and a base optimizer. Every published algorithm is a
-//! configuration ([`SamConfig::preset`]), and so is every mixture of them.
+//! The configuration of a SAM-family optimizer: the step's own settings (ρ, its schedule, eps),
+//! the base optimizer, and the members that make it one algorithm or another (at most one per
+//! room of the step). Every published algorithm is a configuration ([`SamConfig::preset`]), and
+//! so is every mixture of them.
 
 use burn::config::Config;
 
-use crate::adaptive::AdaptiveConfig;
-use crate::base::{AdamConfig, BaseConfig, BsamConfig, SgdConfig};
-use crate::combination::Combination;
-use crate::error::{ConfigError, check_non_negative, check_positive};
-use crate::looksam::LookSamConfig;
-use crate::masks::{SwpConfig, SwpGranularity};
-use crate::perturbation::{FriendlyConfig, Geometry};
-use crate::sam::Sam;
-use crate::schedule::{PassSchedule, RhoSchedule};
-use crate::selection::{Selection, SelectionRule};
+use crate::base::{AdamBaseConfig, BaseConfig, SgdBaseConfig};
+use crate::error::ConfigError;
+use crate::hyperparameter::{Declared, Range, Value, check_all, declare};
+use crate::member::Room;
+use crate::members::{Member, PRESETS, Registered, insert};
 
-/// Configuration of a [`Sam`] optimizer.
+/// How ρ follows the learning rate.
+#[derive(Config, Debug, PartialEq)]
+pub enum RhoSchedule {
+    /// ρ is the configured `rho` at every step.
+    Constant,
+    /// GSAM's `ProportionScheduler`: `ρ_t = ρ_min + (ρ − ρ_min)·(lr_t − lr_min)/(lr_max − lr_min)`,
+    /// with the configured `rho` as ρ_max. With `lr_max == lr_min`, ρ_t is `rho`.
+    ProportionalToLr {
+        /// ρ at the smallest learning rate.
+        rho_min: f64,
+        /// The largest learning rate of the schedule.
+        lr_max: f64,
+        /// The smallest learning rate of the schedule.
+        lr_min: f64,
+    },
+}
+
+impl RhoSchedule {
+    /// ρ at learning rate `lr`, given ρ_max = `rho`.
+    pub fn rho_at(&self, rho: f64, lr: f64) -> f64 {
+        match *self {
+            RhoSchedule::Constant => rho,
+            RhoSchedule::ProportionalToLr {
+                rho_min,
+                lr_max,
+                lr_min,
+            } => {
+                if lr_max == lr_min {
+                    rho
+                } else {
+                    rho_min + (rho - rho_min) * (lr - lr_min) / (lr_max - lr_min)
+                }
+            }
+        }
+    }
+
+    /// Checks the schedule against ρ_max = `rho`.
+    pub fn validate(&self, rho: f64) -> Result<(), ConfigError> {
+        if let RhoSchedule::ProportionalToLr {
+            rho_min,
+            lr_max,
+            lr_min,
+        } = *self
+        {
+            Range::new(0.0, true, rho, true, "a number in [0, rho]").check("rho_min", rho_min)?;
+            Range::NON_NEGATIVE.check("lr_min", lr_min)?;
+            Range::new(lr_min, true, f64::INFINITY, false, "a finite number >= lr_min").check("lr_max", lr_max)?;
+            if lr_max == lr_min && rho_min != rho {
+                return Err(ConfigError::new(
+                    "rho_min",
+                    rho_min,
+                    "equal to rho when lr_max == lr_min (both ranges degenerate, as GSAM requires)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Configuration of a [`Sam`](crate::Sam) optimizer.
 ///
 /// ```
-/// use flatmin::{BaseConfig, Combination, SamConfig, SgdConfig};
+/// use flatmin::{FriendlyConfig, SamConfig, WsamConfig};
 ///
 /// // F-SAM's perturbation with WSAM's decoupled combination, on momentum SGD.
-/// let config = SamConfig::new(BaseConfig::Sgd(SgdConfig::new().with_momentum(0.9)))
+/// let config = SamConfig::new(SamConfig::sgd_base(0.9, 0.0))
 ///     .with_rho(0.1)
-///     .with_friendly(Some(flatmin::FriendlyConfig::new()))
-///     .with_combination(Combination::Wsam { gamma: 0.9, decoupled: true, max_norm: None });
+///     .with_member(FriendlyConfig::new())
+///     .with_member(WsamConfig::new().with_gamma(0.9));
+/// assert_eq!(config.member::<WsamConfig>().unwrap().gamma, 0.9);
 /// let optimizer = config.init().expect("valid hyperparameters");
 /// # let _ = optimizer;
 /// ```
@@ -32,7 +88,8 @@ use crate::selection::{Selection, SelectionRule};
 pub struct SamConfig {
     /// The base optimizer that applies the combined gradient.
     pub base: BaseConfig,
-    /// ρ, the perturbation radius (ρ_max under a schedule). ρ = 0 is the base optimizer.
+    /// ρ, the perturbation radius (ρ_max under a schedule). ρ = 0 is the base optimizer, but for
+    /// bSAM, which is its own.
     #[config(default = 0.05)]
     pub rho: f64,
     /// How ρ follows the learning rate.
@@ -42,108 +99,118 @@ pub struct SamConfig {
     /// zero gradient gives a zero perturbation.
     #[config(default = 1e-12)]
     pub eps: f64,
-    /// The ball the perturbation lives in.
-    #[config(default = "Geometry::Euclidean")]
-    pub geometry: Geometry,
-    /// F-SAM: remove an EMA of past gradients from the direction.
-    #[config(default = "None")]
-    pub friendly: Option<FriendlyConfig>,
-    /// ESAM: perturb a random part of the weights.
-    #[config(default = "None")]
-    pub swp: Option<SwpConfig>,
-    /// Which samples the second pass uses.
-    #[config(default = "Selection::All")]
-    pub selection: Selection,
-    /// How the two gradients become the update.
-    #[config(default = "Combination::Plain")]
-    pub combination: Combination,
-    /// Which steps run the second pass; none is [`PassSchedule::Always`] (every preset so far).
-    /// Optional so that configurations saved before the schedule existed still read.
-    #[config(default = "None")]
-    pub schedule: Option<PassSchedule>,
-    /// LookSAM: the steps without a second pass reuse the sharpness direction of the last SAM
-    /// step. Optional, as `schedule`, so that older saved configurations still read.
-    #[config(default = "None")]
-    pub looksam: Option<LookSamConfig>,
+    /// The members, at most one per room of the step (none: SAM).
+    #[config(default = "Vec::new()")]
+    pub members: Vec<Member>,
+    /// Whether the report measures what only it needs (`cos(g, g_p)`): one to three operations
+    /// per parameter tensor and a read back to the host. Off by default.
+    #[config(default = false)]
+    pub measure: bool,
 }
 
-/// The names [`SamConfig::preset`] knows.
-pub const PRESETS: [&str; 13] = [
-    "sgd",
-    "sam",
-    "asam",
-    "esam",
-    "fsam",
-    "wsam",
-    "gsam",
-    "fisher-sam",
-    "looksam",
-    "sam-every-5",
-    "rst",
-    "ae-sam",
-    "bsam",
+/// The step's own hyperparameters, with the key names of reference trajectories.
+pub(crate) const CORE: &[Declared<SamConfig>] = &[
+    declare!(number SamConfig, "rho", "ρ, the perturbation radius", Range::NON_NEGATIVE, rho, replay: ["rho"]),
+    Declared {
+        key: "rho_min",
+        doc: "Tie ρ to the learning rate (GSAM): ρ goes from this value at lr 0 to --rho at the peak",
+        kind: crate::hyperparameter::Kind::Number,
+        words: &[],
+        range: Range::NON_NEGATIVE,
+        replay: &[],
+        get: |c| match c.rho_schedule {
+            RhoSchedule::ProportionalToLr { rho_min, .. } => Value::Number(rho_min),
+            RhoSchedule::Constant => Value::Number(c.rho),
+        },
+        set: |c, v, context| {
+            c.rho_schedule = RhoSchedule::ProportionalToLr {
+                rho_min: v.number().unwrap_or(f64::NAN),
+                lr_max: context.lr,
+                lr_min: 0.0,
+            }
+        },
+        lab: true,
+    },
+    declare!(number SamConfig, "eps", "The eps added to the norm", Range::POSITIVE, eps, replay: ["eps_norm", "perturb_eps", "sam_eps"]),
 ];
 
 impl SamConfig {
-    /// Checks every hyperparameter; the first bad one is returned, named.
+    /// Checks every hyperparameter and that the members go together; the first problem is
+    /// returned, named.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.base.validate()?;
-        check_non_negative("rho", self.rho)?;
+        check_all(self, CORE)?;
         self.rho_schedule.validate(self.rho)?;
-        check_positive("eps", self.eps)?;
-        self.geometry.validate()?;
-        if let Some(f) = &self.friendly {
-            f.validate()?;
+        for m in &self.members {
+            m.spec().validate()?;
         }
-        if let Some(s) = &self.swp {
-            s.validate()?;
-        }
-        self.selection.validate()?;
-        self.combination.validate()?;
-        self.schedule.as_ref().map_or(Ok(()), PassSchedule::validate)?;
-        if let Some(l) = &self.looksam {
-            l.validate()?;
-        }
-        self.validate_mixtures()
+        self.validate_mixture()
     }
 
     /// The mixtures that have no meaning, named.
-    fn validate_mixtures(&self) -> Result<(), ConfigError> {
-        let adaptive = matches!(self.schedule, Some(PassSchedule::Adaptive(_)));
-        let per_tensor_swp = matches!(&self.swp, Some(s) if s.granularity == SwpGranularity::PerTensor);
-        if adaptive && per_tensor_swp {
+    fn validate_mixture(&self) -> Result<(), ConfigError> {
+        for (i, a) in self.members.iter().enumerate() {
+            let a = a.spec();
+            for b in self.members[i + 1..].iter().map(Member::spec) {
+                if a.room() == b.room() {
+                    return Err(ConfigError::new(
+                        a.room().name(),
+                        format!("{} and {}", a.name(), b.name()),
+                        "one member per room of the step",
+                    ));
+                }
+                for (whole, other) in [(a, b), (b, a)] {
+                    if whole.room() == Room::Whole {
+                        return Err(ConfigError::new(
+                            other.room().name(),
+                            other.name(),
+                            match whole.name() {
+                                "bsam" => "nothing with bSAM: bSAM makes its own noisy first pass, ascent ρ·g/s and update, and runs both passes at every step",
+                                _ => "nothing with MSAM: MSAM is one pass along the momentum, with no ascent of its own to change",
+                            },
+                        ));
+                    }
+                }
+            }
+            if let Some(room) = a.requires()
+                && !self.members.iter().any(|m| m.spec().room() == room)
+            {
+                return Err(ConfigError::new(
+                    room.name(),
+                    "none",
+                    "a member: LookSAM reuses its direction on the steps a schedule leaves without a second pass",
+                ));
+            }
+        }
+        let decides_after = self.members.iter().any(|m| m.spec().decides_after_first_pass());
+        if decides_after && self.members.iter().any(|m| m.spec().draws_before_first_pass()) {
             return Err(ConfigError::new(
-                "swp.granularity",
-                "PerTensor",
-                "PerElement with AE-SAM: AE-SAM decides after the first pass whether to run the second, \
+                "esam_per_element",
+                "false (ESAM's mask per tensor)",
+                "true with AE-SAM: AE-SAM decides after the first pass whether to run the second, \
                  and ESAM's per-tensor mask must be drawn before it",
             ));
-        }
-        if let BaseConfig::Bsam(_) = self.base {
-            let alone = |field: &'static str, ok: bool, expected: &'static str| {
-                if ok {
-                    Ok(())
-                } else {
-                    Err(ConfigError::new(field, "set", expected))
-                }
-            };
-            let own = "left at its default: bSAM makes its own noisy first pass, ascent ρ·g/s and update";
-            alone("geometry", matches!(self.geometry, Geometry::Euclidean), own)?;
-            alone("friendly", self.friendly.is_none(), own)?;
-            alone("swp", self.swp.is_none(), own)?;
-            alone("selection", matches!(self.selection, Selection::All), own)?;
-            alone("combination", matches!(self.combination, Combination::Plain), own)?;
-            alone("looksam", self.looksam.is_none(), own)?;
-            alone(
-                "schedule",
-                matches!(self.schedule, None | Some(PassSchedule::Always)),
-                "Always with bSAM: every bSAM step runs both passes",
-            )?;
         }
         Ok(())
     }
 
-    /// Fills in what a method needs to know of the training run when it was left unset (0):
+    /// The member of type `C`, if configured.
+    pub fn member<C: Registered>(&self) -> Option<&C> {
+        self.members.iter().find_map(C::of)
+    }
+
+    /// The member of type `C` to change, if configured.
+    pub fn member_mut<C: Registered>(&mut self) -> Option<&mut C> {
+        self.members.iter_mut().find_map(C::of_mut)
+    }
+
+    /// With `member`, in place of whatever occupied its room.
+    pub fn with_member(mut self, member: impl Into<Member>) -> Self {
+        insert(&mut self.members, member.into());
+        self
+    }
+
+    /// Fills in what a member needs to know of the training run when it was left unset (0):
     /// AE-SAM's `total_steps` and bSAM's `data_size` (the number of training examples).
     ///
     /// ```
@@ -153,27 +220,14 @@ impl SamConfig {
     /// assert!(ae.for_run(1000, 50_000).init().is_ok());
     /// ```
     pub fn for_run(mut self, total_steps: u64, data_size: u64) -> Self {
-        if let Some(PassSchedule::Adaptive(a)) = &mut self.schedule
-            && a.total_steps == 0
-        {
-            a.total_steps = total_steps;
-        }
-        if let BaseConfig::Bsam(b) = &mut self.base
-            && b.data_size == 0
-        {
-            b.data_size = data_size;
+        for m in &mut self.members {
+            m.spec_mut().for_run(total_steps, data_size);
         }
         self
     }
 
-    /// Builds the optimizer, validating every hyperparameter first.
-    pub fn init(&self) -> Result<Sam, ConfigError> {
-        self.validate()?;
-        Ok(Sam::from_config(self.clone()))
-    }
-
-    /// The published algorithm `name` (one of [`PRESETS`]) on the given base optimizer, with
-    /// its authors' default hyperparameters:
+    /// The published algorithm `name` (one of [`PRESETS`](crate::PRESETS)) on the given base
+    /// optimizer, with its authors' default hyperparameters:
     ///
     /// | name | settings |
     /// |---|---|
@@ -188,80 +242,87 @@ impl SamConfig {
     /// | `looksam` | ρ = 0.05, a SAM step every k = 5 steps, α = 0.7, global vectors |
     /// | `sam-every-5` | ρ = 0.05, a SAM step every 5 steps, base steps between |
     /// | `rst` | ρ = 0.05, each step a SAM step with probability 0.5 (seed 0) |
-    /// | `ae-sam` | ρ = 0.05, δ = 0.9, threshold c from −1 to 1 (needs [`SamConfig::for_run`]) |
-    /// | `bsam` | ρ = 0.01 on bSAM's own base optimizer (β1 0.9, β2 0.999, prior precision 10, damping 0.1, s_init 1; needs [`SamConfig::for_run`]); the given base is not used |
+    /// | `ae-sam` | ρ = 0.05, δ = 0.9, threshold c falling from 1 to −1 (needs [`SamConfig::for_run`]) |
+    /// | `bsam` | ρ = 0.01 on bSAM's own base optimizer (needs [`SamConfig::for_run`]); the given base is not used |
+    /// | `msam` | ρ = 0.3, one pass along the base optimizer's momentum |
+    /// | `usam` | ρ = 0.05, unnormalized `e = ρ·g` (Unified SAM, λ = 0) |
+    /// | `unified-sam` | ρ = 0.05, Unified SAM with λ = 0.5 |
     ///
     /// ```
-    /// let sgd = flatmin::BaseConfig::Sgd(flatmin::SgdConfig::new().with_momentum(0.9));
+    /// let sgd = flatmin::SamConfig::sgd_base(0.9, 0.0);
     /// let wsam = flatmin::SamConfig::preset("wsam", sgd).unwrap();
     /// assert_eq!(wsam.rho, 0.05);
-    /// assert!(flatmin::SamConfig::preset("adamsam", flatmin::BaseConfig::Adam(flatmin::AdamConfig::new())).is_err());
+    /// assert!(flatmin::SamConfig::preset("adamsam", flatmin::SamConfig::adam_base(0.0, false)).is_err());
     /// ```
     pub fn preset(name: &str, base: BaseConfig) -> Result<Self, ConfigError> {
-        let sam = SamConfig::new(base);
-        Ok(match name {
-            "sgd" => sam.with_rho(0.0),
-            "sam" => sam,
-            "asam" => sam.with_rho(0.5).with_geometry(Geometry::Asam { eta: 0.01 }),
-            "esam" => sam
-                .with_eps(1e-7)
-                .with_swp(Some(
-                    SwpConfig::new()
-                        .with_beta(0.6)
-                        .with_granularity(SwpGranularity::PerTensor),
-                ))
-                .with_selection(Selection::SharpnessSensitive {
-                    gamma: 0.5,
-                    rule: SelectionRule::TopK,
-                }),
-            "fsam" => sam.with_friendly(Some(FriendlyConfig::new())),
-            "wsam" => sam.with_combination(Combination::Wsam {
-                gamma: 0.9,
-                decoupled: true,
-                max_norm: None,
-            }),
-            "gsam" => sam.with_combination(Combination::Gsam { alpha: 0.4 }),
-            "fisher-sam" => sam.with_rho(0.1).with_geometry(Geometry::Fisher { eta: 1.0 }),
-            "looksam" => sam
-                .with_schedule(Some(PassSchedule::Every { k: 5 }))
-                .with_looksam(Some(LookSamConfig::new())),
-            "sam-every-5" => sam.with_schedule(Some(PassSchedule::Every { k: 5 })),
-            "rst" => sam.with_schedule(Some(PassSchedule::Random {
-                probability: 0.5,
-                seed: 0,
-            })),
-            "ae-sam" => sam.with_schedule(Some(PassSchedule::Adaptive(AdaptiveConfig::new()))),
-            "bsam" => SamConfig::new(BaseConfig::Bsam(BsamConfig::new())).with_rho(0.01),
-            other => {
-                return Err(ConfigError::new(
-                    "optimizer",
-                    other,
-                    "one of sgd, sam, asam, esam, fsam, wsam, gsam, fisher-sam, looksam, sam-every-5, rst, ae-sam, bsam",
-                ));
-            }
-        })
+        let Some(preset) = PRESETS.iter().find(|p| p.name == name) else {
+            return Err(ConfigError::new(
+                "optimizer",
+                name,
+                "one of sgd, sam, asam, esam, fsam, wsam, gsam, fisher-sam, looksam, sam-every-5, rst, ae-sam, bsam, msam, usam, unified-sam",
+            ));
+        };
+        let mut base = base;
+        if let Some(adjust) = preset.base {
+            adjust(&mut base);
+        }
+        let mut config = SamConfig::new(base);
+        if let Some(rho) = preset.rho {
+            config.rho = rho;
+        }
+        if let Some(eps) = preset.eps {
+            config.eps = eps;
+        }
+        config.members = (preset.members)();
+        Ok(config)
     }
 
     /// Momentum SGD as PyTorch defines it, a convenience for the common base.
     pub fn sgd_base(momentum: f64, weight_decay: f64) -> BaseConfig {
-        BaseConfig::Sgd(SgdConfig::new().with_momentum(momentum).with_weight_decay(weight_decay))
+        BaseConfig::Sgd(
+            SgdBaseConfig::new()
+                .with_momentum(momentum)
+                .with_weight_decay(weight_decay),
+        )
     }
 
     /// Adam (or AdamW with `decoupled`) as PyTorch defines it.
     pub fn adam_base(weight_decay: f64, decoupled: bool) -> BaseConfig {
         BaseConfig::Adam(
-            AdamConfig::new()
+            AdamBaseConfig::new()
                 .with_weight_decay(weight_decay)
                 .with_decoupled_weight_decay(decoupled),
         )
     }
 
-    /// Whether a step is just the base optimizer (ρ = 0 and nothing that needs `g_p`): the
-    /// one-call API then runs a single pass.
+    /// Whether a step is just the base optimizer: ρ = 0, unless a member is its own base
+    /// optimizer (bSAM). The one-call API then runs a single pass.
     pub fn is_base_only(&self) -> bool {
-        self.rho == 0.0
-            && matches!(self.combination, Combination::Plain)
-            && !self.selection.needs_losses()
-            && !matches!(self.base, BaseConfig::Bsam(_))
+        self.rho == 0.0 && !self.members.iter().any(|m| m.spec().room() == Room::Whole && m.spec().name() == "bsam")
+    }
+
+    /// ρ at learning rate `lr`.
+    pub fn rho_at(&self, lr: f64) -> f64 {
+        self.rho_schedule.rho_at(self.rho, lr)
+    }
+
+    /// Whether the step needs the per-sample losses at `w` and `w + e` (ESAM's selection).
+    pub fn needs_sample_losses(&self) -> bool {
+        !self.is_base_only() && self.members.iter().any(|m| m.spec().needs_sample_losses())
+    }
+
+    /// Whether a step needs flatmin's own base optimizer (bSAM is its own; MSAM reads the base
+    /// optimizer's momentum): such a step cannot be finished by an optimizer outside flatmin.
+    pub fn needs_own_update(&self) -> bool {
+        !self.is_base_only() && self.members.iter().any(|m| m.spec().own_update())
+    }
+
+    /// Whether some steps run no second pass (a schedule, MSAM).
+    pub fn is_scheduled(&self) -> bool {
+        !self.is_base_only()
+            && self
+                .members
+                .iter()
+                .any(|m| matches!(m.spec().room(), Room::Schedule) || m.spec().name() == "msam")
     }
 }

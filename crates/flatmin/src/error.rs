@@ -57,27 +57,9 @@ pub(crate) fn check_range(
     }
 }
 
-/// Checks that `value` is a finite number `>= 0`.
-pub(crate) fn check_non_negative(field: &'static str, value: f64) -> Result<(), ConfigError> {
-    check_range(field, value, 0.0, true, f64::INFINITY, false, "a finite number >= 0")
-}
-
 /// Checks that `value` is a finite number `> 0`.
 pub(crate) fn check_positive(field: &'static str, value: f64) -> Result<(), ConfigError> {
     check_range(field, value, 0.0, false, f64::INFINITY, false, "a finite number > 0")
-}
-
-/// Checks that `value` is a finite number.
-pub(crate) fn check_finite(field: &'static str, value: f64) -> Result<(), ConfigError> {
-    check_range(
-        field,
-        value,
-        f64::NEG_INFINITY,
-        false,
-        f64::INFINITY,
-        false,
-        "a finite number",
-    )
 }
 
 /// Which pass of a SAM step a fault came from, and which call of a loss closure this is.
@@ -129,17 +111,29 @@ pub enum StepError {
         got: usize,
     },
     /// The configured selection needs the per-sample losses at `w + e` (ESAM), and the two-step
-    /// API was asked to finish a step before [`Sam::select`](crate::Sam::select) chose the
-    /// second pass's samples.
+    /// API was asked to run the second pass before [`Ascent::select`](crate::Ascent::select)
+    /// chose its samples.
     SelectionMissing,
+    /// The configured selection needs the per-sample losses at `w` (ESAM), and the first pass
+    /// was handed in as gradients without them ([`PassInput::with_losses`](crate::PassInput::with_losses)).
+    SampleLossesMissing,
+    /// A stage of a step begun at step `begun` was handed back when the optimizer was at step
+    /// `now`: two steps were interleaved, and the older one would undo the newer.
+    Stale {
+        /// The step the stage was begun at.
+        begun: u64,
+        /// The optimizer's step now.
+        now: u64,
+    },
     /// A sample selector returned an empty or out-of-range selection.
     BadSelection(String),
     /// The gradients handed to the two-step API do not belong to the model (no parameter had
     /// a gradient).
     NoGradients,
-    /// A base optimizer outside flatmin was asked to apply a step of a method that is its own
-    /// base optimizer (bSAM, whose precision shapes its noise and its ascent): the step must be
-    /// finished by [`Sam::update`](crate::Sam::update) or [`Sam::step`](crate::Sam::step).
+    /// A base optimizer outside flatmin was asked to apply a step of a member that needs
+    /// flatmin's own (bSAM, which is its own base optimizer; MSAM, which steps along the base
+    /// optimizer's momentum): the step must be finished by [`Sam::finish`](crate::Sam::finish)
+    /// or [`Sam::step`](crate::Sam::step).
     OwnUpdate,
 }
 
@@ -170,16 +164,26 @@ impl fmt::Display for StepError {
             }
             StepError::SelectionMissing => write!(
                 f,
-                "the sample selection needs the per-sample losses at w + e: call Sam::select (or \
-                 Sam::selection_pass) after perturb and run the second pass on the samples it returns"
+                "the sample selection needs the per-sample losses at w + e: call Ascent::select with \
+                 them before the second pass, and run the second pass on Ascent::request"
+            ),
+            StepError::SampleLossesMissing => write!(
+                f,
+                "the sample selection needs the per-sample losses at w: hand the first pass in as its \
+                 losses (one per sample), or as PassInput::with_losses(grads, losses)"
+            ),
+            StepError::Stale { begun, now } => write!(
+                f,
+                "a stage of step {begun} was handed back at step {now}: finish one step before \
+                 beginning the next"
             ),
             StepError::BadSelection(msg) => write!(f, "bad sample selection: {msg}"),
             StepError::NoGradients => write!(f, "no parameter of the model has a gradient"),
             StepError::OwnUpdate => write!(
                 f,
-                "bSAM is its own base optimizer (its precision shapes the noise and the ascent): \
-                 finish its steps with Sam::update or Sam::step, not with an outside optimizer \
-                 (Sam::descent, Sam::base_descent)"
+                "this step needs flatmin's own base optimizer (bSAM is its own, MSAM steps along its \
+                 momentum): finish it with Sam::finish or Sam::step, not with an outside optimizer \
+                 (Sam::descent)"
             ),
         }
     }
@@ -206,3 +210,42 @@ impl fmt::Display for RecordError {
 }
 
 impl std::error::Error for RecordError {}
+
+/// A hyperparameter that could not be set.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SettingError {
+    /// Two settings choose different members of one room of the step (two geometries, two
+    /// schedules, …): give one, not both.
+    Clash {
+        /// The first setting's key.
+        first: &'static str,
+        /// The second setting's key.
+        second: &'static str,
+        /// The room both choose.
+        room: &'static str,
+        /// The members they choose.
+        members: (&'static str, &'static str),
+    },
+    /// A value of the wrong kind, or a member that cannot be chosen this way.
+    Invalid(ConfigError),
+}
+
+impl fmt::Display for SettingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SettingError::Clash {
+                first,
+                second,
+                room,
+                members,
+            } => write!(
+                f,
+                "`{first}` and `{second}` both choose the {room} ({} and {}): give one, not both",
+                members.0, members.1
+            ),
+            SettingError::Invalid(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SettingError {}

@@ -1,8 +1,12 @@
-//! Saving and loading optimizer state in Burn's burnpack record format. Each piece of state
-//! writes and reads its own part (the base optimizer's buffers in `base/`, F-SAM's average in
-//! `perturbation/friendly.rs`); this file holds the container, the step count and the mask
-//! generator. Files are written atomically: a crash leaves the previous file or the new one,
-//! never a half-written one.
+//! The optimizer's state as a record: named flat tensors and unsigned scalars, each member
+//! writing and reading its own entries under its own names (the base optimizer's buffers under
+//! `base/`, F-SAM's average under `ema/`, LookSAM's `g_v` under `looksam/`, ESAM's generator
+//! `rng/`, bSAM's `noise/` and its state under `base/`, AE-SAM's `ae/`). Saved as Burn's
+//! burnpack format; files are written atomically: a crash leaves the previous file or the new
+//! one, never a half-written one.
+//!
+//! The names are those of format `flatmin.sam-state.v1`, which every flatmin so far wrote: old
+//! records load unchanged.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -12,7 +16,6 @@ use burn_pack::{Reader, Scalar, Writer};
 
 use crate::error::RecordError;
 use crate::rng::Rng;
-use crate::sam::Sam;
 
 const FORMAT: &str = "flatmin.sam-state.v1";
 
@@ -23,50 +26,40 @@ fn fmt_err(e: impl std::fmt::Display) -> RecordError {
 /// A record being written: named flat tensors and unsigned scalars.
 #[derive(Default)]
 pub(crate) struct RecordOut {
-    tensors: Vec<burn_pack::Tensor>,
-    scalars: Vec<(String, u64)>,
+    pub(crate) tensors: Vec<(String, Tensor<1>)>,
+    pub(crate) scalars: Vec<(String, u64)>,
 }
 
 impl RecordOut {
     pub(crate) fn tensor(&mut self, name: String, t: &Tensor<1>) {
-        let (bytes, shape, dtype) = t.to_data().into_parts();
-        self.tensors
-            .push(burn_pack::Tensor::new(name, dtype, shape, None, bytes));
+        self.tensors.push((name, t.clone()));
     }
 
     pub(crate) fn scalar(&mut self, name: String, value: u64) {
         self.scalars.push((name, value));
     }
-}
 
-/// The record entries of a per-parameter map of tensors (F-SAM's average, LookSAM's `g_v`):
-/// `<prefix><path>`, sorted by name.
-pub(crate) fn path_entries<'a>(prefix: &str, map: &'a HashMap<String, Tensor<1>>) -> Vec<(String, &'a Tensor<1>)> {
-    let mut out: Vec<(String, &Tensor<1>)> = map.iter().map(|(p, t)| (format!("{prefix}{p}"), t)).collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
-/// Takes the record entry `name` into `map` if it is one of `prefix`'s; gives it back otherwise.
-pub(crate) fn take_path_entry(
-    prefix: &str,
-    map: &mut HashMap<String, Tensor<1>>,
-    name: &str,
-    value: Tensor<1>,
-) -> Option<Tensor<1>> {
-    match name.strip_prefix(prefix) {
-        Some(path) => {
-            map.insert(path.to_string(), value);
-            None
+    /// A generator as the four scalars `<name>/0` … `<name>/3`.
+    pub(crate) fn rng(&mut self, name: &str, rng: &Rng) {
+        for (i, word) in rng.state().iter().enumerate() {
+            self.scalar(format!("{name}/{i}"), *word);
         }
-        None => Some(value),
+    }
+
+    /// A per-parameter map of tensors as `<prefix><path>`, sorted by path.
+    pub(crate) fn map(&mut self, prefix: &str, map: &HashMap<String, Tensor<1>>) {
+        let mut paths: Vec<&String> = map.keys().collect();
+        paths.sort();
+        for path in paths {
+            self.tensor(format!("{prefix}{path}"), &map[path]);
+        }
     }
 }
 
-/// A record being read: each piece of state takes its entries; what is left over is an error.
+/// A record being read: each member takes its entries; what is left over is an error.
 pub(crate) struct RecordIn {
-    tensors: HashMap<String, Tensor<1>>,
-    scalars: BTreeMap<String, Scalar>,
+    pub(crate) tensors: HashMap<String, Tensor<1>>,
+    pub(crate) scalars: BTreeMap<String, u64>,
 }
 
 impl RecordIn {
@@ -74,23 +67,32 @@ impl RecordIn {
         self.tensors.remove(name)
     }
 
-    pub(crate) fn uint(&self, key: &str) -> Result<u64, RecordError> {
-        match self.scalars.get(key) {
-            Some(Scalar::UInt(v)) => Ok(*v),
-            other => Err(RecordError::Mismatch(format!(
-                "scalar `{key}`: expected an unsigned integer, found {other:?}"
-            ))),
-        }
+    pub(crate) fn uint(&mut self, key: &str) -> Result<u64, RecordError> {
+        self.scalars.remove(key).ok_or_else(|| {
+            RecordError::Mismatch(format!("scalar `{key}`: missing (expected an unsigned integer)"))
+        })
     }
 
     /// A generator saved as the four scalars `<name>/0` … `<name>/3`.
-    pub(crate) fn rng(&self, name: &str) -> Result<Rng, RecordError> {
+    pub(crate) fn rng(&mut self, name: &str) -> Result<Rng, RecordError> {
         Ok(Rng::from_state([
             self.uint(&format!("{name}/0"))?,
             self.uint(&format!("{name}/1"))?,
             self.uint(&format!("{name}/2"))?,
             self.uint(&format!("{name}/3"))?,
         ]))
+    }
+
+    /// Takes every tensor named `<prefix><path>` into a map by path.
+    pub(crate) fn map(&mut self, prefix: &str) -> HashMap<String, Tensor<1>> {
+        let names: Vec<String> = self.tensors.keys().filter(|n| n.starts_with(prefix)).cloned().collect();
+        names
+            .into_iter()
+            .map(|n| {
+                let t = self.tensors.remove(&n).expect("listed");
+                (n[prefix.len()..].to_string(), t)
+            })
+            .collect()
     }
 
     /// The middle parts of the scalar names `<prefix><middle><suffix>`, sorted.
@@ -103,43 +105,65 @@ impl RecordIn {
     }
 }
 
-impl Sam {
+/// An optimizer's state: the base optimizer's and every member's, by name, from
+/// [`Sam::record`](crate::Sam::record); saved and read as burnpack.
+///
+/// ```
+/// use burn::tensor::Device;
+/// use flatmin::{SamConfig, SamRecord};
+///
+/// let optim = SamConfig::preset("fsam", SamConfig::sgd_base(0.9, 0.0)).unwrap().init().unwrap();
+/// let bytes = optim.record().to_bytes().unwrap();
+/// let again = SamRecord::from_bytes(bytes, &Device::flex()).unwrap();
+/// let optim = SamConfig::preset("fsam", SamConfig::sgd_base(0.9, 0.0)).unwrap().init().unwrap()
+///     .load_record(again).unwrap();
+/// assert_eq!(optim.steps(), 0);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SamRecord {
+    /// Flat state tensors by name.
+    pub tensors: BTreeMap<String, Tensor<1>>,
+    /// Unsigned scalars by name (counts, generator words, bit patterns of `f64` statistics).
+    pub scalars: BTreeMap<String, u64>,
+}
+
+impl SamRecord {
+    pub(crate) fn from_out(out: RecordOut) -> Self {
+        Self {
+            tensors: out.tensors.into_iter().collect(),
+            scalars: out.scalars.into_iter().collect(),
+        }
+    }
+
+    pub(crate) fn into_in(self) -> RecordIn {
+        RecordIn {
+            tensors: self.tensors.into_iter().collect(),
+            scalars: self.scalars,
+        }
+    }
+
     fn writer(&self) -> Writer {
-        let mut out = RecordOut::default();
-        self.base.save(&mut out);
-        for (name, t) in self.friendly.record().into_iter().chain(self.look.record()) {
-            out.tensor(name, t);
-        }
-        out.scalar("steps".into(), self.steps);
-        if let Some(rng) = self.masks.rng() {
-            for (i, word) in rng.state().iter().enumerate() {
-                out.scalar(format!("rng/{i}"), *word);
-            }
-        }
-        if let crate::base::BaseConfig::Bsam(_) = self.config.base
-            && let Some(rng) = self.noise.rng()
-        {
-            for (i, word) in rng.state().iter().enumerate() {
-                out.scalar(format!("noise/{i}"), *word);
-            }
-        }
-        if let Some(crate::PassSchedule::Adaptive(_)) = self.config.schedule {
-            out.scalar("ae/mean".into(), self.adaptive.mean.to_bits());
-            out.scalar("ae/var".into(), self.adaptive.var.to_bits());
-        }
-        let mut writer = Writer::new(out.tensors).with_metadata("format", FORMAT);
-        for (k, v) in out.scalars {
-            writer = writer.with_scalar(&k, Scalar::UInt(v));
+        let tensors = self
+            .tensors
+            .iter()
+            .map(|(name, t)| {
+                let (bytes, shape, dtype) = t.to_data().into_parts();
+                burn_pack::Tensor::new(name.clone(), dtype, shape, None, bytes)
+            })
+            .collect();
+        let mut writer = Writer::new(tensors).with_metadata("format", FORMAT);
+        for (k, v) in &self.scalars {
+            writer = writer.with_scalar(k, Scalar::UInt(*v));
         }
         writer
     }
 
-    /// The optimizer state as burnpack bytes.
+    /// The record as burnpack bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, RecordError> {
         Ok(self.writer().into_bytes().map_err(fmt_err)?.to_vec())
     }
 
-    /// Saves the optimizer state to `path` (burnpack, written atomically; no extension is added).
+    /// Saves the record to `path` (burnpack, written atomically; no extension is added).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), RecordError> {
         self.writer()
             .auto_extension(false)
@@ -147,30 +171,39 @@ impl Sam {
             .map_err(|e| RecordError::Format(format!("{}: {e}", path.as_ref().display())))
     }
 
-    /// Restores state saved by [`Sam::save`] into this optimizer (built from the same config),
-    /// placing its tensors on `device`.
-    pub fn load(self, path: impl AsRef<Path>, device: &Device) -> Result<Self, RecordError> {
+    /// Reads a record saved by [`SamRecord::save`], placing its tensors on `device`.
+    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self, RecordError> {
         let reader = Reader::from_file(path.as_ref())
             .map_err(|e| RecordError::Format(format!("{}: {e}", path.as_ref().display())))?;
-        self.load_reader(reader, device)
+        Self::from_reader(reader, device)
     }
 
-    /// Restores state from [`Sam::to_bytes`].
-    pub fn load_bytes(self, bytes: Vec<u8>, device: &Device) -> Result<Self, RecordError> {
+    /// Reads a record from [`SamRecord::to_bytes`].
+    pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<Self, RecordError> {
         let reader = Reader::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(fmt_err)?;
-        self.load_reader(reader, device)
+        Self::from_reader(reader, device)
     }
 
-    fn load_reader(mut self, reader: Reader, device: &Device) -> Result<Self, RecordError> {
+    fn from_reader(reader: Reader, device: &Device) -> Result<Self, RecordError> {
         if reader.metadata().get("format").map(String::as_str) != Some(FORMAT) {
             return Err(RecordError::Mismatch(format!(
                 "not a flatmin optimizer record (expected format {FORMAT})"
             )));
         }
-        let scalars: BTreeMap<String, Scalar> = reader.scalars().clone();
-        let mut friendly = crate::perturbation::friendly::FriendlyState::default();
-        let mut look = crate::looksam::LookState::default();
-        let mut tensors = HashMap::new();
+        let mut scalars = BTreeMap::new();
+        for (name, value) in reader.scalars() {
+            match value {
+                Scalar::UInt(v) => {
+                    scalars.insert(name.clone(), *v);
+                }
+                other => {
+                    return Err(RecordError::Mismatch(format!(
+                        "scalar `{name}`: expected an unsigned integer, found {other:?}"
+                    )));
+                }
+            }
+        }
+        let mut tensors = BTreeMap::new();
         for tensor in reader.into_tensors().map_err(fmt_err)? {
             let (name, dtype, shape, _, bytes) = tensor.into_parts().map_err(fmt_err)?;
             // Every state buffer is a flat float tensor whose bytes are exactly its elements.
@@ -182,71 +215,8 @@ impl Sam {
                 )));
             }
             let data = TensorData::from_bytes(bytes, shape, dtype);
-            let value = Tensor::<1>::from_data(data, (device, dtype));
-            if let Some(value) = friendly.load(&name, value).and_then(|v| look.load(&name, v)) {
-                tensors.insert(name, value);
-            }
+            tensors.insert(name, Tensor::<1>::from_data(data, (device, dtype)));
         }
-        let mut record = RecordIn { tensors, scalars };
-        self.base.load(&mut record)?;
-        if let Some(name) = record.tensors.keys().min() {
-            return Err(RecordError::Mismatch(format!("unknown tensor `{name}`")));
-        }
-        self.friendly = friendly;
-        self.look = look;
-        self.steps = record.uint("steps")?;
-        if let Some(rng) = self.masks.rng_mut() {
-            *rng = record.rng("rng")?;
-        }
-        if let crate::base::BaseConfig::Bsam(_) = self.config.base
-            && let Some(rng) = self.noise.rng_mut()
-        {
-            *rng = record.rng("noise")?;
-        }
-        if let Some(crate::PassSchedule::Adaptive(_)) = self.config.schedule {
-            self.adaptive = crate::adaptive::AdaptiveState {
-                mean: f64::from_bits(record.uint("ae/mean")?),
-                var: f64::from_bits(record.uint("ae/var")?),
-            };
-        }
-        Ok(self)
-    }
-
-    /// Checks that restored state fits `model`, the model it will train: every buffer belongs
-    /// to one of its parameters and has that parameter's number of elements and float type. A
-    /// state file of another model, or a damaged one, is then an error here rather than a
-    /// panic in the next step.
-    pub fn check_fits<M: burn::module::Module>(&self, model: &M) -> Result<(), RecordError> {
-        let layout = crate::bridge::Layout::of(model);
-        let values = crate::bridge::values(model, &layout);
-        let params: HashMap<&str, (usize, burn::tensor::DType)> = layout
-            .entries
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| values.get(i).map(|v| (e.path.as_str(), (e.numel(), v.dtype()))))
-            .collect();
-        let check = |what: &str, path: &str, t: &Tensor<1>| match params.get(path) {
-            None => Err(RecordError::Mismatch(format!(
-                "{what} of `{path}`: the model has no such parameter"
-            ))),
-            Some(&(n, dtype)) if t.dims()[0] != n || t.dtype() != dtype => Err(RecordError::Mismatch(format!(
-                "{what} of `{path}`: {} values of {:?}, but the parameter has {n} of {dtype:?}",
-                t.dims()[0],
-                t.dtype()
-            ))),
-            Some(_) => Ok(()),
-        };
-        for (path, state) in &self.base.states {
-            for (what, t) in state.buffers() {
-                check(what, path, t)?;
-            }
-        }
-        for (path, t) in &self.friendly.ema {
-            check("F-SAM's EMA", path, t)?;
-        }
-        for (path, t) in &self.look.gv {
-            check("LookSAM's g_v", path, t)?;
-        }
-        Ok(())
+        Ok(Self { tensors, scalars })
     }
 }

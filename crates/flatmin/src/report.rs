@@ -3,9 +3,9 @@
 /// The numbers of one SAM step.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StepReport {
-    /// `L(w)`: the batch loss of the first pass (one-call API only).
+    /// `L(w)`: the batch loss of the first pass (when the pass was handed in as its losses).
     pub loss: Option<f64>,
-    /// `L(w + e)`: the loss of the second pass, on the samples it used (one-call API only).
+    /// `L(w + e)`: the loss of the second pass, on the samples it used (when handed in as its losses).
     pub loss_perturbed: Option<f64>,
     /// `‖g‖`: global norm of the first-pass gradient (over the tensors that took part).
     pub grad_norm: f64,
@@ -13,8 +13,10 @@ pub struct StepReport {
     pub grad_perturbed_norm: f64,
     /// `‖e‖`: global norm of the perturbation.
     pub perturbation_norm: f64,
-    /// cos(g, g_p) (0 when either gradient is zero).
-    pub cosine: f64,
+    /// cos(g, g_p) (0 when either gradient is zero), measured only when the configuration asks
+    /// ([`SamConfig::measure`](crate::SamConfig::measure)): it costs up to three operations per
+    /// parameter tensor.
+    pub cosine: Option<f64>,
     /// ρ used at this step.
     pub rho: f64,
     /// ESAM: which parameter tensors took part in the first pass and the perturbation.

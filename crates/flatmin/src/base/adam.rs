@@ -1,15 +1,18 @@
 //! `torch.optim.Adam` and `torch.optim.AdamW`, with PyTorch's operation order: bias-corrected
-//! moments, `eps` added to `sqrt(v̂)`; AdamW first scales `w` by `1 − lr·wd`.
+//! moments, `eps` added to `sqrt(v̂)`; AdamW first scales `w` by `1 − lr·wd` (or, as MSAM's
+//! AdamW does, after the moment step).
 
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::error::{ConfigError, check_non_negative, check_positive, check_range};
+use crate::error::{ConfigError, RecordError};
+use crate::hyperparameter::{Declared, Range, check_all, declare};
 use crate::record::{RecordIn, RecordOut};
 
-/// Adam (L2 weight decay in the gradient) or AdamW (decoupled weight decay).
+/// Adam (L2 weight decay in the gradient) or AdamW (decoupled weight decay), flatmin's base
+/// optimizer (not Burn's `AdamConfig`).
 #[derive(Config, Debug, PartialEq)]
-pub struct AdamConfig {
+pub struct AdamBaseConfig {
     /// β1, the first-moment decay.
     #[config(default = 0.9)]
     pub beta1: f64,
@@ -25,20 +28,31 @@ pub struct AdamConfig {
     /// AdamW: decay the weights directly instead of adding `wd·w` to the gradient.
     #[config(default = false)]
     pub decoupled_weight_decay: bool,
+    /// AdamW's decay applied after the moment step, `w ← (w − step)·(1 − lr·wd)`, as the MSAM
+    /// authors' AdamW does, instead of before it (PyTorch's order).
+    #[config(default = false)]
+    pub decay_after_step: bool,
 }
 
-impl AdamConfig {
+/// Adam's hyperparameters, with the key names of reference trajectories (`betas` is read as
+/// its two parts).
+pub(crate) const HYPERPARAMETERS: &[Declared<AdamBaseConfig>] = &[
+    declare!(number AdamBaseConfig, "beta1", "Adam's β1", Range::FRACTION, beta1, replay: []),
+    declare!(number AdamBaseConfig, "beta2", "Adam's β2", Range::FRACTION, beta2, replay: []),
+    declare!(number AdamBaseConfig, "adam_eps", "Added to Adam's sqrt(v̂)", Range::POSITIVE, eps, replay: ["eps"]),
+    declare!(number AdamBaseConfig, "weight_decay", "Adam's weight decay", Range::NON_NEGATIVE, weight_decay, replay: ["weight_decay"]),
+];
+
+impl AdamBaseConfig {
     /// Checks every hyperparameter.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_range("beta1", self.beta1, 0.0, true, 1.0, false, "a number in [0, 1)")?;
-        check_range("beta2", self.beta2, 0.0, true, 1.0, false, "a number in [0, 1)")?;
-        check_positive("eps", self.eps)?;
-        check_non_negative("weight_decay", self.weight_decay)
+        check_all(self, HYPERPARAMETERS)
     }
 
-    pub(super) fn update(&self, lr: f64, mut param: Tensor<1>, grad: Tensor<1>, state: &mut AdamState) -> Tensor<1> {
+    pub(super) fn update(&self, lr: f64, mut param: Tensor<1>, grad: Tensor<1>, state: &mut AdamBaseState) -> Tensor<1> {
         let mut g = grad;
-        if self.weight_decay != 0.0 {
+        let decay_after = self.weight_decay != 0.0 && self.decoupled_weight_decay && self.decay_after_step;
+        if self.weight_decay != 0.0 && !decay_after {
             if self.decoupled_weight_decay {
                 param = param.mul_scalar(1.0 - lr * self.weight_decay);
             } else {
@@ -62,7 +76,10 @@ impl AdamConfig {
         let bias2_sqrt = (1.0 - self.beta2.powi(t)).sqrt();
         let step_size = lr / bias1;
         let denom = v.clone().sqrt().div_scalar(bias2_sqrt).add_scalar(self.eps);
-        let updated = param - (m.clone() / denom).mul_scalar(step_size);
+        let mut updated = param - (m.clone() / denom).mul_scalar(step_size);
+        if decay_after {
+            updated = updated.mul_scalar(1.0 - lr * self.weight_decay);
+        }
         state.exp_avg = Some(m);
         state.exp_avg_sq = Some(v);
         updated
@@ -71,7 +88,7 @@ impl AdamConfig {
 
 /// Adam's state of one parameter: the two moments and the step count of the bias correction.
 #[derive(Clone, Debug, Default)]
-pub struct AdamState {
+pub struct AdamBaseState {
     /// The first moment `m`, flat.
     pub exp_avg: Option<Tensor<1>>,
     /// The second moment `v`, flat.
@@ -80,7 +97,7 @@ pub struct AdamState {
     pub step: u64,
 }
 
-impl AdamState {
+impl AdamBaseState {
     /// Writes this state under `prefix` (`base/<path>/`).
     pub(crate) fn save(&self, prefix: &str, out: &mut RecordOut) {
         if let Some(t) = &self.exp_avg {
@@ -93,7 +110,7 @@ impl AdamState {
     }
 
     /// Reads the state written under `prefix`.
-    pub(crate) fn load(prefix: &str, record: &mut RecordIn) -> Result<Self, crate::RecordError> {
+    pub(crate) fn load(prefix: &str, record: &mut RecordIn) -> Result<Self, RecordError> {
         Ok(Self {
             exp_avg: record.take_tensor(&format!("{prefix}exp_avg")),
             exp_avg_sq: record.take_tensor(&format!("{prefix}exp_avg_sq")),

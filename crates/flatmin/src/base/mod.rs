@@ -4,9 +4,9 @@
 //! They are written here rather than taken from `burn-optim` because the reference trajectories
 //! depend on PyTorch's exact rules (momentum buffer seeded with the first gradient, dampening 0,
 //! coefficients kept in `f64`), which Burn's optimizers differ from in small but measurable ways.
+//! (A member that is its own base optimizer, bSAM, keeps its rule in its own file.)
 
 mod adam;
-pub(crate) mod bsam;
 mod sgd;
 
 use std::collections::HashMap;
@@ -14,23 +14,22 @@ use std::collections::HashMap;
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-pub use adam::{AdamConfig, AdamState};
-pub use bsam::{BsamConfig, BsamState, NoiseSource};
-pub use sgd::{SgdConfig, SgdState};
+pub use adam::{AdamBaseConfig, AdamBaseState};
+pub(crate) use adam::HYPERPARAMETERS as ADAM_HYPERPARAMETERS;
+pub use sgd::{SgdBaseConfig, SgdBaseState};
+pub(crate) use sgd::HYPERPARAMETERS as SGD_HYPERPARAMETERS;
 
 use crate::error::{ConfigError, RecordError};
+use crate::member::BaseView;
 use crate::record::{RecordIn, RecordOut};
 
 /// Which base optimizer applies the combined gradient.
 #[derive(Config, Debug, PartialEq)]
 pub enum BaseConfig {
     /// `torch.optim.SGD`: momentum, dampening, Nesterov, L2 weight decay.
-    Sgd(SgdConfig),
+    Sgd(SgdBaseConfig),
     /// `torch.optim.Adam`, or `torch.optim.AdamW` with decoupled weight decay.
-    Adam(AdamConfig),
-    /// Bayesian SAM's Adam-like optimizer with a per-weight precision, which also shapes the
-    /// step's noisy first pass and its ascent ([`BsamConfig`]).
-    Bsam(BsamConfig),
+    Adam(AdamBaseConfig),
 }
 
 impl BaseConfig {
@@ -39,7 +38,14 @@ impl BaseConfig {
         match self {
             BaseConfig::Sgd(c) => c.validate(),
             BaseConfig::Adam(c) => c.validate(),
-            BaseConfig::Bsam(c) => c.validate(),
+        }
+    }
+
+    /// How many buffers of each parameter's size the optimizer keeps (for memory estimates).
+    pub fn buffers_per_parameter(&self) -> u64 {
+        match self {
+            BaseConfig::Sgd(s) => u64::from(s.momentum != 0.0),
+            BaseConfig::Adam(_) => 2,
         }
     }
 }
@@ -48,11 +54,9 @@ impl BaseConfig {
 #[derive(Clone, Debug)]
 pub enum BaseState {
     /// SGD's momentum buffer and step count (boxed, as Adam's: a Burn tensor handle is large).
-    Sgd(Box<SgdState>),
+    Sgd(Box<SgdBaseState>),
     /// Adam's moments and step count.
-    Adam(Box<AdamState>),
-    /// bSAM's momentum, precision and step count.
-    Bsam(Box<BsamState>),
+    Adam(Box<AdamBaseState>),
 }
 
 impl BaseState {
@@ -61,7 +65,6 @@ impl BaseState {
         let named = match self {
             BaseState::Sgd(s) => vec![("momentum", &s.momentum)],
             BaseState::Adam(s) => vec![("exp_avg", &s.exp_avg), ("exp_avg_sq", &s.exp_avg_sq)],
-            BaseState::Bsam(s) => vec![("momentum", &s.momentum), ("precision", &s.precision)],
         };
         named
             .into_iter()
@@ -72,46 +75,26 @@ impl BaseState {
 
 /// A base optimizer with its per-parameter state, keyed by parameter path.
 #[derive(Clone, Debug)]
-pub struct BaseOptimizer {
+pub(crate) struct BaseOptimizer {
     config: BaseConfig,
     pub(crate) states: HashMap<String, BaseState>,
 }
 
 /// Record names: `base/<parameter path>/<field>`.
-const PREFIX: &str = "base/";
+pub(crate) const PREFIX: &str = "base/";
 
 impl BaseOptimizer {
     /// A fresh optimizer (no state yet).
-    pub fn new(config: BaseConfig) -> Self {
+    pub(crate) fn new(config: BaseConfig) -> Self {
         Self {
             config,
             states: HashMap::new(),
         }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &BaseConfig {
-        &self.config
-    }
-
-    /// The state of the parameter at `path`, once it has been updated.
-    pub fn state(&self, path: &str) -> Option<&BaseState> {
-        self.states.get(path)
-    }
-
-    /// bSAM's precision of the parameter at `path` (`None` before its first update, or for
-    /// another optimizer).
-    pub(crate) fn precision(&self, path: &str) -> Option<&Tensor<1>> {
-        match self.states.get(path) {
-            Some(BaseState::Bsam(s)) => s.precision.as_ref(),
-            _ => None,
-        }
-    }
-
-    /// One update of the parameter at `path` with gradient `grad` (bSAM also takes `first`,
-    /// the first pass's gradient; `grad` stands in for it when absent); the state is changed
-    /// in `next` (the caller's, so that a step can be committed or dropped whole). A state
-    /// buffer held only by `next` is updated in place.
+    /// One update of the parameter at `path` with gradient `grad`; the state is changed in
+    /// `next` (the caller's, so that a step can be committed or dropped whole). A state buffer
+    /// held only by `next` is updated in place.
     pub(crate) fn update(
         &self,
         next: &mut HashMap<String, BaseState>,
@@ -119,23 +102,17 @@ impl BaseOptimizer {
         lr: f64,
         param: Tensor<1>,
         grad: Tensor<1>,
-        first: Option<Tensor<1>>,
     ) -> Tensor<1> {
         if !next.contains_key(path) {
             let fresh = match &self.config {
                 BaseConfig::Sgd(_) => BaseState::Sgd(Box::default()),
                 BaseConfig::Adam(_) => BaseState::Adam(Box::default()),
-                BaseConfig::Bsam(_) => BaseState::Bsam(Box::default()),
             };
             next.insert(path.to_string(), fresh);
         }
         match (&self.config, next.get_mut(path).expect("inserted")) {
             (BaseConfig::Sgd(c), BaseState::Sgd(state)) => c.update(lr, param, grad, state),
             (BaseConfig::Adam(c), BaseState::Adam(state)) => c.update(lr, param, grad, state),
-            (BaseConfig::Bsam(c), BaseState::Bsam(state)) => {
-                let noisy = first.unwrap_or_else(|| grad.clone());
-                c.update(lr, param, grad, noisy, state)
-            }
             _ => unreachable!("states are created by the configured optimizer"),
         }
     }
@@ -149,7 +126,6 @@ impl BaseOptimizer {
             match &self.states[path] {
                 BaseState::Sgd(s) => s.save(&prefix, out),
                 BaseState::Adam(s) => s.save(&prefix, out),
-                BaseState::Bsam(s) => s.save(&prefix, out),
             }
         }
     }
@@ -161,13 +137,29 @@ impl BaseOptimizer {
         for path in record.scalar_groups(PREFIX, "/step") {
             let prefix = format!("{PREFIX}{path}/");
             let state = match &self.config {
-                BaseConfig::Sgd(_) => BaseState::Sgd(Box::new(SgdState::load(&prefix, record)?)),
-                BaseConfig::Adam(_) => BaseState::Adam(Box::new(AdamState::load(&prefix, record)?)),
-                BaseConfig::Bsam(_) => BaseState::Bsam(Box::new(BsamState::load(&prefix, record)?)),
+                BaseConfig::Sgd(_) => BaseState::Sgd(Box::new(SgdBaseState::load(&prefix, record)?)),
+                BaseConfig::Adam(_) => BaseState::Adam(Box::new(AdamBaseState::load(&prefix, record)?)),
             };
             states.insert(path, state);
         }
         self.states = states;
         Ok(())
+    }
+}
+
+impl BaseView for BaseOptimizer {
+    fn first_moment(&self, path: &str) -> Option<&Tensor<1>> {
+        match self.states.get(path)? {
+            BaseState::Sgd(s) => s.momentum.as_ref(),
+            BaseState::Adam(s) => s.exp_avg.as_ref(),
+        }
+    }
+
+    fn gradient_weight_decay(&self) -> f64 {
+        match &self.config {
+            BaseConfig::Sgd(s) => s.weight_decay,
+            BaseConfig::Adam(a) if !a.decoupled_weight_decay => a.weight_decay,
+            BaseConfig::Adam(_) => 0.0,
+        }
     }
 }

@@ -4,12 +4,14 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::error::{ConfigError, check_non_negative, check_range};
+use crate::error::{ConfigError, RecordError};
+use crate::hyperparameter::{Declared, Range, check_all, declare};
 use crate::record::{RecordIn, RecordOut};
 
-/// Stochastic gradient descent with PyTorch's momentum convention.
+/// Stochastic gradient descent with PyTorch's momentum convention (flatmin's base optimizer;
+/// not Burn's `SgdConfig`, whose momentum differs).
 #[derive(Config, Debug, PartialEq)]
-pub struct SgdConfig {
+pub struct SgdBaseConfig {
     /// Momentum factor μ (0 disables the buffer).
     #[config(default = 0.0)]
     pub momentum: f64,
@@ -24,12 +26,18 @@ pub struct SgdConfig {
     pub weight_decay: f64,
 }
 
-impl SgdConfig {
+/// SGD's hyperparameters, with the key names of reference trajectories (`torch.optim.SGD`'s).
+pub(crate) const HYPERPARAMETERS: &[Declared<SgdBaseConfig>] = &[
+    declare!(number SgdBaseConfig, "momentum", "SGD's momentum factor", Range::FRACTION, momentum, replay: ["momentum"]),
+    declare!(number SgdBaseConfig, "dampening", "SGD's dampening", Range::PROBABILITY, dampening, replay: ["dampening"]),
+    declare!(switch SgdBaseConfig, "nesterov", "Nesterov momentum", nesterov, replay: ["nesterov"]),
+    declare!(number SgdBaseConfig, "weight_decay", "L2 weight decay added to the gradient", Range::NON_NEGATIVE, weight_decay, replay: ["weight_decay"]),
+];
+
+impl SgdBaseConfig {
     /// Checks every hyperparameter.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_range("momentum", self.momentum, 0.0, true, 1.0, false, "a number in [0, 1)")?;
-        check_range("dampening", self.dampening, 0.0, true, 1.0, true, "a number in [0, 1]")?;
-        check_non_negative("weight_decay", self.weight_decay)?;
+        check_all(self, HYPERPARAMETERS)?;
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
             return Err(ConfigError::new(
                 "nesterov",
@@ -40,7 +48,7 @@ impl SgdConfig {
         Ok(())
     }
 
-    pub(super) fn update(&self, lr: f64, param: Tensor<1>, grad: Tensor<1>, state: &mut SgdState) -> Tensor<1> {
+    pub(super) fn update(&self, lr: f64, param: Tensor<1>, grad: Tensor<1>, state: &mut SgdBaseState) -> Tensor<1> {
         let mut d = grad;
         if self.weight_decay != 0.0 {
             d = d + param.clone().mul_scalar(self.weight_decay);
@@ -67,14 +75,14 @@ impl SgdConfig {
 /// SGD's state of one parameter: the momentum buffer (none without momentum, or before the first
 /// step) and the number of updates.
 #[derive(Clone, Debug, Default)]
-pub struct SgdState {
+pub struct SgdBaseState {
     /// The momentum buffer `buf`, flat.
     pub momentum: Option<Tensor<1>>,
     /// How many updates this parameter has had.
     pub step: u64,
 }
 
-impl SgdState {
+impl SgdBaseState {
     /// Writes this state under `prefix` (`base/<path>/`).
     pub(crate) fn save(&self, prefix: &str, out: &mut RecordOut) {
         if let Some(t) = &self.momentum {
@@ -84,7 +92,7 @@ impl SgdState {
     }
 
     /// Reads the state written under `prefix`.
-    pub(crate) fn load(prefix: &str, record: &mut RecordIn) -> Result<Self, crate::RecordError> {
+    pub(crate) fn load(prefix: &str, record: &mut RecordIn) -> Result<Self, RecordError> {
         Ok(Self {
             momentum: record.take_tensor(&format!("{prefix}momentum")),
             step: record.uint(&format!("{prefix}step"))?,

@@ -1,9 +1,12 @@
-//! Which samples the second pass uses: all of them, or ESAM's sharpness-sensitive subset
-//! (docs/ALGORITHMS.md §6.2): the samples whose loss rises most from `w` to `w + e`.
+//! ESAM's sharpness-sensitive data selection (docs/ALGORITHMS.md, ESAM §6.2): the second pass
+//! uses the samples whose loss rises most from `w` to `w + e`.
+
+use std::sync::{Arc, Mutex};
 
 use burn::config::Config;
 
-use crate::error::{ConfigError, check_range};
+use crate::hyperparameter::{Context, Declared, Range, declare};
+use crate::member::{Injection, MemberHooks, MemberConfig, Room, Shared};
 
 /// How many of the sharpest samples are kept.
 #[derive(Config, Debug, PartialEq, Eq, Copy)]
@@ -16,45 +19,62 @@ pub enum SelectionRule {
     OfficialStrict,
 }
 
-/// The second pass's samples.
+/// ESAM's sharpness-sensitive selection of the second pass's samples.
 #[derive(Config, Debug, PartialEq)]
-pub enum Selection {
-    /// Every sample of the batch.
-    All,
-    /// ESAM's sharpness-sensitive data selection.
-    SharpnessSensitive {
-        /// γ, the fraction of the batch kept.
-        gamma: f64,
-        /// How `k` is derived from γ.
-        rule: SelectionRule,
-    },
+pub struct SelectionConfig {
+    /// γ, the fraction of the batch kept (1: every sample, no selection).
+    #[config(default = 0.5)]
+    pub gamma: f64,
+    /// How `k` is derived from γ.
+    #[config(default = "SelectionRule::TopK")]
+    pub rule: SelectionRule,
 }
 
-impl Selection {
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        match *self {
-            Selection::All => Ok(()),
-            Selection::SharpnessSensitive { gamma, .. } => {
-                check_range("selection.gamma", gamma, 0.0, false, 1.0, true, "a number in (0, 1]")
-            }
-        }
+const HYPERPARAMETERS: &[Declared<SelectionConfig>] = &[declare!(
+    number SelectionConfig, "esam_gamma", "ESAM's γ (fraction of samples in the second pass)", Range::SHARE, gamma, replay: ["gamma"]
+)];
+
+impl MemberConfig for SelectionConfig {
+    const NAME: &'static str = "esam-selection";
+    const ROOM: Room = Room::Selection;
+    const HYPERPARAMETERS: &'static [Declared<Self>] = HYPERPARAMETERS;
+
+    fn fresh(_: &Context) -> Self {
+        Self::new()
     }
 
-    /// Whether this selection needs per-sample losses at `w` and `w + e`.
-    pub fn needs_losses(&self) -> bool {
-        matches!(self, Selection::SharpnessSensitive { gamma, .. } if *gamma < 1.0)
+    fn needs_sample_losses(&self) -> bool {
+        self.gamma < 1.0
+    }
+
+    fn build(&self) -> Box<dyn MemberHooks> {
+        Box::new(Selector {
+            active: self.needs_sample_losses(),
+            chooser: Chooser::Rule(SharpestSamples {
+                gamma: self.gamma,
+                rule: self.rule,
+            }),
+        })
     }
 }
 
 /// Chooses the second-pass samples from the per-sample sharpness `ℓ_i(w+e) − ℓ_i(w)`.
 ///
-/// The built-in rules come from [`Selection`]; a replay injects the recorded choices.
+/// The built-in rules come from [`SelectionConfig`]; a replay injects the recorded choices
+/// ([`Injection::selector`]).
 pub trait SampleSelector: Send {
     /// Sorted positions in the batch to keep.
     fn select(&mut self, sharpness: &[f64]) -> Vec<usize>;
 }
 
-/// The selector a [`Selection::SharpnessSensitive`] config builds.
+impl Injection {
+    /// Recorded choices in place of ESAM's selection rule.
+    pub fn selector(source: Box<dyn SampleSelector>) -> Self {
+        Injection::new(source, "the selection of samples")
+    }
+}
+
+/// The selector a [`SelectionConfig`] builds.
 #[derive(Debug, Clone, Copy)]
 pub struct SharpestSamples {
     /// γ.
@@ -101,6 +121,51 @@ pub fn select_sharpest(sharpness: &[f64], gamma: f64, rule: SelectionRule) -> Ve
     };
     kept.sort_unstable();
     kept
+}
+
+#[derive(Clone)]
+enum Chooser {
+    Rule(SharpestSamples),
+    Custom(Shared<dyn SampleSelector>),
+}
+
+#[derive(Clone)]
+struct Selector {
+    /// γ < 1: the selection runs (γ = 1 keeps every sample, and needs no per-sample losses).
+    active: bool,
+    chooser: Chooser,
+}
+
+impl MemberHooks for Selector {
+    fn clone_box(&self) -> Box<dyn MemberHooks> {
+        Box::new(self.clone())
+    }
+
+
+    fn selects(&self) -> bool {
+        self.active
+    }
+
+    fn select(&mut self, sharpness: &[f64]) -> Option<Vec<usize>> {
+        if !self.active {
+            return None;
+        }
+        Some(match &mut self.chooser {
+            Chooser::Rule(rule) => rule.select(sharpness),
+            Chooser::Custom(shared) => shared.lock().expect("selector lock").select(sharpness),
+        })
+    }
+
+    fn inject(&mut self, source: Injection) -> Option<Injection> {
+        match source.take::<Box<dyn SampleSelector>>() {
+            Ok(source) => {
+                self.chooser = Chooser::Custom(Arc::new(Mutex::new(source)));
+                None
+            }
+            Err(other) => Some(other),
+        }
+    }
+
 }
 
 #[cfg(test)]

@@ -1,0 +1,121 @@
+//! F-SAM (Li, Zhang, Wang, Bai, Huang, Li, Wang, "Friendly Sharpness-Aware Minimization",
+//! CVPR 2024; docs/ALGORITHMS.md, F-SAM): the perturbation follows the batch-specific part of the
+//! gradient only. An exponential average `m` of past gradients (the "full gradient" estimate) is
+//! removed from `g`: `d = g − σ·m`, then `m = λ·m + (1−λ)·g` (the official order; step 0 is SAM
+//! and sets `m = g`).
+
+use std::collections::HashMap;
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+
+use crate::error::RecordError;
+use crate::hyperparameter::{Context, Declared, Range, declare};
+use crate::member::{MemberHooks, MemberConfig, Room, Schema, StepInfo};
+use crate::record::{RecordIn, RecordOut};
+use crate::vector::ParamVector;
+
+/// F-SAM's removal of the full-gradient component.
+#[derive(Config, Debug, PartialEq)]
+pub struct FriendlyConfig {
+    /// σ: how much of the EMA is removed (`d = g − σ·m`).
+    #[config(default = 1.0)]
+    pub sigma: f64,
+    /// λ: the EMA's decay (`m = λ·m + (1−λ)·g`).
+    #[config(default = 0.9)]
+    pub lambda: f64,
+    /// Update the EMA before subtracting it (the paper's literal reading) instead of after
+    /// (the official code, the default).
+    #[config(default = false)]
+    pub update_then_subtract: bool,
+}
+
+const HYPERPARAMETERS: &[Declared<FriendlyConfig>] = &[
+    declare!(number FriendlyConfig, "fsam_sigma", "F-SAM's σ", Range::NON_NEGATIVE, sigma, replay: ["sigma"]),
+    declare!(number FriendlyConfig, "fsam_lambda", "F-SAM's λ", Range::FRACTION, lambda, replay: ["lmbda"]),
+];
+
+impl MemberConfig for FriendlyConfig {
+    const NAME: &'static str = "fsam";
+    const ROOM: Room = Room::Direction;
+    const HYPERPARAMETERS: &'static [Declared<Self>] = HYPERPARAMETERS;
+
+    fn fresh(_: &Context) -> Self {
+        Self::new()
+    }
+
+    fn build(&self) -> Box<dyn MemberHooks> {
+        Box::new(Friendly {
+            config: self.clone(),
+            ema: HashMap::new(),
+        })
+    }
+}
+
+/// Record names of the EMA's tensors.
+const PREFIX: &str = "ema/";
+
+/// F-SAM's state: the EMA of past first-pass gradients, per parameter path.
+#[derive(Clone)]
+pub(crate) struct Friendly {
+    config: FriendlyConfig,
+    pub(crate) ema: HashMap<String, Tensor<1>>,
+}
+
+impl MemberHooks for Friendly {
+    fn clone_box(&self) -> Box<dyn MemberHooks> {
+        Box::new(self.clone())
+    }
+
+
+    fn direction(&mut self, info: &StepInfo, g: &ParamVector) -> Option<ParamVector> {
+        let config = &self.config;
+        let mut next = self.ema.clone();
+        let d = g.map(|i, gi| {
+            let path = &info.layout.entries[i].path;
+            match self.ema.get(path) {
+                None => {
+                    next.insert(path.clone(), gi.clone());
+                    gi.clone()
+                }
+                Some(m) => {
+                    let updated = m.clone().mul_scalar(config.lambda) + gi.clone().mul_scalar(1.0 - config.lambda);
+                    let removed = if config.update_then_subtract {
+                        updated.clone()
+                    } else {
+                        m.clone()
+                    };
+                    next.insert(path.clone(), updated);
+                    gi.clone() - removed.mul_scalar(config.sigma)
+                }
+            }
+        });
+        self.ema = next;
+        Some(d)
+    }
+
+    fn e_along_g(&self) -> bool {
+        false
+    }
+
+    fn save(&self, out: &mut RecordOut) {
+        out.map(PREFIX, &self.ema);
+    }
+
+    fn load(&mut self, record: &mut RecordIn) -> Result<(), RecordError> {
+        self.ema = record.map(PREFIX);
+        Ok(())
+    }
+
+    fn schema(&self) -> Schema {
+        Schema {
+            maps: vec![PREFIX],
+            scalars: Vec::new(),
+        }
+    }
+
+    fn buffers(&self) -> Vec<(&'static str, &str, &Tensor<1>)> {
+        self.ema.iter().map(|(p, t)| ("F-SAM's EMA", p.as_str(), t)).collect()
+    }
+
+}

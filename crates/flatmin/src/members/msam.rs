@@ -1,0 +1,92 @@
+//! MSAM, momentum-SAM (Becker, Altrock, Risse, "Momentum-SAM: Sharpness Aware Minimization
+//! without Computational Overhead", arXiv 2401.12033, 2024; code MarlonBecker/MSAM,
+//! `optimizer/msam.py` and `adamW_msam.py`; docs/ALGORITHMS.md, MSAM): one forward-backward pass
+//! per step, taken at a point moved along the base optimizer's momentum instead of along a fresh
+//! gradient:
+//!
+//! `w̃ = w − ρ·v/(‖v‖ + eps)`, `g = ∇L(w̃)`, then the base optimizer's step on `w` with `g`,
+//!
+//! where `v` is SGD's momentum buffer (the SGD form) or Adam's first moment `m` without bias
+//! correction (the AdamW form), and `w̃ = w` before the first step. A weight decay added to the
+//! gradient is taken at `w̃`, as the authors' code does (`g + wd·w̃`); the AdamW form decays the
+//! weights after the moment step (the MSAM preset sets
+//! [`AdamBaseConfig::decay_after_step`](crate::AdamBaseConfig::decay_after_step)).
+//!
+//! Unlike the reference, which keeps `w̃` in the model between steps and asks the user to move
+//! back before evaluating, the model always holds `w`: the step computes `w̃` for its pass.
+
+use burn::config::Config;
+
+use crate::hyperparameter::{Context, Declared};
+use crate::member::{MemberHooks, MemberConfig, Room, StepInfo};
+use crate::vector::{ParamVector, read};
+
+/// MSAM: the perturbation along the momentum, ρ and eps from the step's own settings.
+#[derive(Config, Debug, PartialEq)]
+pub struct MsamConfig {}
+
+impl MemberConfig for MsamConfig {
+    const NAME: &'static str = "msam";
+    const ROOM: Room = Room::Whole;
+    const HYPERPARAMETERS: &'static [Declared<Self>] = &[];
+
+    fn fresh(_: &Context) -> Self {
+        Self::new()
+    }
+
+    fn own_update(&self) -> bool {
+        true
+    }
+
+    fn build(&self) -> Box<dyn MemberHooks> {
+        Box::new(Msam)
+    }
+}
+
+#[derive(Clone)]
+struct Msam;
+
+impl MemberHooks for Msam {
+    fn clone_box(&self) -> Box<dyn MemberHooks> {
+        Box::new(self.clone())
+    }
+
+
+    /// Every step is one pass.
+    fn plan(&self, _step: u64) -> Option<bool> {
+        Some(false)
+    }
+
+    /// `−ρ·v/(‖v‖ + eps)` over the parameters that have a momentum (none before the first step).
+    fn first_pass_offset(&mut self, info: &StepInfo, w: &ParamVector) -> Option<(ParamVector, Option<f64>)> {
+        let v = ParamVector::new(
+            (0..info.layout.len())
+                .map(|i| {
+                    w.get(i)?;
+                    info.base.first_moment(&info.layout.entries[i].path).cloned()
+                })
+                .collect(),
+        );
+        if v.is_vacant() {
+            return None;
+        }
+        let norm = read(vec![v.squared_norm_lazy()])[0].sqrt();
+        let scale = -info.rho / (norm + info.eps);
+        Some((v.scaled(scale), Some(scale.abs() * norm)))
+    }
+
+    /// `g + wd·(w̃ − w)`: with the base optimizer's `wd·w`, the decay of the point `w̃` the
+    /// gradient was taken at.
+    fn base_gradient(&self, info: &StepInfo, g: &ParamVector, offset: Option<&ParamVector>) -> Option<ParamVector> {
+        let wd = info.base.gradient_weight_decay();
+        let offset = offset?;
+        if wd == 0.0 {
+            return None;
+        }
+        Some(g.zip_map(offset, |g, e| match e {
+            Some(e) => g.clone() + e.clone().mul_scalar(wd),
+            None => g.clone(),
+        }))
+    }
+
+}

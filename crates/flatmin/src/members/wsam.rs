@@ -1,0 +1,131 @@
+//! WSAM (Yue, Jiang, Ye, Gao, Liu, Zhang, "Sharpness-Aware Minimization Revisited: Weighted
+//! Sharpness as a Regularization Term", KDD 2023; docs/ALGORITHMS.md, WSAM): sharpness as a
+//! regularizer of weight `α = γ/(1−γ)`. Coupled, the base optimizer takes `α·g_p + (1−α)·g`;
+//! decoupled, it takes `g`, then `w −= lr·α·(g_p − g)` outside its momentum and moments.
+//! Optionally `g` and `g_p` are each clipped to a global norm first, as WSAM's code does.
+
+use burn::config::Config;
+
+use crate::error::ConfigError;
+use crate::hyperparameter::{Context, Declared, Kind, Range, Value, check_all, declare};
+use crate::member::{Combined, Measures, MemberHooks, MemberConfig, Room};
+use crate::vector::ParamVector;
+
+/// WSAM's combination.
+#[derive(Config, Debug, PartialEq)]
+pub struct WsamConfig {
+    /// γ in [0, 1); γ = 1/2 is SAM, γ = 0 the base optimizer.
+    #[config(default = 0.9)]
+    pub gamma: f64,
+    /// Decoupled: the sharpness term is applied outside the base optimizer's state.
+    #[config(default = true)]
+    pub decoupled: bool,
+    /// Clip `g` and `g_p` each to this global norm (after `e` is made), or none.
+    #[config(default = "None")]
+    pub max_norm: Option<f64>,
+}
+
+/// The valid clipping norms.
+const MAX_NORM: Range = Range::new(0.0, false, f64::INFINITY, false, "a finite number > 0, or none");
+
+const HYPERPARAMETERS: &[Declared<WsamConfig>] = &[
+    declare!(number WsamConfig, "wsam_gamma", "WSAM's γ", Range::FRACTION, gamma, replay: ["gamma"]),
+    Declared {
+        key: "wsam_coupled",
+        doc: "WSAM coupled (sharpness through the base optimizer's momentum) instead of decoupled",
+        kind: Kind::Switch,
+        words: &[],
+        range: Range::FINITE,
+        replay: &[],
+        get: |c| Value::Switch(!c.decoupled),
+        set: |c, v, _| c.decoupled = !v.on(),
+        lab: true,
+    },
+    declare!(switch WsamConfig, "wsam_decoupled", "WSAM decoupled (reference trajectories' spelling)", decoupled, replay: ["decouple"], lab: false),
+    Declared {
+        key: "wsam_max_norm",
+        doc: "WSAM's max-norm clipping of both gradients",
+        kind: Kind::Number,
+        words: &["none"],
+        range: MAX_NORM,
+        replay: &["max_norm"],
+        get: |c| c.max_norm.map_or(Value::Word("none"), Value::Number),
+        set: |c, v, _| c.max_norm = v.number(),
+        lab: true,
+    },
+];
+
+impl MemberConfig for WsamConfig {
+    const NAME: &'static str = "wsam";
+    const ROOM: Room = Room::Combination;
+    const HYPERPARAMETERS: &'static [Declared<Self>] = HYPERPARAMETERS;
+
+    fn fresh(_: &Context) -> Self {
+        Self::new()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_all(self, HYPERPARAMETERS)
+    }
+
+    fn build(&self) -> Box<dyn MemberHooks> {
+        Box::new(Wsam { config: self.clone() })
+    }
+}
+
+#[derive(Clone)]
+struct Wsam {
+    config: WsamConfig,
+}
+
+/// `torch.nn.utils.clip_grad_norm_`'s factor: `min(1, max_norm / (norm + 1e-6))`.
+fn clip_factor(max_norm: f64, norm: f64) -> f64 {
+    (max_norm / (norm + 1e-6)).min(1.0)
+}
+
+impl MemberHooks for Wsam {
+    fn clone_box(&self) -> Box<dyn MemberHooks> {
+        Box::new(self.clone())
+    }
+
+
+    fn needs_g_later(&self) -> bool {
+        true
+    }
+
+    /// A tensor that got no first-pass gradient (left out by ESAM's mask) uses `g_p` alone: its
+    /// sharpness term is zero.
+    fn combine(&self, _eps: f64, g: &ParamVector, gp: &ParamVector, m: &Measures) -> Option<Combined> {
+        let WsamConfig {
+            gamma,
+            decoupled,
+            max_norm,
+        } = self.config;
+        let g_or_gp = gp.zip_map(g, |gp, g| g.cloned().unwrap_or_else(|| gp.clone()));
+        let alpha = gamma / (1.0 - gamma);
+        let (cg, cgp) = match max_norm {
+            Some(max) => (clip_factor(max, m.g_norm), clip_factor(max, m.gp_norm)),
+            None => (1.0, 1.0),
+        };
+        let g_c = if cg == 1.0 { g_or_gp } else { g_or_gp.scaled(cg) };
+        let gp_c = if cgp == 1.0 { gp.clone() } else { gp.scaled(cgp) };
+        Some(if decoupled {
+            let sharpness = gp_c.zip_map(&g_c, |gp, g| gp.clone() - g.expect("filled").clone());
+            Combined {
+                descent: g_c,
+                sharpness: Some(sharpness),
+                sharpness_weight: alpha,
+            }
+        } else {
+            let descent = gp_c.zip_map(&g_c, |gp, g| {
+                gp.clone().mul_scalar(alpha) + g.expect("filled").clone().mul_scalar(1.0 - alpha)
+            });
+            Combined {
+                descent,
+                sharpness: None,
+                sharpness_weight: 0.0,
+            }
+        })
+    }
+
+}

@@ -1,0 +1,266 @@
+//! The registry's public face: every hyperparameter of the step and its members, declared once
+//! in the member's file and collected here, and every preset's name. The laboratory derives its
+//! flags, its `--config`/`hp` keys, its `sweep --vary` axes and the keys of replayed reference
+//! trajectories from [`hyperparameters`] and [`base_hyperparameters`].
+//!
+//! ```
+//! use flatmin::{Context, SamConfig, Value, WsamConfig, hyperparameter};
+//!
+//! let context = Context { lr: 0.1, seed: 0 };
+//! let mut config = SamConfig::preset("sam", SamConfig::sgd_base(0.9, 0.0)).unwrap();
+//! let gamma = hyperparameter("wsam_gamma").unwrap();
+//! assert_eq!(gamma.default_value(&context), Value::Number(0.9)); // WsamConfig's default
+//! gamma.set(&mut config, Value::Number(0.8), &context).unwrap();
+//! assert_eq!(config.member::<WsamConfig>().unwrap().gamma, 0.8);
+//! assert!(gamma.set(&mut config, Value::Number(1.5), &context).is_ok()); // checked by validate
+//! assert!(config.validate().is_err());
+//! ```
+
+use std::sync::OnceLock;
+
+use crate::base::{ADAM_HYPERPARAMETERS, BaseConfig, SGD_HYPERPARAMETERS};
+use crate::config::{CORE, SamConfig};
+use crate::error::{ConfigError, SettingError};
+use crate::hyperparameter::{Context, Declared, Kind, Range, Value};
+use crate::member::Room;
+use crate::members::{MemberParam, PRESETS as PRESET_SPECS, member_hyperparameters};
+
+/// The names [`SamConfig::preset`] knows.
+pub const PRESETS: [&str; PRESET_SPECS.len()] = {
+    let mut names = [""; PRESET_SPECS.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = PRESET_SPECS[i].name;
+        i += 1;
+    }
+    names
+};
+
+/// One line on what preset `name` sets, if it is one.
+pub fn preset_doc(name: &str) -> Option<&'static str> {
+    PRESET_SPECS.iter().find(|p| p.name == name).map(|p| p.doc)
+}
+
+/// Where a hyperparameter lives.
+enum Target {
+    Core(&'static Declared<SamConfig>),
+    Member(MemberParam),
+    Sgd(&'static Declared<crate::base::SgdBaseConfig>),
+    Adam(&'static Declared<crate::base::AdamBaseConfig>),
+}
+
+/// One hyperparameter: its declaration, and how it reads and writes a [`SamConfig`].
+pub struct Hyperparameter {
+    /// The key: `hp` key, `sweep --vary` axis and (with `-` for `_`) command-line flag.
+    pub key: &'static str,
+    /// One line: what it is.
+    pub doc: &'static str,
+    /// Number, whole number or switch.
+    pub kind: Kind,
+    /// Words a number may also be.
+    pub words: &'static [&'static str],
+    /// The valid numbers.
+    pub range: Range,
+    /// The key names reference trajectories use for it.
+    pub replay: &'static [&'static str],
+    /// Whether the laboratory shows it as a flag and an `hp` key (false for what a run fills
+    /// in itself, and for spellings only reference trajectories use).
+    pub lab: bool,
+    /// The member it belongs to (`"core"` for the step's own, `"sgd"`/`"adam"` for a base's).
+    pub member: &'static str,
+    /// The room of that member (`None` for the step's and the base's own).
+    pub room: Option<Room>,
+    target: Target,
+}
+
+impl std::fmt::Debug for Hyperparameter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Hyperparameter({}, {})", self.member, self.key)
+    }
+}
+
+impl Hyperparameter {
+    fn of_declared<C>(d: &'static Declared<C>, member: &'static str, target: Target) -> Self {
+        Self {
+            key: d.key,
+            doc: d.doc,
+            kind: d.kind,
+            words: d.words,
+            range: d.range,
+            replay: d.replay,
+            lab: d.lab,
+            member,
+            room: None,
+            target,
+        }
+    }
+
+    /// Its value in `config`, if the member it belongs to is there.
+    pub fn get(&self, config: &SamConfig) -> Option<Value> {
+        match &self.target {
+            Target::Core(d) => Some((d.get)(config)),
+            Target::Member(p) => p.get(&config.members),
+            Target::Sgd(d) => match &config.base {
+                BaseConfig::Sgd(c) => Some((d.get)(c)),
+                _ => None,
+            },
+            Target::Adam(d) => match &config.base {
+                BaseConfig::Adam(c) => Some((d.get)(c)),
+                _ => None,
+            },
+        }
+    }
+
+    /// Its default: the member's (or the step's, the base's) own.
+    pub fn default_value(&self, context: &Context) -> Value {
+        match &self.target {
+            Target::Core(d) => (d.get)(&SamConfig::new(SamConfig::sgd_base(0.0, 0.0))),
+            Target::Member(p) => p.default(context),
+            Target::Sgd(d) => (d.get)(&crate::base::SgdBaseConfig::new()),
+            Target::Adam(d) => (d.get)(&crate::base::AdamBaseConfig::new()),
+        }
+    }
+
+    /// Whether `value` has this hyperparameter's kind: a finite number (or one of its words), a
+    /// whole number `>= 0`, or a switch. Its range is checked later, by [`SamConfig::validate`].
+    pub fn check_kind(&self, value: Value) -> Result<(), ConfigError> {
+        let ok = match (self.kind, value) {
+            (_, Value::Word(w)) => self.words.contains(&w),
+            (Kind::Switch, Value::Switch(_)) => true,
+            (Kind::Switch, Value::Number(v)) => v == 0.0 || v == 1.0,
+            (Kind::Number, Value::Number(v)) => v.is_finite(),
+            (Kind::Whole, Value::Number(v)) => v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= u64::MAX as f64,
+            (_, Value::Switch(_)) => false,
+        };
+        if ok {
+            return Ok(());
+        }
+        let expected = match self.kind {
+            Kind::Switch => "true or false",
+            Kind::Whole => self.range.expected,
+            Kind::Number if self.words.is_empty() => "a finite number",
+            Kind::Number => "a finite number or one of its words",
+        };
+        Err(ConfigError::new(self.key, value, expected))
+    }
+
+    /// Parses a command-line value: a number, one of its words, or (a switch) true/false/1/0.
+    pub fn parse(&self, text: &str) -> Result<Value, ConfigError> {
+        let text = text.trim();
+        let value = if let Some(w) = self.words.iter().find(|w| **w == text) {
+            Value::Word(w)
+        } else if self.kind == Kind::Switch {
+            match text {
+                "true" | "1" => Value::Switch(true),
+                "false" | "0" => Value::Switch(false),
+                _ => return Err(ConfigError::new(self.key, text, "true or false")),
+            }
+        } else {
+            match text.parse::<f64>() {
+                Ok(v) => Value::Number(v),
+                Err(_) => return Err(ConfigError::new(self.key, text, "a finite number")),
+            }
+        };
+        self.check_kind(value)?;
+        Ok(value)
+    }
+
+    /// Sets it in `config`: the member is put in with its defaults (in place of whatever
+    /// occupied its room) when it is not there. The value's kind is checked here, its range by
+    /// [`SamConfig::validate`].
+    pub fn set(&self, config: &mut SamConfig, value: Value, context: &Context) -> Result<(), ConfigError> {
+        self.check_kind(value)?;
+        let value = match (self.kind, value) {
+            (Kind::Switch, Value::Number(v)) => Value::Switch(v != 0.0),
+            (_, v) => v,
+        };
+        match &self.target {
+            Target::Core(d) => (d.set)(config, value, context),
+            Target::Member(p) => p.set(&mut config.members, value, context)?,
+            Target::Sgd(d) => match &mut config.base {
+                BaseConfig::Sgd(c) => (d.set)(c, value, context),
+                _ => return Err(ConfigError::new(self.key, value, "a setting of SGD: the base optimizer is Adam")),
+            },
+            Target::Adam(d) => match &mut config.base {
+                BaseConfig::Adam(c) => (d.set)(c, value, context),
+                _ => return Err(ConfigError::new(self.key, value, "a setting of Adam: the base optimizer is SGD")),
+            },
+        }
+        Ok(())
+    }
+}
+
+/// Every hyperparameter of the step and its members, the step's own first, then the members'
+/// in the registry's order.
+pub fn hyperparameters() -> &'static [Hyperparameter] {
+    static ALL: OnceLock<Vec<Hyperparameter>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let mut all: Vec<Hyperparameter> = CORE
+            .iter()
+            .map(|d| Hyperparameter::of_declared(d, "core", Target::Core(d)))
+            .collect();
+        for p in member_hyperparameters() {
+            all.push(Hyperparameter {
+                key: p.key,
+                doc: p.doc,
+                kind: p.kind,
+                words: p.words,
+                range: p.range,
+                replay: p.replay,
+                lab: p.lab,
+                member: p.member,
+                room: Some(p.room),
+                target: Target::Member(p),
+            });
+        }
+        all
+    })
+}
+
+/// The base optimizers' hyperparameters (SGD's, then Adam's), with the key names of reference
+/// trajectories; the laboratory sets the base its own way.
+pub fn base_hyperparameters() -> &'static [Hyperparameter] {
+    static ALL: OnceLock<Vec<Hyperparameter>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let sgd = SGD_HYPERPARAMETERS
+            .iter()
+            .map(|d| Hyperparameter::of_declared(d, "sgd", Target::Sgd(d)));
+        let adam = ADAM_HYPERPARAMETERS
+            .iter()
+            .map(|d| Hyperparameter::of_declared(d, "adam", Target::Adam(d)));
+        sgd.chain(adam).collect()
+    })
+}
+
+/// The hyperparameter of the step or a member with this key.
+pub fn hyperparameter(key: &str) -> Option<&'static Hyperparameter> {
+    hyperparameters().iter().find(|h| h.key == key)
+}
+
+/// Sets several hyperparameters on `config` in the registry's order (so that a schedule given
+/// with LookSAM's settings is the one LookSAM gets). Two that choose different members of one
+/// room (two geometries, two schedules, …) are an error naming both.
+pub fn apply(config: &mut SamConfig, settings: &[(&'static Hyperparameter, Value)], context: &Context) -> Result<(), SettingError> {
+    let mut ordered: Vec<&(&Hyperparameter, Value)> = settings.iter().collect();
+    let position = |h: &Hyperparameter| hyperparameters().iter().position(|x| std::ptr::eq(x, h)).unwrap_or(usize::MAX);
+    ordered.sort_by_key(|(h, _)| position(h));
+    let mut chosen: Vec<(&Hyperparameter, Room)> = Vec::new();
+    for (h, value) in ordered {
+        let off_switch = h.kind == Kind::Switch && !value.on();
+        if let Some(room) = h.room
+            && !off_switch
+        {
+            if let Some((other, _)) = chosen.iter().find(|(o, r)| *r == room && o.member != h.member) {
+                return Err(SettingError::Clash {
+                    first: other.key,
+                    second: h.key,
+                    room: room.name(),
+                    members: (other.member, h.member),
+                });
+            }
+            chosen.push((h, room));
+        }
+        h.set(config, *value, context).map_err(SettingError::Invalid)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,432 @@
+//! The SAM step: the optimizer ([`Sam`]), its one-call driver ([`Sam::step`]) and the stages of
+//! the two-step API ([`Sam::begin`], [`Sam::ascend`], [`Ascent::select`],
+//! [`Ascent::second_pass`], [`Sam::finish`]). The phases are written once, in
+//! [`phases`](self::phases) and the stage types; every driver — these two APIs and the
+//! `flatmin-learner` adapter for Burn's `Learner` — runs them, and the members answer through
+//! their hooks.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+
+use crate::base::BaseOptimizer;
+use crate::bridge::{self, Layout};
+use crate::config::SamConfig;
+use crate::error::{ConfigError, Pass, RecordError, StepError};
+use crate::member::{Injection, MemberHooks, Schema, StepInfo};
+use crate::record::{RecordOut, SamRecord};
+use crate::report::{StepReport, StepTimings};
+
+mod batch;
+mod clock;
+mod phases;
+mod stages;
+
+pub use batch::Batch;
+use clock::PassClock;
+pub use stages::{Ascent, Descent, FirstPass, Next, PassInput, SecondForward, Update};
+
+/// A SAM-family optimizer, built by [`SamConfig::init`].
+///
+/// One call per step: [`Sam::step`], with a loss closure. Two steps, the caller running the
+/// passes: [`Sam::begin`] → first pass on [`FirstPass::model`] → [`Sam::ascend`] → second pass
+/// on [`Ascent::model`] → [`Ascent::second_pass`] → [`Sam::finish`] (or [`Sam::descent`] for a
+/// base optimizer outside flatmin).
+pub struct Sam {
+    config: SamConfig,
+    base: BaseOptimizer,
+    members: Vec<Box<dyn MemberHooks>>,
+    steps: u64,
+    clock: PassClock,
+    timings: StepTimings,
+}
+
+impl SamConfig {
+    /// Builds the optimizer, validating every hyperparameter first.
+    pub fn init(&self) -> Result<Sam, ConfigError> {
+        self.validate()?;
+        Ok(Sam {
+            base: BaseOptimizer::new(self.base.clone()),
+            members: self.members.iter().map(|m| m.spec().build()).collect(),
+            config: self.clone(),
+            steps: 0,
+            clock: PassClock::default(),
+            timings: StepTimings::default(),
+        })
+    }
+}
+
+impl Sam {
+    /// The configuration.
+    pub fn config(&self) -> &SamConfig {
+        &self.config
+    }
+
+    /// How many steps were taken (skipped steps do not count).
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Where the wall time of the last one-call [`Sam::step`] went (passes and optimizer work).
+    pub fn last_timings(&self) -> StepTimings {
+        self.timings
+    }
+
+    /// Puts a recorded source in place of a member's own draws or choices (ESAM's masks and
+    /// selection, bSAM's noise), for a replay of a recorded run.
+    pub fn inject(mut self, source: Injection) -> Result<Self, ConfigError> {
+        let what = source.what;
+        let mut source = Some(source);
+        for m in &mut self.members {
+            source = m.inject(source.take().expect("still held"));
+            if source.is_none() {
+                return Ok(self);
+            }
+        }
+        Err(ConfigError::new(
+            "inject",
+            what,
+            "a member that draws it (no member of this configuration does)",
+        ))
+    }
+
+    // ---- the two-step API --------------------------------------------------------------------
+
+    /// Begins a step at learning rate `lr` (ρ may follow it): the model the first pass runs on,
+    /// with what this step drew before it (ESAM's per-tensor mask, bSAM's noise, MSAM's point).
+    /// Nothing in the optimizer changes until the step is finished.
+    pub fn begin<M: Module>(&self, lr: f64, model: &M) -> FirstPass<M> {
+        let mut work: Vec<Box<dyn MemberHooks>> = self.members.iter().map(|m| m.clone_box()).collect();
+        let base_only = self.config.is_base_only();
+        let decides_after = self.config.members.iter().any(|m| m.spec().decides_after_first_pass());
+        let plan = if base_only {
+            Some(false)
+        } else {
+            let planned = work.iter().find_map(|m| m.plan(self.steps));
+            match planned {
+                Some(p) => Some(p),
+                None if decides_after => None,
+                None => Some(true),
+            }
+        };
+        let per_sample = plan != Some(false) && self.config.needs_sample_losses();
+        let mut first = FirstPass {
+            view: model.clone(),
+            lr,
+            step: self.steps,
+            plan,
+            decided: false,
+            work: Vec::new(),
+            tensor_mask: None,
+            offset: None,
+            per_sample,
+        };
+        if base_only {
+            first.work = work;
+            return first;
+        }
+        let layout = Layout::of(model);
+        let info = StepInfo {
+            layout: &layout,
+            step: self.steps,
+            rho: self.config.rho_at(lr),
+            eps: self.config.eps,
+            base: &self.base,
+        };
+        // The point of the first pass (bSAM's noise, MSAM's step along the momentum): it shares
+        // the model's BatchNorm statistics, which the first pass updates.
+        let offset = if self.config.needs_own_update() {
+            let w = bridge::values(model, &layout);
+            work.iter_mut().find_map(|m| m.first_pass_offset(&info, &w))
+        } else {
+            None
+        };
+        if let Some((offset, _)) = &offset {
+            first.view = bridge::shifted_sharing_statistics(model, &layout, offset.clone());
+        } else if plan != Some(false)
+            && let Some(mask) = work.iter_mut().find_map(|m| m.tensor_mask(layout.len()))
+        {
+            // ESAM: the left-out tensors track no gradient in the first pass. When the mask
+            // leaves every tensor out, the view tracks every tensor (a backward pass always has
+            // something to differentiate) and the step perturbs nothing: `e = 0`.
+            if mask.iter().any(|&k| k) {
+                first.view = bridge::with_tracked(model, &layout, &mask);
+            }
+            first.tensor_mask = Some(mask);
+        }
+        first.offset = offset;
+        first.work = work;
+        first
+    }
+
+    /// The first pass's result (its losses, or gradients: see [`PassInput`]) taken in: the
+    /// step's decision, and either the perturbed model for the second pass or, on a step without
+    /// one, the update. `model` is the model the step was begun with (the weights `w`).
+    /// Nothing changes in the optimizer; a non-finite loss or gradient is an error.
+    pub fn ascend<M: Module>(
+        &self,
+        model: &M,
+        first: FirstPass<M>,
+        input: impl Into<PassInput>,
+    ) -> Result<Next<M>, StepError> {
+        let expect = first.expect(None);
+        let input = input
+            .into()
+            .evaluate(&first.view, expect, &mut PassClock::default())?;
+        self.ascend_evaluated(model, first, input)
+    }
+
+    fn ascend_evaluated<M: Module>(&self, model: &M, first: FirstPass<M>, input: PassInput) -> Result<Next<M>, StepError> {
+        if first.step != self.steps {
+            return Err(StepError::Stale {
+                begun: first.step,
+                now: self.steps,
+            });
+        }
+        let FirstPass {
+            view,
+            lr,
+            step,
+            plan,
+            decided,
+            mut work,
+            tensor_mask,
+            offset,
+            ..
+        } = first;
+        drop(view);
+        let layout = Layout::of(model);
+        let measured = phases::measure_first(model, &layout, &input, tensor_mask.as_deref())?;
+        let second = if decided {
+            plan.unwrap_or(true)
+        } else {
+            let decision = if self.config.members.iter().any(|m| m.spec().decides_after_first_pass()) {
+                stages::decide(&mut work, step, measured.squared)
+            } else {
+                true
+            };
+            plan.unwrap_or(decision)
+        };
+        let info = StepInfo {
+            layout: &layout,
+            step,
+            rho: self.config.rho_at(lr),
+            eps: self.config.eps,
+            base: &self.base,
+        };
+        if !second {
+            let update = phases::base_step(&info, layout.clone(), work, measured, offset, input.loss, self.config.measure, lr)?;
+            return Ok(Next::Update(update));
+        }
+        let g_norm = measured.squared.sqrt();
+        let g = measured.g;
+        let (perturbed, e_norm) = phases::perturb(&info, model, &mut work, &g, g_norm);
+        let rho = info.rho;
+        Ok(Next::Ascent(Ascent {
+            model: perturbed,
+            origin: model.clone(),
+            layout,
+            g,
+            g_norm,
+            e_norm,
+            rho,
+            eps: self.config.eps,
+            measure: self.config.measure,
+            lr,
+            step,
+            tensor_mask,
+            work,
+            g_from_e: false,
+            loss: input.loss,
+            before: input.values,
+            first_count: input.count,
+            sharpness: None,
+            selected: None,
+        }))
+    }
+
+    /// Applies the update to `model` (the weights `w`) with the base optimizer (or a member's
+    /// own) and makes the step's member state the optimizer's. The model always comes back:
+    /// updated with the report, or untouched with the reason (an update of an older step).
+    pub fn finish<M: Module>(&mut self, model: M, mut update: Update) -> (M, Result<StepReport, StepError>) {
+        if update.step != self.steps {
+            return (
+                model,
+                Err(StepError::Stale {
+                    begun: update.step,
+                    now: self.steps,
+                }),
+            );
+        }
+        let model = phases::apply(&mut self.base, model, &mut update);
+        self.members = update.work;
+        self.steps += 1;
+        (model, Ok(update.descent.report))
+    }
+
+    /// The update handed to a base optimizer outside flatmin (Burn's, in a `Learner`): the step
+    /// is committed as [`Sam::finish`] commits it (the members' state, the step count), but
+    /// flatmin's own base optimizer neither runs nor changes. A step that needs flatmin's own
+    /// base optimizer (bSAM, MSAM) is refused.
+    pub fn descent(&mut self, update: Update) -> Result<Descent, StepError> {
+        if update.step != self.steps {
+            return Err(StepError::Stale {
+                begun: update.step,
+                now: self.steps,
+            });
+        }
+        if self.config.needs_own_update() {
+            return Err(StepError::OwnUpdate);
+        }
+        self.members = update.work;
+        self.steps += 1;
+        Ok(update.descent)
+    }
+
+    // ---- one call per step -------------------------------------------------------------------
+
+    /// One-call API: runs the whole step on `model` at learning rate `lr`.
+    ///
+    /// `loss_fn(model, batch)` runs a forward pass of `model` on the requested samples of the
+    /// current batch and returns their losses, one per sample (shape `[n]`), or their mean
+    /// (shape `[1]`) when the configured selection does not need per-sample losses. It is called
+    /// for the first pass, for ESAM's selection forward (on a model that tracks no gradient),
+    /// and for the second pass; a closure that returns another number of losses than it was
+    /// asked for (e.g. ignores the [`Batch`]) gets [`StepError::LossCount`].
+    ///
+    /// BatchNorm running statistics are updated by the first pass only. The model always comes
+    /// back: updated with the step's report, or untouched with the reason it was skipped.
+    pub fn step<M, F>(&mut self, lr: f64, model: M, mut loss_fn: F) -> (M, Result<StepReport, StepError>)
+    where
+        M: Module,
+        F: FnMut(&M, Batch<'_>) -> Tensor<1>,
+    {
+        let started = Instant::now();
+        let mut clock = PassClock::default();
+        let mut loss_fn = |m: &M, batch: Batch<'_>, _: Pass| loss_fn(m, batch);
+        let update = self.run_phases(lr, &model, &mut loss_fn, &mut clock);
+        let out = match update {
+            Ok(update) => self.finish(model, update),
+            Err(e) => (model, Err(e)),
+        };
+        self.clock = clock;
+        self.timings = self.clock.timings(started.elapsed());
+        out
+    }
+
+    /// The phases in order, for the one-call API, up to the update.
+    fn run_phases<M, F>(&self, lr: f64, model: &M, loss_fn: &mut F, clock: &mut PassClock) -> Result<Update, StepError>
+    where
+        M: Module,
+        F: FnMut(&M, Batch<'_>, Pass) -> Tensor<1>,
+    {
+        let first = self.begin(lr, model);
+        let input = first.run_timed(None, loss_fn, clock)?;
+        let mut ascent = match self.ascend_evaluated(model, first, input)? {
+            Next::Update(update) => return Ok(update),
+            Next::Ascent(ascent) => ascent,
+        };
+        if self.releases_g() {
+            // Nothing after the perturbation needs `g` (and the report's cosine, if measured,
+            // comes from `e`): its memory is free during the second pass.
+            ascent.g = Default::default();
+            ascent.g_from_e = true;
+        }
+        let ascent = ascent.select_timed(None, loss_fn, clock)?;
+        let second = ascent.second_forward_timed(None, |m| m.clone(), loss_fn, clock)?;
+        let input = second.backward_timed(clock);
+        ascent.second_pass_timed(input, clock)
+    }
+
+    /// Whether `g` may be let go after the perturbation: no member needs it, and the report's
+    /// cosine, if measured, can be had from `e` (which stays along `g`).
+    fn releases_g(&self) -> bool {
+        !self.members.iter().any(|m| m.needs_g_later())
+            && (!self.config.measure || self.members.iter().all(|m| m.e_along_g()))
+    }
+
+    // ---- record ------------------------------------------------------------------------------
+
+    /// The optimizer's state: the base optimizer's and every member's, under their names, and the
+    /// step count.
+    pub fn record(&self) -> SamRecord {
+        let mut out = RecordOut::default();
+        self.base.save(&mut out);
+        for m in &self.members {
+            m.save(&mut out);
+        }
+        out.scalar("steps".into(), self.steps);
+        SamRecord::from_out(out)
+    }
+
+    /// Restores state from [`Sam::record`] into this optimizer (built from the same config) and
+    /// checks that it fits `model`, the model it will train: every buffer belongs to one of its
+    /// parameters and has that parameter's number of elements and float type. A record of
+    /// another model, or a damaged one, is then an error here rather than a panic in the next
+    /// step.
+    pub fn load_record<M: Module>(mut self, record: SamRecord, model: &M) -> Result<Self, RecordError> {
+        let mut record = record.into_in();
+        for m in &mut self.members {
+            m.load(&mut record)?;
+        }
+        self.base.load(&mut record)?;
+        if let Some(name) = record.tensors.keys().min() {
+            return Err(RecordError::Mismatch(format!("unknown tensor `{name}`")));
+        }
+        self.steps = record.uint("steps")?;
+        self.check_fits(model)?;
+        Ok(self)
+    }
+
+    fn check_fits<M: Module>(&self, model: &M) -> Result<(), RecordError> {
+        let layout = Layout::of(model);
+        let values = bridge::values(model, &layout);
+        let params: std::collections::HashMap<&str, (usize, burn::tensor::DType)> = layout
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| values.get(i).map(|v| (e.path.as_str(), (e.numel(), v.dtype()))))
+            .collect();
+        let check = |what: &str, path: &str, t: &Tensor<1>| match params.get(path) {
+            None => Err(RecordError::Mismatch(format!(
+                "{what} of `{path}`: the model has no such parameter"
+            ))),
+            Some(&(n, dtype)) if t.dims()[0] != n || t.dtype() != dtype => Err(RecordError::Mismatch(format!(
+                "{what} of `{path}`: {} values of {:?}, but the parameter has {n} of {dtype:?}",
+                t.dims()[0],
+                t.dtype()
+            ))),
+            Some(_) => Ok(()),
+        };
+        for (path, state) in &self.base.states {
+            for (what, t) in state.buffers() {
+                check(what, path, t)?;
+            }
+        }
+        for m in &self.members {
+            for (what, path, t) in m.buffers() {
+                check(what, path, t)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SamConfig {
+    /// The record names this configuration's members may hold, known before any step: what a
+    /// checkpoint of fixed layout (the Learner's model record) allocates. The step count
+    /// (`steps`) is always there.
+    pub fn record_schema(&self) -> Schema {
+        let mut schema = Schema {
+            maps: Vec::new(),
+            scalars: vec!["steps".into()],
+        };
+        for m in &self.members {
+            let s = m.spec().build().schema();
+            schema.maps.extend(s.maps);
+            schema.scalars.extend(s.scalars);
+        }
+        schema
+    }
+}
