@@ -19,9 +19,8 @@ use burn::module::{Module, Param};
 use burn::tensor::activation::tanh;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use flatmin::{
-    AdamConfig, AdaptiveConfig, BaseConfig, Batch, BsamConfig, Combination, FriendlyConfig, Geometry, LookSamConfig,
-    MaskSource, NoiseSource, PassSchedule, RhoSchedule, SamConfig, SampleSelector, Selection, SelectionRule, SgdConfig,
-    SwpConfig, SwpGranularity,
+    AdamBaseConfig, BaseConfig, Batch, Context, Hyperparameter, Injection, MaskSource, NoiseSource, RhoSchedule,
+    SamConfig, SampleSelector, SelectionRule, SettingError, SgdBaseConfig, Value as HpValue,
 };
 use serde_json::{Map, Value, json};
 
@@ -176,38 +175,35 @@ fn nested(values: &[f64], shape: &[usize]) -> Value {
 /// Hyperparameters, each read once; what is never read is an unknown key.
 struct Keys<'a> {
     map: &'a Map<String, Value>,
-    used: Vec<&'static str>,
+    used: Vec<String>,
 }
 
 impl<'a> Keys<'a> {
-    fn get(&mut self, key: &'static str) -> Option<&'a Value> {
-        self.used.push(key);
+    fn get(&mut self, key: &str) -> Option<&'a Value> {
+        self.used.push(key.to_string());
         self.map.get(key).filter(|v| !v.is_null())
     }
 
-    fn num(&mut self, key: &'static str) -> Result<f64, CaseError> {
+    fn num(&mut self, key: &str) -> Result<f64, CaseError> {
         match self.get(key) {
             Some(v) => num(v, &format!("hyperparams.{key}")),
             None => err(format!("`hyperparams.{key}` is missing")),
         }
     }
 
-    fn num_or(&mut self, key: &'static str, default: f64) -> Result<f64, CaseError> {
+    fn num_or(&mut self, key: &str, default: f64) -> Result<f64, CaseError> {
         match self.get(key) {
             Some(v) => num(v, &format!("hyperparams.{key}")),
             None => Ok(default),
         }
     }
 
-    fn flag_or(&mut self, key: &'static str, default: bool) -> Result<bool, CaseError> {
-        match self.get(key) {
-            Some(v) => flag(v, &format!("hyperparams.{key}")),
-            None => Ok(default),
-        }
+    fn present(&self, key: &str) -> bool {
+        self.map.get(key).is_some_and(|v| !v.is_null())
     }
 
     fn finish(&self, optimizer: &str) -> Result<(), CaseError> {
-        let mut unknown: Vec<&String> = self.map.keys().filter(|k| !self.used.contains(&k.as_str())).collect();
+        let mut unknown: Vec<&String> = self.map.keys().filter(|k| !self.used.contains(k)).collect();
         unknown.sort();
         match unknown.first() {
             None => Ok(()),
@@ -216,59 +212,86 @@ impl<'a> Keys<'a> {
     }
 }
 
-/// The names of the `optimizer` field a replay understands.
-pub const OPTIMIZERS: [&str; 12] = [
-    "SGD",
-    "SAM",
-    "SAM(adaptive)",
-    "SamsungLabs.SAM",
-    "SamsungLabs.ASAM",
-    "FriendlySAM",
-    "GSAM",
-    "WSAM",
-    "ESAM",
-    "LookSAM",
-    "AE-SAM",
-    "BSAM",
-];
+/// The names of the `optimizer` field a replay understands: the library's references.
+pub const OPTIMIZERS: [&str; flatmin::REFERENCES.len()] = flatmin::REFERENCES;
 
-/// A whole number key (`sam_every`, `k`, `total_steps`, seeds, `data_size`).
-fn whole(v: &Value, field: &str) -> Result<u64, CaseError> {
-    v.as_u64().map_or_else(
-        || err(format!("`{field}`: expected a whole number >= 0, found {v}")),
-        Ok,
-    )
+/// A case value as a hyperparameter's value.
+fn hp_value(h: &Hyperparameter, v: &Value, key: &str) -> Result<HpValue, CaseError> {
+    let value = match v {
+        Value::Bool(b) => HpValue::Switch(*b),
+        Value::Number(n) => HpValue::Number(n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(s) => match h.words.iter().find(|w| **w == s.as_str()) {
+            Some(w) => HpValue::Word(w),
+            None => return err(format!("`hyperparams.{key}` = \"{s}\": expected a number")),
+        },
+        other => return err(format!("`hyperparams.{key}`: expected a number or true/false, found {other}")),
+    };
+    h.check_kind(value)
+        .map_err(|e| CaseError(format!("`hyperparams.{key}` = {v}: expected {}", e.expected)))?;
+    Ok(value)
 }
 
-/// The schedule keys any optimizer may carry: `sam_every` (a SAM step every k steps, the others
-/// base steps on `g`) or `sam_probability` with `sam_seed` (randomized sharpness training).
-fn schedule_keys(keys: &mut Keys) -> Result<Option<PassSchedule>, CaseError> {
-    let every = keys
-        .get("sam_every")
-        .map(|v| whole(v, "hyperparams.sam_every"))
-        .transpose()?;
-    let probability = keys
-        .get("sam_probability")
-        .map(|v| num(v, "hyperparams.sam_probability"))
-        .transpose()?;
-    let seed = keys
-        .get("sam_seed")
-        .map(|v| whole(v, "hyperparams.sam_seed"))
-        .transpose()?;
-    match (every, probability, seed) {
-        (Some(_), Some(_), _) => err("`hyperparams.sam_every` and `hyperparams.sam_probability` exclude each other"),
-        (Some(_), None, Some(_)) | (None, None, Some(_)) => {
-            err("`hyperparams.sam_seed` belongs to `hyperparams.sam_probability`, which is missing")
-        }
-        (Some(k), None, None) => Ok(Some(PassSchedule::Every { k })),
-        (None, Some(_), None) => err("`hyperparams.sam_seed` is missing: a random schedule is replayed from its seed"),
-        (None, Some(probability), Some(seed)) => Ok(Some(PassSchedule::Random { probability, seed })),
-        (None, None, None) => Ok(None),
+/// The base optimizer a case names (`base`, with `lr` and the base's keys, mapped through the
+/// library's declarations of the base optimizers' hyperparameters).
+fn base_config(keys: &mut Keys, optimizer: &str) -> Result<(BaseConfig, f64), CaseError> {
+    let base = match keys.get("base") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => return err(format!("`hyperparams.base`: expected a string, found {other}")),
+        // MSAM's SGD form is its own class, with no base to name.
+        None if optimizer == "MSAM" => "torch.optim.SGD".to_string(),
+        None => return err("`hyperparams.base` is missing"),
+    };
+    let lr = keys.num("lr")?;
+    if !(lr.is_finite() && lr >= 0.0) {
+        return err(format!("`hyperparams.lr` = {lr}: expected a finite number >= 0"));
     }
+    let name = base.strip_prefix("torch.optim.").unwrap_or(&base);
+    let mut config = match name {
+        "SGD" => BaseConfig::Sgd(SgdBaseConfig::new()),
+        "Adam" | "AdamW" => {
+            let mut adam = AdamBaseConfig::new().with_decoupled_weight_decay(name == "AdamW");
+            if let Some(b) = keys.get("betas") {
+                match b {
+                    Value::Array(b) if b.len() == 2 => {
+                        adam.beta1 = num(&b[0], "hyperparams.betas[0]")?;
+                        adam.beta2 = num(&b[1], "hyperparams.betas[1]")?;
+                    }
+                    other => return err(format!("`hyperparams.betas`: expected [beta1, beta2], found {other}")),
+                }
+            }
+            if keys.get("amsgrad").and_then(Value::as_bool) == Some(true) {
+                return err("`hyperparams.amsgrad` = true is not supported (only amsgrad = false)");
+            }
+            // torch.optim.AdamW's own default weight decay.
+            if name == "AdamW" && !keys.present("weight_decay") {
+                adam.weight_decay = 0.01;
+            }
+            BaseConfig::Adam(adam)
+        }
+        _ => {
+            return err(format!(
+                "`hyperparams.base` = `{base}`: expected torch.optim.SGD, torch.optim.Adam or torch.optim.AdamW"
+            ));
+        }
+    };
+    // The base's keys, by the names its declarations give reference trajectories.
+    let member = if matches!(config, BaseConfig::Sgd(_)) { "sgd" } else { "adam" };
+    let mut probe = SamConfig::new(config.clone());
+    for h in flatmin::base_hyperparameters().iter().filter(|h| h.member == member) {
+        for key in h.replay {
+            if let Some(v) = keys.get(key) {
+                let value = hp_value(h, v, key)?;
+                h.set(&mut probe, value, &Context { lr, seed: 0 })
+                    .map_err(|e| CaseError(format!("hyperparams: {e}")))?;
+            }
+        }
+    }
+    config = probe.base;
+    Ok((config, lr))
 }
 
-/// bSAM, its own base optimizer: `lr` and bSAM's keys; `base` is absent (or `BSAM`).
-fn bsam_config(keys: &mut Keys) -> Result<(SamConfig, f64), CaseError> {
+/// bSAM, its own base optimizer: `lr`; `base` is absent (or `BSAM`).
+fn bsam_base(keys: &mut Keys) -> Result<(BaseConfig, f64), CaseError> {
     match keys.get("base") {
         None => {}
         Some(Value::String(s)) if s == "BSAM" => {}
@@ -282,160 +305,52 @@ fn bsam_config(keys: &mut Keys) -> Result<(SamConfig, f64), CaseError> {
     if !(lr.is_finite() && lr >= 0.0) {
         return err(format!("`hyperparams.lr` = {lr}: expected a finite number >= 0"));
     }
-    let data_size = match keys.get("data_size") {
-        Some(v) => whole(v, "hyperparams.data_size")?,
-        None => return err("`hyperparams.data_size` is missing: bSAM's noise and weight decay depend on it"),
-    };
-    let mut bsam = BsamConfig::new()
-        .with_beta1(keys.num_or("beta1", 0.9)?)
-        .with_beta2(keys.num_or("beta2", 0.999)?)
-        .with_prior_precision(keys.num_or("prior_precision", 10.0)?)
-        .with_data_size(data_size)
-        .with_damping(keys.num_or("damping", 0.1)?)
-        .with_s_init(keys.num_or("s_init", 1.0)?);
-    if let Some(seed) = keys.get("seed") {
-        bsam = bsam.with_seed(whole(seed, "hyperparams.seed")?);
-    }
-    let config = SamConfig::new(BaseConfig::Bsam(bsam)).with_rho(keys.num("rho")?);
-    Ok((config.with_schedule(schedule_keys(keys)?), lr))
+    Ok((SamConfig::sgd_base(0.0, 0.0), lr))
 }
 
-fn base_config(keys: &mut Keys) -> Result<(BaseConfig, f64), CaseError> {
-    let base = match keys.get("base") {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => return err(format!("`hyperparams.base`: expected a string, found {other}")),
-        None => return err("`hyperparams.base` is missing"),
-    };
-    let lr = keys.num("lr")?;
-    if !(lr.is_finite() && lr >= 0.0) {
-        return err(format!("`hyperparams.lr` = {lr}: expected a finite number >= 0"));
-    }
-    let name = base.strip_prefix("torch.optim.").unwrap_or(&base);
-    let config = match name {
-        "SGD" => BaseConfig::Sgd(
-            SgdConfig::new()
-                .with_momentum(keys.num_or("momentum", 0.0)?)
-                .with_dampening(keys.num_or("dampening", 0.0)?)
-                .with_nesterov(keys.flag_or("nesterov", false)?)
-                .with_weight_decay(keys.num_or("weight_decay", 0.0)?),
-        ),
-        "Adam" | "AdamW" => {
-            let (b1, b2) = match keys.get("betas") {
-                None => (0.9, 0.999),
-                Some(Value::Array(b)) if b.len() == 2 => {
-                    (num(&b[0], "hyperparams.betas[0]")?, num(&b[1], "hyperparams.betas[1]")?)
-                }
-                Some(other) => return err(format!("`hyperparams.betas`: expected [beta1, beta2], found {other}")),
-            };
-            if keys.flag_or("amsgrad", false)? {
-                return err("`hyperparams.amsgrad` = true is not supported (only amsgrad = false)");
-            }
-            let default_wd = if name == "AdamW" { 0.01 } else { 0.0 };
-            BaseConfig::Adam(
-                AdamConfig::new()
-                    .with_beta1(b1)
-                    .with_beta2(b2)
-                    .with_eps(keys.num_or("eps", 1e-8)?)
-                    .with_weight_decay(keys.num_or("weight_decay", default_wd)?)
-                    .with_decoupled_weight_decay(name == "AdamW"),
-            )
-        }
-        _ => {
-            return err(format!(
-                "`hyperparams.base` = `{base}`: expected torch.optim.SGD, torch.optim.Adam or torch.optim.AdamW"
-            ));
-        }
-    };
-    Ok((config, lr))
-}
-
-fn adaptive_geometry(keys: &mut Keys) -> Result<Geometry, CaseError> {
-    Ok(if keys.flag_or("adaptive", false)? {
-        Geometry::AdaptiveSquared
-    } else {
-        Geometry::Euclidean
-    })
-}
-
-/// Maps the case's optimizer and hyperparameters onto a library configuration.
+/// Maps the case's optimizer and hyperparameters onto a library configuration, through the
+/// library's registry ([`flatmin::reference`]): the case starts from the reference's preset,
+/// and each key is a name a member declares for one of its hyperparameters. The few keys that
+/// are the case's own — the base optimizer and `lr`, GSAM's ρ schedule, WSAM's derived `alpha`,
+/// ESAM's Python seed — are read here.
 pub fn config_for(optimizer: &str, hyperparams: &Map<String, Value>) -> Result<(SamConfig, f64), CaseError> {
+    let Some(reference) = flatmin::reference(optimizer) else {
+        return err(format!(
+            "unknown optimizer `{optimizer}`: expected one of {}",
+            OPTIMIZERS.join(", ")
+        ));
+    };
     let mut keys = Keys {
         map: hyperparams,
         used: Vec::new(),
     };
-    if optimizer == "BSAM" {
-        let (config, lr) = bsam_config(&mut keys)?;
-        keys.finish(optimizer)?;
-        config.validate().map_err(|e| CaseError(format!("hyperparams: {e}")))?;
-        return Ok((config, lr));
+    for key in reference.required() {
+        if !keys.present(key) {
+            return err(format!("`hyperparams.{key}` is missing"));
+        }
     }
-    let (base, lr) = base_config(&mut keys)?;
-    let sam = SamConfig::new(base);
-    let config = match optimizer {
-        "SGD" => sam.with_rho(0.0),
-        "SAM" | "SAM(adaptive)" => {
-            let geometry = adaptive_geometry(&mut keys)?;
-            if optimizer == "SAM(adaptive)" && geometry != Geometry::AdaptiveSquared {
-                return err("`SAM(adaptive)` needs `hyperparams.adaptive` = true");
-            }
-            sam.with_rho(keys.num("rho")?)
-                .with_eps(keys.num_or("eps_norm", 1e-12)?)
-                .with_geometry(geometry)
+    let (base, lr) = if reference.has_base() {
+        base_config(&mut keys, optimizer)?
+    } else {
+        bsam_base(&mut keys)?
+    };
+    let context = Context { lr, seed: 0 };
+    let mut config = reference
+        .config(base, &context)
+        .map_err(|e| CaseError(format!("hyperparams: {e}")))?;
+    // The keys that are the case's own.
+    match optimizer {
+        "SamsungLabs.SAM" if keys.get("eta").is_some() => {
+            return err("`SamsungLabs.SAM` takes `hyperparams.eta` = null (use SamsungLabs.ASAM for eta)");
         }
-        "SamsungLabs.SAM" => {
-            if keys.get("eta").is_some() {
-                return err("`SamsungLabs.SAM` takes `hyperparams.eta` = null (use SamsungLabs.ASAM for eta)");
-            }
-            sam.with_rho(keys.num("rho")?).with_eps(keys.num_or("eps_norm", 1e-16)?)
-        }
-        "SamsungLabs.ASAM" => sam
-            .with_rho(keys.num("rho")?)
-            .with_eps(keys.num_or("eps_norm", 1e-16)?)
-            .with_geometry(Geometry::Asam {
-                eta: keys.num_or("eta", 0.01)?,
-            }),
-        "FriendlySAM" => {
-            let geometry = adaptive_geometry(&mut keys)?;
-            sam.with_rho(keys.num("rho")?)
-                .with_eps(keys.num_or("eps_norm", 1e-12)?)
-                .with_geometry(geometry)
-                .with_friendly(Some(
-                    FriendlyConfig::new()
-                        .with_sigma(keys.num_or("sigma", 1.0)?)
-                        .with_lambda(keys.num_or("lmbda", 0.9)?),
-                ))
-        }
-        "GSAM" => {
-            let geometry = adaptive_geometry(&mut keys)?;
-            let rho = keys.num("rho")?;
-            let schedule = match keys.get("rho_schedule").and_then(Value::as_str).unwrap_or("constant") {
-                "constant" => RhoSchedule::Constant,
-                "proportional" | "proportion" | "ProportionScheduler" => RhoSchedule::ProportionalToLr {
-                    rho_min: keys.num_or("rho_min", rho)?,
-                    lr_max: keys.num_or("lr_max", lr)?,
-                    lr_min: keys.num_or("lr_min", lr)?,
-                },
-                other => {
-                    return err(format!(
-                        "`hyperparams.rho_schedule` = `{other}`: expected constant or proportional"
-                    ));
-                }
-            };
-            let rho_max = keys.num_or("rho_max", rho)?;
-            sam.with_rho(rho_max)
-                .with_rho_schedule(schedule)
-                .with_eps(keys.num_or("perturb_eps", 1e-12)?)
-                .with_geometry(geometry)
-                .with_combination(Combination::Gsam {
-                    alpha: keys.num("gsam_alpha")?,
-                })
+        "SAM(adaptive)" if keys.map.get("adaptive").and_then(Value::as_bool) != Some(true) => {
+            return err("`SAM(adaptive)` needs `hyperparams.adaptive` = true");
         }
         "WSAM" => {
-            let geometry = adaptive_geometry(&mut keys)?;
-            let gamma = keys.num("gamma")?;
             // `alpha` is γ/(1−γ), recorded for reference; the library derives it from γ.
             if let Some(alpha) = keys.get("alpha") {
                 let alpha = num(alpha, "hyperparams.alpha")?;
+                let gamma = num(&hyperparams["gamma"], "hyperparams.gamma")?;
                 let derived = gamma / (1.0 - gamma);
                 if (alpha - derived).abs() > 1e-9 * derived.abs().max(1.0) {
                     return err(format!(
@@ -443,96 +358,84 @@ pub fn config_for(optimizer: &str, hyperparams: &Map<String, Value>) -> Result<(
                     ));
                 }
             }
-            let max_norm = match keys.get("max_norm") {
-                None => None,
-                Some(v) => Some(num(v, "hyperparams.max_norm")?),
-            };
-            sam.with_rho(keys.num("rho")?)
-                .with_eps(keys.num_or("sam_eps", 1e-12)?)
-                .with_geometry(geometry)
-                .with_combination(Combination::Wsam {
-                    gamma,
-                    decoupled: keys.flag_or("decouple", true)?,
-                    max_norm,
-                })
         }
         "ESAM" => {
-            let geometry = adaptive_geometry(&mut keys)?;
+            // Python's generator: the replay takes the recorded choices instead.
             keys.get("python_random_seed");
-            sam.with_rho(keys.num("rho")?)
-                .with_eps(keys.num_or("eps_norm", 1e-7)?)
-                .with_geometry(geometry)
-                .with_swp(Some(
-                    SwpConfig::new()
-                        .with_beta(keys.num("beta")?)
-                        .with_granularity(SwpGranularity::PerTensor),
-                ))
-                .with_selection(Selection::SharpnessSensitive {
-                    gamma: keys.num("gamma")?,
-                    rule: SelectionRule::OfficialStrict,
-                })
         }
-        "LookSAM" => {
-            let looksam = LookSamConfig::new()
-                .with_alpha(keys.num_or("alpha", 0.7)?)
-                .with_per_tensor(keys.flag_or("per_tensor", false)?)
-                .with_eps_norm(keys.num_or("gv_eps", 1e-8)?);
-            let k = keys.get("k").map(|v| whole(v, "hyperparams.k")).transpose()?;
-            if k == Some(0) {
-                return err("`hyperparams.k` = 0: expected a whole number >= 1 (1: every step a SAM step)");
+        "LookSAM" if keys.present("sam_every") => {
+            return err("`hyperparams.sam_every` is `hyperparams.k` for LookSAM");
+        }
+        "AE-SAM" | "BSAM" => {
+            if let Some(key) = ["sam_every", "sam_probability", "sam_seed"].into_iter().find(|k| keys.present(k)) {
+                return err(match optimizer {
+                    "AE-SAM" => format!(
+                        "`hyperparams.{key}`: AE-SAM's schedule is its own policy (delta, c_start, c_end, total_steps)"
+                    ),
+                    _ => format!("`hyperparams.{key}`: bSAM runs both passes at every step"),
+                });
             }
-            let schedule = match (k, schedule_keys(&mut keys)?) {
-                (_, Some(PassSchedule::Every { .. })) => {
-                    return err("`hyperparams.sam_every` is `hyperparams.k` for LookSAM");
-                }
-                (Some(_), Some(_)) => {
-                    return err("`hyperparams.k` and `hyperparams.sam_probability` exclude each other");
-                }
-                (None, Some(random)) => random,
-                (k, None) => PassSchedule::Every { k: k.unwrap_or(5) },
-            };
-            sam.with_rho(keys.num("rho")?)
-                .with_eps(keys.num_or("eps_norm", 1e-12)?)
-                .with_looksam(Some(looksam))
-                .with_schedule(Some(schedule))
         }
-        "AE-SAM" => {
-            let total_steps = match keys.get("total_steps") {
-                Some(v) => whole(v, "hyperparams.total_steps")?,
-                None => return err("`hyperparams.total_steps` is missing: AE-SAM's threshold moves over the run"),
-            };
-            let policy = AdaptiveConfig::new()
-                .with_delta(keys.num_or("delta", 0.9)?)
-                .with_c_start(keys.num_or("c_start", -1.0)?)
-                .with_c_end(keys.num_or("c_end", 1.0)?)
-                .with_total_steps(total_steps);
-            sam.with_rho(keys.num("rho")?)
-                .with_eps(keys.num_or("eps_norm", 1e-12)?)
-                .with_schedule(Some(PassSchedule::Adaptive(policy)))
+        _ => {}
+    }
+    match (keys.present("sam_probability"), keys.present("sam_seed")) {
+        (true, false) => return err("`hyperparams.sam_seed` is missing: a random schedule is replayed from its seed"),
+        (false, true) => {
+            return err("`hyperparams.sam_seed` belongs to `hyperparams.sam_probability`, which is missing");
         }
-        other => {
-            return err(format!(
-                "unknown optimizer `{other}`: expected one of {}",
-                OPTIMIZERS.join(", ")
-            ));
+        _ => {}
+    }
+    let gsam_schedule = optimizer == "GSAM";
+    let gsam_keys = ["rho_schedule", "rho_min", "lr_max", "lr_min", "rho_max"];
+    // Every other key, by the names the members declare.
+    let mut settings: Vec<(&'static Hyperparameter, HpValue)> = Vec::new();
+    let mut spelled: Vec<(&'static str, String)> = Vec::new();
+    let mut names: Vec<&String> = hyperparams.keys().collect();
+    names.sort();
+    for key in names {
+        if keys.used.contains(key) || (gsam_schedule && gsam_keys.contains(&key.as_str())) {
+            continue;
         }
+        let Some(h) = reference.hyperparameter(key) else { continue };
+        keys.used.push(key.clone());
+        let Some(v) = hyperparams.get(key).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        settings.push((h, hp_value(h, v, key)?));
+        spelled.push((h.key, key.clone()));
+    }
+    let case_key = |hp: &str| {
+        spelled
+            .iter()
+            .find(|(k, _)| *k == hp)
+            .map_or_else(|| hp.to_string(), |(_, c)| c.clone())
     };
-    // Any member may run on a schedule; LookSAM read its keys above, AE-SAM's is its policy.
-    let config = match optimizer {
-        "LookSAM" => config,
-        "AE-SAM" => {
-            if let Some(key) = ["sam_every", "sam_probability", "sam_seed"]
-                .into_iter()
-                .find(|k| keys.map.get(*k).is_some_and(|v| !v.is_null()))
-            {
+    flatmin::apply(&mut config, &settings, &context).map_err(|e| match e {
+        SettingError::Clash { first, second, .. } => CaseError(format!(
+            "`hyperparams.{}` and `hyperparams.{}` exclude each other",
+            case_key(first),
+            case_key(second)
+        )),
+        SettingError::Invalid(e) => CaseError(format!("hyperparams: {e}")),
+    })?;
+    if gsam_schedule {
+        let rho = config.rho;
+        let schedule = match keys.get("rho_schedule").and_then(Value::as_str).unwrap_or("constant") {
+            "constant" => RhoSchedule::Constant,
+            "proportional" | "proportion" | "ProportionScheduler" => RhoSchedule::ProportionalToLr {
+                rho_min: keys.num_or("rho_min", rho)?,
+                lr_max: keys.num_or("lr_max", lr)?,
+                lr_min: keys.num_or("lr_min", lr)?,
+            },
+            other => {
                 return err(format!(
-                    "`hyperparams.{key}`: AE-SAM's schedule is its own policy (delta, c_start, c_end, total_steps)"
+                    "`hyperparams.rho_schedule` = `{other}`: expected constant or proportional"
                 ));
             }
-            config
-        }
-        _ => config.with_schedule(schedule_keys(&mut keys)?),
-    };
+        };
+        config.rho = keys.num_or("rho_max", rho)?;
+        config.rho_schedule = schedule;
+    }
     keys.finish(optimizer)?;
     config.validate().map_err(|e| CaseError(format!("hyperparams: {e}")))?;
     Ok((config, lr))
@@ -656,7 +559,7 @@ impl Case {
             return err("`steps` is empty");
         }
         let with_noise = steps.iter().filter(|s| s.noise.is_some()).count();
-        if matches!(config.base, BaseConfig::Bsam(_)) {
+        if config.member::<flatmin::BsamConfig>().is_some() {
             if with_noise != 0 && with_noise != steps.len() {
                 let k = steps.iter().position(|s| s.noise.is_none()).unwrap_or(0);
                 return err(format!(
@@ -959,25 +862,35 @@ pub fn run_in(case: &Case, device: DeviceChoice, dtype: DType) -> Result<Replay,
     let mut optim = case.config.init().map_err(|e| CaseError(format!("hyperparams: {e}")))?;
     let cursor = Cursor::default();
     let recorded_masks = case.steps.iter().map(|s| s.tensor_mask.clone()).collect();
-    if case.config.swp.is_some() {
-        optim = optim.with_mask_source(Box::new(RecordedMasks {
-            masks: recorded_masks,
-            cursor: cursor.clone(),
-        }));
+    let inject = |optim: flatmin::Sam, source: Injection| optim.inject(source).map_err(|e| CaseError(e.to_string()));
+    if case.config.member::<flatmin::SwpConfig>().is_some() {
+        optim = inject(
+            optim,
+            Injection::masks(Box::new(RecordedMasks {
+                masks: recorded_masks,
+                cursor: cursor.clone(),
+            })),
+        )?;
     }
-    if let Selection::SharpnessSensitive { gamma, .. } = case.config.selection {
-        optim = optim.with_selector(Box::new(RecordedSelections {
-            selected: case.steps.iter().map(|s| s.selected.clone()).collect(),
-            cursor: cursor.clone(),
-            gamma,
-        }));
+    if let Some(selection) = case.config.member::<flatmin::SelectionConfig>() {
+        optim = inject(
+            optim,
+            Injection::selector(Box::new(RecordedSelections {
+                selected: case.steps.iter().map(|s| s.selected.clone()).collect(),
+                cursor: cursor.clone(),
+                gamma: selection.gamma,
+            })),
+        )?;
     }
     if let Some(noise) = case.steps.iter().map(|s| s.noise.clone()).collect::<Option<Vec<_>>>() {
-        optim = optim.with_noise_source(Box::new(RecordedNoise {
-            noise,
-            cursor: cursor.clone(),
-            drawn: None,
-        }));
+        optim = inject(
+            optim,
+            Injection::noise(Box::new(RecordedNoise {
+                noise,
+                cursor: cursor.clone(),
+                drawn: None,
+            })),
+        )?;
     }
     let x_all = tensor2(&case.x, case.x_shape, &device, dtype);
     let y_all = Tensor::<1, Int>::from_data(TensorData::new(case.y.clone(), [case.y.len()]), &device);

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use burn::module::{Module, Param};
 use burn::tensor::{DType, Device, Tensor, TensorData};
-use flatmin::{Batch, Combination, SamConfig};
+use flatmin::{Batch, SamConfig, WsamConfig};
 use serde::Serialize;
 
 use crate::fsutil::write_atomic;
@@ -207,11 +207,11 @@ pub fn run_one(run: &ToyRun, settings: &ToySettings) -> Result<ToyResult, String
         config.rho = settings.rho;
     }
     if let Some(gamma) = run.gamma {
-        config.combination = Combination::Wsam {
-            gamma,
-            decoupled: !run.coupled.unwrap_or(false),
-            max_norm: None,
-        };
+        config = config.with_member(
+            WsamConfig::new()
+                .with_gamma(gamma)
+                .with_decoupled(!run.coupled.unwrap_or(false)),
+        );
     }
     let mut optim = config.init().map_err(|e| e.to_string())?;
     let mut trajectory = vec![settings.start];

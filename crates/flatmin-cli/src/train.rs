@@ -121,7 +121,7 @@ impl Difference {
 
     /// `--lr: run has 0.05, <source> says 0.1`.
     pub fn describe(&self, source: &str) -> String {
-        let hyperparameter = hyperparams::HYPERPARAMETERS.iter().any(|h| h.key == self.key);
+        let hyperparameter = hyperparams::lab_hyperparameters().iter().any(|h| h.key == self.key);
         let show = |v: &Value| match v {
             Value::Null if hyperparameter => "the preset's value".to_string(),
             Value::Null => "none".to_string(),
@@ -218,15 +218,15 @@ impl TrainConfig {
             ));
         }
         let mut c = SamConfig::preset(&self.optimizer, base).map_err(|e| TrainError(format!("--optimizer: {e}")))?;
-        let context = hyperparams::Context {
+        let context = flatmin::Context {
             lr: self.lr,
             seed: self.seed,
         };
         self.hp.apply(&mut c, context).map_err(TrainError)?;
-        if let Some(swp) = c.swp.as_mut() {
+        if let Some(swp) = c.member_mut::<flatmin::SwpConfig>() {
             swp.seed = self.seed;
         }
-        if let flatmin::BaseConfig::Bsam(b) = &mut c.base {
+        if let Some(b) = c.member_mut::<flatmin::BsamConfig>() {
             b.seed = self.seed;
         }
         let c = c.for_run(total_steps, data_size);
@@ -755,11 +755,13 @@ fn prepare_out(out: &Path) -> Result<(), TrainError> {
 /// the first epoch.
 fn check_space<M: Module>(out: &Path, model: &M, sam: &SamConfig, resume: bool) -> Result<(), TrainError> {
     let model = model_bytes(model)?.len() as u64;
-    let buffers = match &sam.base {
-        flatmin::BaseConfig::Sgd(s) => u64::from(s.momentum != 0.0),
-        flatmin::BaseConfig::Adam(_) | flatmin::BaseConfig::Bsam(_) => 2,
-    } + u64::from(sam.friendly.is_some())
-        + u64::from(sam.looksam.is_some());
+    // bSAM keeps its momentum and precision in place of the base optimizer's buffers.
+    let base_buffers = if sam.member::<flatmin::BsamConfig>().is_some() {
+        2
+    } else {
+        sam.base.buffers_per_parameter()
+    };
+    let buffers = base_buffers + sam.record_schema().maps.len() as u64;
     let checkpoint = model * (1 + buffers) + (1 << 20);
     let needed = if resume { checkpoint } else { 2 * checkpoint };
     crate::fsutil::probe_space(out, needed).map_err(|e| {
@@ -798,7 +800,7 @@ fn run_with<M: Classifier>(
     let mut optim = sam.init().map_err(|e| TrainError(e.to_string()))?;
     // Hidden fault injection for the robustness tests (crate::fault); empty in a normal run.
     let faults = crate::fault::Faults::from_env().map_err(TrainError)?;
-    let second_call = if sam.selection.needs_losses() { 3 } else { 2 };
+    let second_call = if sam.needs_sample_losses() { 3 } else { 2 };
     // Every check that can fail has passed: only now is the output folder made.
     if let Some(out) = options.out {
         prepare(out)?;
@@ -823,9 +825,8 @@ fn run_with<M: Classifier>(
         }
         model = load_model_file(model, &out.join(&ckpt.model_file))?;
         let optim_path = out.join(&ckpt.optimizer_file);
-        optim = optim
-            .load(&optim_path, &device)
-            .and_then(|o| o.check_fits(&model).map(|()| o))
+        optim = flatmin::SamRecord::load(&optim_path, &device)
+            .and_then(|record| optim.load_record(record, &model))
             .map_err(|e| TrainError(format!("{}: {e}", optim_path.display())))?;
         start_epoch = ckpt.epoch;
         steps = ckpt.steps;
@@ -843,7 +844,7 @@ fn run_with<M: Classifier>(
 
     let live = options.progress == Progress::Auto && std::io::stderr().is_terminal();
     // Whether the method skips second passes on some steps (the progress lines then say how often).
-    let scheduled = !matches!(sam.schedule, None | Some(flatmin::PassSchedule::Always)) && !sam.is_base_only();
+    let scheduled = sam.is_scheduled();
     let mut test_correct = Vec::new();
     for epoch in start_epoch..config.epochs {
         let started = Instant::now();
@@ -1075,7 +1076,7 @@ fn write_checkpoint<M: Module>(
     write_atomic(&model_path, &model_bytes(model)?).map_err(|e| io(&model_path, e))?;
     crate::fault::pause_point("checkpoint:model");
     let optim_path = out.join(&ckpt.optimizer_file);
-    optim.save(&optim_path).map_err(|e| TrainError(e.to_string()))?;
+    optim.record().save(&optim_path).map_err(|e| TrainError(e.to_string()))?;
     crate::fault::pause_point("checkpoint:optimizer");
     // Both files are synced (by their writers); their names in the folder must be durable too
     // before checkpoint.json points at them, or a power loss could leave it naming files that
@@ -1222,9 +1223,10 @@ fn resume_changes(
 /// extended run's threshold then moves over the new total).
 fn same_method(made_with: &SamConfig, now: &SamConfig) -> bool {
     let mut made_with = made_with.clone();
-    if let (Some(flatmin::PassSchedule::Adaptive(a)), Some(flatmin::PassSchedule::Adaptive(b))) =
-        (made_with.schedule.as_mut(), now.schedule.as_ref())
-    {
+    if let (Some(a), Some(b)) = (
+        made_with.member_mut::<flatmin::AeSamConfig>(),
+        now.member::<flatmin::AeSamConfig>(),
+    ) {
         a.total_steps = b.total_steps;
     }
     &made_with == now

@@ -159,7 +159,8 @@ pub use members::{
 pub use memory::keep_freed_memory;
 pub use record::SamRecord;
 pub use registry::{
-    Hyperparameter, PRESETS, apply, base_hyperparameters, hyperparameter, hyperparameters, preset_doc,
+    Hyperparameter, PRESETS, REFERENCES, Reference, apply, base_hyperparameters, hyperparameter, hyperparameters,
+    preset_doc, reference,
 };
 pub use report::{StepReport, StepTimings};
 pub use rng::Rng;

@@ -264,3 +264,77 @@ pub fn apply(config: &mut SamConfig, settings: &[(&'static Hyperparameter, Value
     }
     Ok(())
 }
+
+/// A reference implementation whose recorded trajectories flatmin replays (the `optimizer` of a
+/// conformance case): the preset it starts from, and how the case's `hyperparams` keys map onto
+/// the registry's hyperparameters (the names each member declares for reference trajectories).
+pub struct Reference {
+    spec: &'static crate::members::ReferenceSpec,
+}
+
+/// The names of the references a replay knows.
+pub const REFERENCES: [&str; REFERENCE_SPECS.len()] = {
+    let mut names = [""; REFERENCE_SPECS.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = REFERENCE_SPECS[i].name;
+        i += 1;
+    }
+    names
+};
+
+use crate::members::REFERENCES as REFERENCE_SPECS;
+
+/// The reference named `name` (a conformance case's `optimizer`), if flatmin replays it.
+pub fn reference(name: &str) -> Option<Reference> {
+    REFERENCE_SPECS.iter().find(|r| r.name == name).map(|spec| Reference { spec })
+}
+
+impl Reference {
+    /// The case's `optimizer` name.
+    pub fn name(&self) -> &'static str {
+        self.spec.name
+    }
+
+    /// The preset the replay starts from.
+    pub fn preset(&self) -> &'static str {
+        self.spec.preset
+    }
+
+    /// Case keys that must be present.
+    pub fn required(&self) -> &'static [&'static str] {
+        self.spec.required
+    }
+
+    /// Whether the case chooses a base optimizer (`base`, `lr` and the base's keys); bSAM's
+    /// cases do not (it is its own).
+    pub fn has_base(&self) -> bool {
+        self.spec.base
+    }
+
+    /// The starting configuration: the preset on `base`, with the reference's quirks and its
+    /// own defaults where they differ from flatmin's.
+    pub fn config(&self, base: BaseConfig, context: &Context) -> Result<SamConfig, ConfigError> {
+        let mut config = SamConfig::preset(self.spec.preset, base)?;
+        if let Some(adjust) = self.spec.adjust {
+            adjust(&mut config.members);
+        }
+        for (key, value) in self.spec.defaults {
+            let h = hyperparameter(key).expect("a reference's default names a hyperparameter");
+            h.set(&mut config, Value::Number(*value), context)?;
+        }
+        Ok(config)
+    }
+
+    /// The hyperparameter a case key sets: one of the step's own, or of a member of the
+    /// preset, or of a member of the rooms the reference also offers (schedules, the adaptive
+    /// ball). `None`: the key is not one of this reference's.
+    pub fn hyperparameter(&self, case_key: &str) -> Option<&'static Hyperparameter> {
+        let preset = SamConfig::preset(self.spec.preset, crate::SamConfig::sgd_base(0.0, 0.0)).ok()?;
+        let in_preset = |h: &Hyperparameter| preset.members.iter().any(|m| m.spec().name() == h.member);
+        hyperparameters().iter().find(|h| {
+            h.replay.contains(&case_key)
+                && (h.member == "core" || in_preset(h) || h.room.is_some_and(|r| self.spec.rooms.contains(&r)))
+        })
+    }
+}

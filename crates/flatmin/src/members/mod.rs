@@ -380,3 +380,98 @@ pub(crate) const PRESETS: [PresetSpec; 16] = [
     }),
     preset("unified-sam", "ρ = 0.05, Unified SAM with λ = 0.5", || vec![UnifiedConfig::new().into()]),
 ];
+
+/// A reference implementation whose recorded trajectories flatmin replays: the case's
+/// `optimizer` name, the preset it starts from, and where the reference departs from flatmin's
+/// defaults. Case keys map onto hyperparameters by the names members declare
+/// (`Declared::replay`).
+pub(crate) struct ReferenceSpec {
+    pub name: &'static str,
+    pub preset: &'static str,
+    /// Case keys that must be present.
+    pub required: &'static [&'static str],
+    /// The reference's own defaults, by hyperparameter key, where they differ from the preset's.
+    pub defaults: &'static [(&'static str, f64)],
+    /// Rooms whose members' keys a case may carry beyond the preset's: any optimizer may run on
+    /// a schedule, and several references offer the adaptive `w²` ball (`adaptive`).
+    pub rooms: &'static [Room],
+    /// Whether the case chooses a base optimizer (`base`, `lr` and its keys).
+    pub base: bool,
+    /// A quirk of the reference the preset does not have.
+    pub adjust: Option<fn(&mut Vec<Member>)>,
+}
+
+const SCHEDULES: &[Room] = &[Room::Schedule];
+const ADAPTIVE_AND_SCHEDULES: &[Room] = &[Room::Geometry, Room::Schedule];
+
+const fn reference(name: &'static str, preset: &'static str, rooms: &'static [Room]) -> ReferenceSpec {
+    ReferenceSpec {
+        name,
+        preset,
+        required: &["rho"],
+        defaults: &[],
+        rooms,
+        base: true,
+        adjust: None,
+    }
+}
+
+/// Every reference a replay knows.
+pub(crate) const REFERENCES: [ReferenceSpec; 14] = [
+    ReferenceSpec {
+        required: &[],
+        ..reference("SGD", "sgd", SCHEDULES)
+    },
+    reference("SAM", "sam", ADAPTIVE_AND_SCHEDULES),
+    ReferenceSpec {
+        required: &["rho", "adaptive"],
+        ..reference("SAM(adaptive)", "sam", ADAPTIVE_AND_SCHEDULES)
+    },
+    ReferenceSpec {
+        defaults: &[("eps", 1e-16)],
+        ..reference("SamsungLabs.SAM", "sam", SCHEDULES)
+    },
+    ReferenceSpec {
+        defaults: &[("eps", 1e-16)],
+        ..reference("SamsungLabs.ASAM", "asam", SCHEDULES)
+    },
+    reference("FriendlySAM", "fsam", ADAPTIVE_AND_SCHEDULES),
+    ReferenceSpec {
+        required: &["rho", "gsam_alpha"],
+        ..reference("GSAM", "gsam", ADAPTIVE_AND_SCHEDULES)
+    },
+    ReferenceSpec {
+        required: &["rho", "gamma"],
+        ..reference("WSAM", "wsam", ADAPTIVE_AND_SCHEDULES)
+    },
+    ReferenceSpec {
+        required: &["rho", "beta", "gamma"],
+        // The official selection keeps the samples strictly above the k-th sharpness.
+        adjust: Some(|members| {
+            for m in members.iter_mut() {
+                if let Some(s) = SelectionConfig::of_mut(m) {
+                    s.rule = SelectionRule::OfficialStrict;
+                }
+            }
+        }),
+        ..reference("ESAM", "esam", ADAPTIVE_AND_SCHEDULES)
+    },
+    reference("LookSAM", "looksam", SCHEDULES),
+    ReferenceSpec {
+        required: &["rho", "total_steps"],
+        // The replay format's documented defaults, from before flatmin followed the paper's
+        // falling threshold.
+        defaults: &[("ae_c_start", -1.0), ("ae_c_end", 1.0)],
+        ..reference("AE-SAM", "ae-sam", &[])
+    },
+    ReferenceSpec {
+        required: &["rho", "lr", "data_size"],
+        base: false,
+        ..reference("BSAM", "bsam", &[])
+    },
+    reference("MSAM", "msam", &[]),
+    ReferenceSpec {
+        required: &["rho", "lambda"],
+        ..reference("UnifiedSAM", "unified-sam", SCHEDULES)
+    },
+];

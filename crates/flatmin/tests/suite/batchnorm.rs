@@ -4,7 +4,9 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
-use flatmin::{Batch, SamConfig};
+use flatmin::{Batch, Next, SamConfig};
+
+use crate::common::without_selection;
 
 #[derive(Module, Debug)]
 struct Net {
@@ -62,32 +64,39 @@ fn one_call_step_updates_running_stats_once() {
     assert_eq!(got, expected, "the second pass must not touch them");
 }
 
-/// For every preset, one step leaves the statistics of exactly one forward pass of the preset's
-/// own first-pass model (`first_pass_model`: the model itself, ESAM's masked view, bSAM's noisy
-/// weights) — never the second pass's, and never none (bSAM's noisy pass once updated a copy's).
+/// For every preset, each of two steps leaves the statistics of exactly one forward pass of the
+/// preset's own first-pass model (`FirstPass::model`: the model itself, ESAM's masked view,
+/// bSAM's noisy weights, MSAM's point along the momentum on the second step) — never the second
+/// pass's, and never none (bSAM's noisy pass once updated a copy's).
 #[test]
 fn every_preset_updates_running_stats_once_from_its_first_pass() {
     let (net, x) = setup();
     let initial = running_mean(&net);
     for name in flatmin::PRESETS {
-        let config = SamConfig::preset(name, SamConfig::sgd_base(0.9, 0.0))
-            .unwrap()
+        // The losses here are not per sample: ESAM's selection is left out.
+        let config = without_selection(SamConfig::preset(name, SamConfig::sgd_base(0.9, 0.0)).unwrap())
             .with_rho(0.5)
-            .with_selection(flatmin::Selection::All)
-            .for_run(1, 16);
-        // The same draws as the step's (a fresh optimizer of the same config), on a copy.
-        let copy = net.valid().train();
-        let first = config.init().unwrap().first_pass_model(&copy);
-        let _ = first.forward(x.clone());
-        let expected = running_mean(&copy);
-
+            .for_run(2, 16);
         let mut optim = config.init().unwrap();
-        let start = net.valid().train();
-        let (stepped, report) = optim.step(0.1, start, |m: &Net, _b: Batch| m.forward(x.clone()).square().mean());
-        report.unwrap_or_else(|e| panic!("{name}: {e}"));
-        let got = running_mean(&stepped);
-        assert_ne!(got, initial, "{name}: the first pass must update the statistics");
-        assert_eq!(got, expected, "{name}: once, from the first-pass model");
+        let mut stepped = net.valid().train();
+        let mut before = initial.clone();
+        for k in 0..2 {
+            // The same draws as the step's: `begin` changes nothing in the optimizer, so the
+            // step begun next draws what this one drew. On a copy.
+            let copy = stepped.valid().train();
+            let first = optim.begin(0.1, &copy);
+            let _ = first.model().forward(x.clone());
+            drop(first);
+            let expected = running_mean(&copy);
+
+            let (next, report) = optim.step(0.1, stepped, |m: &Net, _b: Batch| m.forward(x.clone()).square().mean());
+            report.unwrap_or_else(|e| panic!("{name}: step {k}: {e}"));
+            stepped = next;
+            let got = running_mean(&stepped);
+            assert_ne!(got, before, "{name}: step {k}: the first pass must update the statistics");
+            assert_eq!(got, expected, "{name}: step {k}: once, from the first-pass model");
+            before = got;
+        }
     }
 }
 
@@ -96,15 +105,15 @@ fn two_step_api_keeps_the_perturbed_pass_out_of_the_statistics() {
     let (net, x) = setup();
     let expected = after_one_forward(&net, &x);
     // ESAM's per-tensor mask, without its selection (the losses here are not per sample).
-    let mut optim = SamConfig::preset("esam", SamConfig::sgd_base(0.9, 0.0))
-        .unwrap()
+    let mut optim = without_selection(SamConfig::preset("esam", SamConfig::sgd_base(0.9, 0.0)).unwrap())
         .with_rho(0.5)
-        .with_selection(flatmin::Selection::All)
         .init()
         .unwrap();
-    let first = optim.first_pass_model(&net);
-    let grads = GradientsParams::from_grads(first.forward(x.clone()).square().mean().backward(), &first);
-    let ascent = optim.perturb(0.1, &net, &grads).unwrap();
+    let first = optim.begin(0.1, &net);
+    let grads = GradientsParams::from_grads(first.model().forward(x.clone()).square().mean().backward(), first.model());
+    let Next::Ascent(ascent) = optim.ascend(&net, first, grads).unwrap() else {
+        panic!("ESAM runs the second pass");
+    };
     for _ in 0..3 {
         let _ = ascent.model().forward(x.clone());
     }
@@ -112,7 +121,8 @@ fn two_step_api_keeps_the_perturbed_pass_out_of_the_statistics() {
         ascent.model().forward(x.clone()).square().mean().backward(),
         ascent.model(),
     );
-    let (net, report) = optim.update(0.1, net, ascent, &grads_p);
+    let update = ascent.second_pass(grads_p).unwrap();
+    let (net, report) = optim.finish(net, update);
     report.unwrap();
     assert_eq!(running_mean(&net), expected);
 }
@@ -121,12 +131,13 @@ fn two_step_api_keeps_the_perturbed_pass_out_of_the_statistics() {
 fn perturbation_leaves_the_original_weights_bitwise() {
     let (net, x) = setup();
     let before: Vec<f32> = net.linear.weight.val().into_data().iter::<f32>().collect();
-    let mut optim = SamConfig::preset("sam", SamConfig::sgd_base(0.0, 0.0))
+    let optim = SamConfig::preset("sam", SamConfig::sgd_base(0.0, 0.0))
         .unwrap()
         .init()
         .unwrap();
-    let grads = GradientsParams::from_grads(net.forward(x.clone()).square().mean().backward(), &net);
-    let ascent = optim.perturb(0.1, &net, &grads).unwrap();
+    let first = optim.begin(0.1, &net);
+    let grads = GradientsParams::from_grads(first.model().forward(x.clone()).square().mean().backward(), first.model());
+    let ascent = optim.ascend(&net, first, grads).unwrap().ascent().expect("SAM ascends");
     let after: Vec<f32> = net.linear.weight.val().into_data().iter::<f32>().collect();
     let perturbed: Vec<f32> = ascent.model().linear.weight.val().into_data().iter::<f32>().collect();
     assert_eq!(before, after);

@@ -3,48 +3,22 @@
 //! one-call API, and a closure that returns another number of losses than it was asked for is
 //! refused with an error that names the pass and both counts.
 
-use crate::common::{Data, Mlp, device, max_diff};
-use burn::tensor::Tensor;
-use flatmin::{Batch, PRESETS, Pass, SamConfig, StepError, SwpConfig, bridge};
+use crate::common::{self, Batches, Data, Mlp, bits, device, train_on, train_two_step};
+use burn::optim::GradientsParams;
+use flatmin::{Batch, Next, PRESETS, Pass, PassInput, SamConfig, StepError, SwpConfig, bridge};
 
 fn sgdm() -> flatmin::BaseConfig {
     SamConfig::sgd_base(0.9, 5e-4)
 }
 
-fn values(t: Tensor<1>) -> Vec<f64> {
-    t.into_data().iter::<f64>().collect()
-}
-
-/// One step through the documented two-step sequence (docs of `flatmin`): first-pass model,
-/// backward, the schedule's decision (a base step, or:) perturb, the selection when the config
-/// needs it, second pass, update.
+/// One step through the generic loop of the crate docs (`common::two_step`) on the MLP.
 fn two_step(
     optim: &mut flatmin::Sam,
     model: Mlp,
     data: &Data,
     lr: f64,
 ) -> (Mlp, Result<flatmin::StepReport, StepError>) {
-    let first = optim.first_pass_model(&model);
-    let before = data.losses(&first, Batch::All);
-    let before_values = values(before.clone().detach());
-    let grads = bridge::backward(before.mean(), &first);
-    drop(first);
-    if !optim.wants_second_pass(&model, &grads) {
-        return optim.base_step(lr, model, &grads);
-    }
-    let mut ascent = match optim.perturb(lr, &model, &grads) {
-        Ok(a) => a,
-        Err(e) => return (model, Err(e)),
-    };
-    if optim.needs_sample_losses() {
-        let after = values(data.losses(&bridge::untracked(ascent.model()), Batch::All));
-        if let Err(e) = optim.select(&mut ascent, &before_values, &after) {
-            return (model, Err(e));
-        }
-    }
-    let loss_p = data.losses(ascent.model(), ascent.request()).mean();
-    let grads_p = bridge::backward(loss_p, ascent.model());
-    optim.update(lr, model, ascent, &grads_p)
+    common::two_step(optim, model, lr, |m: &Mlp, b: Batch| data.losses(m, b))
 }
 
 /// ESAM with its per-tensor mask: for 40 mask seeds × 20 steps no step panics or fails, and the
@@ -55,9 +29,10 @@ fn two_step_esam_never_panics_for_any_mask_seed() {
     let data = Data::new(3, &device);
     let mut all_masked = 0;
     for seed in 0..40 {
-        let mut config = SamConfig::preset("esam", sgdm()).unwrap();
         // β = 0.3 on 4 tensors: every tensor is left out in about 24 % of the steps.
-        config.swp = Some(SwpConfig::new().with_beta(0.3).with_seed(seed));
+        let config = SamConfig::preset("esam", sgdm())
+            .unwrap()
+            .with_member(SwpConfig::new().with_beta(0.3).with_seed(seed));
         let mut optim = config.init().unwrap();
         let mut model = Mlp::new(seed, &device);
         for _ in 0..20 {
@@ -79,29 +54,105 @@ fn two_step_esam_never_panics_for_any_mask_seed() {
     );
 }
 
-/// The two-step sequence takes exactly the one-call API's steps, for every preset (ESAM
-/// included: same masks, same selection).
+/// The generic two-step loop takes exactly the one-call API's steps, bit for bit, for every
+/// preset (ESAM: same masks, same selection; AE-SAM: same decisions; bSAM: same noise; MSAM:
+/// same point along the momentum), over 10 steps of a fixed batch sequence; the reports agree.
 #[test]
 fn two_step_equals_one_call_for_every_preset() {
+    const N: usize = 10;
     let device = device();
-    let data = Data::new(5, &device);
+    let batches = Batches::new(5, 3, &device);
     for name in PRESETS {
-        let config = SamConfig::preset(name, sgdm()).unwrap().for_run(6, 36);
+        let config = SamConfig::preset(name, sgdm()).unwrap().for_run(N as u64, 72);
         let (mut one, mut two) = (config.init().unwrap(), config.init().unwrap());
-        let (mut a, mut b) = (Mlp::new(1, &device), Mlp::new(1, &device));
-        let (mut pa, mut pb) = (Vec::new(), Vec::new());
-        for _ in 0..6 {
-            let (next, report) = one.step(0.05, a, |m: &Mlp, batch: Batch| data.losses(m, batch));
-            report.unwrap_or_else(|e| panic!("{name} one-call: {e}"));
-            a = next;
-            let (next, report) = two_step(&mut two, b, &data, 0.05);
-            report.unwrap_or_else(|e| panic!("{name} two-step: {e}"));
-            b = next;
-            pa.push(a.flat());
-            pb.push(b.flat());
-        }
-        assert_eq!(max_diff(&pa, &pb), 0.0, "{name}");
+        let (_, pa, ra) = train_on(&mut one, Mlp::new(1, &device), &batches, 0, N, 0.05);
+        let (_, pb, rb) = train_two_step(&mut two, Mlp::new(1, &device), &batches, N, 0.05);
+        assert_eq!(bits(&pa), bits(&pb), "{name}");
+        assert_eq!(ra, rb, "{name}: the reports");
+        assert_eq!((one.steps(), two.steps()), (N as u64, N as u64));
+        assert_eq!(
+            one.record().to_bytes().unwrap(),
+            two.record().to_bytes().unwrap(),
+            "{name}: the optimizer state"
+        );
     }
+}
+
+/// The passes handed in as gradients (`PassInput::with_losses` for ESAM's first pass) take the
+/// steps of the passes handed in as losses, for every preset.
+#[test]
+fn gradients_in_take_the_steps_of_losses_in() {
+    const N: usize = 6;
+    let device = device();
+    let batches = Batches::new(6, 2, &device);
+    for name in PRESETS {
+        let config = SamConfig::preset(name, sgdm()).unwrap().for_run(N as u64, 48);
+        let mut by_losses = config.init().unwrap();
+        let (_, expected, _) = train_two_step(&mut by_losses, Mlp::new(2, &device), &batches, N, 0.05);
+        let mut optim = config.init().unwrap();
+        let mut model = Mlp::new(2, &device);
+        let mut got = Vec::new();
+        for k in 0..N {
+            let data = batches.at(k);
+            let first = optim.begin(0.05, &model);
+            let losses = data.losses(first.model(), Batch::All);
+            let values: Vec<f64> = losses.clone().detach().into_data().iter::<f64>().collect();
+            let grads = bridge::backward(losses.mean(), first.model());
+            let input = if first.needs_sample_losses() {
+                PassInput::with_losses(grads, values)
+            } else {
+                PassInput::from(grads)
+            };
+            let update = match optim.ascend(&model, first, input).unwrap() {
+                Next::Update(update) => update,
+                Next::Ascent(ascent) => {
+                    let ascent = if ascent.needs_selection() {
+                        let probe = ascent.probe();
+                        let after = data.losses(&probe, Batch::All);
+                        ascent.select(after).unwrap()
+                    } else {
+                        ascent
+                    };
+                    let loss = data.losses(ascent.model(), ascent.request()).mean();
+                    let grads_p: GradientsParams = bridge::backward(loss, ascent.model());
+                    ascent.second_pass(grads_p).unwrap()
+                }
+            };
+            let (next, report) = optim.finish(model, update);
+            report.unwrap_or_else(|e| panic!("{name}: step {k}: {e}"));
+            model = next;
+            got.push(model.flat());
+        }
+        assert_eq!(bits(&got), bits(&expected), "{name}");
+    }
+}
+
+/// Two steps interleaved: a stage of a step begun before another step was finished is refused
+/// (`StepError::Stale`), and the optimizer is as the finished step left it.
+#[test]
+fn a_stale_stage_is_refused() {
+    let device = device();
+    let data = Data::new(3, &device);
+    let mut optim = SamConfig::preset("sam", sgdm()).unwrap().init().unwrap();
+    let model = Mlp::new(3, &device);
+    let stale = optim.begin(0.05, &model);
+    let at_w = data.losses(stale.model(), Batch::All);
+    let stale_update = optim.ascend(&model, stale, at_w).unwrap().ascent().unwrap();
+    let at_w_plus_e = data.losses(stale_update.model(), Batch::All);
+    let stale_update = stale_update.second_pass(at_w_plus_e).unwrap();
+    let stale_first = optim.begin(0.05, &model);
+    let (model, report) = two_step(&mut optim, model, &data, 0.05);
+    report.unwrap();
+    let after = model.flat();
+    let (model, report) = optim.finish(model, stale_update);
+    assert_eq!(report, Err(StepError::Stale { begun: 0, now: 1 }));
+    let at_w = data.losses(stale_first.model(), Batch::All);
+    assert!(matches!(
+        optim.ascend(&model, stale_first, at_w),
+        Err(StepError::Stale { begun: 0, now: 1 })
+    ));
+    assert_eq!(model.flat(), after);
+    assert_eq!(optim.steps(), 1);
 }
 
 /// ESAM's two-step update without the selection is refused, and changes nothing.
@@ -112,14 +163,24 @@ fn esam_update_without_selection_is_refused() {
     let mut optim = SamConfig::preset("esam", sgdm()).unwrap().init().unwrap();
     let model = Mlp::new(2, &device);
     let start = model.flat();
-    let first = optim.first_pass_model(&model);
-    let grads = bridge::backward(data.losses(&first, Batch::All).mean(), &first);
-    let ascent = optim.perturb(0.05, &model, &grads).unwrap();
+    let first = optim.begin(0.05, &model);
+    let at_w = data.losses(first.model(), Batch::All);
+    let ascent = optim.ascend(&model, first, at_w).unwrap().ascent().expect("ESAM ascends");
+    assert!(ascent.needs_selection());
     let grads_p = bridge::backward(data.losses(ascent.model(), Batch::All).mean(), ascent.model());
-    let (model, report) = optim.update(0.05, model, ascent, &grads_p);
-    assert_eq!(report, Err(StepError::SelectionMissing));
-    assert!(report.unwrap_err().to_string().contains("Sam::select"));
+    let err = ascent.second_pass(grads_p).err().unwrap();
+    assert_eq!(err, StepError::SelectionMissing);
+    assert!(err.to_string().contains("Ascent::select"), "{err}");
     assert_eq!(model.flat(), start);
+    assert_eq!(optim.steps(), 0);
+    // The first pass handed in as gradients without its per-sample losses: refused too.
+    let first = optim.begin(0.05, &model);
+    assert!(first.needs_sample_losses());
+    let grads = bridge::backward(data.losses(first.model(), Batch::All).mean(), first.model());
+    let missing = optim
+        .ascend(&model, first, grads)
+        .and_then(|next| next.ascent().expect("ESAM ascends").select(data.losses(&model, Batch::All)));
+    assert!(matches!(missing, Err(StepError::SampleLossesMissing)));
     assert_eq!(optim.steps(), 0);
 }
 

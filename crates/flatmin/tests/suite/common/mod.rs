@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use burn::module::{Module, Param};
 use burn::tensor::activation::tanh;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
-use flatmin::{Batch, Rng, Sam, StepReport};
+use flatmin::{Batch, Member, Next, Rng, Sam, SamConfig, StepError, StepReport};
 
 /// A fresh folder in the temp dir.
 pub fn scratch(name: &str) -> Scratch {
@@ -159,6 +159,112 @@ pub fn train(
         let (next, report) = optim.step(lr, model, |m: &Mlp, b: Batch| data.losses(m, b));
         model = next;
         reports.push(report.expect("finite step"));
+        params.push(model.flat());
+    }
+    (model, params, reports)
+}
+
+/// One step through the generic two-step loop of the crate docs, for any preset: begin → the
+/// first pass (per-sample losses, on [`flatmin::FirstPass::model`]) → ascend → on an ascent, the
+/// selection where it is needed (losses at `w + e` on [`flatmin::Ascent::probe`]) and the second
+/// pass on [`flatmin::Ascent::request`] → finish. A step without a second pass (a schedule's
+/// base step, MSAM) goes from ascend to finish.
+pub fn two_step<M: Module>(
+    optim: &mut Sam,
+    model: M,
+    lr: f64,
+    mut losses: impl FnMut(&M, Batch) -> Tensor<1>,
+) -> (M, Result<StepReport, StepError>) {
+    let first = optim.begin(lr, &model);
+    let at_w = losses(first.model(), Batch::All);
+    let update = match optim.ascend(&model, first, at_w) {
+        Err(e) => return (model, Err(e)),
+        Ok(Next::Update(update)) => update,
+        Ok(Next::Ascent(ascent)) => {
+            let ascent = if ascent.needs_selection() {
+                let probe = ascent.probe();
+                let after = losses(&probe, Batch::All);
+                drop(probe);
+                match ascent.select(after) {
+                    Ok(a) => a,
+                    Err(e) => return (model, Err(e)),
+                }
+            } else {
+                ascent
+            };
+            let at_w_plus_e = losses(ascent.model(), ascent.request());
+            match ascent.second_pass(at_w_plus_e) {
+                Ok(update) => update,
+                Err(e) => return (model, Err(e)),
+            }
+        }
+    };
+    optim.finish(model, update)
+}
+
+/// `config` without ESAM's selection (for losses that are not per sample).
+pub fn without_selection(mut config: SamConfig) -> SamConfig {
+    config.members.retain(|m| !matches!(m, Member::Selection(_)));
+    config
+}
+
+/// The bit patterns of a trajectory, for bit-for-bit comparisons (`==` on floats would take
+/// `-0.0` for `0.0`).
+pub fn bits(trajectory: &[Vec<f64>]) -> Vec<Vec<u64>> {
+    trajectory
+        .iter()
+        .map(|w| w.iter().map(|v| v.to_bits()).collect())
+        .collect()
+}
+
+/// A fixed sequence of batches: step `k` trains on `batches[k % len]`.
+pub struct Batches(pub Vec<Data>);
+
+impl Batches {
+    pub fn new(seed: u64, count: u64, device: &Device) -> Self {
+        Self((0..count).map(|i| Data::new(seed * 100 + i, device)).collect())
+    }
+
+    pub fn at(&self, step: usize) -> &Data {
+        &self.0[step % self.0.len()]
+    }
+}
+
+/// `steps` one-call steps on the batch sequence, from step `from` of it; the flat parameters
+/// after each step and the reports.
+pub fn train_on(
+    optim: &mut Sam,
+    mut model: Mlp,
+    batches: &Batches,
+    from: usize,
+    steps: usize,
+    lr: f64,
+) -> (Mlp, Vec<Vec<f64>>, Vec<StepReport>) {
+    let (mut params, mut reports) = (Vec::new(), Vec::new());
+    for k in from..from + steps {
+        let data = batches.at(k);
+        let (next, report) = optim.step(lr, model, |m: &Mlp, b: Batch| data.losses(m, b));
+        model = next;
+        reports.push(report.unwrap_or_else(|e| panic!("step {k}: {e}")));
+        params.push(model.flat());
+    }
+    (model, params, reports)
+}
+
+/// [`train_on`] through the two-step API ([`two_step`]).
+pub fn train_two_step(
+    optim: &mut Sam,
+    mut model: Mlp,
+    batches: &Batches,
+    steps: usize,
+    lr: f64,
+) -> (Mlp, Vec<Vec<f64>>, Vec<StepReport>) {
+    let (mut params, mut reports) = (Vec::new(), Vec::new());
+    for k in 0..steps {
+        let data = batches.at(k);
+        let (next, report) = two_step(optim, model, lr, |m: &Mlp, b: Batch| data.losses(m, b));
+        model = next;
+        reports.push(report.unwrap_or_else(|e| panic!("two-step step {k}: {e}")));
         params.push(model.flat());
     }
     (model, params, reports)
