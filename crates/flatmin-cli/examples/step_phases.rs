@@ -78,23 +78,24 @@ fn run<M: Classifier>(mut model: M, shape: InputShape, device: &Device, optimize
     for s in 0..steps + 3 {
         let mut t = vec![thread_cpu_us()];
         // The phases one by one, as the one-call step runs them.
-        let first = optim
-            .first_pass(&model, None, &mut with_pass)
-            .expect("finite first pass");
+        let first = optim.begin(0.01, &model);
+        let input = first.run(None, &mut with_pass).expect("finite first pass");
         t.push(thread_cpu_us());
-        let mut ascent = optim.ascend(0.01, &model, first).expect("finite gradient");
-        optim
-            .selection_pass(&mut ascent, None, &mut with_pass)
-            .expect("selection");
+        let ascent = optim
+            .ascend(&model, first, input)
+            .expect("finite gradient")
+            .ascent()
+            .expect("a SAM step");
+        let ascent = ascent.select_with(None, &mut with_pass).expect("selection");
         t.push(thread_cpu_us());
-        let second = optim
-            .second_pass(&mut ascent, None, &mut with_pass)
-            .expect("finite second pass");
-        let grads_p = second.backward(ascent.model());
+        let second = ascent
+            .second_forward(None, |m| m.clone(), &mut with_pass)
+            .expect("finite second pass")
+            .backward();
         t.push(thread_cpu_us());
-        let (next, report) = optim.update(0.01, model, ascent, &grads_p);
+        let update = ascent.second_pass(second).expect("finite second gradient");
+        let (next, report) = optim.finish(model, update);
         report.expect("finite step");
-        drop(grads_p);
         t.push(thread_cpu_us());
         // The one-call step, whole.
         let (next, report) = optim.step(0.01, next, losses);

@@ -265,11 +265,8 @@ pub fn checkpoint_resumes(data: &[u8]) -> bool {
     };
     let sam = config.sam_config().expect("a checked config maps");
     // As `--resume` reads it: loaded, then checked against the model it will train.
-    let Ok(mut optim) = sam
-        .init()
-        .expect("a checked config builds")
-        .load_bytes(optimizer.to_vec(), &device)
-        .and_then(|o| o.check_fits(&model).map(|()| o))
+    let optim = sam.init().expect("a checked config builds");
+    let Ok(mut optim) = flatmin::SamRecord::from_bytes(optimizer.to_vec(), &device).and_then(|r| optim.load_record(r, &model))
     else {
         return false;
     };
@@ -277,7 +274,7 @@ pub fn checkpoint_resumes(data: &[u8]) -> bool {
     let (model, _report) = optim.step(0.01, model, |m: &Mlp, batch: Batch| {
         flatmin::per_sample_cross_entropy(m.forward(batch.rows(x.clone())), batch.rows_int(y.clone()))
     });
-    assert!(optim.to_bytes().is_ok(), "a loaded state saves again");
+    assert!(optim.record().to_bytes().is_ok(), "a loaded state saves again");
     let [n, classes] = model.forward(x).dims();
     assert_eq!([n, classes], [4, CHECKPOINT_SHAPE.classes]);
     true
@@ -347,7 +344,7 @@ fn checkpoint_parts(optimizer: &str, base: &str, classes: usize) -> (Vec<u8>, Ve
         "model_file": "model-e1.bpk", "optimizer_file": "optimizer-e1.bpk", "history": [history],
     });
     let model_bytes = model.into_record().into_bytes().expect("a model saves").to_vec();
-    let optim_bytes = optim.to_bytes().expect("a state saves");
+    let optim_bytes = optim.record().to_bytes().expect("a state saves");
     (serde_json::to_vec(&ckpt).unwrap(), model_bytes, optim_bytes)
 }
 

@@ -227,7 +227,13 @@ fn hp_value(h: &Hyperparameter, v: &Value, key: &str) -> Result<HpValue, CaseErr
         other => return err(format!("`hyperparams.{key}`: expected a number or true/false, found {other}")),
     };
     h.check_kind(value)
-        .map_err(|e| CaseError(format!("`hyperparams.{key}` = {v}: expected {}", e.expected)))?;
+        .map_err(|e| CaseError(format!("`hyperparams.{key}`: expected {}, found {v}", e.expected)))?;
+    if let HpValue::Number(n) = value
+        && h.kind != flatmin::Kind::Switch
+        && !h.range.contains(n)
+    {
+        return err(format!("`hyperparams.{key}` = {v}: expected {}", h.range.expected));
+    }
     Ok(value)
 }
 
