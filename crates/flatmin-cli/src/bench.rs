@@ -543,7 +543,10 @@ fn pass_anatomy<M: Classifier>(
 ) -> Result<PassAnatomy, BenchError> {
     let esam = variant("esam", 0)?;
     let beta = esam.config().member::<flatmin::SwpConfig>().map_or(1.0, |s| s.beta);
-    let gamma = esam.config().member::<flatmin::SelectionConfig>().map_or(1.0, |s| s.gamma);
+    let gamma = esam
+        .config()
+        .member::<flatmin::SelectionConfig>()
+        .map_or(1.0, |s| s.gamma);
     let loss = |m: &M, x: Tensor<4>| flatmin::per_sample_cross_entropy(m.forward(x), y.clone()).mean();
     // A pass first: Burn initializes parameters lazily, and a clone of a model that never ran
     // shares its initializer, so `no_grad` on the clone would leave the original untracked too.

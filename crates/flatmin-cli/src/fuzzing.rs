@@ -266,7 +266,8 @@ pub fn checkpoint_resumes(data: &[u8]) -> bool {
     let sam = config.sam_config().expect("a checked config maps");
     // As `--resume` reads it: loaded, then checked against the model it will train.
     let optim = sam.init().expect("a checked config builds");
-    let Ok(mut optim) = flatmin::SamRecord::from_bytes(optimizer.to_vec(), &device).and_then(|r| optim.load_record(r, &model))
+    let Ok(mut optim) =
+        flatmin::SamRecord::from_bytes(optimizer.to_vec(), &device).and_then(|r| optim.load_record(r, &model))
     else {
         return false;
     };

@@ -30,7 +30,11 @@ fn find(key: &str) -> Option<usize> {
 }
 
 fn known_keys() -> String {
-    lab_hyperparameters().iter().map(|h| h.key).collect::<Vec<_>>().join(", ")
+    lab_hyperparameters()
+        .iter()
+        .map(|h| h.key)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The hyperparameters a run sets over its preset's defaults (the `hp` of its config); the ones
@@ -105,7 +109,9 @@ impl Hyperparams {
                 members.0,
                 members.1
             ),
-            SettingError::Invalid(e) => format!("{}: {} = {}: expected {}", flag(e.field), e.field, e.value, e.expected),
+            SettingError::Invalid(e) => {
+                format!("{}: {} = {}: expected {}", flag(e.field), e.field, e.value, e.expected)
+            }
         })
     }
 }
@@ -227,7 +233,8 @@ impl clap::Args for Hyperparams {
                     arg.value_name(h.key.to_uppercase())
                         .allow_negative_numbers(true)
                         .value_parser(move |text: &str| -> Result<Value, String> {
-                            h.parse(text).map_err(|e| format!("expected {}, got `{text}`", e.expected))
+                            h.parse(text)
+                                .map_err(|e| format!("{}: expected {}, got `{text}`", h.key, e.expected))
                         })
                 }
             })
@@ -332,7 +339,11 @@ mod tests {
         let object = json.as_object().unwrap();
         assert_eq!(object.len(), lab_hyperparameters().len());
         assert_eq!(
-            (object["rho"].clone(), object["wsam_coupled"].clone(), object["unified_lambda"].clone()),
+            (
+                object["rho"].clone(),
+                object["wsam_coupled"].clone(),
+                object["unified_lambda"].clone()
+            ),
             (0.1.into(), true.into(), "1/t".into())
         );
         assert!(object["esam_beta"].is_null());
@@ -374,14 +385,25 @@ mod tests {
             }
         );
         assert!(on("sam", &[("adaptive", 0.0)]).unwrap().members.is_empty());
-        assert!(on("sam", &[("adaptive", 1.0)]).unwrap().member::<SquaredAsamConfig>().is_some());
+        assert!(
+            on("sam", &[("adaptive", 1.0)])
+                .unwrap()
+                .member::<SquaredAsamConfig>()
+                .is_some()
+        );
         let c = on("sam", &[("esam_per_element", 1.0)]).unwrap();
         let swp = c.member::<SwpConfig>().unwrap();
-        assert_eq!((swp.granularity, swp.beta, swp.seed), (SwpGranularity::PerElement, 0.6, 7));
+        assert_eq!(
+            (swp.granularity, swp.beta, swp.seed),
+            (SwpGranularity::PerElement, 0.6, 7)
+        );
         let c = on("sam", &[("wsam_coupled", 1.0)]).unwrap();
         assert_eq!(c.member::<WsamConfig>(), Some(&WsamConfig::new().with_decoupled(false)));
         let e = on("sam", &[("asam_eta", 0.1), ("fisher_eta", 1.0)]).unwrap_err();
-        assert!(e.contains("--asam-eta and --fisher-eta") && e.contains("not both"), "{e}");
+        assert!(
+            e.contains("--asam-eta and --fisher-eta") && e.contains("not both"),
+            "{e}"
+        );
         // A flag replaces the preset's member of its room.
         let c = on("fisher-sam", &[("asam_eta", 0.1)]).unwrap();
         assert_eq!(c.members.len(), 1);
@@ -390,30 +412,56 @@ mod tests {
         hp.set_value("unified_lambda", Value::Word("1-1/t")).unwrap();
         let mut c = SamConfig::preset("sam", SamConfig::sgd_base(0.9, 0.0)).unwrap();
         hp.apply(&mut c, Context { lr: 0.1, seed: 0 }).unwrap();
-        assert_eq!(c.member::<UnifiedConfig>().unwrap().lambda, UnifiedLambda::OneMinusInverseT);
+        assert_eq!(
+            c.member::<UnifiedConfig>().unwrap().lambda,
+            UnifiedLambda::OneMinusInverseT
+        );
     }
 
     #[test]
     fn the_schedule_looksam_and_bsam_flags_reach_the_library_config() {
-        assert_eq!(on("wsam", &[("sam_every", 3.0)]).unwrap().member::<EveryConfig>().unwrap().k, 3);
+        assert_eq!(
+            on("wsam", &[("sam_every", 3.0)])
+                .unwrap()
+                .member::<EveryConfig>()
+                .unwrap()
+                .k,
+            3
+        );
         let c = on("esam", &[("sam_probability", 0.25)]).unwrap();
-        assert_eq!(c.member::<RandomConfig>(), Some(&RandomConfig::new().with_probability(0.25).with_seed(7)));
+        assert_eq!(
+            c.member::<RandomConfig>(),
+            Some(&RandomConfig::new().with_probability(0.25).with_seed(7))
+        );
         let ae = on("sam", &[("ae_delta", 0.5), ("ae_c_start", -2.0), ("ae_c_end", 0.5)]).unwrap();
         assert_eq!(
             ae.member::<AeSamConfig>(),
             Some(&AeSamConfig::new().with_delta(0.5).with_c_start(-2.0).with_c_end(0.5))
         );
         // On the ae-sam preset, one field changes and the others keep the preset's values.
-        let a = on("ae-sam", &[("ae_c_end", 2.0)]).unwrap().member::<AeSamConfig>().unwrap().clone();
+        let a = on("ae-sam", &[("ae_c_end", 2.0)])
+            .unwrap()
+            .member::<AeSamConfig>()
+            .unwrap()
+            .clone();
         assert_eq!((a.delta, a.c_start, a.c_end), (0.9, AeSamConfig::new().c_start, 2.0));
         let look = on(
             "sam",
-            &[("looksam_alpha", 0.3), ("looksam_per_tensor", 1.0), ("looksam_eps_norm", 1e-6)],
+            &[
+                ("looksam_alpha", 0.3),
+                ("looksam_per_tensor", 1.0),
+                ("looksam_eps_norm", 1e-6),
+            ],
         )
         .unwrap();
         assert_eq!(
             look.member::<LookSamConfig>(),
-            Some(&LookSamConfig::new().with_alpha(0.3).with_per_tensor(true).with_eps_norm(1e-6))
+            Some(
+                &LookSamConfig::new()
+                    .with_alpha(0.3)
+                    .with_per_tensor(true)
+                    .with_eps_norm(1e-6)
+            )
         );
         assert_eq!(
             look.member::<EveryConfig>(),
@@ -422,7 +470,10 @@ mod tests {
         );
         let look = on("looksam", &[("sam_every", 2.0), ("looksam_alpha", 1.0)]).unwrap();
         assert_eq!(
-            (look.member::<EveryConfig>().unwrap().k, look.member::<LookSamConfig>().unwrap().alpha),
+            (
+                look.member::<EveryConfig>().unwrap().k,
+                look.member::<LookSamConfig>().unwrap().alpha
+            ),
             (2, 1.0)
         );
         let b = on(
@@ -452,7 +503,10 @@ mod tests {
             }
         };
         let e = refused("sam", &[("sam_every", 2.0), ("sam_probability", 0.5)]);
-        assert!(e.contains("--sam-every and --sam-probability") && e.contains("not both"), "{e}");
+        assert!(
+            e.contains("--sam-every and --sam-probability") && e.contains("not both"),
+            "{e}"
+        );
         let e = refused("sam", &[("sam_probability", 0.5), ("ae_delta", 0.9)]);
         assert!(e.contains("--sam-probability and --ae-delta"), "{e}");
         assert!(refused("sam", &[("sam_every", 2.5)]).contains("sam_every"));

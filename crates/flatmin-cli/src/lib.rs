@@ -8,6 +8,7 @@
 pub mod args;
 pub mod bench;
 pub mod compare;
+pub mod config_record;
 pub mod data;
 pub mod device;
 mod fault;

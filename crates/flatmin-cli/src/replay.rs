@@ -224,7 +224,11 @@ fn hp_value(h: &Hyperparameter, v: &Value, key: &str) -> Result<HpValue, CaseErr
             Some(w) => HpValue::Word(w),
             None => return err(format!("`hyperparams.{key}` = \"{s}\": expected a number")),
         },
-        other => return err(format!("`hyperparams.{key}`: expected a number or true/false, found {other}")),
+        other => {
+            return err(format!(
+                "`hyperparams.{key}`: expected a number or true/false, found {other}"
+            ));
+        }
     };
     h.check_kind(value)
         .map_err(|e| CaseError(format!("`hyperparams.{key}`: expected {}, found {v}", e.expected)))?;
@@ -281,7 +285,11 @@ fn base_config(keys: &mut Keys, optimizer: &str) -> Result<(BaseConfig, f64), Ca
         }
     };
     // The base's keys, by the names its declarations give reference trajectories.
-    let member = if matches!(config, BaseConfig::Sgd(_)) { "sgd" } else { "adam" };
+    let member = if matches!(config, BaseConfig::Sgd(_)) {
+        "sgd"
+    } else {
+        "adam"
+    };
     let mut probe = SamConfig::new(config.clone());
     for h in flatmin::base_hyperparameters().iter().filter(|h| h.member == member) {
         for key in h.replay {
@@ -373,7 +381,10 @@ pub fn config_for(optimizer: &str, hyperparams: &Map<String, Value>) -> Result<(
             return err("`hyperparams.sam_every` is `hyperparams.k` for LookSAM");
         }
         "AE-SAM" | "BSAM" => {
-            if let Some(key) = ["sam_every", "sam_probability", "sam_seed"].into_iter().find(|k| keys.present(k)) {
+            if let Some(key) = ["sam_every", "sam_probability", "sam_seed"]
+                .into_iter()
+                .find(|k| keys.present(k))
+            {
                 return err(match optimizer {
                     "AE-SAM" => format!(
                         "`hyperparams.{key}`: AE-SAM's schedule is its own policy (delta, c_start, c_end, total_steps)"
@@ -402,7 +413,9 @@ pub fn config_for(optimizer: &str, hyperparams: &Map<String, Value>) -> Result<(
         if keys.used.contains(key) || (gsam_schedule && gsam_keys.contains(&key.as_str())) {
             continue;
         }
-        let Some(h) = reference.hyperparameter(key) else { continue };
+        let Some(h) = reference.hyperparameter(key) else {
+            continue;
+        };
         keys.used.push(key.clone());
         let Some(v) = hyperparams.get(key).filter(|v| !v.is_null()) else {
             continue;

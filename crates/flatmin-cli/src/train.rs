@@ -611,10 +611,10 @@ struct Checkpoint {
     #[serde(default = "first_format")]
     format: u64,
     config: TrainConfig,
-    /// The library configuration the run was made with; a resume that would build another one
-    /// (a flatmin whose presets changed) is refused.
+    /// The library configuration the run was made with ([`crate::config_record`]); a resume that
+    /// would build another one (a flatmin whose presets changed) is refused.
     #[serde(default)]
-    sam: Option<SamConfig>,
+    sam: Option<Value>,
     /// Settings changed on resume, oldest first.
     #[serde(default)]
     changes: Vec<SettingChange>,
@@ -630,7 +630,8 @@ struct Checkpoint {
 const CHECKPOINT: &str = "checkpoint.json";
 
 /// The format of the checkpoints this version writes; it reads this one and every older one.
-const CHECKPOINT_FORMAT: u64 = 2;
+/// Format 3 records the library configuration with its list of members (`sam.members`).
+const CHECKPOINT_FORMAT: u64 = 3;
 
 fn first_format() -> u64 {
     1
@@ -970,7 +971,7 @@ fn run_with<M: Classifier>(
             let ckpt = Checkpoint {
                 format: CHECKPOINT_FORMAT,
                 config: config.clone(),
-                sam: Some(sam.clone()),
+                sam: Some(crate::config_record::config_json(&sam)),
                 changes: changes.clone(),
                 epoch: epoch + 1,
                 steps,
@@ -991,7 +992,7 @@ fn run_with<M: Classifier>(
         .ok_or_else(|| TrainError("no epoch was run".into()))?;
     let summary = Summary {
         optimizer: config.optimizer.clone(),
-        hyperparams: serde_json::to_value(&sam).unwrap_or(Value::Null),
+        hyperparams: crate::config_record::config_json(&sam),
         dataset: config.dataset.clone(),
         model: config.model.clone(),
         epochs: config.epochs,
@@ -1076,7 +1077,10 @@ fn write_checkpoint<M: Module>(
     write_atomic(&model_path, &model_bytes(model)?).map_err(|e| io(&model_path, e))?;
     crate::fault::pause_point("checkpoint:model");
     let optim_path = out.join(&ckpt.optimizer_file);
-    optim.record().save(&optim_path).map_err(|e| TrainError(e.to_string()))?;
+    optim
+        .record()
+        .save(&optim_path)
+        .map_err(|e| TrainError(e.to_string()))?;
     crate::fault::pause_point("checkpoint:optimizer");
     // Both files are synced (by their writers); their names in the folder must be durable too
     // before checkpoint.json points at them, or a power loss could leave it naming files that
@@ -1196,16 +1200,16 @@ fn resume_changes(
             config.epochs, ckpt.epoch
         ));
     }
+    let now = crate::config_record::config_json(sam);
     if let Some(made_with) = &ckpt.sam
-        && !same_method(made_with, sam)
+        && !crate::config_record::same_method(made_with, &now)
     {
-        let show = |c: &SamConfig| serde_json::to_string(c).unwrap_or_default();
         return fail(format!(
             "{}: the run was made with the library configuration {}, but its settings now give {} \
              (a flatmin whose presets changed?): resume it with the flatmin that made it",
             path.display(),
-            show(made_with),
-            show(sam)
+            made_with,
+            now
         ));
     }
     let mut changes = ckpt.changes.clone();
@@ -1216,20 +1220,6 @@ fn resume_changes(
         to: d.asked,
     }));
     Ok(changes)
-}
-
-/// Whether a run made with `made_with` continues with `now`: the same configuration, but for
-/// AE-SAM's `total_steps`, which follows the run's length as the cosine schedule does (an
-/// extended run's threshold then moves over the new total).
-fn same_method(made_with: &SamConfig, now: &SamConfig) -> bool {
-    let mut made_with = made_with.clone();
-    if let (Some(a), Some(b)) = (
-        made_with.member_mut::<flatmin::AeSamConfig>(),
-        now.member::<flatmin::AeSamConfig>(),
-    ) {
-        a.total_steps = b.total_steps;
-    }
-    &made_with == now
 }
 
 /// Reads the configuration a checkpoint in `out` was made with (for `--resume`).

@@ -35,6 +35,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{GradientCheckpointingStrategy, Tensor};
 
 use crate::vector::ParamVector;
+pub use crate::vector::to_f64;
 
 /// One float parameter of a model.
 #[derive(Debug, Clone, PartialEq)]
@@ -502,11 +503,6 @@ pub fn with_tracked<M: Module>(model: &M, layout: &Layout, keep: &[bool]) -> M {
         require_grad: f.require_grad && keep.get(i).copied().unwrap_or(true),
         ..f
     })
-}
-
-/// Reads a one-element (or any) float tensor back as `f64` values.
-pub fn to_f64(tensor: Tensor<1>) -> Vec<f64> {
-    tensor.into_data().iter::<f64>().collect()
 }
 
 /// `model` on the autodiff tape but with every training flag off: BatchNorm normalizes with its

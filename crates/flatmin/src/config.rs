@@ -7,8 +7,7 @@ use burn::config::Config;
 
 use crate::base::{AdamBaseConfig, BaseConfig, SgdBaseConfig};
 use crate::error::ConfigError;
-use crate::hyperparameter::{Declared, Range, Value, check_all, declare};
-use crate::member::Room;
+use crate::hyperparameter::{Declaration, Declared, Range, Value, check_all, declare};
 use crate::members::{Member, PRESETS, Registered, insert};
 
 /// How ρ follows the learning rate.
@@ -110,14 +109,14 @@ pub struct SamConfig {
 
 /// The step's own hyperparameters, with the key names of reference trajectories.
 pub(crate) const CORE: &[Declared<SamConfig>] = &[
-    declare!(number SamConfig, "rho", "ρ, the perturbation radius", Range::NON_NEGATIVE, rho, replay: ["rho"]),
+    declare!(number SamConfig, "rho", "ρ, the perturbation radius", Range::NON_NEGATIVE, rho => .replay(&["rho"])),
     Declared {
-        key: "rho_min",
-        doc: "Tie ρ to the learning rate (GSAM): ρ goes from this value at lr 0 to --rho at the peak",
-        kind: crate::hyperparameter::Kind::Number,
-        words: &[],
-        range: Range::NON_NEGATIVE,
-        replay: &[],
+        decl: Declaration::new(
+            "rho_min",
+            "Tie ρ to the learning rate (GSAM): ρ goes from this value at lr 0 to --rho at the peak",
+            crate::hyperparameter::Kind::Number,
+            Range::NON_NEGATIVE,
+        ),
         get: |c| match c.rho_schedule {
             RhoSchedule::ProportionalToLr { rho_min, .. } => Value::Number(rho_min),
             RhoSchedule::Constant => Value::Number(c.rho),
@@ -129,9 +128,8 @@ pub(crate) const CORE: &[Declared<SamConfig>] = &[
                 lr_min: 0.0,
             }
         },
-        lab: true,
     },
-    declare!(number SamConfig, "eps", "The eps added to the norm", Range::POSITIVE, eps, replay: ["eps_norm", "perturb_eps", "sam_eps"]),
+    declare!(number SamConfig, "eps", "The eps added to the norm", Range::POSITIVE, eps => .replay(&["eps_norm", "perturb_eps", "sam_eps"])),
 ];
 
 impl SamConfig {
@@ -160,35 +158,24 @@ impl SamConfig {
                     ));
                 }
                 for (whole, other) in [(a, b), (b, a)] {
-                    if whole.room() == Room::Whole {
-                        return Err(ConfigError::new(
-                            other.room().name(),
-                            other.name(),
-                            match whole.name() {
-                                "bsam" => "nothing with bSAM: bSAM makes its own noisy first pass, ascent ρ·g/s and update, and runs both passes at every step",
-                                _ => "nothing with MSAM: MSAM is one pass along the momentum, with no ascent of its own to change",
-                            },
-                        ));
+                    if let Some((reason, _)) = whole.alone() {
+                        return Err(ConfigError::new(other.room().name(), other.name(), reason));
                     }
                 }
             }
-            if let Some(room) = a.requires()
+            if let Some((room, reason)) = a.requires()
                 && !self.members.iter().any(|m| m.spec().room() == room)
             {
-                return Err(ConfigError::new(
-                    room.name(),
-                    "none",
-                    "a member: LookSAM reuses its direction on the steps a schedule leaves without a second pass",
-                ));
+                return Err(ConfigError::new(room.name(), "none", reason));
             }
         }
         let decides_after = self.members.iter().any(|m| m.spec().decides_after_first_pass());
         if decides_after && self.members.iter().any(|m| m.spec().draws_before_first_pass()) {
             return Err(ConfigError::new(
                 "esam_per_element",
-                "false (ESAM's mask per tensor)",
-                "true with AE-SAM: AE-SAM decides after the first pass whether to run the second, \
-                 and ESAM's per-tensor mask must be drawn before it",
+                "false (a mask drawn before the first pass)",
+                "true with a member that decides after the first pass whether to run the second \
+                 (AE-SAM): ESAM's per-tensor mask is drawn before it",
             ));
         }
         Ok(())
@@ -256,11 +243,12 @@ impl SamConfig {
     /// ```
     pub fn preset(name: &str, base: BaseConfig) -> Result<Self, ConfigError> {
         let Some(preset) = PRESETS.iter().find(|p| p.name == name) else {
-            return Err(ConfigError::new(
-                "optimizer",
-                name,
-                "one of sgd, sam, asam, esam, fsam, wsam, gsam, fisher-sam, looksam, sam-every-5, rst, ae-sam, bsam, msam, usam, unified-sam",
-            ));
+            static NAMES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            let names = NAMES.get_or_init(|| {
+                let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+                format!("one of {}", names.join(", "))
+            });
+            return Err(ConfigError::new("optimizer", name, names.as_str()));
         };
         let mut base = base;
         if let Some(adjust) = preset.base {
@@ -298,7 +286,7 @@ impl SamConfig {
     /// Whether a step is just the base optimizer: ρ = 0, unless a member is its own base
     /// optimizer (bSAM). The one-call API then runs a single pass.
     pub fn is_base_only(&self) -> bool {
-        self.rho == 0.0 && !self.members.iter().any(|m| m.spec().room() == Room::Whole && m.spec().name() == "bsam")
+        self.rho == 0.0 && !self.members.iter().any(|m| m.spec().replaces_base())
     }
 
     /// ρ at learning rate `lr`.
@@ -319,10 +307,6 @@ impl SamConfig {
 
     /// Whether some steps run no second pass (a schedule, MSAM).
     pub fn is_scheduled(&self) -> bool {
-        !self.is_base_only()
-            && self
-                .members
-                .iter()
-                .any(|m| matches!(m.spec().room(), Room::Schedule) || m.spec().name() == "msam")
+        !self.is_base_only() && self.members.iter().any(|m| m.spec().skips_second_passes())
     }
 }

@@ -107,8 +107,16 @@ impl Range {
 
     /// Whether `value` is finite and inside the interval.
     pub fn contains(&self, value: f64) -> bool {
-        let above = if self.lo_closed { value >= self.lo } else { value > self.lo };
-        let below = if self.hi_closed { value <= self.hi } else { value < self.hi };
+        let above = if self.lo_closed {
+            value >= self.lo
+        } else {
+            value > self.lo
+        };
+        let below = if self.hi_closed {
+            value <= self.hi
+        } else {
+            value < self.hi
+        };
         value.is_finite() && above && below
     }
 
@@ -131,8 +139,28 @@ pub struct Context {
     pub seed: u64,
 }
 
-/// One hyperparameter of a configuration type `C`, declared next to the field it reads and writes.
-pub(crate) struct Declared<C: 'static> {
+/// A figure of the training run that fills a hyperparameter in when it is left at 0
+/// ([`SamConfig::for_run`](crate::SamConfig::for_run)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunFigure {
+    /// The number of optimizer steps of the run (AE-SAM's threshold moves over them).
+    TotalSteps,
+    /// The number of training examples (bSAM's noise and weight decay scale with it).
+    DataSize,
+}
+
+impl RunFigure {
+    fn expected(self) -> &'static str {
+        match self {
+            RunFigure::TotalSteps => "the number of steps of the training run (>= 1; SamConfig::for_run fills it in)",
+            RunFigure::DataSize => "the number of training examples (>= 1; SamConfig::for_run fills it in)",
+        }
+    }
+}
+
+/// What a hyperparameter is, apart from the configuration that holds it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Declaration {
     /// The key: `hp` key, `sweep --vary` axis and (with `-` for `_`) command-line flag.
     pub key: &'static str,
     /// One line: what it is.
@@ -145,91 +173,128 @@ pub(crate) struct Declared<C: 'static> {
     pub range: Range,
     /// The key names reference trajectories use for it (`hyperparams.<name>` of a case).
     pub replay: &'static [&'static str],
-    /// Reads it.
-    pub get: fn(&C) -> Value,
-    /// Writes it (the value has the declared kind; validation comes later, from `range`).
-    pub set: fn(&mut C, Value, &Context),
     /// Whether the laboratory shows it as a flag and an `hp` key; `false` for what a run fills in
     /// itself (AE-SAM's run length, bSAM's data size, seeds) and for spellings only reference
     /// trajectories use.
     pub lab: bool,
+    /// The run's figure that fills it in when left at 0.
+    pub run: Option<RunFigure>,
 }
 
-/// Declares a number (`number!(Config, "key", "doc", RANGE, field)`), a whole number
-/// (`whole!`) or a switch (`switch!`) of a configuration whose field is a plain `f64`, `u64` or
-/// `bool`, with the replay key names after `replay:`.
-macro_rules! declare {
-    ($kind:ident $c:ty, $key:literal, $doc:literal, $($rest:tt)*) => {
-        $crate::hyperparameter::declare!(@ $kind $c, $key, $doc, $($rest)*)
-    };
-    (@ number $c:ty, $key:literal, $doc:literal, $range:expr, $field:ident, replay: [$($r:literal),*]) => {
-        $crate::hyperparameter::declare!(@ number $c, $key, $doc, $range, $field, replay: [$($r),*], lab: true)
-    };
-    (@ number $c:ty, $key:literal, $doc:literal, $range:expr, $field:ident, replay: [$($r:literal),*], lab: $lab:literal) => {
-        $crate::hyperparameter::Declared::<$c> {
-            key: $key,
-            doc: $doc,
-            kind: $crate::hyperparameter::Kind::Number,
+impl Declaration {
+    /// A hyperparameter shown by the laboratory, with no replay names.
+    pub const fn new(key: &'static str, doc: &'static str, kind: Kind, range: Range) -> Self {
+        Self {
+            key,
+            doc,
+            kind,
             words: &[],
-            range: $range,
-            replay: &[$($r),*],
+            range,
+            replay: &[],
+            lab: true,
+            run: None,
+        }
+    }
+
+    /// With the key names reference trajectories use.
+    pub const fn replay(self, replay: &'static [&'static str]) -> Self {
+        Self { replay, ..self }
+    }
+
+    /// With words a number may also be.
+    pub const fn words(self, words: &'static [&'static str]) -> Self {
+        Self { words, ..self }
+    }
+
+    /// Not shown by the laboratory.
+    pub const fn hidden(self) -> Self {
+        Self { lab: false, ..self }
+    }
+
+    /// Filled in by the run's `figure` when left at 0 (and not shown by the laboratory).
+    pub const fn from_run(self, figure: RunFigure) -> Self {
+        Self {
+            run: Some(figure),
+            lab: false,
+            ..self
+        }
+    }
+}
+
+/// One hyperparameter of a configuration type `C`, declared next to the field it reads and writes.
+pub(crate) struct Declared<C: 'static> {
+    /// What it is.
+    pub decl: Declaration,
+    /// Reads it.
+    pub get: fn(&C) -> Value,
+    /// Writes it (the value has the declared kind; validation comes later, from `range`).
+    pub set: fn(&mut C, Value, &Context),
+}
+
+/// Declares a number (`declare!(number Config, "key", "doc", RANGE, field)`), a whole number
+/// (`whole`) or a switch (`switch`, no range) of a configuration whose field is a plain `f64`,
+/// `u64` or `bool`; a [`Declaration`] builder call may follow (`=> .replay(&["name"])`).
+macro_rules! declare {
+    (number $c:ty, $key:literal, $doc:literal, $range:expr, $field:ident $(=> $($more:tt)*)?) => {
+        $crate::hyperparameter::Declared::<$c> {
+            decl: $crate::hyperparameter::Declaration::new($key, $doc, $crate::hyperparameter::Kind::Number, $range) $($($more)*)?,
             get: |c| $crate::hyperparameter::Value::Number(c.$field),
             set: |c, v, _| {
                 if let Some(v) = v.number() {
                     c.$field = v;
                 }
             },
-            lab: $lab,
         }
     };
-    (@ whole $c:ty, $key:literal, $doc:literal, $range:expr, $field:ident, replay: [$($r:literal),*]) => {
-        $crate::hyperparameter::declare!(@ whole $c, $key, $doc, $range, $field, replay: [$($r),*], lab: true)
-    };
-    (@ whole $c:ty, $key:literal, $doc:literal, $range:expr, $field:ident, replay: [$($r:literal),*], lab: $lab:literal) => {
+    (whole $c:ty, $key:literal, $doc:literal, $range:expr, $field:ident $(=> $($more:tt)*)?) => {
         $crate::hyperparameter::Declared::<$c> {
-            key: $key,
-            doc: $doc,
-            kind: $crate::hyperparameter::Kind::Whole,
-            words: &[],
-            range: $range,
-            replay: &[$($r),*],
+            decl: $crate::hyperparameter::Declaration::new($key, $doc, $crate::hyperparameter::Kind::Whole, $range) $($($more)*)?,
             get: |c| $crate::hyperparameter::Value::Number(c.$field as f64),
             set: |c, v, _| {
                 if let Some(v) = v.number() {
                     c.$field = v as u64;
                 }
             },
-            lab: $lab,
         }
     };
-    (@ switch $c:ty, $key:literal, $doc:literal, $field:ident, replay: [$($r:literal),*]) => {
-        $crate::hyperparameter::declare!(@ switch $c, $key, $doc, $field, replay: [$($r),*], lab: true)
-    };
-    (@ switch $c:ty, $key:literal, $doc:literal, $field:ident, replay: [$($r:literal),*], lab: $lab:literal) => {
+    (switch $c:ty, $key:literal, $doc:literal, $field:ident $(=> $($more:tt)*)?) => {
         $crate::hyperparameter::Declared::<$c> {
-            key: $key,
-            doc: $doc,
-            kind: $crate::hyperparameter::Kind::Switch,
-            words: &[],
-            range: $crate::hyperparameter::Range::FINITE,
-            replay: &[$($r),*],
+            decl: $crate::hyperparameter::Declaration::new($key, $doc, $crate::hyperparameter::Kind::Switch, $crate::hyperparameter::Range::FINITE) $($($more)*)?,
             get: |c| $crate::hyperparameter::Value::Switch(c.$field),
             set: |c, v, _| c.$field = v.on(),
-            lab: $lab,
         }
     };
 }
 pub(crate) use declare;
 
-/// Checks every declared number of `config` against its range; the first bad one is named.
+/// Checks every declared number of `config` against its range (a figure of the run left at 0
+/// is missing); the first bad one is named.
 pub(crate) fn check_all<C>(config: &C, declared: &[Declared<C>]) -> Result<(), ConfigError> {
     for d in declared {
-        if d.kind == Kind::Switch {
+        if d.decl.kind == Kind::Switch {
             continue;
         }
         if let Value::Number(v) = (d.get)(config) {
-            d.range.check(d.key, v)?;
+            if let (Some(figure), 0.0) = (d.decl.run, v) {
+                return Err(ConfigError::new(d.decl.key, v, figure.expected()));
+            }
+            d.decl.range.check(d.decl.key, v)?;
         }
     }
     Ok(())
+}
+
+/// Fills in the figures of the run that `config` left at 0.
+pub(crate) fn fill_from_run<C>(config: &mut C, declared: &[Declared<C>], total_steps: u64, data_size: u64) {
+    for d in declared {
+        let Some(figure) = d.decl.run else { continue };
+        if (d.get)(config) == Value::Number(0.0) {
+            let value = match figure {
+                RunFigure::TotalSteps => total_steps,
+                RunFigure::DataSize => data_size,
+            };
+            let context = Context { lr: 0.0, seed: 0 };
+            (d.set)(config, Value::Number(value as f64), &context);
+        }
+    }
 }

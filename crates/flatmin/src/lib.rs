@@ -135,6 +135,7 @@ mod loss;
 mod member;
 mod members;
 mod memory;
+mod param_map;
 mod perturbation;
 mod record;
 mod registry;
@@ -147,7 +148,7 @@ pub use base::{AdamBaseConfig, AdamBaseState, BaseConfig, BaseState, SgdBaseConf
 pub use bridge::{Layout, ParamEntry, ParamFlags, inference_mode_tracked};
 pub use config::{RhoSchedule, SamConfig};
 pub use error::{ConfigError, Pass, RecordError, SettingError, StepError};
-pub use hyperparameter::{Context, Kind, Range, Value};
+pub use hyperparameter::{Context, Declaration, Kind, Range, RunFigure, Value};
 pub use loss::per_sample_cross_entropy;
 pub use member::{Injection, Room, Schema};
 pub use members::{

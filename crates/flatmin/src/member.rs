@@ -15,7 +15,8 @@ use burn::tensor::Tensor;
 
 use crate::bridge::Layout;
 use crate::error::{ConfigError, RecordError};
-use crate::hyperparameter::{Context, Declared, check_all};
+use crate::hyperparameter::{Context, Declared, check_all, fill_from_run};
+use crate::param_map::ParamMap;
 use crate::record::{RecordIn, RecordOut};
 use crate::vector::ParamVector;
 
@@ -64,9 +65,12 @@ pub(crate) trait MemberConfig: Clone + Send + Sync + PartialEq + std::fmt::Debug
     const ROOM: Room;
     /// Its hyperparameters.
     const HYPERPARAMETERS: &'static [Declared<Self>];
-    /// A room that must be filled for it to work, filled with that room's default member when a
-    /// hyperparameter switches this member on (LookSAM needs a schedule).
-    const REQUIRES: Option<Room> = None;
+    /// A room that must be filled for it to work, and why: filled with that room's default
+    /// member when a hyperparameter switches this member on (LookSAM needs a schedule).
+    const REQUIRES: Option<(Room, &'static str)> = None;
+    /// For a whole-step member (room [`Room::Whole`]): why nothing else goes with it, and where
+    /// its hyperparameters apply (it is chosen by its preset only).
+    const ALONE: Option<(&'static str, &'static str)> = None;
 
     /// The member with its defaults, seeded from the run where it draws random numbers.
     fn fresh(context: &Context) -> Self;
@@ -76,8 +80,11 @@ pub(crate) trait MemberConfig: Clone + Send + Sync + PartialEq + std::fmt::Debug
         check_all(self, Self::HYPERPARAMETERS)
     }
 
-    /// Fills in what it needs to know of the training run when left unset (0).
-    fn for_run(&mut self, _total_steps: u64, _data_size: u64) {}
+    /// Fills in what it needs to know of the training run when left unset (0): the
+    /// hyperparameters declared as figures of the run.
+    fn for_run(&mut self, total_steps: u64, data_size: u64) {
+        fill_from_run(self, Self::HYPERPARAMETERS, total_steps, data_size);
+    }
 
     /// Whether it decides after the first pass whether to run the second (AE-SAM).
     fn decides_after_first_pass(&self) -> bool {
@@ -88,6 +95,16 @@ pub(crate) trait MemberConfig: Clone + Send + Sync + PartialEq + std::fmt::Debug
     /// (ESAM's per-tensor mask).
     fn draws_before_first_pass(&self) -> bool {
         false
+    }
+
+    /// Whether it is its own base optimizer (bSAM): ρ = 0 is then not the base optimizer.
+    fn replaces_base(&self) -> bool {
+        false
+    }
+
+    /// Whether some steps run no second pass with it (a schedule, MSAM).
+    fn skips_second_passes(&self) -> bool {
+        Self::ROOM == Room::Schedule
     }
 
     /// Whether it needs a base optimizer flatmin runs (its update reads or replaces that
@@ -218,13 +235,20 @@ impl std::fmt::Debug for Injection {
 /// An injected source, shared by the optimizer and the copy a step works on.
 pub(crate) type Shared<T> = Arc<Mutex<Box<T>>>;
 
+/// A copy of a member's runtime part, for a step to work on.
+pub(crate) trait CloneHooks {
+    fn clone_box(&self) -> Box<dyn MemberHooks>;
+}
+
+impl<T: MemberHooks + Clone + 'static> CloneHooks for T {
+    fn clone_box(&self) -> Box<dyn MemberHooks> {
+        Box::new(self.clone())
+    }
+}
+
 /// The runtime part of a member: the phase hooks. The driver calls them on a copy of the
 /// members that becomes the optimizer's when the step is committed.
-pub(crate) trait MemberHooks: Send + Sync {
-    /// A copy for a step to work on.
-    fn clone_box(&self) -> Box<dyn MemberHooks>;
-
-
+pub(crate) trait MemberHooks: CloneHooks + Send + Sync {
     // ---- decide -------------------------------------------------------------------------------
 
     /// Before the first pass: whether step `step` runs the second pass, if this member decides.
@@ -345,33 +369,57 @@ pub(crate) trait MemberHooks: Send + Sync {
 
     /// Its own update of the parameter at `path` with the gradient `grad` (and `first`, the
     /// first pass's gradient when kept), its state changed in the working copy.
-    fn update(&mut self, _path: &str, _lr: f64, param: Tensor<1>, _grad: Tensor<1>, _first: Option<Tensor<1>>) -> Tensor<1> {
+    fn update(
+        &mut self,
+        _path: &str,
+        _lr: f64,
+        param: Tensor<1>,
+        _grad: Tensor<1>,
+        _first: Option<Tensor<1>>,
+    ) -> Tensor<1> {
         param
     }
 
     // ---- record -------------------------------------------------------------------------------
 
+    /// Its per-parameter state, if it keeps one as a [`ParamMap`]: the record hooks below then
+    /// save, load, list and check it.
+    fn param_map(&self) -> Option<&ParamMap> {
+        None
+    }
+
+    /// Its per-parameter state, to load into.
+    fn param_map_mut(&mut self) -> Option<&mut ParamMap> {
+        None
+    }
+
     /// Writes its state.
-    fn save(&self, _out: &mut RecordOut) {}
+    fn save(&self, out: &mut RecordOut) {
+        if let Some(map) = self.param_map() {
+            map.save(out);
+        }
+    }
 
     /// Reads its state.
-    fn load(&mut self, _record: &mut RecordIn) -> Result<(), RecordError> {
+    fn load(&mut self, record: &mut RecordIn) -> Result<(), RecordError> {
+        if let Some(map) = self.param_map_mut() {
+            map.load(record);
+        }
         Ok(())
     }
 
     /// The record names it may hold.
     fn schema(&self) -> Schema {
-        Schema::default()
+        self.param_map().map(ParamMap::schema).unwrap_or_default()
     }
 
     /// Its per-parameter buffers, for a check that they fit a model: (what, path, tensor).
     fn buffers(&self) -> Vec<(&'static str, &str, &Tensor<1>)> {
-        Vec::new()
+        self.param_map().map(ParamMap::buffers).unwrap_or_default()
     }
 
     /// Takes an injected source it draws from; gives it back if it has no use for it.
     fn inject(&mut self, source: Injection) -> Option<Injection> {
         Some(source)
     }
-
 }

@@ -68,9 +68,9 @@ impl RecordIn {
     }
 
     pub(crate) fn uint(&mut self, key: &str) -> Result<u64, RecordError> {
-        self.scalars.remove(key).ok_or_else(|| {
-            RecordError::Mismatch(format!("scalar `{key}`: missing (expected an unsigned integer)"))
-        })
+        self.scalars
+            .remove(key)
+            .ok_or_else(|| RecordError::Mismatch(format!("scalar `{key}`: missing (expected an unsigned integer)")))
     }
 
     /// A generator saved as the four scalars `<name>/0` … `<name>/3`.

@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use crate::base::{ADAM_HYPERPARAMETERS, BaseConfig, SGD_HYPERPARAMETERS};
 use crate::config::{CORE, SamConfig};
 use crate::error::{ConfigError, SettingError};
-use crate::hyperparameter::{Context, Declared, Kind, Range, Value};
+use crate::hyperparameter::{Context, Declaration, Declared, Kind, Value};
 use crate::member::Room;
 use crate::members::{MemberParam, PRESETS as PRESET_SPECS, member_hyperparameters};
 
@@ -49,23 +49,11 @@ enum Target {
     Adam(&'static Declared<crate::base::AdamBaseConfig>),
 }
 
-/// One hyperparameter: its declaration, and how it reads and writes a [`SamConfig`].
+/// One hyperparameter: its declaration (its fields, through `Deref`), and how it reads and
+/// writes a [`SamConfig`].
 pub struct Hyperparameter {
-    /// The key: `hp` key, `sweep --vary` axis and (with `-` for `_`) command-line flag.
-    pub key: &'static str,
-    /// One line: what it is.
-    pub doc: &'static str,
-    /// Number, whole number or switch.
-    pub kind: Kind,
-    /// Words a number may also be.
-    pub words: &'static [&'static str],
-    /// The valid numbers.
-    pub range: Range,
-    /// The key names reference trajectories use for it.
-    pub replay: &'static [&'static str],
-    /// Whether the laboratory shows it as a flag and an `hp` key (false for what a run fills
-    /// in itself, and for spellings only reference trajectories use).
-    pub lab: bool,
+    /// What it is: key, doc, kind, words, range, replay names, whether the laboratory shows it.
+    pub decl: Declaration,
     /// The member it belongs to (`"core"` for the step's own, `"sgd"`/`"adam"` for a base's).
     pub member: &'static str,
     /// The room of that member (`None` for the step's and the base's own).
@@ -79,16 +67,18 @@ impl std::fmt::Debug for Hyperparameter {
     }
 }
 
+impl std::ops::Deref for Hyperparameter {
+    type Target = Declaration;
+
+    fn deref(&self) -> &Declaration {
+        &self.decl
+    }
+}
+
 impl Hyperparameter {
     fn of_declared<C>(d: &'static Declared<C>, member: &'static str, target: Target) -> Self {
         Self {
-            key: d.key,
-            doc: d.doc,
-            kind: d.kind,
-            words: d.words,
-            range: d.range,
-            replay: d.replay,
-            lab: d.lab,
+            decl: d.decl,
             member,
             room: None,
             target,
@@ -179,11 +169,23 @@ impl Hyperparameter {
             Target::Member(p) => p.set(&mut config.members, value, context)?,
             Target::Sgd(d) => match &mut config.base {
                 BaseConfig::Sgd(c) => (d.set)(c, value, context),
-                _ => return Err(ConfigError::new(self.key, value, "a setting of SGD: the base optimizer is Adam")),
+                _ => {
+                    return Err(ConfigError::new(
+                        self.key,
+                        value,
+                        "a setting of SGD: the base optimizer is Adam",
+                    ));
+                }
             },
             Target::Adam(d) => match &mut config.base {
                 BaseConfig::Adam(c) => (d.set)(c, value, context),
-                _ => return Err(ConfigError::new(self.key, value, "a setting of Adam: the base optimizer is SGD")),
+                _ => {
+                    return Err(ConfigError::new(
+                        self.key,
+                        value,
+                        "a setting of Adam: the base optimizer is SGD",
+                    ));
+                }
             },
         }
         Ok(())
@@ -201,13 +203,7 @@ pub fn hyperparameters() -> &'static [Hyperparameter] {
             .collect();
         for p in member_hyperparameters() {
             all.push(Hyperparameter {
-                key: p.key,
-                doc: p.doc,
-                kind: p.kind,
-                words: p.words,
-                range: p.range,
-                replay: p.replay,
-                lab: p.lab,
+                decl: p.decl,
                 member: p.member,
                 room: Some(p.room),
                 target: Target::Member(p),
@@ -240,9 +236,18 @@ pub fn hyperparameter(key: &str) -> Option<&'static Hyperparameter> {
 /// Sets several hyperparameters on `config` in the registry's order (so that a schedule given
 /// with LookSAM's settings is the one LookSAM gets). Two that choose different members of one
 /// room (two geometries, two schedules, …) are an error naming both.
-pub fn apply(config: &mut SamConfig, settings: &[(&'static Hyperparameter, Value)], context: &Context) -> Result<(), SettingError> {
+pub fn apply(
+    config: &mut SamConfig,
+    settings: &[(&'static Hyperparameter, Value)],
+    context: &Context,
+) -> Result<(), SettingError> {
     let mut ordered: Vec<&(&Hyperparameter, Value)> = settings.iter().collect();
-    let position = |h: &Hyperparameter| hyperparameters().iter().position(|x| std::ptr::eq(x, h)).unwrap_or(usize::MAX);
+    let position = |h: &Hyperparameter| {
+        hyperparameters()
+            .iter()
+            .position(|x| std::ptr::eq(x, h))
+            .unwrap_or(usize::MAX)
+    };
     ordered.sort_by_key(|(h, _)| position(h));
     let mut chosen: Vec<(&Hyperparameter, Room)> = Vec::new();
     for (h, value) in ordered {
@@ -287,7 +292,10 @@ use crate::members::REFERENCES as REFERENCE_SPECS;
 
 /// The reference named `name` (a conformance case's `optimizer`), if flatmin replays it.
 pub fn reference(name: &str) -> Option<Reference> {
-    REFERENCE_SPECS.iter().find(|r| r.name == name).map(|spec| Reference { spec })
+    REFERENCE_SPECS
+        .iter()
+        .find(|r| r.name == name)
+        .map(|spec| Reference { spec })
 }
 
 impl Reference {

@@ -5,8 +5,6 @@
 
 use burn::tensor::Tensor;
 
-use crate::bridge::to_f64;
-
 /// One flat tensor per parameter of a [`Layout`](crate::Layout), or `None`.
 #[derive(Clone, Debug, Default)]
 pub struct ParamVector {
@@ -147,4 +145,9 @@ pub fn read(values: Vec<Option<Tensor<1>>>) -> Vec<f64> {
             None => 0.0,
         })
         .collect()
+}
+
+/// Reads a one-element (or any) float tensor back as `f64` values.
+pub fn to_f64(tensor: Tensor<1>) -> Vec<f64> {
+    tensor.into_data().iter::<f64>().collect()
 }

@@ -130,8 +130,14 @@ fn msam_and_unified_sam_reference_trajectories_replay_within_1e9() {
         .iter()
         .map(|p| load(p)["optimizer"].as_str().unwrap().to_string())
         .collect();
-    assert!(optimizers.iter().filter(|o| *o == "MSAM").count() >= 3, "{optimizers:?}");
-    assert!(optimizers.iter().filter(|o| *o == "UnifiedSAM").count() >= 5, "{optimizers:?}");
+    assert!(
+        optimizers.iter().filter(|o| *o == "MSAM").count() >= 3,
+        "{optimizers:?}"
+    );
+    assert!(
+        optimizers.iter().filter(|o| *o == "UnifiedSAM").count() >= 5,
+        "{optimizers:?}"
+    );
     for path in files {
         let diff = check(&path);
         println!(

@@ -137,7 +137,8 @@ fn assert_checkpoint_whole(dir: &Path) -> Option<u64> {
     let config = checkpoint_config(dir).unwrap();
     let optimizer = dir.join(ckpt["optimizer_file"].as_str().unwrap());
     assert!(config.sam_config().unwrap().init().is_ok());
-    flatmin::SamRecord::load(&optimizer, &Device::flex()).unwrap_or_else(|e| panic!("optimizer file of epoch {epoch}: {e}"));
+    flatmin::SamRecord::load(&optimizer, &Device::flex())
+        .unwrap_or_else(|e| panic!("optimizer file of epoch {epoch}: {e}"));
     Some(epoch)
 }
 

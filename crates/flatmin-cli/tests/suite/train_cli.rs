@@ -375,7 +375,7 @@ fn a_checkpoint_written_before_format_2_resumes_as_the_same_run() {
     let out = ["--out", old_run.to_str().unwrap()];
     run_until_paused(&[&FORMAT_1_RUN[..], &out].concat(), "checkpoint:metrics");
     let new: Value = json(&old_run.join("checkpoint.json"));
-    assert_eq!((new["format"].as_u64(), new["epoch"].as_u64()), (Some(2), Some(1)));
+    assert_eq!((new["format"].as_u64(), new["epoch"].as_u64()), (Some(3), Some(1)));
     // The same settings (a config written now also names the hyperparameters added since, unset).
     let config = |v: &Value| flatmin_lab::train::TrainConfig::from_json(&v["config"].to_string()).unwrap();
     assert_eq!(config(&new), config(&old), "the fixture records the same run");
@@ -401,13 +401,13 @@ fn a_checkpoint_written_before_format_2_resumes_as_the_same_run() {
     );
     assert_eq!(summary["hyperparams"]["rho"], 0.1);
     assert_eq!(summary["hyperparams"]["swp"]["granularity"], "PerElement");
-    assert_eq!(json(&old_run.join("checkpoint.json"))["format"], 2);
+    assert_eq!(json(&old_run.join("checkpoint.json"))["format"], 3);
 
     // A format this flatmin does not know is refused, saying so.
     let mut future = old.clone();
-    future["format"] = 3.into();
+    future["format"] = 4.into();
     std::fs::write(old_run.join("checkpoint.json"), future.to_string()).unwrap();
-    fails_with(&["--resume", old_run.to_str().unwrap()], "checkpoint format 3");
+    fails_with(&["--resume", old_run.to_str().unwrap()], "checkpoint format 4");
 }
 
 /// A finished one-epoch run to resume.

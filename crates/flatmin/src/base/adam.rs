@@ -37,10 +37,10 @@ pub struct AdamBaseConfig {
 /// Adam's hyperparameters, with the key names of reference trajectories (`betas` is read as
 /// its two parts).
 pub(crate) const HYPERPARAMETERS: &[Declared<AdamBaseConfig>] = &[
-    declare!(number AdamBaseConfig, "beta1", "Adam's β1", Range::FRACTION, beta1, replay: []),
-    declare!(number AdamBaseConfig, "beta2", "Adam's β2", Range::FRACTION, beta2, replay: []),
-    declare!(number AdamBaseConfig, "adam_eps", "Added to Adam's sqrt(v̂)", Range::POSITIVE, eps, replay: ["eps"]),
-    declare!(number AdamBaseConfig, "weight_decay", "Adam's weight decay", Range::NON_NEGATIVE, weight_decay, replay: ["weight_decay"]),
+    declare!(number AdamBaseConfig, "beta1", "Adam's β1", Range::FRACTION, beta1),
+    declare!(number AdamBaseConfig, "beta2", "Adam's β2", Range::FRACTION, beta2),
+    declare!(number AdamBaseConfig, "adam_eps", "Added to Adam's sqrt(v̂)", Range::POSITIVE, eps => .replay(&["eps"])),
+    declare!(number AdamBaseConfig, "weight_decay", "Adam's weight decay", Range::NON_NEGATIVE, weight_decay => .replay(&["weight_decay"])),
 ];
 
 impl AdamBaseConfig {
@@ -49,7 +49,13 @@ impl AdamBaseConfig {
         check_all(self, HYPERPARAMETERS)
     }
 
-    pub(super) fn update(&self, lr: f64, mut param: Tensor<1>, grad: Tensor<1>, state: &mut AdamBaseState) -> Tensor<1> {
+    pub(super) fn update(
+        &self,
+        lr: f64,
+        mut param: Tensor<1>,
+        grad: Tensor<1>,
+        state: &mut AdamBaseState,
+    ) -> Tensor<1> {
         let mut g = grad;
         let decay_after = self.weight_decay != 0.0 && self.decoupled_weight_decay && self.decay_after_step;
         if self.weight_decay != 0.0 && !decay_after {

@@ -14,10 +14,10 @@ use std::collections::HashMap;
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-pub use adam::{AdamBaseConfig, AdamBaseState};
 pub(crate) use adam::HYPERPARAMETERS as ADAM_HYPERPARAMETERS;
-pub use sgd::{SgdBaseConfig, SgdBaseState};
+pub use adam::{AdamBaseConfig, AdamBaseState};
 pub(crate) use sgd::HYPERPARAMETERS as SGD_HYPERPARAMETERS;
+pub use sgd::{SgdBaseConfig, SgdBaseState};
 
 use crate::error::{ConfigError, RecordError};
 use crate::member::BaseView;

@@ -28,10 +28,10 @@ pub struct SgdBaseConfig {
 
 /// SGD's hyperparameters, with the key names of reference trajectories (`torch.optim.SGD`'s).
 pub(crate) const HYPERPARAMETERS: &[Declared<SgdBaseConfig>] = &[
-    declare!(number SgdBaseConfig, "momentum", "SGD's momentum factor", Range::FRACTION, momentum, replay: ["momentum"]),
-    declare!(number SgdBaseConfig, "dampening", "SGD's dampening", Range::PROBABILITY, dampening, replay: ["dampening"]),
-    declare!(switch SgdBaseConfig, "nesterov", "Nesterov momentum", nesterov, replay: ["nesterov"]),
-    declare!(number SgdBaseConfig, "weight_decay", "L2 weight decay added to the gradient", Range::NON_NEGATIVE, weight_decay, replay: ["weight_decay"]),
+    declare!(number SgdBaseConfig, "momentum", "SGD's momentum factor", Range::FRACTION, momentum => .replay(&["momentum"])),
+    declare!(number SgdBaseConfig, "dampening", "SGD's dampening", Range::PROBABILITY, dampening => .replay(&["dampening"])),
+    declare!(switch SgdBaseConfig, "nesterov", "Nesterov momentum", nesterov => .replay(&["nesterov"])),
+    declare!(number SgdBaseConfig, "weight_decay", "L2 weight decay added to the gradient", Range::NON_NEGATIVE, weight_decay => .replay(&["weight_decay"])),
 ];
 
 impl SgdBaseConfig {

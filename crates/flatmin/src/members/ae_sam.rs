@@ -16,8 +16,8 @@
 
 use burn::config::Config;
 
-use crate::error::{ConfigError, RecordError};
-use crate::hyperparameter::{Context, Declared, Range, check_all, declare};
+use crate::error::RecordError;
+use crate::hyperparameter::{Context, Declared, Range, RunFigure, declare};
 use crate::member::{MemberHooks, MemberConfig, Room, Schema};
 use crate::record::{RecordIn, RecordOut};
 
@@ -42,20 +42,16 @@ pub struct AeSamConfig {
 const HYPERPARAMETERS: &[Declared<AeSamConfig>] = &[
     declare!(
         number AeSamConfig, "ae_delta", "AE-SAM's δ, the decay of the running statistics of ‖g‖² (turns AE-SAM's policy on)",
-        Range::FRACTION, delta, replay: ["delta"]
-    ),
+        Range::FRACTION, delta => .replay(&["delta"])),
     declare!(
         number AeSamConfig, "ae_c_start", "AE-SAM's threshold c at the first step (turns AE-SAM's policy on)",
-        Range::FINITE, c_start, replay: ["c_start"]
-    ),
+        Range::FINITE, c_start => .replay(&["c_start"])),
     declare!(
         number AeSamConfig, "ae_c_end", "AE-SAM's threshold c at the last step (turns AE-SAM's policy on)",
-        Range::FINITE, c_end, replay: ["c_end"]
-    ),
+        Range::FINITE, c_end => .replay(&["c_end"])),
     declare!(
         whole AeSamConfig, "ae_total_steps", "AE-SAM's run length T, over which its threshold moves",
-        Range::WHOLE, total_steps, replay: ["total_steps"], lab: false
-    ),
+        Range::WHOLE, total_steps => .replay(&["total_steps"]).from_run(RunFigure::TotalSteps)),
 ];
 
 impl AeSamConfig {
@@ -73,24 +69,6 @@ impl MemberConfig for AeSamConfig {
 
     fn fresh(_: &Context) -> Self {
         Self::new()
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        check_all(self, HYPERPARAMETERS)?;
-        if self.total_steps == 0 {
-            return Err(ConfigError::new(
-                "ae_total_steps",
-                self.total_steps,
-                "the number of steps of the training run (>= 1), over which AE-SAM's threshold moves",
-            ));
-        }
-        Ok(())
-    }
-
-    fn for_run(&mut self, total_steps: u64, _data_size: u64) {
-        if self.total_steps == 0 {
-            self.total_steps = total_steps;
-        }
     }
 
     fn decides_after_first_pass(&self) -> bool {
@@ -119,10 +97,6 @@ const MEAN: &str = "ae/mean";
 const VAR: &str = "ae/var";
 
 impl MemberHooks for AeSam {
-    fn clone_box(&self) -> Box<dyn MemberHooks> {
-        Box::new(self.clone())
-    }
-
 
     fn decide(&mut self, step: u64, squared_norm: f64) -> bool {
         let d = self.config.delta;

@@ -11,7 +11,7 @@
 
 use burn::config::Config;
 
-use crate::hyperparameter::{Context, Declared, Kind, Range, Value, declare};
+use crate::hyperparameter::{Declaration, Context, Declared, Kind, Range, Value, declare};
 use crate::member::{Made, MemberHooks, MemberConfig, Radius, Room, StepInfo};
 use crate::vector::ParamVector;
 
@@ -27,18 +27,12 @@ pub struct AsamConfig {
 #[derive(Config, Debug, PartialEq)]
 pub struct SquaredAsamConfig {}
 
-const ASAM: &[Declared<AsamConfig>] = &[declare!(number AsamConfig, "asam_eta", "Official ASAM with this η", Range::NON_NEGATIVE, eta, replay: ["eta"])];
+const ASAM: &[Declared<AsamConfig>] = &[declare!(number AsamConfig, "asam_eta", "Official ASAM with this η", Range::NON_NEGATIVE, eta => .replay(&["eta"]))];
 
 const SQUARED: &[Declared<SquaredAsamConfig>] = &[Declared {
-    key: "adaptive",
-    doc: "The adaptive `w²` form of the perturbation",
-    kind: Kind::Switch,
-    words: &[],
-    range: Range::FINITE,
-    replay: &["adaptive"],
+    decl: Declaration::new("adaptive", "The adaptive `w²` form of the perturbation", Kind::Switch, Range::FINITE).replay(&["adaptive"]),
     get: |_| Value::Switch(true),
     set: |_, _, _| {},
-    lab: true,
 }];
 
 impl MemberConfig for AsamConfig {
@@ -81,10 +75,6 @@ struct Asam {
 }
 
 impl MemberHooks for Asam {
-    fn clone_box(&self) -> Box<dyn MemberHooks> {
-        Box::new(self.clone())
-    }
-
 
     fn needs_weights(&self) -> bool {
         true
@@ -116,10 +106,6 @@ impl MemberHooks for Asam {
 struct Squared;
 
 impl MemberHooks for Squared {
-    fn clone_box(&self) -> Box<dyn MemberHooks> {
-        Box::new(self.clone())
-    }
-
 
     fn needs_weights(&self) -> bool {
         true

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use burn::config::Config;
 use burn::tensor::{Tensor, TensorData};
 
-use crate::error::{ConfigError, RecordError};
-use crate::hyperparameter::{Context, Declared, Range, check_all, declare};
+use crate::error::RecordError;
+use crate::hyperparameter::{Context, Declared, Range, RunFigure, declare};
 use crate::member::{Injection, Made, MemberHooks, MemberConfig, Radius, Room, Schema, Shared, StepInfo};
 use crate::record::{RecordIn, RecordOut};
 use crate::rng::Rng;
@@ -60,29 +60,23 @@ const HYPERPARAMETERS: &[Declared<BsamConfig>] = &[
     declare!(
         number BsamConfig, "bsam_prior_precision",
         "bSAM's prior precision (its weight decay is this over the training-set size; --optimizer bsam)",
-        Range::NON_NEGATIVE, prior_precision, replay: ["prior_precision"]
-    ),
+        Range::NON_NEGATIVE, prior_precision => .replay(&["prior_precision"])),
     declare!(
         number BsamConfig, "bsam_damping", "bSAM's damping, added to the precision's update (--optimizer bsam)",
-        Range::NON_NEGATIVE, damping, replay: ["damping"]
-    ),
+        Range::NON_NEGATIVE, damping => .replay(&["damping"])),
     declare!(
         number BsamConfig, "bsam_s_init", "bSAM's initial precision of every weight (--optimizer bsam)",
-        Range::POSITIVE, s_init, replay: ["s_init"]
-    ),
+        Range::POSITIVE, s_init => .replay(&["s_init"])),
     declare!(
         number BsamConfig, "bsam_beta1", "bSAM's β1, the decay of its momentum (--optimizer bsam)",
-        Range::FRACTION, beta1, replay: ["beta1"]
-    ),
+        Range::FRACTION, beta1 => .replay(&["beta1"])),
     declare!(
         number BsamConfig, "bsam_beta2", "bSAM's β2, the decay of its precision (--optimizer bsam)",
-        Range::FRACTION, beta2, replay: ["beta2"]
-    ),
+        Range::FRACTION, beta2 => .replay(&["beta2"])),
     declare!(
         whole BsamConfig, "bsam_data_size", "bSAM's N, the number of training examples",
-        Range::WHOLE, data_size, replay: ["data_size"], lab: false
-    ),
-    declare!(whole BsamConfig, "bsam_seed", "Seed of bSAM's noise", Range::WHOLE, seed, replay: ["seed"], lab: false),
+        Range::WHOLE, data_size => .replay(&["data_size"]).from_run(RunFigure::DataSize)),
+    declare!(whole BsamConfig, "bsam_seed", "Seed of bSAM's noise", Range::WHOLE, seed => .replay(&["seed"]).hidden()),
 ];
 
 impl BsamConfig {
@@ -101,30 +95,20 @@ impl MemberConfig for BsamConfig {
     const NAME: &'static str = "bsam";
     const ROOM: Room = Room::Whole;
     const HYPERPARAMETERS: &'static [Declared<Self>] = HYPERPARAMETERS;
+    const ALONE: Option<(&'static str, &'static str)> = Some((
+        "nothing with bSAM: bSAM makes its own noisy first pass, ascent ρ·g/s and update, and runs both passes at every step",
+        "a setting of bSAM's own optimizer: it applies to --optimizer bsam only (the bsam preset)",
+    ));
 
     fn fresh(context: &Context) -> Self {
         Self::new().with_seed(context.seed)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        check_all(self, HYPERPARAMETERS)?;
-        if self.data_size == 0 {
-            return Err(ConfigError::new(
-                "bsam_data_size",
-                self.data_size,
-                "the number of training examples (>= 1), which scales bSAM's noise and weight decay",
-            ));
-        }
-        Ok(())
-    }
-
-    fn for_run(&mut self, _total_steps: u64, data_size: u64) {
-        if self.data_size == 0 {
-            self.data_size = data_size;
-        }
-    }
-
     fn own_update(&self) -> bool {
+        true
+    }
+
+    fn replaces_base(&self) -> bool {
         true
     }
 
@@ -207,10 +191,6 @@ impl Bsam {
 }
 
 impl MemberHooks for Bsam {
-    fn clone_box(&self) -> Box<dyn MemberHooks> {
-        Box::new(self.clone())
-    }
-
 
     /// The noise `n/√(N·s)` of every parameter, drawn in the model's parameter order.
     fn first_pass_offset(&mut self, info: &StepInfo, w: &ParamVector) -> Option<(ParamVector, Option<f64>)> {

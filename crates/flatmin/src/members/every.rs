@@ -16,8 +16,7 @@ pub struct EveryConfig {
 
 const HYPERPARAMETERS: &[Declared<EveryConfig>] = &[declare!(
     whole EveryConfig, "sam_every", "SAM on a schedule, for any member: a SAM step every K steps, base steps between (LookSAM's k)",
-    Range::COUNT, k, replay: ["sam_every", "k"]
-)];
+    Range::COUNT, k => .replay(&["sam_every", "k"]))];
 
 impl MemberConfig for EveryConfig {
     const NAME: &'static str = "every";
@@ -39,10 +38,6 @@ struct Every {
 }
 
 impl MemberHooks for Every {
-    fn clone_box(&self) -> Box<dyn MemberHooks> {
-        Box::new(self.clone())
-    }
-
 
     fn plan(&self, step: u64) -> Option<bool> {
         Some(step.is_multiple_of(self.k))

@@ -18,7 +18,7 @@ pub struct FisherConfig {
 }
 
 const HYPERPARAMETERS: &[Declared<FisherConfig>] =
-    &[declare!(number FisherConfig, "fisher_eta", "Fisher-SAM with this η", Range::NON_NEGATIVE, eta, replay: [])];
+    &[declare!(number FisherConfig, "fisher_eta", "Fisher-SAM with this η", Range::NON_NEGATIVE, eta)];
 
 impl MemberConfig for FisherConfig {
     const NAME: &'static str = "fisher";
@@ -40,10 +40,6 @@ struct Fisher {
 }
 
 impl MemberHooks for Fisher {
-    fn clone_box(&self) -> Box<dyn MemberHooks> {
-        Box::new(self.clone())
-    }
-
 
     fn perturbation(&self, _: &StepInfo, radius: &Radius, d: &ParamVector, _: &ParamVector) -> Option<Made> {
         let eta = self.eta;

@@ -4,15 +4,11 @@
 //! removed from `g`: `d = g − σ·m`, then `m = λ·m + (1−λ)·g` (the official order; step 0 is SAM
 //! and sets `m = g`).
 
-use std::collections::HashMap;
-
 use burn::config::Config;
-use burn::tensor::Tensor;
 
-use crate::error::RecordError;
 use crate::hyperparameter::{Context, Declared, Range, declare};
-use crate::member::{MemberHooks, MemberConfig, Room, Schema, StepInfo};
-use crate::record::{RecordIn, RecordOut};
+use crate::member::{MemberConfig, MemberHooks, Room, StepInfo};
+use crate::param_map::ParamMap;
 use crate::vector::ParamVector;
 
 /// F-SAM's removal of the full-gradient component.
@@ -31,8 +27,8 @@ pub struct FriendlyConfig {
 }
 
 const HYPERPARAMETERS: &[Declared<FriendlyConfig>] = &[
-    declare!(number FriendlyConfig, "fsam_sigma", "F-SAM's σ", Range::NON_NEGATIVE, sigma, replay: ["sigma"]),
-    declare!(number FriendlyConfig, "fsam_lambda", "F-SAM's λ", Range::FRACTION, lambda, replay: ["lmbda"]),
+    declare!(number FriendlyConfig, "fsam_sigma", "F-SAM's σ", Range::NON_NEGATIVE, sigma => .replay(&["sigma"])),
+    declare!(number FriendlyConfig, "fsam_lambda", "F-SAM's λ", Range::FRACTION, lambda => .replay(&["lmbda"])),
 ];
 
 impl MemberConfig for FriendlyConfig {
@@ -47,33 +43,27 @@ impl MemberConfig for FriendlyConfig {
     fn build(&self) -> Box<dyn MemberHooks> {
         Box::new(Friendly {
             config: self.clone(),
-            ema: HashMap::new(),
+            ema: ParamMap::new("ema/", "F-SAM's EMA"),
         })
     }
 }
 
-/// Record names of the EMA's tensors.
-const PREFIX: &str = "ema/";
-
-/// F-SAM's state: the EMA of past first-pass gradients, per parameter path.
+/// F-SAM's state: the EMA of past first-pass gradients, per parameter path (recorded as
+/// `ema/<path>`).
 #[derive(Clone)]
 pub(crate) struct Friendly {
     config: FriendlyConfig,
-    pub(crate) ema: HashMap<String, Tensor<1>>,
+    ema: ParamMap,
 }
 
 impl MemberHooks for Friendly {
-    fn clone_box(&self) -> Box<dyn MemberHooks> {
-        Box::new(self.clone())
-    }
-
 
     fn direction(&mut self, info: &StepInfo, g: &ParamVector) -> Option<ParamVector> {
         let config = &self.config;
-        let mut next = self.ema.clone();
+        let mut next = self.ema.tensors.clone();
         let d = g.map(|i, gi| {
             let path = &info.layout.entries[i].path;
-            match self.ema.get(path) {
+            match self.ema.tensors.get(path) {
                 None => {
                     next.insert(path.clone(), gi.clone());
                     gi.clone()
@@ -90,7 +80,7 @@ impl MemberHooks for Friendly {
                 }
             }
         });
-        self.ema = next;
+        self.ema.tensors = next;
         Some(d)
     }
 
@@ -98,24 +88,12 @@ impl MemberHooks for Friendly {
         false
     }
 
-    fn save(&self, out: &mut RecordOut) {
-        out.map(PREFIX, &self.ema);
+    fn param_map(&self) -> Option<&ParamMap> {
+        Some(&self.ema)
     }
 
-    fn load(&mut self, record: &mut RecordIn) -> Result<(), RecordError> {
-        self.ema = record.map(PREFIX);
-        Ok(())
-    }
-
-    fn schema(&self) -> Schema {
-        Schema {
-            maps: vec![PREFIX],
-            scalars: Vec::new(),
-        }
-    }
-
-    fn buffers(&self) -> Vec<(&'static str, &str, &Tensor<1>)> {
-        self.ema.iter().map(|(p, t)| ("F-SAM's EMA", p.as_str(), t)).collect()
+    fn param_map_mut(&mut self) -> Option<&mut ParamMap> {
+        Some(&mut self.ema)
     }
 
 }

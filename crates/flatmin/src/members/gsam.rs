@@ -19,7 +19,7 @@ pub struct GsamConfig {
 }
 
 const HYPERPARAMETERS: &[Declared<GsamConfig>] =
-    &[declare!(number GsamConfig, "gsam_alpha", "GSAM's α", Range::NON_NEGATIVE, alpha, replay: ["gsam_alpha"])];
+    &[declare!(number GsamConfig, "gsam_alpha", "GSAM's α", Range::NON_NEGATIVE, alpha => .replay(&["gsam_alpha"]))];
 
 impl MemberConfig for GsamConfig {
     const NAME: &'static str = "gsam";
@@ -41,10 +41,6 @@ struct Gsam {
 }
 
 impl MemberHooks for Gsam {
-    fn clone_box(&self) -> Box<dyn MemberHooks> {
-        Box::new(self.clone())
-    }
-
 
     fn needs_g_later(&self) -> bool {
         true

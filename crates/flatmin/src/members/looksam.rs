@@ -16,10 +16,9 @@ use std::collections::HashMap;
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::error::RecordError;
 use crate::hyperparameter::{Context, Declared, Range, declare};
-use crate::member::{MemberHooks, MemberConfig, Room, Schema, StepInfo};
-use crate::record::{RecordIn, RecordOut};
+use crate::member::{MemberConfig, MemberHooks, Room, StepInfo};
+use crate::param_map::ParamMap;
 use crate::vector::{self, ParamVector, read};
 
 /// LookSAM's reuse of the sharpness direction on the steps without a second pass.
@@ -40,24 +39,23 @@ const HYPERPARAMETERS: &[Declared<LookSamConfig>] = &[
     declare!(
         number LookSamConfig, "looksam_alpha",
         "LookSAM's α (turns LookSAM on; its k is --sam-every, 5 unless the preset or that flag says)",
-        Range::NON_NEGATIVE, alpha, replay: ["alpha"]
-    ),
+        Range::NON_NEGATIVE, alpha => .replay(&["alpha"])),
     declare!(
         switch LookSamConfig, "looksam_per_tensor",
-        "LookSAM's layer-wise form: norms and projections per parameter tensor (turns LookSAM on)", per_tensor,
-        replay: ["per_tensor"]
-    ),
+        "LookSAM's layer-wise form: norms and projections per parameter tensor (turns LookSAM on)", per_tensor => .replay(&["per_tensor"])),
     declare!(
         number LookSamConfig, "looksam_eps_norm", "LookSAM's eps added to ‖g_v‖ (turns LookSAM on)",
-        Range::NON_NEGATIVE, eps_norm, replay: ["gv_eps"]
-    ),
+        Range::NON_NEGATIVE, eps_norm => .replay(&["gv_eps"])),
 ];
 
 impl MemberConfig for LookSamConfig {
     const NAME: &'static str = "looksam";
     const ROOM: Room = Room::Reuse;
     const HYPERPARAMETERS: &'static [Declared<Self>] = HYPERPARAMETERS;
-    const REQUIRES: Option<Room> = Some(Room::Schedule);
+    const REQUIRES: Option<(Room, &'static str)> = Some((
+        Room::Schedule,
+        "a member: LookSAM reuses its direction on the steps a schedule leaves without a second pass",
+    ));
 
     fn fresh(_: &Context) -> Self {
         Self::new()
@@ -66,26 +64,20 @@ impl MemberConfig for LookSamConfig {
     fn build(&self) -> Box<dyn MemberHooks> {
         Box::new(LookSam {
             config: self.clone(),
-            gv: HashMap::new(),
+            gv: ParamMap::new("looksam/", "LookSAM's g_v"),
         })
     }
 }
 
-/// Record names of `g_v`'s tensors.
-const PREFIX: &str = "looksam/";
-
-/// LookSAM's stored `g_v` of the last SAM step, per parameter path.
+/// LookSAM's stored `g_v` of the last SAM step, per parameter path (recorded as
+/// `looksam/<path>`).
 #[derive(Clone)]
 pub(crate) struct LookSam {
     config: LookSamConfig,
-    pub(crate) gv: HashMap<String, Tensor<1>>,
+    gv: ParamMap,
 }
 
 impl MemberHooks for LookSam {
-    fn clone_box(&self) -> Box<dyn MemberHooks> {
-        Box::new(self.clone())
-    }
-
 
     fn needs_g_later(&self) -> bool {
         true
@@ -98,7 +90,7 @@ impl MemberHooks for LookSam {
         let gv: Vec<Option<&Tensor<1>>> = (0..layout.len())
             .map(|i| {
                 if g.has(i) {
-                    self.gv.get(&layout.entries[i].path)
+                    self.gv.tensors.get(&layout.entries[i].path)
                 } else {
                     None
                 }
@@ -158,28 +150,17 @@ impl MemberHooks for LookSam {
         };
         for ((i, gi, gpi), c) in pairs.into_iter().zip(coefficients) {
             self.gv
+                .tensors
                 .insert(layout.entries[i].path.clone(), gpi.clone() - gi.clone().mul_scalar(c));
         }
     }
 
-    fn save(&self, out: &mut RecordOut) {
-        out.map(PREFIX, &self.gv);
+    fn param_map(&self) -> Option<&ParamMap> {
+        Some(&self.gv)
     }
 
-    fn load(&mut self, record: &mut RecordIn) -> Result<(), RecordError> {
-        self.gv = record.map(PREFIX);
-        Ok(())
-    }
-
-    fn schema(&self) -> Schema {
-        Schema {
-            maps: vec![PREFIX],
-            scalars: Vec::new(),
-        }
-    }
-
-    fn buffers(&self) -> Vec<(&'static str, &str, &Tensor<1>)> {
-        self.gv.iter().map(|(p, t)| ("LookSAM's g_v", p.as_str(), t)).collect()
+    fn param_map_mut(&mut self) -> Option<&mut ParamMap> {
+        Some(&mut self.gv)
     }
 
 }

@@ -9,7 +9,7 @@ use burn::config::Config;
 
 use crate::base::BaseConfig;
 use crate::error::ConfigError;
-use crate::hyperparameter::{Context, Kind, Range, Value};
+use crate::hyperparameter::{Context, Declaration, Kind, Value};
 use crate::member::{MemberConfig, MemberHooks, Room};
 
 /// Declares the member modules and the [`Member`] enum with its lookups, from one line per
@@ -111,7 +111,10 @@ pub trait Registered: Into<Member> + Clone + 'static {
 pub(crate) trait MemberSpec {
     fn name(&self) -> &'static str;
     fn room(&self) -> Room;
-    fn requires(&self) -> Option<Room>;
+    fn requires(&self) -> Option<(Room, &'static str)>;
+    fn alone(&self) -> Option<(&'static str, &'static str)>;
+    fn replaces_base(&self) -> bool;
+    fn skips_second_passes(&self) -> bool;
     fn validate(&self) -> Result<(), ConfigError>;
     fn for_run(&mut self, total_steps: u64, data_size: u64);
     fn decides_after_first_pass(&self) -> bool;
@@ -130,8 +133,20 @@ impl<T: MemberConfig> MemberSpec for T {
         T::ROOM
     }
 
-    fn requires(&self) -> Option<Room> {
+    fn requires(&self) -> Option<(Room, &'static str)> {
         T::REQUIRES
+    }
+
+    fn alone(&self) -> Option<(&'static str, &'static str)> {
+        T::ALONE
+    }
+
+    fn replaces_base(&self) -> bool {
+        MemberConfig::replaces_base(self)
+    }
+
+    fn skips_second_passes(&self) -> bool {
+        MemberConfig::skips_second_passes(self)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -166,13 +181,7 @@ impl<T: MemberConfig> MemberSpec for T {
 /// One member hyperparameter, type-erased: its declaration and how it reads and writes a list
 /// of members.
 pub(crate) struct MemberParam {
-    pub key: &'static str,
-    pub doc: &'static str,
-    pub kind: Kind,
-    pub words: &'static [&'static str],
-    pub range: Range,
-    pub replay: &'static [&'static str],
-    pub lab: bool,
+    pub decl: Declaration,
     pub member: &'static str,
     pub room: Room,
     index: usize,
@@ -198,13 +207,7 @@ impl MemberParam {
 fn params<C: MemberConfig + Registered>(out: &mut Vec<MemberParam>) {
     for (index, d) in C::HYPERPARAMETERS.iter().enumerate() {
         out.push(MemberParam {
-            key: d.key,
-            doc: d.doc,
-            kind: d.kind,
-            words: d.words,
-            range: d.range,
-            replay: d.replay,
-            lab: d.lab,
+            decl: d.decl,
             member: C::NAME,
             room: C::ROOM,
             index,
@@ -234,25 +237,18 @@ fn set_of<C: MemberConfig + Registered>(
     context: &Context,
 ) -> Result<(), ConfigError> {
     let declared = &C::HYPERPARAMETERS[i];
-    let presence = C::HYPERPARAMETERS.len() == 1 && declared.kind == Kind::Switch;
+    let presence = C::HYPERPARAMETERS.len() == 1 && declared.decl.kind == Kind::Switch;
     let present = members.iter().any(|m| C::of(m).is_some());
     if presence && !value.on() {
         members.retain(|m| C::of(m).is_none());
         return Ok(());
     }
     if !present {
-        if C::ROOM == Room::Whole {
-            return Err(ConfigError::new(
-                declared.key,
-                value,
-                match C::NAME {
-                    "bsam" => "a setting of bSAM's own optimizer: it applies with the bsam preset (--optimizer bsam) only",
-                    _ => "a setting of a member that is a whole step of its own: it applies with that member's preset only",
-                },
-            ));
+        if let Some((_, only)) = C::ALONE {
+            return Err(ConfigError::new(declared.decl.key, value, only));
         }
         insert(members, C::fresh(context).into());
-        if let Some(room) = C::REQUIRES
+        if let Some((room, _)) = C::REQUIRES
             && !members.iter().any(|m| m.spec().room() == room)
             && let Some(default) = default_member(room, context)
         {
@@ -327,33 +323,49 @@ pub(crate) const PRESETS: [PresetSpec; 16] = [
     preset("sam", "ρ = 0.05", Vec::new),
     PresetSpec {
         rho: Some(0.5),
-        ..preset("asam", "official ASAM, ρ = 0.5, η = 0.01", || vec![AsamConfig::new().into()])
+        ..preset("asam", "official ASAM, ρ = 0.5, η = 0.01", || {
+            vec![AsamConfig::new().into()]
+        })
     },
     PresetSpec {
         eps: Some(1e-7),
-        ..preset("esam", "ρ = 0.05, SWP β = 0.6 per tensor, selection γ = 0.5 (top-k), eps 1e-7", || {
-            vec![SwpConfig::new().into(), SelectionConfig::new().into()]
-        })
+        ..preset(
+            "esam",
+            "ρ = 0.05, SWP β = 0.6 per tensor, selection γ = 0.5 (top-k), eps 1e-7",
+            || vec![SwpConfig::new().into(), SelectionConfig::new().into()],
+        )
     },
-    preset("fsam", "ρ = 0.05, σ = 1, λ = 0.9", || vec![FriendlyConfig::new().into()]),
-    preset("wsam", "ρ = 0.05, γ = 0.9, decoupled, no clipping", || vec![WsamConfig::new().into()]),
+    preset("fsam", "ρ = 0.05, σ = 1, λ = 0.9", || {
+        vec![FriendlyConfig::new().into()]
+    }),
+    preset("wsam", "ρ = 0.05, γ = 0.9, decoupled, no clipping", || {
+        vec![WsamConfig::new().into()]
+    }),
     preset("gsam", "ρ = 0.05, α = 0.4", || vec![GsamConfig::new().into()]),
     PresetSpec {
         rho: Some(0.1),
         ..preset("fisher-sam", "ρ = 0.1, η = 1", || vec![FisherConfig::new().into()])
     },
-    preset("looksam", "ρ = 0.05, a SAM step every k = 5 steps, α = 0.7, global vectors", || {
-        vec![EveryConfig::new().into(), LookSamConfig::new().into()]
-    }),
-    preset("sam-every-5", "ρ = 0.05, a SAM step every 5 steps, base steps between", || {
-        vec![EveryConfig::new().into()]
-    }),
-    preset("rst", "ρ = 0.05, each step a SAM step with probability 0.5 (seed 0)", || {
-        vec![RandomConfig::new().into()]
-    }),
-    preset("ae-sam", "ρ = 0.05, δ = 0.9, threshold c falling from 1 to −1 (SAM rare early, frequent late; needs `for_run`)", || {
-        vec![AeSamConfig::new().into()]
-    }),
+    preset(
+        "looksam",
+        "ρ = 0.05, a SAM step every k = 5 steps, α = 0.7, global vectors",
+        || vec![EveryConfig::new().into(), LookSamConfig::new().into()],
+    ),
+    preset(
+        "sam-every-5",
+        "ρ = 0.05, a SAM step every 5 steps, base steps between",
+        || vec![EveryConfig::new().into()],
+    ),
+    preset(
+        "rst",
+        "ρ = 0.05, each step a SAM step with probability 0.5 (seed 0)",
+        || vec![RandomConfig::new().into()],
+    ),
+    preset(
+        "ae-sam",
+        "ρ = 0.05, δ = 0.9, threshold c falling from 1 to −1 (SAM rare early, frequent late; needs `for_run`)",
+        || vec![AeSamConfig::new().into()],
+    ),
     PresetSpec {
         rho: Some(0.01),
         ..preset(
@@ -375,10 +387,20 @@ pub(crate) const PRESETS: [PresetSpec; 16] = [
             || vec![MsamConfig::new().into()],
         )
     },
-    preset("usam", "ρ = 0.05, unnormalized: e = ρ·g (Unified SAM with λ = 0)", || {
-        vec![UnifiedConfig::new().with_lambda(UnifiedLambda::Constant { lambda: 0.0 }).into()]
+    preset(
+        "usam",
+        "ρ = 0.05, unnormalized: e = ρ·g (Unified SAM with λ = 0)",
+        || {
+            vec![
+                UnifiedConfig::new()
+                    .with_lambda(UnifiedLambda::Constant { lambda: 0.0 })
+                    .into(),
+            ]
+        },
+    ),
+    preset("unified-sam", "ρ = 0.05, Unified SAM with λ = 0.5", || {
+        vec![UnifiedConfig::new().into()]
     }),
-    preset("unified-sam", "ρ = 0.05, Unified SAM with λ = 0.5", || vec![UnifiedConfig::new().into()]),
 ];
 
 /// A reference implementation whose recorded trajectories flatmin replays: the case's

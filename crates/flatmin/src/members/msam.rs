@@ -29,12 +29,20 @@ impl MemberConfig for MsamConfig {
     const NAME: &'static str = "msam";
     const ROOM: Room = Room::Whole;
     const HYPERPARAMETERS: &'static [Declared<Self>] = &[];
+    const ALONE: Option<(&'static str, &'static str)> = Some((
+        "nothing with MSAM: MSAM is one pass along the momentum, with no ascent of its own to change",
+        "a setting of MSAM's step: it applies with the msam preset only",
+    ));
 
     fn fresh(_: &Context) -> Self {
         Self::new()
     }
 
     fn own_update(&self) -> bool {
+        true
+    }
+
+    fn skips_second_passes(&self) -> bool {
         true
     }
 
@@ -47,10 +55,6 @@ impl MemberConfig for MsamConfig {
 struct Msam;
 
 impl MemberHooks for Msam {
-    fn clone_box(&self) -> Box<dyn MemberHooks> {
-        Box::new(self.clone())
-    }
-
 
     /// Every step is one pass.
     fn plan(&self, _step: u64) -> Option<bool> {

@@ -24,9 +24,8 @@ const HYPERPARAMETERS: &[Declared<RandomConfig>] = &[
     declare!(
         number RandomConfig, "sam_probability",
         "Randomized sharpness training, for any member: each step a SAM step with probability P (seeded by --seed)",
-        Range::PROBABILITY, probability, replay: ["sam_probability"]
-    ),
-    declare!(whole RandomConfig, "sam_seed", "The seed of the random SAM steps", Range::WHOLE, seed, replay: ["sam_seed"], lab: false),
+        Range::PROBABILITY, probability => .replay(&["sam_probability"])),
+    declare!(whole RandomConfig, "sam_seed", "The seed of the random SAM steps", Range::WHOLE, seed => .replay(&["sam_seed"]).hidden()),
 ];
 
 impl MemberConfig for RandomConfig {
@@ -63,10 +62,6 @@ struct Random {
 }
 
 impl MemberHooks for Random {
-    fn clone_box(&self) -> Box<dyn MemberHooks> {
-        Box::new(self.clone())
-    }
-
 
     fn plan(&self, step: u64) -> Option<bool> {
         Some(uniform_at(self.seed, step) < self.probability)

@@ -31,8 +31,7 @@ pub struct SelectionConfig {
 }
 
 const HYPERPARAMETERS: &[Declared<SelectionConfig>] = &[declare!(
-    number SelectionConfig, "esam_gamma", "ESAM's γ (fraction of samples in the second pass)", Range::SHARE, gamma, replay: ["gamma"]
-)];
+    number SelectionConfig, "esam_gamma", "ESAM's γ (fraction of samples in the second pass)", Range::SHARE, gamma => .replay(&["gamma"]))];
 
 impl MemberConfig for SelectionConfig {
     const NAME: &'static str = "esam-selection";
@@ -137,10 +136,6 @@ struct Selector {
 }
 
 impl MemberHooks for Selector {
-    fn clone_box(&self) -> Box<dyn MemberHooks> {
-        Box::new(self.clone())
-    }
-
 
     fn selects(&self) -> bool {
         self.active

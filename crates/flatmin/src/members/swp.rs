@@ -11,7 +11,7 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::error::RecordError;
-use crate::hyperparameter::{Context, Declared, Kind, Range, Value, declare};
+use crate::hyperparameter::{Declaration, Context, Declared, Kind, Range, Value, declare};
 use crate::member::{Injection, MemberHooks, MemberConfig, Room, Schema, Shared, StepInfo};
 use crate::record::{RecordIn, RecordOut};
 use crate::rng::Rng;
@@ -42,14 +42,9 @@ pub struct SwpConfig {
 }
 
 const HYPERPARAMETERS: &[Declared<SwpConfig>] = &[
-    declare!(number SwpConfig, "esam_beta", "ESAM's β (fraction of weights perturbed)", Range::SHARE, beta, replay: ["beta"]),
+    declare!(number SwpConfig, "esam_beta", "ESAM's β (fraction of weights perturbed)", Range::SHARE, beta => .replay(&["beta"])),
     Declared {
-        key: "esam_per_element",
-        doc: "ESAM's mask per weight (paper) instead of per tensor (official code)",
-        kind: Kind::Switch,
-        words: &[],
-        range: Range::FINITE,
-        replay: &[],
+        decl: Declaration::new("esam_per_element", "ESAM's mask per weight (paper) instead of per tensor (official code)", Kind::Switch, Range::FINITE),
         get: |c| Value::Switch(c.granularity == SwpGranularity::PerElement),
         set: |c, v, _| {
             c.granularity = if v.on() {
@@ -58,9 +53,8 @@ const HYPERPARAMETERS: &[Declared<SwpConfig>] = &[
                 SwpGranularity::PerTensor
             }
         },
-        lab: true,
     },
-    declare!(whole SwpConfig, "esam_seed", "Seed of ESAM's masks", Range::WHOLE, seed, replay: [], lab: false),
+    declare!(whole SwpConfig, "esam_seed", "Seed of ESAM's masks", Range::WHOLE, seed => .hidden()),
 ];
 
 impl MemberConfig for SwpConfig {
@@ -161,10 +155,6 @@ fn mask_tensor(bits: &[bool], like: &Tensor<1>) -> Tensor<1> {
 }
 
 impl MemberHooks for Swp {
-    fn clone_box(&self) -> Box<dyn MemberHooks> {
-        Box::new(self.clone())
-    }
-
 
     fn tensor_mask(&mut self, count: usize) -> Option<Vec<bool>> {
         (self.granularity == SwpGranularity::PerTensor).then(|| self.masks.source().get().tensor_mask(count, self.beta))

@@ -10,7 +10,7 @@
 
 use burn::config::Config;
 
-use crate::hyperparameter::{Context, Declared, Kind, Range, Value};
+use crate::hyperparameter::{Declaration, Context, Declared, Kind, Range, Value};
 use crate::member::{Made, MemberHooks, MemberConfig, Radius, Room, StepInfo};
 use crate::vector::ParamVector;
 
@@ -48,12 +48,7 @@ pub struct UnifiedConfig {
 }
 
 const HYPERPARAMETERS: &[Declared<UnifiedConfig>] = &[Declared {
-    key: "unified_lambda",
-    doc: "Unified SAM's λ in [0, 1] (0: USAM, 1: SAM), or the schedule 1/t or 1-1/t",
-    kind: Kind::Number,
-    words: &["1/t", "1-1/t"],
-    range: Range::PROBABILITY,
-    replay: &["lambda"],
+    decl: Declaration::new("unified_lambda", "Unified SAM's λ in [0, 1] (0: USAM, 1: SAM), or the schedule 1/t or 1-1/t", Kind::Number, Range::PROBABILITY).replay(&["lambda"]).words(&["1/t", "1-1/t"]),
     get: |c| match c.lambda {
         UnifiedLambda::Constant { lambda } => Value::Number(lambda),
         UnifiedLambda::InverseT => Value::Word("1/t"),
@@ -68,7 +63,6 @@ const HYPERPARAMETERS: &[Declared<UnifiedConfig>] = &[Declared {
             },
         }
     },
-    lab: true,
 }];
 
 impl MemberConfig for UnifiedConfig {
@@ -93,10 +87,6 @@ struct Unified {
 }
 
 impl MemberHooks for Unified {
-    fn clone_box(&self) -> Box<dyn MemberHooks> {
-        Box::new(self.clone())
-    }
-
 
     fn perturbation(&self, info: &StepInfo, radius: &Radius, d: &ParamVector, _: &ParamVector) -> Option<Made> {
         let n = radius.d_norm.unwrap_or_else(|| d.norm());

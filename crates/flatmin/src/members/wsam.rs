@@ -6,8 +6,7 @@
 
 use burn::config::Config;
 
-use crate::error::ConfigError;
-use crate::hyperparameter::{Context, Declared, Kind, Range, Value, check_all, declare};
+use crate::hyperparameter::{Declaration, Context, Declared, Kind, Range, Value, declare};
 use crate::member::{Combined, Measures, MemberHooks, MemberConfig, Room};
 use crate::vector::ParamVector;
 
@@ -29,29 +28,17 @@ pub struct WsamConfig {
 const MAX_NORM: Range = Range::new(0.0, false, f64::INFINITY, false, "a finite number > 0, or none");
 
 const HYPERPARAMETERS: &[Declared<WsamConfig>] = &[
-    declare!(number WsamConfig, "wsam_gamma", "WSAM's γ", Range::FRACTION, gamma, replay: ["gamma"]),
+    declare!(number WsamConfig, "wsam_gamma", "WSAM's γ", Range::FRACTION, gamma => .replay(&["gamma"])),
     Declared {
-        key: "wsam_coupled",
-        doc: "WSAM coupled (sharpness through the base optimizer's momentum) instead of decoupled",
-        kind: Kind::Switch,
-        words: &[],
-        range: Range::FINITE,
-        replay: &[],
+        decl: Declaration::new("wsam_coupled", "WSAM coupled (sharpness through the base optimizer's momentum) instead of decoupled", Kind::Switch, Range::FINITE),
         get: |c| Value::Switch(!c.decoupled),
         set: |c, v, _| c.decoupled = !v.on(),
-        lab: true,
     },
-    declare!(switch WsamConfig, "wsam_decoupled", "WSAM decoupled (reference trajectories' spelling)", decoupled, replay: ["decouple"], lab: false),
+    declare!(switch WsamConfig, "wsam_decoupled", "WSAM decoupled (reference trajectories' spelling)", decoupled => .replay(&["decouple"]).hidden()),
     Declared {
-        key: "wsam_max_norm",
-        doc: "WSAM's max-norm clipping of both gradients",
-        kind: Kind::Number,
-        words: &["none"],
-        range: MAX_NORM,
-        replay: &["max_norm"],
+        decl: Declaration::new("wsam_max_norm", "WSAM's max-norm clipping of both gradients", Kind::Number, MAX_NORM).replay(&["max_norm"]).words(&["none"]),
         get: |c| c.max_norm.map_or(Value::Word("none"), Value::Number),
         set: |c, v, _| c.max_norm = v.number(),
-        lab: true,
     },
 ];
 
@@ -62,10 +49,6 @@ impl MemberConfig for WsamConfig {
 
     fn fresh(_: &Context) -> Self {
         Self::new()
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        check_all(self, HYPERPARAMETERS)
     }
 
     fn build(&self) -> Box<dyn MemberHooks> {
@@ -84,10 +67,6 @@ fn clip_factor(max_norm: f64, norm: f64) -> f64 {
 }
 
 impl MemberHooks for Wsam {
-    fn clone_box(&self) -> Box<dyn MemberHooks> {
-        Box::new(self.clone())
-    }
-
 
     fn needs_g_later(&self) -> bool {
         true

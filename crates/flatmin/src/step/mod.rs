@@ -25,7 +25,8 @@ mod stages;
 
 pub use batch::Batch;
 use clock::PassClock;
-pub use stages::{Ascent, Descent, FirstPass, Next, PassInput, SecondForward, Update};
+pub use phases::{Descent, Update};
+pub use stages::{Ascent, FirstPass, Next, PassInput, SecondForward};
 
 /// A SAM-family optimizer, built by [`SamConfig::init`].
 ///
@@ -171,13 +172,16 @@ impl Sam {
         input: impl Into<PassInput>,
     ) -> Result<Next<M>, StepError> {
         let expect = first.expect(None);
-        let input = input
-            .into()
-            .evaluate(&first.view, expect, &mut PassClock::default())?;
+        let input = input.into().evaluate(&first.view, expect, &mut PassClock::default())?;
         self.ascend_evaluated(model, first, input)
     }
 
-    fn ascend_evaluated<M: Module>(&self, model: &M, first: FirstPass<M>, input: PassInput) -> Result<Next<M>, StepError> {
+    fn ascend_evaluated<M: Module>(
+        &self,
+        model: &M,
+        first: FirstPass<M>,
+        input: PassInput,
+    ) -> Result<Next<M>, StepError> {
         if first.step != self.steps {
             return Err(StepError::Stale {
                 begun: first.step,
@@ -197,7 +201,8 @@ impl Sam {
         } = first;
         drop(view);
         let layout = Layout::of(model);
-        let measured = phases::measure_first(model, &layout, &input, tensor_mask.as_deref())?;
+        let grads = input.grads.as_ref().expect("the first pass was evaluated");
+        let measured = phases::measure_first(model, &layout, grads, tensor_mask.as_deref())?;
         let second = if decided {
             plan.unwrap_or(true)
         } else {
@@ -216,7 +221,16 @@ impl Sam {
             base: &self.base,
         };
         if !second {
-            let update = phases::base_step(&info, layout.clone(), work, measured, offset, input.loss, self.config.measure, lr)?;
+            let update = phases::base_step(
+                &info,
+                layout.clone(),
+                work,
+                measured,
+                offset,
+                input.loss,
+                self.config.measure,
+                lr,
+            )?;
             return Ok(Next::Update(update));
         }
         let g_norm = measured.squared.sqrt();

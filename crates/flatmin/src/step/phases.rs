@@ -6,7 +6,6 @@
 
 use burn::module::Module;
 
-use super::stages::{Ascent, Descent, PassInput, Update};
 use crate::base::BaseOptimizer;
 use crate::bridge::{self, Layout};
 use crate::error::{Pass, StepError};
@@ -14,9 +13,47 @@ use crate::member::{BaseView, Combined, Measures, MemberHooks, Radius, StepInfo}
 use crate::perturbation;
 use crate::report::StepReport;
 use crate::vector::{self, ParamVector, read};
+use burn::optim::GradientsParams;
+
+/// What a step hands to a base optimizer that flatmin does not run ([`Sam::descent`](crate::Sam::descent)).
+///
+/// The base optimizer applies [`Descent::gradient`] to the unperturbed weights; with decoupled
+/// WSAM it must then apply `w −= lr · sharpness_weight · sharpness` outside its momentum and
+/// moments, as [`Sam::finish`](crate::Sam::finish) does.
+#[derive(Debug, Clone)]
+pub struct Descent {
+    /// The parameters the vectors below are laid out on.
+    pub layout: Layout,
+    /// What the base optimizer gets: `g_p`, or the combination's mix of `g` and `g_p`.
+    pub gradient: ParamVector,
+    /// Decoupled WSAM: `g_p − g`, applied after the base step, outside its state.
+    pub sharpness: Option<ParamVector>,
+    /// α, the weight of `sharpness`.
+    pub sharpness_weight: f64,
+    /// The step's measurements.
+    pub report: StepReport,
+}
+
+/// A step ready to apply: what the base optimizer gets, and the members' state after the step,
+/// made the optimizer's by [`Sam::finish`](crate::Sam::finish) or [`Sam::descent`](crate::Sam::descent).
+pub struct Update {
+    pub(crate) descent: Descent,
+    /// bSAM: `g` at the noisy weights, which its precision update needs.
+    pub(crate) first: Option<ParamVector>,
+    pub(crate) work: Vec<Box<dyn MemberHooks>>,
+    pub(crate) lr: f64,
+    pub(crate) step: u64,
+}
+
+impl Update {
+    /// The step's measurements.
+    pub fn report(&self) -> &StepReport {
+        &self.descent.report
+    }
+}
 
 /// A base optimizer view for the phases that do not read it (after the perturbation).
-struct NoBase;
+pub(crate) struct NoBase;
 
 impl BaseView for NoBase {
     fn first_moment(&self, _: &str) -> Option<&burn::tensor::Tensor<1>> {
@@ -38,10 +75,9 @@ pub(crate) struct Measured {
 pub(crate) fn measure_first<M: Module>(
     model: &M,
     layout: &Layout,
-    input: &PassInput,
+    grads: &GradientsParams,
     tensor_mask: Option<&[bool]>,
 ) -> Result<Measured, StepError> {
-    let grads = input.grads.as_ref().expect("the first pass was evaluated");
     let mut g = bridge::gradients(model, layout, grads);
     if let Some(mask) = tensor_mask {
         let slots = g
@@ -66,9 +102,9 @@ pub(crate) fn measure_first<M: Module>(
 
 /// What the measures of a conclusion already know: `‖g‖`, and `(‖g_p‖, g·g_p)` when the caller
 /// has them (a base step, where `g_p = g`).
-struct Known {
-    g_norm: f64,
-    gp: Option<(f64, Option<f64>)>,
+pub(crate) struct Known {
+    pub g_norm: f64,
+    pub gp: Option<(f64, Option<f64>)>,
 }
 
 /// The step without a second pass: the base optimizer on `g` (with LookSAM, `g` plus its stored
@@ -158,71 +194,9 @@ pub(crate) fn perturb<M: Module>(
     (bridge::perturbed_by(model, layout, e), e_norm)
 }
 
-/// The second pass concluded: `g_p` measured and combined with `g`, LookSAM's store, the report
-/// completed from the ascent.
-pub(crate) fn conclude<M: Module>(ascent: Ascent<M>, input: PassInput) -> Result<Update, StepError> {
-    let grads_p = input.grads.as_ref().expect("the second pass was evaluated");
-    let gp = bridge::gradients(&ascent.model, &ascent.layout, grads_p);
-    let Ascent {
-        model: perturbed,
-        origin,
-        layout,
-        g,
-        g_norm,
-        e_norm,
-        rho,
-        eps,
-        measure,
-        lr,
-        step,
-        tensor_mask,
-        mut work,
-        g_from_e,
-        loss,
-        sharpness,
-        selected,
-        ..
-    } = ascent;
-    let known = if g_from_e && measure {
-        cosine_from_e(&origin, &perturbed, &layout, &gp, g_norm)
-    } else {
-        Known { g_norm, gp: None }
-    };
-    // `w + e` is no longer needed: its memory is free before the update allocates.
-    drop((perturbed, origin));
-    let info = StepInfo {
-        layout: &layout,
-        step,
-        rho,
-        eps,
-        base: &NoBase,
-    };
-    for m in work.iter_mut() {
-        m.after_second_pass(&info, &g, &gp);
-    }
-    let mut descent = combined(&work, layout, &g, &gp, known, eps, measure)?;
-    let first = work.iter().any(|m| m.needs_first_gradient()).then_some(g);
-    let report = &mut descent.report;
-    report.second_pass = true;
-    report.loss = loss;
-    report.loss_perturbed = input.loss;
-    report.perturbation_norm = e_norm;
-    report.rho = rho;
-    report.tensor_mask = tensor_mask;
-    report.sample_sharpness = sharpness;
-    report.selected = selected;
-    Ok(Update {
-        descent,
-        first,
-        work,
-        lr,
-        step,
-    })
-}
-
 /// The combination of `g` and `g_p` (a member's, or plain `g_p`), checked, with the measured
 /// norms in the report. `g·g_p` is measured only when a member or the report asks for it.
-fn combined(
+pub(crate) fn combined(
     work: &[Box<dyn MemberHooks>],
     layout: Layout,
     g: &ParamVector,
@@ -286,7 +260,13 @@ fn combined(
 /// `e·g_p`, with `e` rebuilt one tensor at a time from `w + e` and `w` (a difference of nearby
 /// numbers: accurate to about the weights' precision over the perturbation's size, ample for a
 /// report).
-fn cosine_from_e<M: Module>(model: &M, perturbed: &M, layout: &Layout, gp: &ParamVector, g_norm: f64) -> Known {
+pub(crate) fn cosine_from_e<M: Module>(
+    model: &M,
+    perturbed: &M,
+    layout: &Layout,
+    gp: &ParamVector,
+    g_norm: f64,
+) -> Known {
     let (w, wp) = (bridge::values(model, layout), bridge::values(perturbed, layout));
     let (mut ee, mut egp) = (Vec::new(), Vec::new());
     for i in 0..layout.len() {

@@ -13,10 +13,11 @@ use burn::tensor::Tensor;
 
 use super::batch::{Batch, Expect};
 use super::clock::{PassClock, Phase};
+use super::phases::{self, Update};
 use crate::bridge::{self, Layout};
 use crate::error::{Pass, StepError};
-use crate::member::MemberHooks;
-use crate::report::StepReport;
+use crate::member::{MemberHooks, StepInfo};
+
 use crate::vector::ParamVector;
 
 /// A pass's result handed to a stage: its losses (flatmin runs the backward pass on the
@@ -169,7 +170,12 @@ impl<M: Module> FirstPass<M> {
         self.run_timed(rows, &mut loss_fn, &mut PassClock::default())
     }
 
-    pub(crate) fn run_timed<F>(&self, rows: Option<&[usize]>, loss_fn: &mut F, clock: &mut PassClock) -> Result<PassInput, StepError>
+    pub(crate) fn run_timed<F>(
+        &self,
+        rows: Option<&[usize]>,
+        loss_fn: &mut F,
+        clock: &mut PassClock,
+    ) -> Result<PassInput, StepError>
     where
         F: FnMut(&M, Batch<'_>, Pass) -> Tensor<1>,
     {
@@ -326,7 +332,12 @@ impl<M: Module> Ascent<M> {
         self.select_timed(rows, &mut loss_fn, &mut PassClock::default())
     }
 
-    pub(crate) fn select_timed<F>(self, rows: Option<&[usize]>, loss_fn: &mut F, clock: &mut PassClock) -> Result<Self, StepError>
+    pub(crate) fn select_timed<F>(
+        self,
+        rows: Option<&[usize]>,
+        loss_fn: &mut F,
+        clock: &mut PassClock,
+    ) -> Result<Self, StepError>
     where
         F: FnMut(&M, Batch<'_>, Pass) -> Tensor<1>,
     {
@@ -381,7 +392,12 @@ impl<M: Module> Ascent<M> {
     /// The second pass's forward with a loss closure, on `view(ascent.model())` (e.g. a view
     /// that Burn's data-parallel run does not all-reduce): the loss at `w + e` on the selected
     /// samples (or on `rows` of the batch), checked and ready for its backward pass.
-    pub fn second_forward<F>(&self, rows: Option<&[usize]>, view: impl FnOnce(&M) -> M, mut loss_fn: F) -> Result<SecondForward<M>, StepError>
+    pub fn second_forward<F>(
+        &self,
+        rows: Option<&[usize]>,
+        view: impl FnOnce(&M) -> M,
+        mut loss_fn: F,
+    ) -> Result<SecondForward<M>, StepError>
     where
         F: FnMut(&M, Batch<'_>, Pass) -> Tensor<1>,
     {
@@ -437,7 +453,7 @@ impl<M: Module> Ascent<M> {
             return Err(StepError::SelectionMissing);
         }
         let input = input.evaluate(&self.model, self.second_expect(None), clock)?;
-        super::phases::conclude(self, input)
+        conclude(self, input)
     }
 }
 
@@ -478,43 +494,6 @@ impl<M: Module> SecondForward<M> {
     }
 }
 
-/// What a step hands to a base optimizer that flatmin does not run ([`Sam::descent`](crate::Sam::descent)).
-///
-/// The base optimizer applies [`Descent::gradient`] to the unperturbed weights; with decoupled
-/// WSAM it must then apply `w −= lr · sharpness_weight · sharpness` outside its momentum and
-/// moments, as [`Sam::finish`](crate::Sam::finish) does.
-#[derive(Debug, Clone)]
-pub struct Descent {
-    /// The parameters the vectors below are laid out on.
-    pub layout: Layout,
-    /// What the base optimizer gets: `g_p`, or the combination's mix of `g` and `g_p`.
-    pub gradient: ParamVector,
-    /// Decoupled WSAM: `g_p − g`, applied after the base step, outside its state.
-    pub sharpness: Option<ParamVector>,
-    /// α, the weight of `sharpness`.
-    pub sharpness_weight: f64,
-    /// The step's measurements.
-    pub report: StepReport,
-}
-
-/// A step ready to apply: what the base optimizer gets, and the members' state after the step,
-/// made the optimizer's by [`Sam::finish`](crate::Sam::finish) or [`Sam::descent`](crate::Sam::descent).
-pub struct Update {
-    pub(crate) descent: Descent,
-    /// bSAM: `g` at the noisy weights, which its precision update needs.
-    pub(crate) first: Option<ParamVector>,
-    pub(crate) work: Vec<Box<dyn MemberHooks>>,
-    pub(crate) lr: f64,
-    pub(crate) step: u64,
-}
-
-impl Update {
-    /// The step's measurements.
-    pub fn report(&self) -> &StepReport {
-        &self.descent.report
-    }
-}
-
 fn check_selection(selected: &[usize], batch: usize) -> Result<(), StepError> {
     if selected.is_empty() {
         return Err(StepError::BadSelection("no sample selected".into()));
@@ -528,4 +507,66 @@ fn check_selection(selected: &[usize], batch: usize) -> Result<(), StepError> {
         return Err(StepError::BadSelection("positions must be sorted and distinct".into()));
     }
     Ok(())
+}
+
+/// The second pass concluded: `g_p` measured and combined with `g`, LookSAM's store, the report
+/// completed from the ascent.
+fn conclude<M: Module>(ascent: Ascent<M>, input: PassInput) -> Result<Update, StepError> {
+    let grads_p = input.grads.as_ref().expect("the second pass was evaluated");
+    let gp = bridge::gradients(&ascent.model, &ascent.layout, grads_p);
+    let Ascent {
+        model: perturbed,
+        origin,
+        layout,
+        g,
+        g_norm,
+        e_norm,
+        rho,
+        eps,
+        measure,
+        lr,
+        step,
+        tensor_mask,
+        mut work,
+        g_from_e,
+        loss,
+        sharpness,
+        selected,
+        ..
+    } = ascent;
+    let known = if g_from_e && measure {
+        phases::cosine_from_e(&origin, &perturbed, &layout, &gp, g_norm)
+    } else {
+        phases::Known { g_norm, gp: None }
+    };
+    // `w + e` is no longer needed: its memory is free before the update allocates.
+    drop((perturbed, origin));
+    let info = StepInfo {
+        layout: &layout,
+        step,
+        rho,
+        eps,
+        base: &phases::NoBase,
+    };
+    for m in work.iter_mut() {
+        m.after_second_pass(&info, &g, &gp);
+    }
+    let mut descent = phases::combined(&work, layout, &g, &gp, known, eps, measure)?;
+    let first = work.iter().any(|m| m.needs_first_gradient()).then_some(g);
+    let report = &mut descent.report;
+    report.second_pass = true;
+    report.loss = loss;
+    report.loss_perturbed = input.loss;
+    report.perturbation_norm = e_norm;
+    report.rho = rho;
+    report.tensor_mask = tensor_mask;
+    report.sample_sharpness = sharpness;
+    report.selected = selected;
+    Ok(Update {
+        descent,
+        first,
+        work,
+        lr,
+        step,
+    })
 }

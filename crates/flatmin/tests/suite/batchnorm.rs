@@ -93,7 +93,10 @@ fn every_preset_updates_running_stats_once_from_its_first_pass() {
             report.unwrap_or_else(|e| panic!("{name}: step {k}: {e}"));
             stepped = next;
             let got = running_mean(&stepped);
-            assert_ne!(got, before, "{name}: step {k}: the first pass must update the statistics");
+            assert_ne!(
+                got, before,
+                "{name}: step {k}: the first pass must update the statistics"
+            );
             assert_eq!(got, expected, "{name}: step {k}: once, from the first-pass model");
             before = got;
         }
@@ -110,7 +113,10 @@ fn two_step_api_keeps_the_perturbed_pass_out_of_the_statistics() {
         .init()
         .unwrap();
     let first = optim.begin(0.1, &net);
-    let grads = GradientsParams::from_grads(first.model().forward(x.clone()).square().mean().backward(), first.model());
+    let grads = GradientsParams::from_grads(
+        first.model().forward(x.clone()).square().mean().backward(),
+        first.model(),
+    );
     let Next::Ascent(ascent) = optim.ascend(&net, first, grads).unwrap() else {
         panic!("ESAM runs the second pass");
     };
@@ -136,7 +142,10 @@ fn perturbation_leaves_the_original_weights_bitwise() {
         .init()
         .unwrap();
     let first = optim.begin(0.1, &net);
-    let grads = GradientsParams::from_grads(first.model().forward(x.clone()).square().mean().backward(), first.model());
+    let grads = GradientsParams::from_grads(
+        first.model().forward(x.clone()).square().mean().backward(),
+        first.model(),
+    );
     let ascent = optim.ascend(&net, first, grads).unwrap().ascent().expect("SAM ascends");
     let after: Vec<f32> = net.linear.weight.val().into_data().iter::<f32>().collect();
     let perturbed: Vec<f32> = ascent.model().linear.weight.val().into_data().iter::<f32>().collect();

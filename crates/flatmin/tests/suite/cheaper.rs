@@ -8,8 +8,8 @@ use crate::common::*;
 use burn::module::{Module, Param};
 use burn::tensor::Tensor;
 use flatmin::{
-    AeSamConfig, BaseConfig, BsamConfig, EveryConfig, Injection, LookSamConfig, NoiseSource, RandomConfig, Rng, SamConfig,
-    SamRecord,
+    AeSamConfig, BaseConfig, BsamConfig, EveryConfig, Injection, LookSamConfig, NoiseSource, RandomConfig, Rng,
+    SamConfig, SamRecord,
 };
 
 const STEPS: usize = 10;
@@ -178,7 +178,11 @@ fn bsam_step_is_the_authors_update() {
     let delta = b.prior_precision / 50.0;
     // The given base is not used with bSAM.
     let config = SamConfig::new(sgdm()).with_member(b.clone()).with_rho(rho);
-    let mut optim = config.init().unwrap().inject(Injection::noise(Box::new(Zeros))).unwrap();
+    let mut optim = config
+        .init()
+        .unwrap()
+        .inject(Injection::noise(Box::new(Zeros)))
+        .unwrap();
     let (model, report) = optim.step(lr, Quadratic::new(&w0, &device), |m: &Quadratic, _| m.loss(&a));
     report.unwrap();
     let g: Vec<f64> = w0.iter().zip(&a).map(|(w, a)| w * a).collect();
@@ -192,7 +196,13 @@ fn bsam_step_is_the_authors_update() {
     }
     // bSAM's state of `w`, as its record holds it.
     let record = optim.record();
-    let s1 = read(record.tensors.get("base/w/precision").expect("bSAM's precision of `w`").clone());
+    let s1 = read(
+        record
+            .tensors
+            .get("base/w/precision")
+            .expect("bSAM's precision of `w`")
+            .clone(),
+    );
     assert_eq!(record.scalars.get("base/w/step"), Some(&1));
     for i in 0..3 {
         let expected = b.beta2 * s + (1.0 - b.beta2) * (s.sqrt() * g[i].abs() + b.damping + delta);
@@ -292,7 +302,11 @@ fn bsam_refuses_an_outside_base_optimizer() {
     let model = Mlp::new(2, &device);
     let first = optim.begin(0.5, &model);
     let at_w = data.losses(first.model(), flatmin::Batch::All);
-    let ascent = optim.ascend(&model, first, at_w).unwrap().ascent().expect("bSAM runs both passes");
+    let ascent = optim
+        .ascend(&model, first, at_w)
+        .unwrap()
+        .ascent()
+        .expect("bSAM runs both passes");
     let at_w_plus_e = data.losses(ascent.model(), ascent.request());
     let update = ascent.second_pass(at_w_plus_e).unwrap();
     let err = optim.descent(update).unwrap_err();
@@ -320,7 +334,10 @@ fn ae_sam_threshold_falls_so_sam_steps_are_rare_early_and_frequent_late() {
     const DIM: usize = 8;
     let config = SamConfig::preset("ae-sam", sgdm()).unwrap().for_run(T as u64, 0);
     let ae = config.member::<AeSamConfig>().expect("AE-SAM").clone();
-    assert_eq!((ae.delta, ae.c_start, ae.c_end, ae.total_steps), (0.9, 1.0, -1.0, T as u64));
+    assert_eq!(
+        (ae.delta, ae.c_start, ae.c_end, ae.total_steps),
+        (0.9, 1.0, -1.0, T as u64)
+    );
     assert_eq!((AeSamConfig::new().c_start, AeSamConfig::new().c_end), (1.0, -1.0));
     assert_eq!(ae.threshold(0), 1.0);
     assert_eq!(ae.threshold(T as u64 / 2), 0.0);

@@ -68,7 +68,10 @@ fn gsam_step() {
 
 #[test]
 fn coupled_wsam_step() {
-    let wsam = WsamConfig::new().with_gamma(0.9).with_decoupled(false).with_max_norm(None);
+    let wsam = WsamConfig::new()
+        .with_gamma(0.9)
+        .with_decoupled(false)
+        .with_max_norm(None);
     let (_, w1) = one_step(SamConfig::new(plain_sgd()).with_rho(0.1).with_member(wsam), &[1.0, 1.0]);
     close(&w1, &[0.8910446652881111, -0.8955334711889009], 1e-13);
 }
@@ -122,7 +125,11 @@ fn norm_is_global_over_all_tensors() {
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     let optim = SamConfig::new(plain_sgd()).with_rho(1.0).init().unwrap();
     let first = optim.begin(0.1, &model);
-    let ascent = optim.ascend(&model, first, grads).unwrap().ascent().expect("SAM ascends");
+    let ascent = optim
+        .ascend(&model, first, grads)
+        .unwrap()
+        .ascent()
+        .expect("SAM ascends");
     let u = read(ascent.model().u.val())[0];
     let v = read(ascent.model().v.val())[0];
     close(&[u, v], &[0.6, 0.8], 1e-12);

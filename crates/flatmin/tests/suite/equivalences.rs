@@ -34,11 +34,13 @@ fn bases() -> [BaseConfig; 2] {
 /// E1 is reached through the ρ schedule: ρ_max = 0.05 with ρ_min = 0 at lr_min = LR gives ρ_t = 0
 /// at every step, and the step runs both passes with `e = 0`.
 fn two_passes_at_rho_zero(base: BaseConfig) -> SamConfig {
-    SamConfig::new(base).with_rho(0.05).with_rho_schedule(RhoSchedule::ProportionalToLr {
-        rho_min: 0.0,
-        lr_max: 2.0 * LR,
-        lr_min: LR,
-    })
+    SamConfig::new(base)
+        .with_rho(0.05)
+        .with_rho_schedule(RhoSchedule::ProportionalToLr {
+            rho_min: 0.0,
+            lr_max: 2.0 * LR,
+            lr_min: LR,
+        })
 }
 
 #[test]
@@ -54,7 +56,11 @@ fn rho_zero_is_the_base_optimizer() {
         let data = Data::new(11, &device);
         let mut optim = two_pass.init().unwrap();
         let (_, params, reports) = train(&mut optim, Mlp::new(3, &device), &data, STEPS, LR);
-        assert!(reports.iter().all(|r| r.second_pass && r.rho == 0.0 && r.perturbation_norm == 0.0));
+        assert!(
+            reports
+                .iter()
+                .all(|r| r.second_pass && r.rho == 0.0 && r.perturbation_norm == 0.0)
+        );
         assert_eq!(bits(&one_pass), bits(&params));
     }
 }
@@ -70,9 +76,7 @@ fn rho_zero_differs_from_sam() {
 fn fsam_sigma_zero_is_sam() {
     for base in bases() {
         let sam = trajectory(SamConfig::new(base.clone()));
-        let fsam = trajectory(
-            SamConfig::new(base).with_member(FriendlyConfig::new().with_sigma(0.0).with_lambda(0.6)),
-        );
+        let fsam = trajectory(SamConfig::new(base).with_member(FriendlyConfig::new().with_sigma(0.0).with_lambda(0.6)));
         assert_eq!(sam, fsam);
     }
 }
@@ -265,8 +269,15 @@ fn rho_zero_is_the_base_optimizer_bit_for_bit() {
         assert!(zero.is_base_only(), "{name} at ρ = 0");
         for two_steps in [false, true] {
             let (_, params, reports) = run(&zero, two_steps);
-            assert!(reports.iter().all(|r| !r.second_pass && r.rho == 0.0), "{name}: one pass per step");
-            assert_eq!(bits(&params), bits(&reference), "{name} at ρ = 0 (two-step API: {two_steps})");
+            assert!(
+                reports.iter().all(|r| !r.second_pass && r.rho == 0.0),
+                "{name}: one pass per step"
+            );
+            assert_eq!(
+                bits(&params),
+                bits(&reference),
+                "{name} at ρ = 0 (two-step API: {two_steps})"
+            );
         }
         let (_, params, _) = run(&preset.with_rho(0.05), false);
         assert!(max_diff(&params, &reference) > 1e-9, "{name} at ρ = 0.05 is not SGD");

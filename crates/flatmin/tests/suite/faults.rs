@@ -40,7 +40,11 @@ fn zero_gradient_gives_zero_perturbation_and_the_base_step() {
         let mut optim = config.clone().init().unwrap();
         let first = optim.begin(0.1, &model);
         let grads = GradientsParams::from_grads(first.model().loss(&[1.0, 2.0, 3.0]).backward(), first.model());
-        let ascent = optim.ascend(&model, first, grads).unwrap().ascent().expect("a second pass");
+        let ascent = optim
+            .ascend(&model, first, grads)
+            .unwrap()
+            .ascent()
+            .expect("a second pass");
         assert_eq!(ascent.perturbation_norm(), 0.0, "{config:?}");
         assert_eq!(ascent.model().values(), vec![0.0, 0.0, 0.0]);
         let grads_p = GradientsParams::from_grads(ascent.model().loss(&[1.0, 2.0, 3.0]).backward(), ascent.model());
@@ -190,14 +194,23 @@ fn every_hyperparameter_is_validated() {
     expect_error(base().with_rho(f64::NAN), "rho");
     expect_error(base().with_eps(0.0), "eps");
     expect_error(base().with_member(AsamConfig::new().with_eta(-1.0)), "asam_eta");
-    expect_error(base().with_member(FisherConfig::new().with_eta(f64::INFINITY)), "fisher_eta");
-    expect_error(base().with_member(FriendlyConfig::new().with_lambda(1.0)), "fsam_lambda");
+    expect_error(
+        base().with_member(FisherConfig::new().with_eta(f64::INFINITY)),
+        "fisher_eta",
+    );
+    expect_error(
+        base().with_member(FriendlyConfig::new().with_lambda(1.0)),
+        "fsam_lambda",
+    );
     expect_error(base().with_member(FriendlyConfig::new().with_sigma(-1.0)), "fsam_sigma");
     expect_error(base().with_member(SwpConfig::new().with_beta(0.0)), "esam_beta");
     expect_error(base().with_member(SwpConfig::new().with_beta(1.5)), "esam_beta");
     expect_error(base().with_member(SelectionConfig::new().with_gamma(0.0)), "esam_gamma");
     expect_error(base().with_member(WsamConfig::new().with_gamma(1.0)), "wsam_gamma");
-    expect_error(base().with_member(WsamConfig::new().with_max_norm(Some(0.0))), "wsam_max_norm");
+    expect_error(
+        base().with_member(WsamConfig::new().with_max_norm(Some(0.0))),
+        "wsam_max_norm",
+    );
     expect_error(base().with_member(GsamConfig::new().with_alpha(-0.1)), "gsam_alpha");
     expect_error(
         base().with_member(UnifiedConfig::new().with_lambda(UnifiedLambda::Constant { lambda: 1.5 })),
@@ -236,7 +249,9 @@ fn every_hyperparameter_is_validated() {
     two.members.push(WsamConfig::new().into());
     expect_error(two, "combination");
     expect_error(
-        SamConfig::preset("msam", sgdm()).unwrap().with_member(GsamConfig::new()),
+        SamConfig::preset("msam", sgdm())
+            .unwrap()
+            .with_member(GsamConfig::new()),
         "combination",
     );
     assert_eq!(flatmin::PRESETS.len(), 16);

@@ -20,7 +20,11 @@ fn two_step(config: &SamConfig) -> (Vec<Vec<f64>>, Vec<f64>) {
     for _ in 0..STEPS {
         let first = optim.begin(LR, &model);
         let grads = GradientsParams::from_grads(loss(first.model()).backward(), first.model());
-        let ascent = optim.ascend(&model, first, grads).unwrap().ascent().expect("a second pass");
+        let ascent = optim
+            .ascend(&model, first, grads)
+            .unwrap()
+            .ascent()
+            .expect("a second pass");
         let grads_p = GradientsParams::from_grads(loss(ascent.model()).backward(), ascent.model());
         let update = ascent.second_pass(grads_p).unwrap();
         let (next, report) = optim.finish(model, update);

@@ -9,10 +9,15 @@ mod equivalences;
 mod faults;
 mod hessian;
 mod lean_step;
+mod msam;
 mod properties;
 mod records;
+mod registry;
+mod report;
 mod timings;
 mod two_step;
+mod unified;
 // The wgpu test set: `cargo test --features wgpu` (README, GPU).
 #[cfg(feature = "wgpu")]
 mod wgpu;
+mod dbg;

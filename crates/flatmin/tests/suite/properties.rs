@@ -1,10 +1,11 @@
 //! Property tests: random small models (one to three float64 parameter tensors of random shapes),
 //! random finite weights and per-sample quadratic losses (so random finite gradients), and random
-//! valid settings of every perturbation, selection, combination and base optimizer.
+//! valid settings of every perturbation (geometry, direction, mask), selection, combination and
+//! base optimizer, with and without the report's measures.
 //!
 //! * a step from finite input is finite (never NaN), and always taken;
-//! * `perturb` leaves the original weights bitwise untouched in every variant, and the update
-//!   starts from them;
+//! * the ascent (`Sam::ascend`) leaves the original weights bitwise untouched in every variant,
+//!   and the update starts from them;
 //! * the equivalences of docs/ALGORITHMS.md §12.2 hold: bitwise where it says bitwise, within
 //!   a relative 1e-12 where it says "up to rounding".
 //!
@@ -15,8 +16,9 @@ use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use flatmin::{
-    AdamConfig, BaseConfig, Batch, Combination, FriendlyConfig, Geometry, RhoSchedule, SamConfig, Selection,
-    SelectionRule, SgdConfig, SwpConfig, SwpGranularity,
+    AdamBaseConfig, AsamConfig, BaseConfig, Batch, FisherConfig, FriendlyConfig, GsamConfig, Member, Next, PassInput,
+    RhoSchedule, SamConfig, SelectionConfig, SelectionRule, SgdBaseConfig, SquaredAsamConfig, SwpConfig,
+    SwpGranularity, UnifiedConfig, UnifiedLambda, WsamConfig,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
@@ -121,27 +123,8 @@ fn values(net: &Net) -> Vec<f64> {
     out
 }
 
-/// The gradients of `loss` for `net`'s parameters; none when ESAM's per-tensor mask left every
-/// tensor out of the first pass (nothing is tracked, so there is nothing to differentiate).
-/// The two-step API's selection (ESAM): the per-sample losses at `w` (on the first-pass model)
-/// and at `w + e`, without gradients.
-fn select_if_needed(
-    optim: &mut flatmin::Sam,
-    ascent: &mut flatmin::Ascent<Net>,
-    problem: &Problem,
-    first: &Net,
-) -> Result<(), TestCaseError> {
-    if optim.needs_sample_losses() {
-        let read = |t: Tensor<1>| t.into_data().iter::<f64>().collect::<Vec<f64>>();
-        let before = read(problem.losses(first, Batch::All));
-        let after = read(problem.losses(&flatmin::bridge::untracked(ascent.model()), Batch::All));
-        optim
-            .select(ascent, &before, &after)
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
-    }
-    Ok(())
-}
-
+/// The gradients of `loss` for `net`'s parameters; none when no parameter of `net` tracks a
+/// gradient (nothing to differentiate).
 fn grads_of(loss: Tensor<1>, net: &Net) -> GradientsParams {
     let tracked = net.weight.iter().any(|p| p.val().is_require_grad())
         || net.bias.as_ref().is_some_and(|p| p.val().is_require_grad());
@@ -157,7 +140,8 @@ fn bits(values: &[f64]) -> Vec<u64> {
 }
 
 /// The weights after each of `STEPS` one-call steps, or the first error.
-fn trajectory(problem: &Problem, config: &SamConfig) -> Result<Vec<Vec<f64>>, String> {
+fn trajectory(problem: &Problem, family: &Family) -> Result<Vec<Vec<f64>>, String> {
+    let config = family.config();
     let device = device();
     let mut optim = config.init().map_err(|e| e.to_string())?;
     let mut net = problem.model(&device);
@@ -166,11 +150,17 @@ fn trajectory(problem: &Problem, config: &SamConfig) -> Result<Vec<Vec<f64>>, St
         let (next, report) = optim.step(problem.lr, net, |m: &Net, b: Batch| problem.losses(m, b));
         net = next;
         let report = report.map_err(|e| format!("step {step}: {e}"))?;
+        if report.cosine.is_some() != config.measure {
+            return Err(format!(
+                "step {step}: cosine {:?} with measure = {}",
+                report.cosine, config.measure
+            ));
+        }
         for (what, v) in [
             ("grad_norm", report.grad_norm),
             ("grad_perturbed_norm", report.grad_perturbed_norm),
             ("perturbation_norm", report.perturbation_norm),
-            ("cosine", report.cosine),
+            ("cosine", report.cosine.unwrap_or(0.0)),
             ("rho", report.rho),
             ("loss", report.loss.unwrap_or(0.0)),
             ("loss_perturbed", report.loss_perturbed.unwrap_or(0.0)),
@@ -230,7 +220,7 @@ fn base() -> impl Strategy<Value = BaseConfig> {
         .prop_map(|(momentum, nesterov, dampening, wd)| {
             let nesterov = nesterov && momentum > 0.0;
             BaseConfig::Sgd(
-                SgdConfig::new()
+                SgdBaseConfig::new()
                     .with_momentum(momentum)
                     .with_nesterov(nesterov)
                     .with_dampening(if nesterov { 0.0 } else { dampening })
@@ -242,25 +232,34 @@ fn base() -> impl Strategy<Value = BaseConfig> {
         0.9f64..0.9999,
         prop_oneof![Just(0.0), 0.0f64..0.1],
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(|(b1, b2, wd, decoupled)| {
+        .prop_map(|(b1, b2, wd, decoupled, after)| {
             BaseConfig::Adam(
-                AdamConfig::new()
+                AdamBaseConfig::new()
                     .with_beta1(b1)
                     .with_beta2(b2)
                     .with_weight_decay(wd)
-                    .with_decoupled_weight_decay(decoupled),
+                    .with_decoupled_weight_decay(decoupled)
+                    .with_decay_after_step(after),
             )
         });
     prop_oneof![sgd, adam]
 }
 
-fn geometry() -> impl Strategy<Value = Geometry> {
+/// The ball (SAM's Euclidean ball when `None`).
+fn geometry() -> impl Strategy<Value = Option<Member>> {
+    let lambda = prop_oneof![
+        prop_oneof![Just(0.0), Just(1.0), 0.0f64..1.0].prop_map(|lambda| UnifiedLambda::Constant { lambda }),
+        Just(UnifiedLambda::InverseT),
+        Just(UnifiedLambda::OneMinusInverseT),
+    ];
     prop_oneof![
-        Just(Geometry::Euclidean),
-        Just(Geometry::AdaptiveSquared),
-        prop_oneof![Just(0.0), 0.0f64..0.1].prop_map(|eta| Geometry::Asam { eta }),
-        prop_oneof![Just(0.0), 0.0f64..2.0].prop_map(|eta| Geometry::Fisher { eta }),
+        Just(None),
+        Just(Some(SquaredAsamConfig::new().into())),
+        prop_oneof![Just(0.0), 0.0f64..0.1].prop_map(|eta| Some(AsamConfig::new().with_eta(eta).into())),
+        prop_oneof![Just(0.0), 0.0f64..2.0].prop_map(|eta| Some(FisherConfig::new().with_eta(eta).into())),
+        lambda.prop_map(|lambda| Some(UnifiedConfig::new().with_lambda(lambda).into())),
     ]
 }
 
@@ -294,26 +293,40 @@ fn rule() -> impl Strategy<Value = SelectionRule> {
     prop_oneof![Just(SelectionRule::TopK), Just(SelectionRule::OfficialStrict)]
 }
 
-fn selection() -> impl Strategy<Value = Selection> {
+/// ESAM's selection (every sample when `None`).
+fn selection() -> impl Strategy<Value = Option<SelectionConfig>> {
     prop_oneof![
-        Just(Selection::All),
+        Just(None),
         (prop_oneof![Just(1.0), 0.2f64..1.0], rule())
-            .prop_map(|(gamma, rule)| Selection::SharpnessSensitive { gamma, rule }),
+            .prop_map(|(gamma, rule)| Some(SelectionConfig::new().with_gamma(gamma).with_rule(rule))),
     ]
 }
 
-fn combination() -> impl Strategy<Value = Combination> {
+/// How `g` and `g_p` combine (plain `g_p` when `None`).
+fn combination() -> impl Strategy<Value = Option<Member>> {
     prop_oneof![
-        Just(Combination::Plain),
-        (0.0f64..1.0).prop_map(|alpha| Combination::Gsam { alpha }),
+        Just(None),
+        (0.0f64..1.0).prop_map(|alpha| Some(GsamConfig::new().with_alpha(alpha).into())),
         (0.0f64..0.95, any::<bool>(), prop::option::of(0.1f64..10.0)).prop_map(|(gamma, decoupled, max_norm)| {
-            Combination::Wsam {
-                gamma,
-                decoupled,
-                max_norm,
-            }
+            Some(
+                WsamConfig::new()
+                    .with_gamma(gamma)
+                    .with_decoupled(decoupled)
+                    .with_max_norm(max_norm)
+                    .into(),
+            )
         }),
     ]
+}
+
+fn wsam(gamma: f64, decoupled: bool) -> Option<Member> {
+    Some(
+        WsamConfig::new()
+            .with_gamma(gamma)
+            .with_decoupled(decoupled)
+            .with_max_norm(None)
+            .into(),
+    )
 }
 
 fn rho() -> impl Strategy<Value = f64> {
@@ -325,8 +338,59 @@ fn schedule() -> impl Strategy<Value = Option<(f64, f64, f64)>> {
     prop::option::weighted(0.2, (0.0f64..1.0, 0.0f64..0.05, 0.01f64..0.5))
 }
 
+/// A configuration of the whole family, one field per room, so that a test can change one room
+/// and build again.
+#[derive(Debug, Clone)]
+struct Family {
+    base: BaseConfig,
+    rho: f64,
+    rho_schedule: RhoSchedule,
+    eps: f64,
+    geometry: Option<Member>,
+    friendly: Option<FriendlyConfig>,
+    swp: Option<SwpConfig>,
+    selection: Option<SelectionConfig>,
+    combination: Option<Member>,
+    measure: bool,
+}
+
+impl Family {
+    fn config(&self) -> SamConfig {
+        let mut config = SamConfig::new(self.base.clone())
+            .with_rho(self.rho)
+            .with_rho_schedule(self.rho_schedule.clone())
+            .with_eps(self.eps)
+            .with_measure(self.measure);
+        let members: [Option<Member>; 5] = [
+            self.geometry.clone(),
+            self.friendly.clone().map(Member::from),
+            self.swp.clone().map(Member::from),
+            self.selection.clone().map(Member::from),
+            self.combination.clone(),
+        ];
+        for member in members.into_iter().flatten() {
+            config = config.with_member(member);
+        }
+        config
+    }
+
+    /// The base optimizer alone (ρ = 0).
+    fn erm(&self) -> Family {
+        Family {
+            rho: 0.0,
+            rho_schedule: RhoSchedule::Constant,
+            geometry: None,
+            friendly: None,
+            swp: None,
+            selection: None,
+            combination: None,
+            ..self.clone()
+        }
+    }
+}
+
 /// Any valid configuration of the whole family.
-fn config() -> impl Strategy<Value = SamConfig> {
+fn config() -> impl Strategy<Value = Family> {
     (
         base(),
         prop_oneof![Just(0.0), rho()],
@@ -337,9 +401,10 @@ fn config() -> impl Strategy<Value = SamConfig> {
         swp(),
         selection(),
         combination(),
+        any::<bool>(),
     )
         .prop_map(
-            |(base, rho, schedule, eps, geometry, friendly, swp, selection, combination)| {
+            |(base, rho, schedule, eps, geometry, friendly, swp, selection, combination, measure)| {
                 let rho_schedule = match schedule {
                     Some((fraction, lr_min, span)) => RhoSchedule::ProportionalToLr {
                         rho_min: rho * fraction,
@@ -348,18 +413,21 @@ fn config() -> impl Strategy<Value = SamConfig> {
                     },
                     None => RhoSchedule::Constant,
                 };
-                SamConfig::new(base)
-                    .with_rho(rho)
-                    .with_rho_schedule(rho_schedule)
-                    .with_eps(eps)
-                    .with_geometry(geometry)
-                    .with_friendly(friendly)
-                    .with_swp(swp)
-                    .with_selection(selection)
-                    .with_combination(combination)
+                Family {
+                    base,
+                    rho,
+                    rho_schedule,
+                    eps,
+                    geometry,
+                    friendly,
+                    swp,
+                    selection,
+                    combination,
+                    measure,
+                }
             },
         )
-        .prop_filter("valid settings", |c| c.validate().is_ok())
+        .prop_filter("valid settings", |f| f.config().validate().is_ok())
 }
 
 fn runner_config() -> ProptestConfig {
@@ -386,8 +454,65 @@ fn close(a: &[Vec<f64>], b: &[Vec<f64>]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn run(problem: &Problem, config: &SamConfig) -> Result<Vec<Vec<f64>>, TestCaseError> {
-    trajectory(problem, config).map_err(|e| TestCaseError::fail(format!("{config:?}: {e}")))
+fn run(problem: &Problem, family: &Family) -> Result<Vec<Vec<f64>>, TestCaseError> {
+    trajectory(problem, family).map_err(|e| TestCaseError::fail(format!("{family:?}: {e}")))
+}
+
+/// One step through the two-step API with the passes handed in as gradients (the first with its
+/// per-sample losses where ESAM's selection needs them): the weights after it, the update's
+/// `g_p` (the first pass's `g` on a step without a second pass), flat, and the perturbed weights
+/// (the weights themselves without a second pass).
+fn gradients_step(problem: &Problem, config: &SamConfig) -> Result<(Net, Vec<f64>, Vec<f64>, Vec<f64>), TestCaseError> {
+    let fail = |e: flatmin::StepError| TestCaseError::fail(format!("{config:?}: {e}"));
+    let device = device();
+    let net = problem.model(&device);
+    let before = bits(&values(&net));
+    let mut optim = config.init().unwrap();
+    let first = optim.begin(problem.lr, &net);
+    let losses = problem.losses(first.model(), Batch::All);
+    let sample: Vec<f64> = losses.clone().detach().into_data().iter::<f64>().collect();
+    let grads = grads_of(losses.mean(), first.model());
+    let flat_grads = |grads: &GradientsParams, net: &Net| {
+        let mut out: Vec<f64> = Vec::new();
+        for p in &net.weight {
+            out.extend(grads.get::<2>(p.id).unwrap().into_data().iter::<f64>());
+        }
+        if let Some(p) = &net.bias {
+            out.extend(grads.get::<1>(p.id).unwrap().into_data().iter::<f64>());
+        }
+        out
+    };
+    // Without a second pass (ρ = 0) no mask is drawn, so every tensor has its `g`.
+    let g = (first.second_pass() == Some(false)).then(|| flat_grads(&grads, &net));
+    let input = if first.needs_sample_losses() {
+        PassInput::with_losses(grads, sample)
+    } else {
+        PassInput::from(grads)
+    };
+    let (update, gp, perturbed) = match optim.ascend(&net, first, input).map_err(fail)? {
+        Next::Update(update) => (update, g.expect("a step planned without a second pass"), values(&net)),
+        Next::Ascent(ascent) => {
+            prop_assert_eq!(&bits(&values(&net)), &before, "the ascent changed the weights");
+            let perturbed = values(ascent.model());
+            if ascent.perturbation_norm() == 0.0 {
+                prop_assert_eq!(bits(&perturbed), before.clone());
+            }
+            let ascent = if ascent.needs_selection() {
+                let after = problem.losses(&ascent.probe(), Batch::All);
+                ascent.select(after).map_err(fail)?
+            } else {
+                ascent
+            };
+            let model_p = ascent.model().clone();
+            let grads_p =
+                GradientsParams::from_grads(problem.losses(&model_p, ascent.request()).mean().backward(), &model_p);
+            let gp = flat_grads(&grads_p, &model_p);
+            (ascent.second_pass(grads_p).map_err(fail)?, gp, perturbed)
+        }
+    };
+    let (updated, report) = optim.finish(net, update);
+    prop_assert!(report.is_ok(), "{:?}", report);
+    Ok((updated, gp, perturbed, values(&problem.model(&device))))
 }
 
 proptest! {
@@ -395,116 +520,113 @@ proptest! {
 
     /// Finite weights and gradients give a finite step, taken (never skipped), in every variant.
     #[test]
-    fn a_step_from_finite_input_is_finite(problem in problem(), config in config()) {
-        let trajectory = run(&problem, &config)?;
+    fn a_step_from_finite_input_is_finite(problem in problem(), family in config()) {
+        // With the report's measures, so that its cosine is checked too.
+        let family = Family { measure: true, ..family };
+        let trajectory = run(&problem, &family)?;
         for w in &trajectory {
-            prop_assert!(w.iter().all(|v| v.is_finite()), "{config:?}: {w:?}");
+            prop_assert!(w.iter().all(|v| v.is_finite()), "{family:?}: {w:?}");
         }
     }
 
-    /// `perturb` never writes the original weights; the ascent model holds `w + e`; the update
+    /// The ascent never writes the original weights; the ascent model holds `w + e`; the update
     /// is applied to the original weights.
     #[test]
-    fn perturb_leaves_the_weights_bitwise_and_the_update_starts_from_them(
+    fn the_ascent_leaves_the_weights_bitwise_and_the_update_starts_from_them(
         problem in problem(),
-        config in config(),
+        family in config(),
     ) {
-        let device = device();
-        let net = problem.model(&device);
-        let before = bits(&values(&net));
-        let mut optim = config.init().unwrap();
-        let loss = |m: &Net| problem.losses(m, Batch::All).mean();
-        let first = optim.first_pass_model(&net);
-        let grads = grads_of(loss(&first), &first);
-        let mut ascent = optim.perturb(problem.lr, &net, &grads).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(&bits(&values(&net)), &before, "perturb changed the weights");
-        let perturbed = values(ascent.model());
-        if ascent.perturbation_norm() == 0.0 {
-            prop_assert_eq!(bits(&perturbed), before.clone());
-        }
-        select_if_needed(&mut optim, &mut ascent, &problem, &first)?;
-        let second = problem.losses(ascent.model(), ascent.request()).mean();
-        let grads_p = GradientsParams::from_grads(second.backward(), ascent.model());
-        let (updated, report) = optim.update(problem.lr, net, ascent, &grads_p);
-        prop_assert!(report.is_ok(), "{report:?}");
+        let (updated, _, _, _) = gradients_step(&problem, &family.config())?;
         let after = values(&updated);
         prop_assert!(after.iter().all(|v| v.is_finite()));
 
         // With plain SGD and the plain combination the update is exactly `w − lr·g_p` from the
         // original `w`, whatever the perturbation was (one update of the same kind, rebuilt).
-        let mut plain = config.clone().with_combination(Combination::Plain);
-        plain.base = BaseConfig::Sgd(SgdConfig::new());
-        let mut optim = plain.init().unwrap();
-        let net = problem.model(&device);
-        let first = optim.first_pass_model(&net);
-        let grads = grads_of(loss(&first), &first);
-        let mut ascent = optim.perturb(problem.lr, &net, &grads).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        select_if_needed(&mut optim, &mut ascent, &problem, &first)?;
-        let model_p = ascent.model().clone();
-        let grads_p = GradientsParams::from_grads(problem.losses(&model_p, ascent.request()).mean().backward(), &model_p);
-        let mut gp: Vec<f64> = Vec::new();
-        for p in &model_p.weight {
-            gp.extend(grads_p.get::<2>(p.id).unwrap().into_data().iter::<f64>());
-        }
-        if let Some(p) = &model_p.bias {
-            gp.extend(grads_p.get::<1>(p.id).unwrap().into_data().iter::<f64>());
-        }
-        let w = values(&net);
-        let (updated, report) = optim.update(problem.lr, net, ascent, &grads_p);
-        prop_assert!(report.is_ok());
+        let plain = Family {
+            combination: None,
+            base: BaseConfig::Sgd(SgdBaseConfig::new()),
+            ..family
+        };
+        let (updated, gp, _, w) = gradients_step(&problem, &plain.config())?;
         let expected: Vec<f64> = w.iter().zip(&gp).map(|(w, g)| w - g * problem.lr).collect();
         prop_assert_eq!(bits(&values(&updated)), bits(&expected));
     }
 
     /// E1 (docs/ALGORITHMS.md §12.2): ρ = 0 is the base optimizer (two passes with any perturbation, bitwise equal to
-    /// the one-pass base step).
+    /// the one-pass base step). ρ = 0 itself is one pass whatever the members (`is_base_only`), so
+    /// the two passes run at ρ_t = 0 of a ρ schedule (ρ_min = 0 at lr_min = the step's lr).
     #[test]
     fn rho_zero_is_the_base_optimizer(
         problem in problem(),
         base in base(),
+        rho_max in rho(),
+        span in 0.01f64..0.5,
         geometry in geometry(),
         friendly in friendly(),
         swp in swp(),
-        coupled_half in any::<bool>(),
+        combination in prop_oneof![Just(0), Just(1), Just(2)],
     ) {
-        let erm = run(&problem, &SamConfig::new(base.clone()).with_rho(0.0))?;
-        // A combination that is `g_p` itself (GSAM α = 0 or coupled WSAM γ = ½) keeps the
-        // second pass, which the plain combination would skip at ρ = 0.
-        let combination = if coupled_half {
-            Combination::Wsam { gamma: 0.5, decoupled: false, max_norm: None }
-        } else {
-            Combination::Gsam { alpha: 0.0 }
+        let erm = Family {
+            base,
+            rho: 0.0,
+            rho_schedule: RhoSchedule::Constant,
+            eps: 1e-12,
+            geometry: None,
+            friendly: None,
+            swp: None,
+            selection: None,
+            combination: None,
+            measure: false,
         };
-        let two_pass = SamConfig::new(base)
-            .with_rho(0.0)
-            .with_geometry(geometry)
-            .with_friendly(friendly)
-            .with_swp(swp)
-            .with_combination(combination);
-        prop_assert!(!two_pass.is_base_only());
-        prop_assert_eq!(run(&problem, &two_pass)?, erm);
+        prop_assert!(erm.config().is_base_only());
+        let erm_trajectory = run(&problem, &erm)?;
+        // A combination that is `g_p` itself (GSAM α = 0 or coupled WSAM γ = ½) or none.
+        let combination = match combination {
+            0 => None,
+            1 => wsam(0.5, false),
+            _ => Some(GsamConfig::new().with_alpha(0.0).into()),
+        };
+        let two_pass = Family {
+            rho: rho_max,
+            rho_schedule: RhoSchedule::ProportionalToLr {
+                rho_min: 0.0,
+                lr_max: problem.lr + span,
+                lr_min: problem.lr,
+            },
+            geometry,
+            friendly,
+            swp,
+            combination,
+            ..erm
+        };
+        let config = two_pass.config();
+        prop_assert!(config.validate().is_ok());
+        prop_assert!(!config.is_base_only());
+        prop_assert_eq!(config.rho_at(problem.lr), 0.0);
+        prop_assert_eq!(run(&problem, &two_pass)?, erm_trajectory);
     }
 
     /// E7: F-SAM with σ = 0 is SAM, for any λ, bitwise.
     #[test]
     fn fsam_sigma_zero_is_sam(
         problem in problem(),
-        config in config(),
+        family in config(),
         lambda in 0.0f64..0.99,
         then in any::<bool>(),
     ) {
-        let sam = config.clone().with_friendly(None);
-        let fsam = config.with_friendly(Some(
-            FriendlyConfig::new().with_sigma(0.0).with_lambda(lambda).with_update_then_subtract(then),
-        ));
+        let sam = Family { friendly: None, ..family.clone() };
+        let fsam = Family {
+            friendly: Some(FriendlyConfig::new().with_sigma(0.0).with_lambda(lambda).with_update_then_subtract(then)),
+            ..family
+        };
         prop_assert_eq!(run(&problem, &fsam)?, run(&problem, &sam)?);
     }
 
     /// E3: coupled WSAM with γ = ½ (no clipping) is SAM for any base, bitwise.
     #[test]
-    fn wsam_half_coupled_is_sam(problem in problem(), config in config()) {
-        let sam = config.clone().with_combination(Combination::Plain);
-        let wsam = config.with_combination(Combination::Wsam { gamma: 0.5, decoupled: false, max_norm: None });
+    fn wsam_half_coupled_is_sam(problem in problem(), family in config()) {
+        let sam = Family { combination: None, ..family.clone() };
+        let wsam = Family { combination: wsam(0.5, false), ..family };
         prop_assert_eq!(run(&problem, &wsam)?, run(&problem, &sam)?);
     }
 
@@ -512,24 +634,24 @@ proptest! {
     #[test]
     fn wsam_gamma_zero_is_the_base_optimizer(
         problem in problem(),
-        config in config(),
+        family in config(),
         decoupled in any::<bool>(),
     ) {
         // ESAM's per-tensor mask leaves tensors without `g`; those take `g_p`, as SAM would.
-        let config = match &config.swp {
-            Some(s) if s.granularity == SwpGranularity::PerTensor => config.clone().with_swp(None),
-            _ => config,
+        let family = match &family.swp {
+            Some(s) if s.granularity == SwpGranularity::PerTensor => Family { swp: None, ..family.clone() },
+            _ => family,
         };
-        let erm = run(&problem, &SamConfig::new(config.base.clone()).with_rho(0.0))?;
-        let wsam = config.with_combination(Combination::Wsam { gamma: 0.0, decoupled, max_norm: None });
+        let erm = run(&problem, &family.erm())?;
+        let wsam = Family { combination: wsam(0.0, decoupled), ..family };
         prop_assert_eq!(run(&problem, &wsam)?, erm);
     }
 
     /// E2: GSAM with α = 0 is SAM, bitwise.
     #[test]
-    fn gsam_alpha_zero_is_sam(problem in problem(), config in config()) {
-        let sam = config.clone().with_combination(Combination::Plain);
-        let gsam = config.with_combination(Combination::Gsam { alpha: 0.0 });
+    fn gsam_alpha_zero_is_sam(problem in problem(), family in config()) {
+        let sam = Family { combination: None, ..family.clone() };
+        let gsam = Family { combination: Some(GsamConfig::new().with_alpha(0.0).into()), ..family };
         prop_assert_eq!(run(&problem, &gsam)?, run(&problem, &sam)?);
     }
 
@@ -538,25 +660,40 @@ proptest! {
     #[test]
     fn esam_beta_one_gamma_one_is_sam(
         problem in problem(),
-        config in config(),
+        family in config(),
         granularity in granularity(),
         rule in rule(),
         seed in any::<u64>(),
     ) {
-        let sam = config.clone().with_swp(None).with_selection(Selection::All);
-        let esam = config
-            .with_swp(Some(SwpConfig::new().with_beta(1.0).with_granularity(granularity).with_seed(seed)))
-            .with_selection(Selection::SharpnessSensitive { gamma: 1.0, rule });
+        let sam = Family { swp: None, selection: None, ..family.clone() };
+        let esam = Family {
+            swp: Some(SwpConfig::new().with_beta(1.0).with_granularity(granularity).with_seed(seed)),
+            selection: Some(SelectionConfig::new().with_gamma(1.0).with_rule(rule)),
+            ..family
+        };
         prop_assert_eq!(run(&problem, &esam)?, run(&problem, &sam)?);
     }
 
     /// E9: Fisher-SAM with η = 0 is SAM (Euclidean) up to rounding.
     #[test]
-    fn fisher_eta_zero_is_sam_up_to_rounding(problem in problem(), config in config()) {
+    fn fisher_eta_zero_is_sam_up_to_rounding(problem in problem(), family in config()) {
         // A selection could flip on a near tie under rounding; the equivalence is about `e`.
-        let config = config.with_selection(Selection::All);
-        let sam = config.clone().with_geometry(Geometry::Euclidean);
-        let fisher = config.with_geometry(Geometry::Fisher { eta: 0.0 });
+        let family = Family { selection: None, ..family };
+        let sam = Family { geometry: None, ..family.clone() };
+        let fisher = Family { geometry: Some(FisherConfig::new().with_eta(0.0).into()), ..family };
         close(&run(&problem, &fisher)?, &run(&problem, &sam)?)?;
+    }
+
+    /// Unified SAM with λ = 1 is SAM (Euclidean) up to rounding (`ρ·(1/(‖g‖+eps))` against
+    /// `ρ/(‖g‖+eps)`).
+    #[test]
+    fn unified_lambda_one_is_sam_up_to_rounding(problem in problem(), family in config()) {
+        let family = Family { selection: None, ..family };
+        let sam = Family { geometry: None, ..family.clone() };
+        let unified = Family {
+            geometry: Some(UnifiedConfig::new().with_lambda(UnifiedLambda::Constant { lambda: 1.0 }).into()),
+            ..family
+        };
+        close(&run(&problem, &unified)?, &run(&problem, &sam)?)?;
     }
 }

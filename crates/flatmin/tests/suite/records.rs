@@ -6,8 +6,7 @@ use crate::common::*;
 use burn::module::{Module, Param};
 use burn::tensor::Tensor;
 use flatmin::{
-    BaseConfig, FriendlyConfig, RecordError, SamConfig, SamRecord, SgdBaseConfig, SwpConfig, SwpGranularity,
-    WsamConfig,
+    BaseConfig, FriendlyConfig, RecordError, SamConfig, SamRecord, SgdBaseConfig, SwpConfig, SwpGranularity, WsamConfig,
 };
 
 fn configs() -> Vec<SamConfig> {
@@ -122,7 +121,10 @@ fn every_preset_resumes_bit_for_bit_from_a_record() {
         assert_eq!(record.scalars.get("steps"), Some(&3), "{name}");
         assert!(!record.tensors.is_empty(), "{name}: per-parameter state");
 
-        let other_shape = config.init().unwrap().load_record(record.clone(), &NarrowMlp::new(&device));
+        let other_shape = config
+            .init()
+            .unwrap()
+            .load_record(record.clone(), &NarrowMlp::new(&device));
         assert!(
             matches!(other_shape, Err(RecordError::Mismatch(_))),
             "{name}: {:?}",

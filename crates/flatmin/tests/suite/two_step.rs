@@ -160,12 +160,16 @@ fn a_stale_stage_is_refused() {
 fn esam_update_without_selection_is_refused() {
     let device = device();
     let data = Data::new(2, &device);
-    let mut optim = SamConfig::preset("esam", sgdm()).unwrap().init().unwrap();
+    let optim = SamConfig::preset("esam", sgdm()).unwrap().init().unwrap();
     let model = Mlp::new(2, &device);
     let start = model.flat();
     let first = optim.begin(0.05, &model);
     let at_w = data.losses(first.model(), Batch::All);
-    let ascent = optim.ascend(&model, first, at_w).unwrap().ascent().expect("ESAM ascends");
+    let ascent = optim
+        .ascend(&model, first, at_w)
+        .unwrap()
+        .ascent()
+        .expect("ESAM ascends");
     assert!(ascent.needs_selection());
     let grads_p = bridge::backward(data.losses(ascent.model(), Batch::All).mean(), ascent.model());
     let err = ascent.second_pass(grads_p).err().unwrap();
@@ -177,9 +181,11 @@ fn esam_update_without_selection_is_refused() {
     let first = optim.begin(0.05, &model);
     assert!(first.needs_sample_losses());
     let grads = bridge::backward(data.losses(first.model(), Batch::All).mean(), first.model());
-    let missing = optim
-        .ascend(&model, first, grads)
-        .and_then(|next| next.ascent().expect("ESAM ascends").select(data.losses(&model, Batch::All)));
+    let missing = optim.ascend(&model, first, grads).and_then(|next| {
+        next.ascent()
+            .expect("ESAM ascends")
+            .select(data.losses(&model, Batch::All))
+    });
     assert!(matches!(missing, Err(StepError::SampleLossesMissing)));
     assert_eq!(optim.steps(), 0);
 }

@@ -12,7 +12,7 @@ use burn::module::{Module, Param};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::tanh;
 use burn::tensor::{DType, Device, DeviceKind, Int, Tensor, TensorData};
-use flatmin::{Batch, PRESETS, Rng, Sam, SamConfig, StepError, StepReport, bridge};
+use flatmin::{Batch, Member, PRESETS, Rng, Sam, SamConfig, StepError, StepReport, bridge};
 
 /// The wgpu device; `FLATMIN_WGPU_SET_ON_CPU=1` runs the same tests on flex, to tell a wgpu
 /// difference from one of the test itself.
@@ -142,10 +142,10 @@ fn every_preset_trains_on_wgpu_and_keeps_batchnorm_statistics_to_the_first_pass(
         let before = mean_loss(&net, &data);
 
         // What one training-mode forward of the preset's first-pass model (the model itself,
-        // ESAM's masked view, bSAM's noisy weights: a fresh optimizer draws the step's draws)
-        // leaves in the statistics, and what two would (then a pass at other weights).
+        // ESAM's masked view, bSAM's noisy weights: `begin` draws the step's draws and changes
+        // nothing) leaves in the statistics, and what two would (then a pass at other weights).
         let once = net.deep_copy();
-        let _ = config.init().unwrap().first_pass_model(&once).forward(data.x.clone());
+        let _ = optim.begin(0.05, &once).model().forward(data.x.clone());
         let expected = once.running_mean();
         let twice = once.deep_copy();
         let _ = twice.forward(data.x.clone().mul_scalar(1.5));
@@ -177,32 +177,33 @@ fn every_preset_trains_on_wgpu_and_keeps_batchnorm_statistics_to_the_first_pass(
     }
 }
 
-/// One step through the documented two-step sequence (crate docs): first-pass model, backward,
-/// perturb, the selection when the config needs it, second pass, update.
+/// One step through the generic two-step loop of the crate docs: begin, the first pass,
+/// ascend, then on an ascent the selection where it is needed and the second pass, finish.
 fn two_step(optim: &mut Sam, model: BnNet, data: &Data, lr: f64) -> (BnNet, Result<StepReport, StepError>) {
-    let values = |t: Tensor<1>| t.into_data().iter::<f64>().collect::<Vec<_>>();
-    let first = optim.first_pass_model(&model);
-    let before = data.losses(|x| first.forward(x), Batch::All);
-    let before_values = values(before.clone().detach());
-    let grads = bridge::backward(before.mean(), &first);
-    drop(first);
-    if !optim.wants_second_pass(&model, &grads) {
-        return optim.base_step(lr, model, &grads);
-    }
-    let mut ascent = match optim.perturb(lr, &model, &grads) {
-        Ok(a) => a,
+    let first = optim.begin(lr, &model);
+    let at_w = data.losses(|x| first.model().forward(x), Batch::All);
+    let update = match optim.ascend(&model, first, at_w) {
         Err(e) => return (model, Err(e)),
-    };
-    if optim.needs_sample_losses() {
-        let untracked = bridge::untracked(ascent.model());
-        let after = values(data.losses(|x| untracked.forward(x), Batch::All));
-        if let Err(e) = optim.select(&mut ascent, &before_values, &after) {
-            return (model, Err(e));
+        Ok(flatmin::Next::Update(update)) => update,
+        Ok(flatmin::Next::Ascent(ascent)) => {
+            let ascent = if ascent.needs_selection() {
+                let probe = ascent.probe();
+                let after = data.losses(|x| probe.forward(x), Batch::All);
+                match ascent.select(after) {
+                    Ok(a) => a,
+                    Err(e) => return (model, Err(e)),
+                }
+            } else {
+                ascent
+            };
+            let at_w_plus_e = data.losses(|x| ascent.model().forward(x), ascent.request());
+            match ascent.second_pass(at_w_plus_e) {
+                Ok(update) => update,
+                Err(e) => return (model, Err(e)),
+            }
         }
-    }
-    let loss_p = data.losses(|x| ascent.model().forward(x), ascent.request()).mean();
-    let grads_p = bridge::backward(loss_p, ascent.model());
-    optim.update(lr, model, ascent, &grads_p)
+    };
+    optim.finish(model, update)
 }
 
 /// The two-step API on wgpu takes the one-call API's steps, for every preset.
@@ -247,7 +248,7 @@ fn every_preset_on_wgpu_agrees_with_the_cpu_in_float32() {
             // float32 difference between backends can swap two near-tied samples and send the
             // runs apart (6.8e-3 here with the selection on). Its masks are compared here; its
             // selection on wgpu by the conformance cases, which record it.
-            config = config.with_selection(flatmin::Selection::All);
+            config.members.retain(|m| !matches!(m, Member::Selection(_)));
         }
         let run = |device: &Device, data: &Data| {
             let mut optim = config.init().unwrap();
