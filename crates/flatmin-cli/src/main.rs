@@ -217,13 +217,13 @@ struct BenchArgs {
     /// Models, comma-separated: mlp, cnn, resnet (a ResNet block stack).
     #[arg(long, value_delimiter = ',', default_value = "mlp,cnn,resnet")]
     models: Vec<String>,
-    /// Optimizers, comma-separated (presets); the base (sgd) is always measured. The cheaper
-    /// members (looksam, sam-every-5, rst, ae-sam) report the fraction of their steps that ran
-    /// the second pass beside their cost.
+    /// Optimizers, comma-separated (presets; default: every preset); the base (sgd) is always
+    /// measured. The cheaper members (looksam, sam-every-5, rst, ae-sam, msam) report the
+    /// fraction of their steps that ran the second pass beside their cost.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "sgd,sam,esam,looksam,sam-every-5,rst,ae-sam,bsam,asam,fsam,wsam,gsam,fisher-sam"
+        default_values_t = flatmin_lab::bench::BENCH_OPTIMIZERS.map(String::from)
     )]
     optimizers: Vec<String>,
     /// Timed steps per optimizer (the median is reported).

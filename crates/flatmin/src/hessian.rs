@@ -1,4 +1,4 @@
-//! The top eigenvalue of the loss Hessian by power iteration (PyHessian's loop, docs/ALGORITHMS.md §10),
+//! The top eigenvalue of the loss Hessian by power iteration (PyHessian's loop, crates/flatmin/ALGORITHMS.md §10),
 //! with Hessian-vector products by central finite differences of gradients — Burn has no
 //! second-order autodiff:
 //!
@@ -10,7 +10,7 @@
 //! — on a trained CNN about 0.4 % from one iteration to the next at `r = 1e-3`, above PyHessian's
 //! 1e-3 tolerance — while a larger step trades it for truncation bias (−11 % at `1e-2` there). So
 //! the step stays small and, besides PyHessian's rule, the loop stops when the estimate has
-//! reached a plateau within its scatter, and reports the plateau's mean (docs/ALGORITHMS.md §10.3).
+//! reached a plateau within its scatter, and reports the plateau's mean (crates/flatmin/ALGORITHMS.md §10.3).
 
 use burn::config::Config;
 use burn::module::Module;

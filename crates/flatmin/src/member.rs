@@ -122,6 +122,26 @@ pub(crate) trait MemberConfig: Clone + Send + Sync + PartialEq + std::fmt::Debug
     fn build(&self) -> Box<dyn MemberHooks>;
 }
 
+/// Implements [`MemberConfig`] for a member's configuration from its name, room,
+/// hyperparameters and defaults (`fresh(context) = …`), and the items it overrides:
+/// `member_config! { impl GsamConfig as "gsam" in Combination with HYPERPARAMETERS, fresh(_) = Self::new(); fn build(&self) … }`.
+macro_rules! member_config {
+    (impl $ty:ident as $name:literal in $room:ident with $hp:expr, fresh($ctx:pat_param) = $fresh:expr; $($item:item)*) => {
+        impl $crate::member::MemberConfig for $ty {
+            const NAME: &'static str = $name;
+            const ROOM: $crate::member::Room = $crate::member::Room::$room;
+            const HYPERPARAMETERS: &'static [$crate::hyperparameter::Declared<Self>] = $hp;
+
+            fn fresh($ctx: &$crate::hyperparameter::Context) -> Self {
+                $fresh
+            }
+
+            $($item)*
+        }
+    };
+}
+pub(crate) use member_config;
+
 /// What a member sees of the base optimizer.
 pub(crate) trait BaseView {
     /// The first moment kept for the parameter at `path` (SGD's momentum buffer, Adam's `m`),
@@ -234,6 +254,18 @@ impl std::fmt::Debug for Injection {
 
 /// An injected source, shared by the optimizer and the copy a step works on.
 pub(crate) type Shared<T> = Arc<Mutex<Box<T>>>;
+
+/// Puts an injected source of type `Box<T>` in place with `put`, or gives the injection back when
+/// it is of another kind.
+pub(crate) fn inject_into<T: ?Sized + 'static>(source: Injection, put: impl FnOnce(Shared<T>)) -> Option<Injection> {
+    match source.take::<Box<T>>() {
+        Ok(source) => {
+            put(Arc::new(Mutex::new(source)));
+            None
+        }
+        Err(other) => Some(other),
+    }
+}
 
 /// A copy of a member's runtime part, for a step to work on.
 pub(crate) trait CloneHooks {

@@ -25,16 +25,21 @@ use crate::hyperparameter::{Context, Declaration, Declared, Kind, Value};
 use crate::member::Room;
 use crate::members::{MemberParam, PRESETS as PRESET_SPECS, member_hyperparameters};
 
+/// The `name` field of every entry of a registry table, as a constant array.
+macro_rules! names {
+    ($table:expr) => {{
+        let mut names = [""; $table.len()];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = $table[i].name;
+            i += 1;
+        }
+        names
+    }};
+}
+
 /// The names [`SamConfig::preset`] knows.
-pub const PRESETS: [&str; PRESET_SPECS.len()] = {
-    let mut names = [""; PRESET_SPECS.len()];
-    let mut i = 0;
-    while i < names.len() {
-        names[i] = PRESET_SPECS[i].name;
-        i += 1;
-    }
-    names
-};
+pub const PRESETS: [&str; PRESET_SPECS.len()] = names!(PRESET_SPECS);
 
 /// One line on what preset `name` sets, if it is one.
 pub fn preset_doc(name: &str) -> Option<&'static str> {
@@ -278,15 +283,7 @@ pub struct Reference {
 }
 
 /// The names of the references a replay knows.
-pub const REFERENCES: [&str; REFERENCE_SPECS.len()] = {
-    let mut names = [""; REFERENCE_SPECS.len()];
-    let mut i = 0;
-    while i < names.len() {
-        names[i] = REFERENCE_SPECS[i].name;
-        i += 1;
-    }
-    names
-};
+pub const REFERENCES: [&str; REFERENCE_SPECS.len()] = names!(REFERENCE_SPECS);
 
 use crate::members::REFERENCES as REFERENCE_SPECS;
 

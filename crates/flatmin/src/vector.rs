@@ -1,6 +1,6 @@
 //! Vectors in parameter space: one flat tensor per parameter, `None` where a parameter takes no
 //! part (no gradient this pass). Norms and inner products are global over all present tensors,
-//! as in every reference implementation (docs/ALGORITHMS.md §1.3), and are read back to the host
+//! as in every reference implementation (crates/flatmin/ALGORITHMS.md §1.3), and are read back to the host
 //! in one transfer per call.
 
 use burn::tensor::Tensor;

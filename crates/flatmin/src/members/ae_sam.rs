@@ -1,5 +1,5 @@
 //! AE-SAM (Jiang, Yang, Zhang, Kwok, "An Adaptive Policy to Employ Sharpness-Aware
-//! Minimization", ICLR 2023; docs/ALGORITHMS.md, AE-SAM): a SAM step only where the loss surface
+//! Minimization", ICLR 2023; the crate's ALGORITHMS.md §13.3): a SAM step only where the loss surface
 //! looks sharp, judged by the squared norm of the first-pass gradient against its running
 //! statistics.
 //!
@@ -17,8 +17,8 @@
 use burn::config::Config;
 
 use crate::error::RecordError;
-use crate::hyperparameter::{Context, Declared, Range, RunFigure, declare};
-use crate::member::{MemberHooks, MemberConfig, Room, Schema};
+use crate::hyperparameter::{Declared, Range, RunFigure, declare};
+use crate::member::{MemberHooks, Schema, member_config};
 use crate::record::{RecordIn, RecordOut};
 
 /// AE-SAM's policy.
@@ -62,14 +62,8 @@ impl AeSamConfig {
     }
 }
 
-impl MemberConfig for AeSamConfig {
-    const NAME: &'static str = "ae-sam";
-    const ROOM: Room = Room::Schedule;
-    const HYPERPARAMETERS: &'static [Declared<Self>] = HYPERPARAMETERS;
-
-    fn fresh(_: &Context) -> Self {
-        Self::new()
-    }
+member_config! {
+    impl AeSamConfig as "ae-sam" in Schedule with HYPERPARAMETERS, fresh(_) = Self::new();
 
     fn decides_after_first_pass(&self) -> bool {
         true

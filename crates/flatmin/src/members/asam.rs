@@ -1,6 +1,6 @@
 //! Adaptive SAM, both forms (Kwon, Kim, Park, Choi, "ASAM: Adaptive Sharpness-Aware
 //! Minimization for Scale-Invariant Learning of Deep Neural Networks", ICML 2021;
-//! docs/ALGORITHMS.md, ASAM): the ball is stretched by the weights' size, so the perturbation
+//! the crate's ALGORITHMS.md §3): the ball is stretched by the weights' size, so the perturbation
 //! does not depend on how the network's layers are scaled.
 //!
 //! * [`AsamConfig`], the official code (SamsungLabs/ASAM): `T = |w| + η` on weight tensors
@@ -11,8 +11,8 @@
 
 use burn::config::Config;
 
-use crate::hyperparameter::{Declaration, Context, Declared, Kind, Range, Value, declare};
-use crate::member::{Made, MemberHooks, MemberConfig, Radius, Room, StepInfo};
+use crate::hyperparameter::{Declaration, Declared, Kind, Range, Value, declare};
+use crate::member::{member_config, Made, MemberHooks, Radius, StepInfo};
 use crate::vector::ParamVector;
 
 /// The official ASAM's ball.
@@ -35,28 +35,16 @@ const SQUARED: &[Declared<SquaredAsamConfig>] = &[Declared {
     set: |_, _, _| {},
 }];
 
-impl MemberConfig for AsamConfig {
-    const NAME: &'static str = "asam";
-    const ROOM: Room = Room::Geometry;
-    const HYPERPARAMETERS: &'static [Declared<Self>] = ASAM;
-
-    fn fresh(_: &Context) -> Self {
-        Self::new()
-    }
+member_config! {
+    impl AsamConfig as "asam" in Geometry with ASAM, fresh(_) = Self::new();
 
     fn build(&self) -> Box<dyn MemberHooks> {
         Box::new(Asam { eta: self.eta })
     }
 }
 
-impl MemberConfig for SquaredAsamConfig {
-    const NAME: &'static str = "adaptive";
-    const ROOM: Room = Room::Geometry;
-    const HYPERPARAMETERS: &'static [Declared<Self>] = SQUARED;
-
-    fn fresh(_: &Context) -> Self {
-        Self::new()
-    }
+member_config! {
+    impl SquaredAsamConfig as "adaptive" in Geometry with SQUARED, fresh(_) = Self::new();
 
     fn build(&self) -> Box<dyn MemberHooks> {
         Box::new(Squared)

@@ -1,5 +1,5 @@
 //! Bayesian SAM (bSAM; Möllenhoff & Khan, "SAM as an Optimal Relaxation of Bayes", ICLR 2023),
-//! as the authors' `optim.py` writes it (docs/ALGORITHMS.md, bSAM). It is its own base
+//! as the authors' `optim.py` writes it (the crate's ALGORITHMS.md §13.5). It is its own base
 //! optimizer, with a per-weight precision `s` that also shapes the two passes:
 //!
 //! 1. the first pass runs at a noisy weight `w̃ = w + n/√(N·s)`, `n ~ N(0, I)`, `N` the
@@ -16,14 +16,13 @@
 //! optimizer is not used.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use burn::config::Config;
 use burn::tensor::{Tensor, TensorData};
 
 use crate::error::RecordError;
-use crate::hyperparameter::{Context, Declared, Range, RunFigure, declare};
-use crate::member::{Injection, Made, MemberHooks, MemberConfig, Radius, Room, Schema, Shared, StepInfo};
+use crate::hyperparameter::{Declared, Range, RunFigure, declare};
+use crate::member::{inject_into, member_config, Injection, Made, MemberHooks, Radius, Schema, Shared, StepInfo};
 use crate::record::{RecordIn, RecordOut};
 use crate::rng::Rng;
 use crate::vector::ParamVector;
@@ -91,19 +90,13 @@ impl BsamConfig {
     }
 }
 
-impl MemberConfig for BsamConfig {
-    const NAME: &'static str = "bsam";
-    const ROOM: Room = Room::Whole;
-    const HYPERPARAMETERS: &'static [Declared<Self>] = HYPERPARAMETERS;
+member_config! {
+    impl BsamConfig as "bsam" in Whole with HYPERPARAMETERS, fresh(context) = Self::new().with_seed(context.seed);
+
     const ALONE: Option<(&'static str, &'static str)> = Some((
         "nothing with bSAM: bSAM makes its own noisy first pass, ascent ρ·g/s and update, and runs both passes at every step",
         "a setting of bSAM's own optimizer: it applies to --optimizer bsam only (the bsam preset)",
     ));
-
-    fn fresh(context: &Context) -> Self {
-        Self::new().with_seed(context.seed)
-    }
-
     fn own_update(&self) -> bool {
         true
     }
@@ -320,13 +313,7 @@ impl MemberHooks for Bsam {
     }
 
     fn inject(&mut self, source: Injection) -> Option<Injection> {
-        match source.take::<Box<dyn NoiseSource>>() {
-            Ok(source) => {
-                self.noise = Noise::Custom(Arc::new(Mutex::new(source)));
-                None
-            }
-            Err(other) => Some(other),
-        }
+        inject_into::<dyn NoiseSource>(source, |shared| self.noise = Noise::Custom(shared))
     }
 
 }

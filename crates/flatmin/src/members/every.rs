@@ -3,8 +3,8 @@
 
 use burn::config::Config;
 
-use crate::hyperparameter::{Context, Declared, Range, declare};
-use crate::member::{MemberHooks, MemberConfig, Room};
+use crate::hyperparameter::{Declared, Range, declare};
+use crate::member::{MemberHooks, member_config};
 
 /// A SAM step every `k` steps.
 #[derive(Config, Debug, PartialEq)]
@@ -18,14 +18,8 @@ const HYPERPARAMETERS: &[Declared<EveryConfig>] = &[declare!(
     whole EveryConfig, "sam_every", "SAM on a schedule, for any member: a SAM step every K steps, base steps between (LookSAM's k)",
     Range::COUNT, k => .replay(&["sam_every", "k"]))];
 
-impl MemberConfig for EveryConfig {
-    const NAME: &'static str = "every";
-    const ROOM: Room = Room::Schedule;
-    const HYPERPARAMETERS: &'static [Declared<Self>] = HYPERPARAMETERS;
-
-    fn fresh(_: &Context) -> Self {
-        Self::new()
-    }
+member_config! {
+    impl EveryConfig as "every" in Schedule with HYPERPARAMETERS, fresh(_) = Self::new();
 
     fn build(&self) -> Box<dyn MemberHooks> {
         Box::new(Every { k: self.k.max(1) })

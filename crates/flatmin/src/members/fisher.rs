@@ -1,12 +1,12 @@
 //! Fisher-SAM (Kim, Li, Hu, Hospedales, "Fisher SAM: Information Geometry and Sharpness Aware
-//! Minimisation", ICML 2022; docs/ALGORITHMS.md, Fisher-SAM): the ball is the ellipsoid
+//! Minimisation", ICML 2022; the crate's ALGORITHMS.md §4): the ball is the ellipsoid
 //! `eᵀ diag(f) e = ρ²` of the diagonal Fisher `f = 1 + η·g²`, so
 //! `e = ρ·(d/f) / (sqrt(Σ d²/f) + eps)`.
 
 use burn::config::Config;
 
-use crate::hyperparameter::{Context, Declared, Range, declare};
-use crate::member::{Made, MemberHooks, MemberConfig, Radius, Room, StepInfo};
+use crate::hyperparameter::{Declared, Range, declare};
+use crate::member::{member_config, Made, MemberHooks, Radius, StepInfo};
 use crate::vector::{ParamVector, read};
 
 /// Fisher-SAM's ellipsoid.
@@ -20,14 +20,8 @@ pub struct FisherConfig {
 const HYPERPARAMETERS: &[Declared<FisherConfig>] =
     &[declare!(number FisherConfig, "fisher_eta", "Fisher-SAM with this η", Range::NON_NEGATIVE, eta)];
 
-impl MemberConfig for FisherConfig {
-    const NAME: &'static str = "fisher";
-    const ROOM: Room = Room::Geometry;
-    const HYPERPARAMETERS: &'static [Declared<Self>] = HYPERPARAMETERS;
-
-    fn fresh(_: &Context) -> Self {
-        Self::new()
-    }
+member_config! {
+    impl FisherConfig as "fisher" in Geometry with HYPERPARAMETERS, fresh(_) = Self::new();
 
     fn build(&self) -> Box<dyn MemberHooks> {
         Box::new(Fisher { eta: self.eta })

@@ -1,13 +1,13 @@
-//! F-SAM (Li, Zhang, Wang, Bai, Huang, Li, Wang, "Friendly Sharpness-Aware Minimization",
-//! CVPR 2024; docs/ALGORITHMS.md, F-SAM): the perturbation follows the batch-specific part of the
+//! F-SAM (Li, Zhou, He, Cheng, Huang, "Friendly Sharpness-Aware Minimization",
+//! CVPR 2024; the crate's ALGORITHMS.md §5): the perturbation follows the batch-specific part of the
 //! gradient only. An exponential average `m` of past gradients (the "full gradient" estimate) is
 //! removed from `g`: `d = g − σ·m`, then `m = λ·m + (1−λ)·g` (the official order; step 0 is SAM
 //! and sets `m = g`).
 
 use burn::config::Config;
 
-use crate::hyperparameter::{Context, Declared, Range, declare};
-use crate::member::{MemberConfig, MemberHooks, Room, StepInfo};
+use crate::hyperparameter::{Declared, Range, declare};
+use crate::member::{member_config, MemberHooks, StepInfo};
 use crate::param_map::ParamMap;
 use crate::vector::ParamVector;
 
@@ -31,14 +31,8 @@ const HYPERPARAMETERS: &[Declared<FriendlyConfig>] = &[
     declare!(number FriendlyConfig, "fsam_lambda", "F-SAM's λ", Range::FRACTION, lambda => .replay(&["lmbda"])),
 ];
 
-impl MemberConfig for FriendlyConfig {
-    const NAME: &'static str = "fsam";
-    const ROOM: Room = Room::Direction;
-    const HYPERPARAMETERS: &'static [Declared<Self>] = HYPERPARAMETERS;
-
-    fn fresh(_: &Context) -> Self {
-        Self::new()
-    }
+member_config! {
+    impl FriendlyConfig as "fsam" in Direction with HYPERPARAMETERS, fresh(_) = Self::new();
 
     fn build(&self) -> Box<dyn MemberHooks> {
         Box::new(Friendly {

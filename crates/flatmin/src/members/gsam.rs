@@ -1,13 +1,13 @@
 //! GSAM (Zhuang, Gong, Yuan, Cui, Adam, Dvornek, Tatikonda, Duncan, Liu, "Surrogate Gap Guided
-//! Sharpness-Aware Minimization", ICLR 2022; docs/ALGORITHMS.md, GSAM): the base optimizer gets
+//! Sharpness-Aware Minimization", ICLR 2022; the crate's ALGORITHMS.md §7): the base optimizer gets
 //! `g_p − α·g_⊥`, `g_⊥` the part of `g` orthogonal to `g_p` (a descent on the surrogate gap that
 //! leaves the perturbed loss unchanged). Its ρ schedule proportional to the learning rate is the
 //! step's own ([`crate::RhoSchedule`]).
 
 use burn::config::Config;
 
-use crate::hyperparameter::{Context, Declared, Range, declare};
-use crate::member::{Combined, Measures, MemberHooks, MemberConfig, Room};
+use crate::hyperparameter::{Declared, Range, declare};
+use crate::member::{member_config, Combined, Measures, MemberHooks};
 use crate::vector::ParamVector;
 
 /// GSAM's combination.
@@ -21,14 +21,8 @@ pub struct GsamConfig {
 const HYPERPARAMETERS: &[Declared<GsamConfig>] =
     &[declare!(number GsamConfig, "gsam_alpha", "GSAM's α", Range::NON_NEGATIVE, alpha => .replay(&["gsam_alpha"]))];
 
-impl MemberConfig for GsamConfig {
-    const NAME: &'static str = "gsam";
-    const ROOM: Room = Room::Combination;
-    const HYPERPARAMETERS: &'static [Declared<Self>] = HYPERPARAMETERS;
-
-    fn fresh(_: &Context) -> Self {
-        Self::new()
-    }
+member_config! {
+    impl GsamConfig as "gsam" in Combination with HYPERPARAMETERS, fresh(_) = Self::new();
 
     fn build(&self) -> Box<dyn MemberHooks> {
         Box::new(Gsam { alpha: self.alpha })

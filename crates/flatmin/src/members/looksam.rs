@@ -1,5 +1,5 @@
 //! LookSAM (Liu, Mai, Chen, Hsieh, You, "Towards Efficient and Scalable Sharpness-Aware
-//! Minimization", CVPR 2022; docs/ALGORITHMS.md, LookSAM): the SAM steps of a schedule store the
+//! Minimization", CVPR 2022; the crate's ALGORITHMS.md §13.4): the SAM steps of a schedule store the
 //! part of `g_p` that is orthogonal to `g`, and the steps without a second pass reuse it.
 //!
 //! At a SAM step, `g_v = g_p − (g·g_p / ‖g‖²)·g` (equal to the paper's
@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::hyperparameter::{Context, Declared, Range, declare};
-use crate::member::{MemberConfig, MemberHooks, Room, StepInfo};
+use crate::hyperparameter::{Declared, Range, declare};
+use crate::member::{member_config, MemberHooks, Room, StepInfo};
 use crate::param_map::ParamMap;
 use crate::vector::{self, ParamVector, read};
 
@@ -48,19 +48,13 @@ const HYPERPARAMETERS: &[Declared<LookSamConfig>] = &[
         Range::NON_NEGATIVE, eps_norm => .replay(&["gv_eps"])),
 ];
 
-impl MemberConfig for LookSamConfig {
-    const NAME: &'static str = "looksam";
-    const ROOM: Room = Room::Reuse;
-    const HYPERPARAMETERS: &'static [Declared<Self>] = HYPERPARAMETERS;
+member_config! {
+    impl LookSamConfig as "looksam" in Reuse with HYPERPARAMETERS, fresh(_) = Self::new();
+
     const REQUIRES: Option<(Room, &'static str)> = Some((
         Room::Schedule,
         "a member: LookSAM reuses its direction on the steps a schedule leaves without a second pass",
     ));
-
-    fn fresh(_: &Context) -> Self {
-        Self::new()
-    }
-
     fn build(&self) -> Box<dyn MemberHooks> {
         Box::new(LookSam {
             config: self.clone(),

@@ -438,34 +438,26 @@ const fn reference(name: &'static str, preset: &'static str, rooms: &'static [Ro
     }
 }
 
+impl ReferenceSpec {
+    const fn required(self, required: &'static [&'static str]) -> Self {
+        Self { required, ..self }
+    }
+
+    const fn defaults(self, defaults: &'static [(&'static str, f64)]) -> Self {
+        Self { defaults, ..self }
+    }
+}
+
 /// Every reference a replay knows.
 pub(crate) const REFERENCES: [ReferenceSpec; 14] = [
-    ReferenceSpec {
-        required: &[],
-        ..reference("SGD", "sgd", SCHEDULES)
-    },
+    reference("SGD", "sgd", SCHEDULES).required(&[]),
     reference("SAM", "sam", ADAPTIVE_AND_SCHEDULES),
-    ReferenceSpec {
-        required: &["rho", "adaptive"],
-        ..reference("SAM(adaptive)", "sam", ADAPTIVE_AND_SCHEDULES)
-    },
-    ReferenceSpec {
-        defaults: &[("eps", 1e-16)],
-        ..reference("SamsungLabs.SAM", "sam", SCHEDULES)
-    },
-    ReferenceSpec {
-        defaults: &[("eps", 1e-16)],
-        ..reference("SamsungLabs.ASAM", "asam", SCHEDULES)
-    },
+    reference("SAM(adaptive)", "sam", ADAPTIVE_AND_SCHEDULES).required(&["rho", "adaptive"]),
+    reference("SamsungLabs.SAM", "sam", SCHEDULES).defaults(&[("eps", 1e-16)]),
+    reference("SamsungLabs.ASAM", "asam", SCHEDULES).defaults(&[("eps", 1e-16)]),
     reference("FriendlySAM", "fsam", ADAPTIVE_AND_SCHEDULES),
-    ReferenceSpec {
-        required: &["rho", "gsam_alpha"],
-        ..reference("GSAM", "gsam", ADAPTIVE_AND_SCHEDULES)
-    },
-    ReferenceSpec {
-        required: &["rho", "gamma"],
-        ..reference("WSAM", "wsam", ADAPTIVE_AND_SCHEDULES)
-    },
+    reference("GSAM", "gsam", ADAPTIVE_AND_SCHEDULES).required(&["rho", "gsam_alpha"]),
+    reference("WSAM", "wsam", ADAPTIVE_AND_SCHEDULES).required(&["rho", "gamma"]),
     ReferenceSpec {
         required: &["rho", "beta", "gamma"],
         // The official selection keeps the samples strictly above the k-th sharpness.
@@ -492,8 +484,5 @@ pub(crate) const REFERENCES: [ReferenceSpec; 14] = [
         ..reference("BSAM", "bsam", &[])
     },
     reference("MSAM", "msam", &[]),
-    ReferenceSpec {
-        required: &["rho", "lambda"],
-        ..reference("UnifiedSAM", "unified-sam", SCHEDULES)
-    },
+    reference("UnifiedSAM", "unified-sam", SCHEDULES).required(&["rho", "lambda"]),
 ];

@@ -1,6 +1,6 @@
 //! MSAM, momentum-SAM (Becker, Altrock, Risse, "Momentum-SAM: Sharpness Aware Minimization
 //! without Computational Overhead", arXiv 2401.12033, 2024; code MarlonBecker/MSAM,
-//! `optimizer/msam.py` and `adamW_msam.py`; docs/ALGORITHMS.md, MSAM): one forward-backward pass
+//! `optimizer/msam.py` and `adamW_msam.py`; the crate's ALGORITHMS.md §13.6): one forward-backward pass
 //! per step, taken at a point moved along the base optimizer's momentum instead of along a fresh
 //! gradient:
 //!
@@ -17,27 +17,20 @@
 
 use burn::config::Config;
 
-use crate::hyperparameter::{Context, Declared};
-use crate::member::{MemberHooks, MemberConfig, Room, StepInfo};
+use crate::member::{member_config, MemberHooks, StepInfo};
 use crate::vector::{ParamVector, read};
 
 /// MSAM: the perturbation along the momentum, ρ and eps from the step's own settings.
 #[derive(Config, Debug, PartialEq)]
 pub struct MsamConfig {}
 
-impl MemberConfig for MsamConfig {
-    const NAME: &'static str = "msam";
-    const ROOM: Room = Room::Whole;
-    const HYPERPARAMETERS: &'static [Declared<Self>] = &[];
+member_config! {
+    impl MsamConfig as "msam" in Whole with &[], fresh(_) = Self::new();
+
     const ALONE: Option<(&'static str, &'static str)> = Some((
         "nothing with MSAM: MSAM is one pass along the momentum, with no ascent of its own to change",
         "a setting of MSAM's step: it applies with the msam preset only",
     ));
-
-    fn fresh(_: &Context) -> Self {
-        Self::new()
-    }
-
     fn own_update(&self) -> bool {
         true
     }

@@ -6,8 +6,8 @@
 
 use burn::config::Config;
 
-use crate::hyperparameter::{Context, Declared, Range, declare};
-use crate::member::{MemberHooks, MemberConfig, Room};
+use crate::hyperparameter::{Declared, Range, declare};
+use crate::member::{member_config, MemberHooks};
 
 /// SAM steps at random.
 #[derive(Config, Debug, PartialEq)]
@@ -28,14 +28,8 @@ const HYPERPARAMETERS: &[Declared<RandomConfig>] = &[
     declare!(whole RandomConfig, "sam_seed", "The seed of the random SAM steps", Range::WHOLE, seed => .replay(&["sam_seed"]).hidden()),
 ];
 
-impl MemberConfig for RandomConfig {
-    const NAME: &'static str = "rst";
-    const ROOM: Room = Room::Schedule;
-    const HYPERPARAMETERS: &'static [Declared<Self>] = HYPERPARAMETERS;
-
-    fn fresh(context: &Context) -> Self {
-        Self::new().with_seed(context.seed)
-    }
+member_config! {
+    impl RandomConfig as "rst" in Schedule with HYPERPARAMETERS, fresh(context) = Self::new().with_seed(context.seed);
 
     fn build(&self) -> Box<dyn MemberHooks> {
         Box::new(Random {

@@ -1,12 +1,11 @@
-//! ESAM's sharpness-sensitive data selection (docs/ALGORITHMS.md, ESAM §6.2): the second pass
+//! ESAM's sharpness-sensitive data selection (the crate's ALGORITHMS.md §6.2): the second pass
 //! uses the samples whose loss rises most from `w` to `w + e`.
 
-use std::sync::{Arc, Mutex};
 
 use burn::config::Config;
 
-use crate::hyperparameter::{Context, Declared, Range, declare};
-use crate::member::{Injection, MemberHooks, MemberConfig, Room, Shared};
+use crate::hyperparameter::{Declared, Range, declare};
+use crate::member::{inject_into, Injection, MemberHooks, Shared, member_config};
 
 /// How many of the sharpest samples are kept.
 #[derive(Config, Debug, PartialEq, Eq, Copy)]
@@ -33,14 +32,8 @@ pub struct SelectionConfig {
 const HYPERPARAMETERS: &[Declared<SelectionConfig>] = &[declare!(
     number SelectionConfig, "esam_gamma", "ESAM's γ (fraction of samples in the second pass)", Range::SHARE, gamma => .replay(&["gamma"]))];
 
-impl MemberConfig for SelectionConfig {
-    const NAME: &'static str = "esam-selection";
-    const ROOM: Room = Room::Selection;
-    const HYPERPARAMETERS: &'static [Declared<Self>] = HYPERPARAMETERS;
-
-    fn fresh(_: &Context) -> Self {
-        Self::new()
-    }
+member_config! {
+    impl SelectionConfig as "esam-selection" in Selection with HYPERPARAMETERS, fresh(_) = Self::new();
 
     fn needs_sample_losses(&self) -> bool {
         self.gamma < 1.0
@@ -152,13 +145,7 @@ impl MemberHooks for Selector {
     }
 
     fn inject(&mut self, source: Injection) -> Option<Injection> {
-        match source.take::<Box<dyn SampleSelector>>() {
-            Ok(source) => {
-                self.chooser = Chooser::Custom(Arc::new(Mutex::new(source)));
-                None
-            }
-            Err(other) => Some(other),
-        }
+        inject_into::<dyn SampleSelector>(source, |shared| self.chooser = Chooser::Custom(shared))
     }
 
 }

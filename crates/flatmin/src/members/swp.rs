@@ -1,18 +1,17 @@
 //! ESAM's stochastic weight perturbation (Du, Yan, Feng, Zhou, Zhen, Goh, Tan, "Efficient
 //! Sharpness-aware Minimization for Improved Training of Neural Networks", ICLR 2022;
-//! docs/ALGORITHMS.md, ESAM): which parameter tensors, or which single weights, take part in a
+//! the crate's ALGORITHMS.md §6.1): which parameter tensors, or which single weights, take part in a
 //! step. `e` is scaled by 1/β. Per tensor (the official code), the left-out tensors also skip
 //! their weight gradients in the first pass, which is where the saving comes from. The masks
 //! come from a seeded generator, saved in the record, or from an injected [`MaskSource`].
 
-use std::sync::{Arc, Mutex};
 
 use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::error::RecordError;
-use crate::hyperparameter::{Declaration, Context, Declared, Kind, Range, Value, declare};
-use crate::member::{Injection, MemberHooks, MemberConfig, Room, Schema, Shared, StepInfo};
+use crate::hyperparameter::{Declaration, Declared, Kind, Range, Value, declare};
+use crate::member::{inject_into, member_config, Injection, MemberHooks, Schema, Shared, StepInfo};
 use crate::record::{RecordIn, RecordOut};
 use crate::rng::Rng;
 use crate::vector::ParamVector;
@@ -57,14 +56,8 @@ const HYPERPARAMETERS: &[Declared<SwpConfig>] = &[
     declare!(whole SwpConfig, "esam_seed", "Seed of ESAM's masks", Range::WHOLE, seed => .hidden()),
 ];
 
-impl MemberConfig for SwpConfig {
-    const NAME: &'static str = "esam";
-    const ROOM: Room = Room::Mask;
-    const HYPERPARAMETERS: &'static [Declared<Self>] = HYPERPARAMETERS;
-
-    fn fresh(context: &Context) -> Self {
-        Self::new().with_seed(context.seed)
-    }
+member_config! {
+    impl SwpConfig as "esam" in Mask with HYPERPARAMETERS, fresh(context) = Self::new().with_seed(context.seed);
 
     fn draws_before_first_pass(&self) -> bool {
         self.granularity == SwpGranularity::PerTensor
@@ -202,13 +195,7 @@ impl MemberHooks for Swp {
     }
 
     fn inject(&mut self, source: Injection) -> Option<Injection> {
-        match source.take::<Box<dyn MaskSource>>() {
-            Ok(source) => {
-                self.masks = Masks::Custom(Arc::new(Mutex::new(source)));
-                None
-            }
-            Err(other) => Some(other),
-        }
+        inject_into::<dyn MaskSource>(source, |shared| self.masks = Masks::Custom(shared))
     }
 
 }

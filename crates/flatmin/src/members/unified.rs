@@ -1,6 +1,6 @@
 //! Unified SAM (Oikonomou & Loizou, "Sharpness-Aware Minimization: General Analysis and
 //! Improved Rates", ICLR 2025; code dimitris-oik/unifiedsam, `unifiedsam.py`;
-//! docs/ALGORITHMS.md, Unified SAM): one family between unnormalized SAM (USAM, `e = ρ·g`) and
+//! the crate's ALGORITHMS.md §14): one family between unnormalized SAM (USAM, `e = ρ·g`) and
 //! SAM (`e = ρ·g/‖g‖`):
 //!
 //! `e = ρ·(1 − λ + λ/(‖g‖ + eps))·g`,
@@ -10,8 +10,8 @@
 
 use burn::config::Config;
 
-use crate::hyperparameter::{Declaration, Context, Declared, Kind, Range, Value};
-use crate::member::{Made, MemberHooks, MemberConfig, Radius, Room, StepInfo};
+use crate::hyperparameter::{Declaration, Declared, Kind, Range, Value};
+use crate::member::{member_config, Made, MemberHooks, Radius, StepInfo};
 use crate::vector::ParamVector;
 
 /// λ of Unified SAM: a number or a schedule over the steps.
@@ -65,14 +65,8 @@ const HYPERPARAMETERS: &[Declared<UnifiedConfig>] = &[Declared {
     },
 }];
 
-impl MemberConfig for UnifiedConfig {
-    const NAME: &'static str = "unified";
-    const ROOM: Room = Room::Geometry;
-    const HYPERPARAMETERS: &'static [Declared<Self>] = HYPERPARAMETERS;
-
-    fn fresh(_: &Context) -> Self {
-        Self::new()
-    }
+member_config! {
+    impl UnifiedConfig as "unified" in Geometry with HYPERPARAMETERS, fresh(_) = Self::new();
 
     fn build(&self) -> Box<dyn MemberHooks> {
         Box::new(Unified {

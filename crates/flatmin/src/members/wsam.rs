@@ -1,13 +1,13 @@
 //! WSAM (Yue, Jiang, Ye, Gao, Liu, Zhang, "Sharpness-Aware Minimization Revisited: Weighted
-//! Sharpness as a Regularization Term", KDD 2023; docs/ALGORITHMS.md, WSAM): sharpness as a
+//! Sharpness as a Regularization Term", KDD 2023; the crate's ALGORITHMS.md §8): sharpness as a
 //! regularizer of weight `α = γ/(1−γ)`. Coupled, the base optimizer takes `α·g_p + (1−α)·g`;
 //! decoupled, it takes `g`, then `w −= lr·α·(g_p − g)` outside its momentum and moments.
 //! Optionally `g` and `g_p` are each clipped to a global norm first, as WSAM's code does.
 
 use burn::config::Config;
 
-use crate::hyperparameter::{Declaration, Context, Declared, Kind, Range, Value, declare};
-use crate::member::{Combined, Measures, MemberHooks, MemberConfig, Room};
+use crate::hyperparameter::{Declaration, Declared, Kind, Range, Value, declare};
+use crate::member::{member_config, Combined, Measures, MemberHooks};
 use crate::vector::ParamVector;
 
 /// WSAM's combination.
@@ -42,14 +42,8 @@ const HYPERPARAMETERS: &[Declared<WsamConfig>] = &[
     },
 ];
 
-impl MemberConfig for WsamConfig {
-    const NAME: &'static str = "wsam";
-    const ROOM: Room = Room::Combination;
-    const HYPERPARAMETERS: &'static [Declared<Self>] = HYPERPARAMETERS;
-
-    fn fresh(_: &Context) -> Self {
-        Self::new()
-    }
+member_config! {
+    impl WsamConfig as "wsam" in Combination with HYPERPARAMETERS, fresh(_) = Self::new();
 
     fn build(&self) -> Box<dyn MemberHooks> {
         Box::new(Wsam { config: self.clone() })

@@ -88,9 +88,12 @@ fn schedules_run_the_second_pass_on_the_steps_they_say() {
     let drawn: Vec<bool> = (0..STEPS as u64).map(|t| flatmin::uniform_at(0, t) < 0.5).collect();
     assert_eq!(second_passes(&r), drawn);
     assert!(drawn.iter().any(|&d| d) && drawn.iter().any(|&d| !d));
-    // AE-SAM: some steps of each kind over a run whose threshold falls from 1 to -1. At the
-    // first step μ = 0.1·q and σ = 0.9·√0.1·q, so q ≥ μ + σ: a SAM step.
-    let (_, r) = run(SamConfig::preset("ae-sam", sgdm()).unwrap().for_run(STEPS as u64, 24));
+    // AE-SAM: some steps of each kind in the first steps of a long run, whose threshold is
+    // still about 1 (it falls from 1 to -1 over the run). At the first step μ = 0.1·q and
+    // σ = 0.9·√0.1·q, so q ≥ μ + σ: a SAM step; the statistics start from 0, so the first few
+    // steps are SAM steps whatever the threshold. (With the old defaults, c from -1 to 1, a
+    // 10-step run had base steps at its end; with the new ones a 10-step run is all SAM steps.)
+    let (_, r) = run(SamConfig::preset("ae-sam", sgdm()).unwrap().for_run(1000, 24));
     let passes = second_passes(&r);
     assert!(passes[0], "the first step is a SAM step (q ≥ μ + σ)");
     assert!(passes.iter().any(|&p| !p), "{passes:?}");

@@ -1,4 +1,4 @@
-//! docs/ALGORITHMS.md §12.1: single steps on `L = ½(w₁² + 10 w₂²)` from `w = (1, 1)`, plain SGD,
+//! crates/flatmin/ALGORITHMS.md §12.1: single steps on `L = ½(w₁² + 10 w₂²)` from `w = (1, 1)`, plain SGD,
 //! lr 0.1, ρ 0.1, eps 1e-12, against the spec's independently computed values.
 
 use crate::common::*;
@@ -115,7 +115,7 @@ fn official_asam_scales_weight_tensors_only() {
 
 #[test]
 fn norm_is_global_over_all_tensors() {
-    // docs/ALGORITHMS.md §1.3, §12.1: g₁ = 3, g₂ = 4, ρ = 1 → e = (0.6, 0.8), not (1, 1).
+    // crates/flatmin/ALGORITHMS.md §1.3, §12.1: g₁ = 3, g₂ = 4, ρ = 1 → e = (0.6, 0.8), not (1, 1).
     let device = device();
     let model = TwoTensors {
         u: Param::from_tensor(vec1(&[0.0], &device)),

@@ -42,7 +42,7 @@ fn quadratic_top_eigenvalue_is_exact() {
 
 #[test]
 fn a_dominant_negative_eigenvalue_is_shifted_away() {
-    // diag(3, 1, −5): plain power iteration returns −5 (docs/ALGORITHMS.md §10.1); the estimate must
+    // diag(3, 1, −5): plain power iteration returns −5 (crates/flatmin/ALGORITHMS.md §10.1); the estimate must
     // be the top of the spectrum, 3.
     let est = quadratic_lambda(&[3.0, 1.0, -5.0], DType::F64);
     assert!(est.shifted);

@@ -20,4 +20,3 @@ mod unified;
 // The wgpu test set: `cargo test --features wgpu` (README, GPU).
 #[cfg(feature = "wgpu")]
 mod wgpu;
-mod dbg;

@@ -6,7 +6,7 @@
 //! * a step from finite input is finite (never NaN), and always taken;
 //! * the ascent (`Sam::ascend`) leaves the original weights bitwise untouched in every variant,
 //!   and the update starts from them;
-//! * the equivalences of docs/ALGORITHMS.md §12.2 hold: bitwise where it says bitwise, within
+//! * the equivalences of crates/flatmin/ALGORITHMS.md §12.2 hold: bitwise where it says bitwise, within
 //!   a relative 1e-12 where it says "up to rounding".
 //!
 //! The case count is modest so that CI stays fast; `PROPTEST_CASES=N` runs more, and
@@ -445,7 +445,7 @@ fn runner_config() -> ProptestConfig {
     config
 }
 
-/// `a` and `b` equal within a relative 1e-12 (docs/ALGORITHMS.md §12.2: "up to rounding").
+/// `a` and `b` equal within a relative 1e-12 (crates/flatmin/ALGORITHMS.md §12.2: "up to rounding").
 fn close(a: &[Vec<f64>], b: &[Vec<f64>]) -> Result<(), TestCaseError> {
     for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
         let tol = 1e-12 * x.abs().max(y.abs()).max(1.0);
@@ -460,9 +460,9 @@ fn run(problem: &Problem, family: &Family) -> Result<Vec<Vec<f64>>, TestCaseErro
 
 /// One step through the two-step API with the passes handed in as gradients (the first with its
 /// per-sample losses where ESAM's selection needs them): the weights after it, the update's
-/// `g_p` (the first pass's `g` on a step without a second pass), flat, and the perturbed weights
-/// (the weights themselves without a second pass).
-fn gradients_step(problem: &Problem, config: &SamConfig) -> Result<(Net, Vec<f64>, Vec<f64>, Vec<f64>), TestCaseError> {
+/// `g_p` (the first pass's `g` on a step without a second pass), flat. On the way it checks that
+/// the ascent leaves the weights bitwise, and that `w + e` is `w` bitwise when `‖e‖ = 0`.
+fn gradients_step(problem: &Problem, config: &SamConfig) -> Result<(Net, Vec<f64>), TestCaseError> {
     let fail = |e: flatmin::StepError| TestCaseError::fail(format!("{config:?}: {e}"));
     let device = device();
     let net = problem.model(&device);
@@ -489,8 +489,8 @@ fn gradients_step(problem: &Problem, config: &SamConfig) -> Result<(Net, Vec<f64
     } else {
         PassInput::from(grads)
     };
-    let (update, gp, perturbed) = match optim.ascend(&net, first, input).map_err(fail)? {
-        Next::Update(update) => (update, g.expect("a step planned without a second pass"), values(&net)),
+    let (update, gp) = match optim.ascend(&net, first, input).map_err(fail)? {
+        Next::Update(update) => (update, g.expect("a step planned without a second pass")),
         Next::Ascent(ascent) => {
             prop_assert_eq!(&bits(&values(&net)), &before, "the ascent changed the weights");
             let perturbed = values(ascent.model());
@@ -507,12 +507,12 @@ fn gradients_step(problem: &Problem, config: &SamConfig) -> Result<(Net, Vec<f64
             let grads_p =
                 GradientsParams::from_grads(problem.losses(&model_p, ascent.request()).mean().backward(), &model_p);
             let gp = flat_grads(&grads_p, &model_p);
-            (ascent.second_pass(grads_p).map_err(fail)?, gp, perturbed)
+            (ascent.second_pass(grads_p).map_err(fail)?, gp)
         }
     };
     let (updated, report) = optim.finish(net, update);
     prop_assert!(report.is_ok(), "{:?}", report);
-    Ok((updated, gp, perturbed, values(&problem.model(&device))))
+    Ok((updated, gp))
 }
 
 proptest! {
@@ -536,7 +536,7 @@ proptest! {
         problem in problem(),
         family in config(),
     ) {
-        let (updated, _, _, _) = gradients_step(&problem, &family.config())?;
+        let (updated, _) = gradients_step(&problem, &family.config())?;
         let after = values(&updated);
         prop_assert!(after.iter().all(|v| v.is_finite()));
 
@@ -547,12 +547,13 @@ proptest! {
             base: BaseConfig::Sgd(SgdBaseConfig::new()),
             ..family
         };
-        let (updated, gp, _, w) = gradients_step(&problem, &plain.config())?;
+        let (updated, gp) = gradients_step(&problem, &plain.config())?;
+        let w = values(&problem.model(&device()));
         let expected: Vec<f64> = w.iter().zip(&gp).map(|(w, g)| w - g * problem.lr).collect();
         prop_assert_eq!(bits(&values(&updated)), bits(&expected));
     }
 
-    /// E1 (docs/ALGORITHMS.md §12.2): ρ = 0 is the base optimizer (two passes with any perturbation, bitwise equal to
+    /// E1 (crates/flatmin/ALGORITHMS.md §12.2): ρ = 0 is the base optimizer (two passes with any perturbation, bitwise equal to
     /// the one-pass base step). ρ = 0 itself is one pass whatever the members (`is_base_only`), so
     /// the two passes run at ρ_t = 0 of a ρ schedule (ρ_min = 0 at lr_min = the step's lr).
     #[test]

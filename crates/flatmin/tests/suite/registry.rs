@@ -251,12 +251,10 @@ fn two_members_of_one_room_clash() {
         ("sam_probability", "ae_delta", "schedule", ("rst", "ae-sam")),
         ("wsam_gamma", "gsam_alpha", "combination", ("wsam", "gsam")),
     ] {
-        let values = |k: &str| {
-            if key(k).kind == Kind::Switch {
-                Value::Switch(true)
-            } else {
-                Value::Number(0.5)
-            }
+        let values = |k: &str| match key(k).kind {
+            Kind::Switch => Value::Switch(true),
+            Kind::Whole => Value::Number(3.0),
+            Kind::Number => Value::Number(0.5),
         };
         // In either order given: the registry's order names them.
         for settings in [

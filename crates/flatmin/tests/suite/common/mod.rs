@@ -52,7 +52,7 @@ pub fn read(t: Tensor<1>) -> Vec<f64> {
     t.into_data().iter::<f64>().collect()
 }
 
-/// `L(w) = ½ Σ a_i w_i²` over one parameter vector (docs/ALGORITHMS.md §12.1).
+/// `L(w) = ½ Σ a_i w_i²` over one parameter vector (crates/flatmin/ALGORITHMS.md §12.1).
 #[derive(Module, Debug)]
 pub struct Quadratic {
     pub w: Param<Tensor<1>>,
