@@ -303,6 +303,12 @@ pub(crate) trait MemberHooks: CloneHooks + Send + Sync {
         None
     }
 
+    /// Whether [`MemberHooks::first_pass_offset`] reads the weights (bSAM's precision starts like
+    /// them); otherwise it gets an empty vector and the weights are not read.
+    fn offset_reads_weights(&self) -> bool {
+        false
+    }
+
     /// Where the first pass runs, as an offset to the weights `w` (bSAM's noise, MSAM's step
     /// along its momentum), and the offset's norm when known.
     fn first_pass_offset(&mut self, _info: &StepInfo, _w: &ParamVector) -> Option<(ParamVector, Option<f64>)> {
@@ -312,10 +318,16 @@ pub(crate) trait MemberHooks: CloneHooks + Send + Sync {
     // ---- a step without a second pass ---------------------------------------------------------
 
     /// What the base optimizer gets on a step without a second pass, from the first-pass
-    /// gradient `g` (LookSAM adds its stored direction; MSAM moves its weight decay to the point
-    /// the gradient was taken at, `offset` from `w`). `None`: `g` itself.
-    fn base_gradient(&self, _info: &StepInfo, _g: &ParamVector, _offset: Option<&ParamVector>) -> Option<ParamVector> {
+    /// gradient `g` (LookSAM adds its stored direction). `None`: `g` itself.
+    fn base_gradient(&self, _info: &StepInfo, _g: &ParamVector) -> Option<ParamVector> {
         None
+    }
+
+    /// Whether the base optimizer's weight decay is taken at the first pass's point rather than
+    /// at `w` (MSAM, whose gradient is taken at `w + e`: the decay of the point the gradient
+    /// belongs to, as its authors' code does).
+    fn decays_at_first_pass_point(&self) -> bool {
+        false
     }
 
     // ---- perturbation -------------------------------------------------------------------------
@@ -376,6 +388,12 @@ pub(crate) trait MemberHooks: CloneHooks + Send + Sync {
     /// Whether it needs `g·g_p` in [`Measures`].
     fn needs_dot(&self) -> bool {
         false
+    }
+
+    /// Whether it needs `‖g_p‖` in [`Measures`] on a step without a second pass, where `g_p` is
+    /// the gradient the base optimizer gets (WSAM's clipping).
+    fn needs_gp_norm(&self) -> bool {
+        self.needs_dot()
     }
 
     /// The combination of `g` and `g_p` (plain `g_p` when no member answers).

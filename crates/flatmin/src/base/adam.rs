@@ -49,11 +49,15 @@ impl AdamBaseConfig {
         check_all(self, HYPERPARAMETERS)
     }
 
+    /// One update; an L2 weight decay (in the gradient) is taken at `decay_at` when given (MSAM:
+    /// the point the gradient was taken at), at `param` otherwise. A decoupled decay scales
+    /// `param` itself.
     pub(super) fn update(
         &self,
         lr: f64,
         mut param: Tensor<1>,
         grad: Tensor<1>,
+        decay_at: Option<Tensor<1>>,
         state: &mut AdamBaseState,
     ) -> Tensor<1> {
         let mut g = grad;
@@ -62,7 +66,7 @@ impl AdamBaseConfig {
             if self.decoupled_weight_decay {
                 param = param.mul_scalar(1.0 - lr * self.weight_decay);
             } else {
-                g = g + param.clone().mul_scalar(self.weight_decay);
+                g = g + decay_at.unwrap_or_else(|| param.clone()).mul_scalar(self.weight_decay);
             }
         }
         state.step += 1;

@@ -92,7 +92,8 @@ impl BaseOptimizer {
         }
     }
 
-    /// One update of the parameter at `path` with gradient `grad`; the state is changed in
+    /// One update of the parameter at `path` with gradient `grad` (an L2 weight decay taken at
+    /// `decay_at` when given); the state is changed in
     /// `next` (the caller's, so that a step can be committed or dropped whole). A state buffer
     /// held only by `next` is updated in place.
     pub(crate) fn update(
@@ -102,6 +103,7 @@ impl BaseOptimizer {
         lr: f64,
         param: Tensor<1>,
         grad: Tensor<1>,
+        decay_at: Option<Tensor<1>>,
     ) -> Tensor<1> {
         if !next.contains_key(path) {
             let fresh = match &self.config {
@@ -111,8 +113,8 @@ impl BaseOptimizer {
             next.insert(path.to_string(), fresh);
         }
         match (&self.config, next.get_mut(path).expect("inserted")) {
-            (BaseConfig::Sgd(c), BaseState::Sgd(state)) => c.update(lr, param, grad, state),
-            (BaseConfig::Adam(c), BaseState::Adam(state)) => c.update(lr, param, grad, state),
+            (BaseConfig::Sgd(c), BaseState::Sgd(state)) => c.update(lr, param, grad, decay_at, state),
+            (BaseConfig::Adam(c), BaseState::Adam(state)) => c.update(lr, param, grad, decay_at, state),
             _ => unreachable!("states are created by the configured optimizer"),
         }
     }

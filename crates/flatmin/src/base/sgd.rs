@@ -48,10 +48,19 @@ impl SgdBaseConfig {
         Ok(())
     }
 
-    pub(super) fn update(&self, lr: f64, param: Tensor<1>, grad: Tensor<1>, state: &mut SgdBaseState) -> Tensor<1> {
+    /// One update; the weight decay is taken at `decay_at` when given (MSAM: the point the
+    /// gradient was taken at), at `param` otherwise.
+    pub(super) fn update(
+        &self,
+        lr: f64,
+        param: Tensor<1>,
+        grad: Tensor<1>,
+        decay_at: Option<Tensor<1>>,
+        state: &mut SgdBaseState,
+    ) -> Tensor<1> {
         let mut d = grad;
         if self.weight_decay != 0.0 {
-            d = d + param.clone().mul_scalar(self.weight_decay);
+            d = d + decay_at.unwrap_or_else(|| param.clone()).mul_scalar(self.weight_decay);
         }
         if self.momentum != 0.0 {
             let buf = match state.momentum.take() {

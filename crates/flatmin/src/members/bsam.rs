@@ -185,6 +185,10 @@ impl Bsam {
 
 impl MemberHooks for Bsam {
 
+    fn offset_reads_weights(&self) -> bool {
+        true
+    }
+
     /// The noise `n/√(N·s)` of every parameter, drawn in the model's parameter order.
     fn first_pass_offset(&mut self, info: &StepInfo, w: &ParamVector) -> Option<(ParamVector, Option<f64>)> {
         let n_data = self.config.data_size as f64;

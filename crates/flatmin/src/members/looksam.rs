@@ -78,7 +78,7 @@ impl MemberHooks for LookSam {
     }
 
     /// `g` plus the reused component (`g` alone before the first SAM step stored one).
-    fn base_gradient(&self, info: &StepInfo, g: &ParamVector, _: Option<&ParamVector>) -> Option<ParamVector> {
+    fn base_gradient(&self, info: &StepInfo, g: &ParamVector) -> Option<ParamVector> {
         let config = &self.config;
         let layout = info.layout;
         let gv: Vec<Option<&Tensor<1>>> = (0..layout.len())

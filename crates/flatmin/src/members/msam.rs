@@ -8,8 +8,8 @@
 //!
 //! where `v` is SGD's momentum buffer (the SGD form) or Adam's first moment `m` without bias
 //! correction (the AdamW form), and `w̃ = w` before the first step. A weight decay added to the
-//! gradient is taken at `w̃`, as the authors' code does (`g + wd·w̃`); the AdamW form decays the
-//! weights after the moment step (the MSAM preset sets
+//! gradient is taken at `w̃`, as the authors' code does (`g + wd·w̃`, the base optimizer's decay
+//! at the first pass's point); the AdamW form decays the weights after the moment step (the MSAM preset sets
 //! [`AdamBaseConfig::decay_after_step`](crate::AdamBaseConfig::decay_after_step)).
 //!
 //! Unlike the reference, which keeps `w̃` in the model between steps and asks the user to move
@@ -55,13 +55,12 @@ impl MemberHooks for Msam {
     }
 
     /// `−ρ·v/(‖v‖ + eps)` over the parameters that have a momentum (none before the first step).
-    fn first_pass_offset(&mut self, info: &StepInfo, w: &ParamVector) -> Option<(ParamVector, Option<f64>)> {
+    fn first_pass_offset(&mut self, info: &StepInfo, _: &ParamVector) -> Option<(ParamVector, Option<f64>)> {
         let v = ParamVector::new(
-            (0..info.layout.len())
-                .map(|i| {
-                    w.get(i)?;
-                    info.base.first_moment(&info.layout.entries[i].path).cloned()
-                })
+            info.layout
+                .entries
+                .iter()
+                .map(|entry| info.base.first_moment(&entry.path).cloned())
                 .collect(),
         );
         if v.is_vacant() {
@@ -72,18 +71,8 @@ impl MemberHooks for Msam {
         Some((v.scaled(scale), Some(scale.abs() * norm)))
     }
 
-    /// `g + wd·(w̃ − w)`: with the base optimizer's `wd·w`, the decay of the point `w̃` the
-    /// gradient was taken at.
-    fn base_gradient(&self, info: &StepInfo, g: &ParamVector, offset: Option<&ParamVector>) -> Option<ParamVector> {
-        let wd = info.base.gradient_weight_decay();
-        let offset = offset?;
-        if wd == 0.0 {
-            return None;
-        }
-        Some(g.zip_map(offset, |g, e| match e {
-            Some(e) => g.clone() + e.clone().mul_scalar(wd),
-            None => g.clone(),
-        }))
+    fn decays_at_first_pass_point(&self) -> bool {
+        true
     }
 
 }

@@ -66,6 +66,10 @@ impl MemberHooks for Wsam {
         true
     }
 
+    fn needs_gp_norm(&self) -> bool {
+        self.config.max_norm.is_some()
+    }
+
     /// A tensor that got no first-pass gradient (left out by ESAM's mask) uses `g_p` alone: its
     /// sharpness term is zero.
     fn combine(&self, _eps: f64, g: &ParamVector, gp: &ParamVector, m: &Measures) -> Option<Combined> {

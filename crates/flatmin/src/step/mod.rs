@@ -14,7 +14,7 @@ use crate::base::BaseOptimizer;
 use crate::bridge::{self, Layout};
 use crate::config::SamConfig;
 use crate::error::{ConfigError, Pass, RecordError, StepError};
-use crate::member::{Injection, MemberHooks, Schema, StepInfo};
+use crate::member::{BaseView, Injection, MemberHooks, Schema, StepInfo};
 use crate::record::{RecordOut, SamRecord};
 use crate::report::{StepReport, StepTimings};
 
@@ -122,6 +122,7 @@ impl Sam {
             tensor_mask: None,
             offset: None,
             per_sample,
+            layout: None,
         };
         if base_only {
             first.work = work;
@@ -138,7 +139,11 @@ impl Sam {
         // The point of the first pass (bSAM's noise, MSAM's step along the momentum): it shares
         // the model's BatchNorm statistics, which the first pass updates.
         let offset = if self.config.needs_own_update() {
-            let w = bridge::values(model, &layout);
+            let w = if work.iter().any(|m| m.offset_reads_weights()) {
+                bridge::values(model, &layout)
+            } else {
+                Default::default()
+            };
             work.iter_mut().find_map(|m| m.first_pass_offset(&info, &w))
         } else {
             None
@@ -158,6 +163,7 @@ impl Sam {
         }
         first.offset = offset;
         first.work = work;
+        first.layout = Some(layout);
         first
     }
 
@@ -197,10 +203,16 @@ impl Sam {
             mut work,
             tensor_mask,
             offset,
+            layout,
             ..
         } = first;
+        let layout = layout.unwrap_or_else(|| Layout::of(model));
+        // MSAM: the base optimizer's decay is taken at the first pass's point, the view's weights.
+        let decay_at = (offset.is_some()
+            && work.iter().any(|m| m.decays_at_first_pass_point())
+            && self.base.gradient_weight_decay() != 0.0)
+            .then(|| bridge::values(&view, &layout));
         drop(view);
-        let layout = Layout::of(model);
         let grads = input.grads.as_ref().expect("the first pass was evaluated");
         let measured = phases::measure_first(model, &layout, grads, tensor_mask.as_deref())?;
         let second = if decided {
@@ -227,6 +239,7 @@ impl Sam {
                 work,
                 measured,
                 offset,
+                decay_at,
                 input.loss,
                 self.config.measure,
                 lr,

@@ -40,6 +40,8 @@ pub struct Update {
     pub(crate) descent: Descent,
     /// bSAM: `g` at the noisy weights, which its precision update needs.
     pub(crate) first: Option<ParamVector>,
+    /// MSAM: the first pass's point, where the base optimizer's weight decay is taken.
+    pub(crate) decay_at: Option<ParamVector>,
     pub(crate) work: Vec<Box<dyn MemberHooks>>,
     pub(crate) lr: f64,
     pub(crate) step: u64,
@@ -116,17 +118,26 @@ pub(crate) fn base_step(
     mut work: Vec<Box<dyn MemberHooks>>,
     measured: Measured,
     offset: Option<(ParamVector, Option<f64>)>,
+    decay_at: Option<ParamVector>,
     loss: Option<f64>,
     measure: bool,
     lr: f64,
 ) -> Result<Update, StepError> {
     let Measured { g, squared } = measured;
     let g_norm = squared.sqrt();
-    let reused = work
-        .iter()
-        .find_map(|m| m.base_gradient(info, &g, offset.as_ref().map(|(e, _)| e)));
+    let reused = work.iter().find_map(|m| m.base_gradient(info, &g));
+    // What the base optimizer gets is measured only where a member or the report needs its
+    // norm: `g` is finite (checked), and so is what a member adds to it from finite state.
+    let measures_gp = measure || work.iter().any(|m| m.needs_gp_norm());
     let mut descent = match &reused {
-        Some(gp) => combined(&work, layout, &g, gp, Known { g_norm, gp: None }, info.eps, measure)?,
+        Some(gp) if measures_gp => combined(&work, layout, &g, gp, Known { g_norm, gp: None }, info.eps, measure)?,
+        Some(gp) => {
+            let known = Known {
+                g_norm,
+                gp: Some((g_norm, None)),
+            };
+            combined(&work, layout, &g, gp, known, info.eps, measure)?
+        }
         None => {
             let known = Known {
                 g_norm,
@@ -152,6 +163,7 @@ pub(crate) fn base_step(
     Ok(Update {
         descent,
         first,
+        decay_at,
         work,
         lr,
         step: info.step,
@@ -298,6 +310,7 @@ pub(crate) fn apply<M: Module>(base: &mut BaseOptimizer, model: M, update: &mut 
     let lr = update.lr;
     let descent = &update.descent;
     let first = update.first.as_ref();
+    let decay_at = update.decay_at.as_ref();
     let work = &mut update.work;
     let own = work.iter().position(|m| m.own_update());
     let layout = &descent.layout;
@@ -308,7 +321,7 @@ pub(crate) fn apply<M: Module>(base: &mut BaseOptimizer, model: M, update: &mut 
         let path = &layout.entries[i].path;
         let new = match own {
             Some(k) => work[k].update(path, lr, w, d, first.and_then(|f| f.get(i)).cloned()),
-            None => base_ref.update(&mut states, path, lr, w, d),
+            None => base_ref.update(&mut states, path, lr, w, d, decay_at.and_then(|v| v.get(i)).cloned()),
         };
         match descent.sharpness.as_ref().and_then(|s| s.get(i)) {
             Some(s) => new - s.clone().mul_scalar(sharpness_step),

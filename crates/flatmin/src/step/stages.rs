@@ -141,6 +141,8 @@ pub struct FirstPass<M> {
     pub(crate) tensor_mask: Option<Vec<bool>>,
     pub(crate) offset: Option<(ParamVector, Option<f64>)>,
     pub(crate) per_sample: bool,
+    /// The model's parameters, when `begin` read them.
+    pub(crate) layout: Option<Layout>,
 }
 
 impl<M: Module> FirstPass<M> {
@@ -565,6 +567,7 @@ fn conclude<M: Module>(ascent: Ascent<M>, input: PassInput) -> Result<Update, St
     Ok(Update {
         descent,
         first,
+        decay_at: None,
         work,
         lr,
         step,
