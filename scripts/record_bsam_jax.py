@@ -11,7 +11,7 @@ and records every step. Their noise is drawn inside the step from the train stat
 script recomputes the same draws from that key with the authors' `normal_like_tree` (as their step
 does: split the key into msharpness + 1 keys, the first one for the only sub-batch) and records them
 in extra.noise, so that a replay can inject them. It then checks, in plain numpy, that the update
-of docs/ALGORITHMS.md §13.5 on those draws reproduces the recorded trajectory.
+of crates/flatmin/ALGORITHMS.md §13.5 on those draws reproduces the recorded trajectory.
 
 Needs Python with jax (CPU), numpy and tqdm (their util.py imports it):
     pip install jax tqdm
@@ -104,7 +104,7 @@ def main():
         })
 
     check = numpy_bsam(template, hp, steps)
-    print("numpy bSAM (docs/ALGORITHMS.md §13.5) on the recorded draws vs the authors' JAX: "
+    print("numpy bSAM (crates/flatmin/ALGORITHMS.md §13.5) on the recorded draws vs the authors' JAX: "
           "max |dparams| = %.3e" % check)
     if check > 1e-12:
         raise SystemExit("the recorded draws do not explain the trajectory; not writing")
@@ -140,7 +140,7 @@ def main():
 
 
 def numpy_bsam(template, hp, steps):
-    """docs/ALGORITHMS.md §13.5 in numpy on the recorded draws; the largest difference to the
+    """crates/flatmin/ALGORITHMS.md §13.5 in numpy on the recorded draws; the largest difference to the
     recorded parameters."""
     X = np.array(template["data"]["X"], dtype=np.float64)
     y = np.array(template["data"]["y"], dtype=np.int64)

@@ -32,8 +32,9 @@ pub struct TrainArgs {
     /// mlp, cnn (default), resnet18, wrn-28-10.
     #[arg(long)]
     pub model: Option<String>,
-    /// sgd, sam (default), asam, esam, fsam, wsam, gsam, fisher-sam; the cheaper ones looksam,
-    /// sam-every-5, rst, ae-sam; bsam (Bayesian SAM, its own base optimizer: --base stays sgd).
+    /// sgd, sam (default), asam, esam, fsam, wsam, gsam, fisher-sam, usam, unified-sam; the
+    /// cheaper ones looksam, sam-every-5, rst, ae-sam, msam (one pass along the base's momentum);
+    /// bsam (Bayesian SAM, its own base optimizer: --base stays sgd).
     #[arg(long)]
     pub optimizer: Option<String>,
     /// The base optimizer: sgd (default, with --momentum), adam, adamw.

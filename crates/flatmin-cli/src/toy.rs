@@ -1,4 +1,4 @@
-//! `flatmin toy`: the WSAM paper's 2-D example (docs/ALGORITHMS.md §8.4). The loss over `(μ, σ)` is a
+//! `flatmin toy`: the WSAM paper's 2-D example (crates/flatmin/ALGORITHMS.md §8.4). The loss over `(μ, σ)` is a
 //! soft minimum of two KL divergences from `N(μ, σ²)` to `N(20, 30²)` and `N(−20, 10²)`: a sharp
 //! minimum with the lower loss near (−16.8, 12.8) and a flat one near (19.8, 29.9). Every run
 //! starts at (−6, 10) and is trained by the library itself on a two-parameter Burn module.
@@ -16,7 +16,7 @@ use crate::plot::ContourMap;
 
 /// Target normals and their weights and temperatures: (weight, mean, std, temperature).
 const COMPONENTS: [(f64, f64, f64, f64); 2] = [(0.7, 20.0, 30.0, 1.8 * 1.8), (0.3, -20.0, 10.0, 1.2 * 1.2)];
-/// The minima found by a pattern search (docs/ALGORITHMS.md §8.4), for labelling.
+/// The minima found by a pattern search (crates/flatmin/ALGORITHMS.md §8.4), for labelling.
 pub const SHARP_MINIMUM: (f64, f64) = (-16.805, 12.803);
 /// The flat minimum.
 pub const FLAT_MINIMUM: (f64, f64) = (19.810, 29.937);
@@ -425,7 +425,7 @@ mod tests {
             let fs = (loss(mu, sigma + h) - loss(mu, sigma - h)) / (2.0 * h);
             assert!((gm - fm).abs() < 1e-7 && (gs - fs).abs() < 1e-7);
         }
-        // docs/ALGORITHMS.md §8.4.
+        // crates/flatmin/ALGORITHMS.md §8.4.
         assert!((loss(-6.0, 10.0) - 0.41352).abs() < 1e-5);
         assert!((loss(SHARP_MINIMUM.0, SHARP_MINIMUM.1) - 0.27523).abs() < 1e-5);
         assert!((loss(FLAT_MINIMUM.0, FLAT_MINIMUM.1) - 0.35645).abs() < 1e-5);
@@ -435,7 +435,7 @@ mod tests {
 
     #[test]
     fn trajectories_end_where_the_spec_says() {
-        // docs/ALGORITHMS.md §8.4's table of final points after 150 steps. Runs that settle are
+        // crates/flatmin/ALGORITHMS.md §8.4's table of final points after 150 steps. Runs that settle are
         // checked to 2e-2 (the spec simulated with finite-difference gradients). Two runs keep
         // oscillating around the sharp minimum (σ swings by up to ±0.7 from step to step), so
         // their 150th point depends on rounding-level differences in the gradient: for them the

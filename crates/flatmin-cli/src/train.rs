@@ -30,8 +30,7 @@ pub struct TrainConfig {
     pub data_dir: Option<PathBuf>,
     /// `mlp`, `cnn`, `resnet18`, `wrn-28-10`.
     pub model: String,
-    /// A preset of the library: sgd, sam, asam, esam, fsam, wsam, gsam, fisher-sam, looksam,
-    /// sam-every-5, rst, ae-sam, bsam.
+    /// A preset of the library (`flatmin::PRESETS`).
     pub optimizer: String,
     /// The base optimizer: `sgd` (momentum), `adam`, `adamw`.
     pub base: String,

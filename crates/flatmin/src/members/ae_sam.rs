@@ -6,13 +6,13 @@
 //! Each step, with `q = ‖g‖²`:
 //! `μ ← δ·μ + (1−δ)·q`, `σ² ← δ·σ² + (1−δ)·(q − μ)²` (from `μ = σ² = 0`), then a SAM step iff
 //! `q ≥ μ + c_t·σ`, where the threshold moves linearly over the `T` steps of training from
-//! `c_start` to `c_end` (and stays at `c_end` after them). The paper writes it
-//! `c_t = (t/T)·λ₁ + (1 − t/T)·λ₂` with `λ₁ = −1`, `λ₂ = 1`: the threshold falls from 1 to −1, so
-//! SAM steps are rare early and frequent late, and the defaults here are `c_start = λ₂ = 1`,
-//! `c_end = λ₁ = −1`. (That reading comes from two independent secondary sources that agree —
-//! a re-implementation and a documented formula sheet; the paper's Algorithm 1 itself could not
-//! be read where this was written. Before 2026-12 flatmin's defaults ran the other way, from −1
-//! to 1.)
+//! `c_start` to `c_end` (and stays at `c_end` after them). Two independent secondary sources (a
+//! re-implementation and a documented formula sheet) write the paper's schedule as
+//! `c_t = (t/T)·λ₁ + (1 − t/T)·λ₂`, and the paper's experiments use `λ₁ = −1`, `λ₂ = 1` (as
+//! recalled, not checked here): the threshold falls from 1 to −1, so SAM steps are rare early and
+//! frequent late, and the defaults here are `c_start = λ₂ = 1`, `c_end = λ₁ = −1`. The paper's
+//! Algorithm 1 itself could not be read where this was written (crate's ALGORITHMS.md §13.3).
+//! Before 2026-12-05 flatmin's defaults ran the other way, from −1 to 1.
 
 use burn::config::Config;
 
