@@ -6,9 +6,11 @@
 //!
 //!     cargo run -p flatmin-learner --example learner -- [preset] [epochs]
 //!
-//! `preset` is any flatmin preset (`sam` by default; `sgd` trains without SAM). Add
-//! `--devices 2` to run Burn's MultiDevice strategy with the CPU device listed twice (two worker
-//! threads, each with its own ascent: m-sharpness).
+//! `preset` is any flatmin preset the adapter accepts (`sam` by default; `sgd` trains without
+//! SAM; `bsam` and `msam`, which need flatmin's own base optimizer, are refused with the reason).
+//! The checkpoints carry the SAM state (F-SAM's average, LookSAM's stored direction, the step
+//! count, …) next to the weights. Add `--devices 2` to run Burn's MultiDevice strategy with the
+//! CPU device listed twice (two worker threads, each with its own ascent: m-sharpness).
 
 use std::sync::Arc;
 

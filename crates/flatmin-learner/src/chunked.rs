@@ -1,6 +1,6 @@
 //! m-sharpness on one device: the batch split into chunks of `m` samples, each with its own
 //! ascent and its own perturbed gradient, averaged — exactly what data-parallel SAM computes
-//! with one chunk per device (SAM paper §4.1, docs/ALGORITHMS.md §2.3).
+//! with one chunk per device (SAM paper §4.1, crates/flatmin/ALGORITHMS.md §2.3).
 //!
 //! Chunk `j` has its own flatmin optimizer, like device `j` has (F-SAM's gradient average and
 //! ESAM's masks are per device), so `MSharpness` with `k` chunks reproduces a `k`-device run
@@ -11,9 +11,9 @@
 use burn::module::Module;
 use burn::tensor::Tensor;
 use flatmin::bridge::{self, weighted_sum};
-use flatmin::{Batch, ConfigError, FirstPass, Layout, ParamVector, Pass, Sam, SamConfig};
+use flatmin::{Batch, ConfigError, Layout, ParamVector, Pass, PassInput, Sam, SamConfig, Update};
 
-use crate::engine::{SamGradients, SkipReason, ascend, base_only, group_mean, prepare};
+use crate::engine::{SamGradients, SkipReason, base_step, first_gradient, first_pass, group_mean, prepare};
 use crate::parallel::AscentSync;
 
 /// SAM with m-sharpness on one device (or in any custom training loop).
@@ -53,9 +53,12 @@ pub struct MSharpness {
 impl MSharpness {
     /// Chunks of `m` samples (the last one takes what is left), each with its own optimizer
     /// built from `config` (whose `base` is not used: the caller applies the result).
-    /// `ascent` says which chunks share their first-pass gradient, as devices would.
+    /// `ascent` says which chunks share their first-pass gradient, as devices would. A method
+    /// that needs flatmin's own base optimizer (bSAM, MSAM: [`SamConfig::needs_own_update`]) is
+    /// refused, as [`SamLearner::new`](crate::SamLearner::new) refuses it.
     pub fn new(config: &SamConfig, m: usize, ascent: AscentSync) -> Result<Self, ConfigError> {
         config.validate()?;
+        crate::adapter::refuse_own_update(config)?;
         if m == 0 {
             return Err(ConfigError {
                 field: "m",
@@ -115,20 +118,32 @@ impl MSharpness {
         let mut loss3 = |m: &M, b: Batch<'_>, _: Pass| loss_fn(m, b);
         let whole = |j: usize| if k == 1 { None } else { Some(chunks[j].as_slice()) };
 
-        // First passes, then the exchange of their gradients within groups of chunks.
-        let mut ascended: Vec<FirstPass> = Vec::with_capacity(k);
-        for (j, sam) in self.sams.iter_mut().take(k).enumerate() {
-            ascended.push(ascend(sam, model, whole(j), false, &mut loss3)?);
+        // First passes, each chunk's step begun on its own optimizer.
+        let mut firsts = Vec::with_capacity(k);
+        let mut inputs: Vec<PassInput> = Vec::with_capacity(k);
+        for (j, sam) in self.sams.iter().take(k).enumerate() {
+            let (first, input) = first_pass(sam, lr, model, whole(j), false, &mut loss3);
+            inputs.push(input?);
+            firsts.push(first);
         }
+        // Every chunk's schedule decides alike, except AE-SAM's, which looks at each chunk's own
+        // `g` (before any exchange, as each device's does): the step is a SAM step only if every
+        // chunk's policy asks for one. Every chunk decides (and updates its statistics).
+        let mut second_pass = true;
+        for (first, input) in firsts.iter_mut().zip(inputs.iter_mut()) {
+            second_pass &= first.decide(model, input)?;
+        }
+        // The exchange of the first-pass gradients within groups of chunks.
         if self.ascent.exchanges(k) {
             let layout = Layout::of(model);
-            let flats: Vec<ParamVector> = ascended
+            let flats: Vec<ParamVector> = inputs
                 .iter()
-                .map(|a| bridge::gradients(model, &layout, &a.grads))
+                .map(|input| first_gradient(model, &layout, input).expect("the first pass ran its backward"))
                 .collect();
-            for (j, a) in ascended.iter_mut().enumerate() {
+            for (j, input) in inputs.iter_mut().enumerate() {
                 let members: Vec<&ParamVector> = self.ascent.group(j, k).map(|r| &flats[r]).collect();
-                a.grads = bridge::to_gradients(model, &layout, &group_mean(&members, &flats[j]));
+                let shared = bridge::to_gradients(model, &layout, &group_mean(&members, &flats[j]));
+                *input.gradients_mut().expect("the first pass ran its backward") = shared;
             }
         }
 
@@ -142,31 +157,26 @@ impl MSharpness {
                 }
             })
             .collect();
-        let loss = ascended.iter().zip(&weights).map(|(a, w)| a.loss * w).sum();
+        let loss = inputs
+            .iter()
+            .zip(&weights)
+            .map(|(input, w)| input.loss().expect("the first pass's loss") * w)
+            .sum();
 
-        // Perturbations and second passes; nothing is committed until every chunk is done.
-        // Every chunk's schedule decides alike, except AE-SAM's, which looks at each chunk's `g`:
-        // the step is a SAM step only if every chunk's policy asks for one.
-        let descents = if !ascended.iter().all(|a| a.runs_second_pass()) {
-            let mut out = Vec::with_capacity(k);
-            for (sam, a) in self.sams.iter_mut().zip(&ascended) {
-                out.push(base_only(sam, model, a)?);
-            }
-            out
-        } else {
-            let mut passes = Vec::with_capacity(k);
-            for (j, (sam, a)) in self.sams.iter_mut().zip(ascended).enumerate() {
-                passes.push(prepare(sam, lr, model, a, whole(j), false, &mut loss3)?.backward());
-            }
-            for (_, grads_p) in &passes {
-                check_finite(model, grads_p)?;
-            }
-            let mut out = Vec::with_capacity(k);
-            for (sam, (ascent, grads_p)) in self.sams.iter_mut().zip(passes) {
-                out.push(sam.descent(model, ascent, &grads_p)?);
-            }
-            out
-        };
+        // Every chunk's update, then — each of them ready, so none failed — every commit: a step
+        // is taken whole or not at all.
+        let mut updates: Vec<Update> = Vec::with_capacity(k);
+        for (j, ((sam, first), input)) in self.sams.iter().zip(firsts).zip(inputs).enumerate() {
+            updates.push(if second_pass {
+                prepare(sam, model, first, input, whole(j), false, &mut loss3)?.conclude()?
+            } else {
+                base_step(sam, model, first, input)?
+            });
+        }
+        let mut descents = Vec::with_capacity(k);
+        for (sam, update) in self.sams.iter_mut().zip(updates) {
+            descents.push(sam.descent(update)?);
+        }
 
         let layout = &descents[0].layout;
         let gradient = weighted_sum(
@@ -192,19 +202,5 @@ impl MSharpness {
             loss,
             reports: descents.into_iter().map(|d| d.report).collect(),
         })
-    }
-}
-
-/// A non-finite second-pass gradient, found before any chunk commits.
-fn check_finite<M: Module>(model: &M, grads: &burn::optim::GradientsParams) -> Result<(), SkipReason> {
-    let layout = Layout::of(model);
-    let norm = bridge::gradients(model, &layout, grads).norm();
-    if norm.is_finite() {
-        Ok(())
-    } else {
-        Err(SkipReason::Step(flatmin::StepError::NonFinite {
-            pass: flatmin::Pass::Second,
-            what: "gradient",
-        }))
     }
 }

@@ -1,8 +1,12 @@
-//! One worker's SAM step, phase by phase, through flatmin's phases (the same functions
-//! `Sam::step` runs): the first pass, the (optional) exchange of first-pass gradients, the
-//! perturbation, ESAM's selection, the second pass and the combination — ending in the combined
-//! gradient rather than an update, so that any base optimizer (Burn's `ModuleOptimizer` above
-//! all) can apply it. What is the learner's own: the devices' views, votes and exchanges.
+//! One worker's SAM step, stage by stage, through flatmin's typed stages (the same phases
+//! `Sam::step` runs): [`Sam::begin`] and [`FirstPass::run`], the (optional) exchange of
+//! first-pass gradients through [`PassInput::gradients_mut`], the decision of a member that
+//! decides after the first pass ([`FirstPass::decide`], AE-SAM), [`Sam::ascend`], ESAM's
+//! selection ([`Ascent::select_with`]), the second pass ([`Ascent::second_forward`],
+//! [`SecondForward::backward`], [`Ascent::second_pass`]) — ending in an [`Update`] that
+//! [`Sam::descent`] commits and hands over as the combined gradient, so that any base optimizer
+//! (Burn's `ModuleOptimizer` above all) can apply it. What is the learner's own: the devices'
+//! views, votes and exchanges.
 
 use std::fmt;
 
@@ -12,7 +16,8 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 use flatmin::bridge::{self, local_view};
 use flatmin::{
-    Ascent, Batch, Combination, Descent, FirstPass, Layout, ParamVector, Pass, Sam, SecondPass, StepError, StepReport,
+    Ascent, Batch, FirstPass, Layout, Next, ParamVector, Pass, PassInput, Sam, SamConfig, SecondForward, StepError,
+    StepReport, Update,
 };
 
 use crate::parallel::Rendezvous;
@@ -74,38 +79,63 @@ impl SamGradients {
     }
 }
 
-/// Everything up to the second pass's backward.
-pub(crate) struct Prepared<M> {
-    ascent: Ascent<M>,
-    second: SecondPass,
-    view: M,
-}
-
-/// The first pass on `rows` of the batch. With `local`, it runs on a [`local_view`], so that
-/// Burn's DDP does not all-reduce it.
-pub(crate) fn ascend<M, F>(
-    sam: &mut Sam,
+/// A step begun on `model` at learning rate `lr`, and its first pass on `rows` of the batch.
+/// With `local`, the step is begun on a [`local_view`], so that Burn's DDP does not all-reduce
+/// the first pass. The stage is handed back whatever the pass gave: a data-parallel driver
+/// still has to meet the other devices.
+pub(crate) fn first_pass<M, F>(
+    sam: &Sam,
+    lr: f64,
     model: &M,
     rows: Option<&[usize]>,
     local: bool,
     loss_fn: &mut F,
-) -> Result<FirstPass, StepError>
+) -> (FirstPass<M>, Result<PassInput, StepError>)
 where
     M: Module,
     F: FnMut(&M, Batch<'_>, Pass) -> Tensor<1>,
 {
-    let view = if local { local_view(model) } else { model.clone() };
-    sam.first_pass(&view, rows, loss_fn)
+    let first = if local {
+        sam.begin(lr, &local_view(model))
+    } else {
+        sam.begin(lr, model)
+    };
+    let input = first.run(rows, &mut *loss_fn);
+    (first, input)
 }
 
-/// Perturbation, selection and the second pass's forward. With `local`, the second pass runs
-/// on a [`local_view`] of the perturbed model; otherwise the perturbed model keeps every
-/// parameter's distributed flag, so that Burn's DDP averages `g_p`.
-pub(crate) fn prepare<M, F>(
-    sam: &mut Sam,
-    lr: f64,
+/// The step without a second pass (the schedule's choice, or the devices' vote): the base
+/// optimizer's update on `g` (with LookSAM, `g` plus its stored direction). Nothing is committed.
+pub(crate) fn base_step<M: Module>(
+    sam: &Sam,
     model: &M,
-    first: FirstPass,
+    mut first: FirstPass<M>,
+    input: PassInput,
+) -> Result<Update, StepError> {
+    first.skip_second_pass();
+    match sam.ascend(model, first, input)? {
+        Next::Update(update) => Ok(update),
+        Next::Ascent(_) => unreachable!("a step told to skip its second pass ascended"),
+    }
+}
+
+/// A step up to the second pass's backward: the second pass's forward on the perturbed model
+/// (after ESAM's selection), or the update when the step has no second pass after all.
+pub(crate) enum Prepared<M> {
+    /// The ascent and the second pass's forward, ready for its backward.
+    Second(Box<(Ascent<M>, SecondForward<M>)>),
+    /// A step the members made without a second pass.
+    Ready(Box<Update>),
+}
+
+/// The perturbation, ESAM's selection and the second pass's forward. With `local`, the second
+/// pass runs on a [`local_view`] of the perturbed model; otherwise the perturbed model keeps
+/// every parameter's distributed flag, so that Burn's DDP averages `g_p`. Nothing is committed.
+pub(crate) fn prepare<M, F>(
+    sam: &Sam,
+    model: &M,
+    first: FirstPass<M>,
+    input: PassInput,
     rows: Option<&[usize]>,
     local: bool,
     loss_fn: &mut F,
@@ -114,32 +144,40 @@ where
     M: Module,
     F: FnMut(&M, Batch<'_>, Pass) -> Tensor<1>,
 {
-    let mut ascent = sam.ascend(lr, model, first)?;
-    sam.selection_pass(&mut ascent, rows, loss_fn)?;
+    let ascent = match sam.ascend(model, first, input)? {
+        Next::Ascent(ascent) => ascent,
+        Next::Update(update) => return Ok(Prepared::Ready(Box::new(update))),
+    };
+    let ascent = ascent.select_with(rows, &mut *loss_fn)?;
     let view = |m: &M| if local { local_view(m) } else { m.clone() };
-    let (second, view) = sam.second_pass_with(&mut ascent, rows, view, loss_fn)?;
-    Ok(Prepared { ascent, second, view })
+    let forward = ascent.second_forward(rows, view, &mut *loss_fn)?;
+    Ok(Prepared::Second(Box::new((ascent, forward))))
 }
 
 impl<M: Module> Prepared<M> {
-    /// The second pass's backward.
-    pub(crate) fn backward(self) -> (Ascent<M>, GradientsParams) {
-        let grads = self.second.backward(&self.view);
-        (self.ascent, grads)
+    /// The second pass's backward (under DDP, the distributed one) and its conclusion: the
+    /// update, not yet committed. A non-finite second-pass gradient is an error.
+    pub(crate) fn conclude(self) -> Result<Update, StepError> {
+        match self {
+            Prepared::Second(stages) => {
+                let (ascent, forward) = *stages;
+                ascent.second_pass(forward.backward())
+            }
+            Prepared::Ready(update) => Ok(*update),
+        }
     }
 }
 
-/// The base optimizer alone (no second pass this step): `g` handed on.
-pub(crate) fn base_only<M: Module>(sam: &mut Sam, model: &M, first: &FirstPass) -> Result<Descent, StepError> {
-    let mut d = sam.base_descent(model, &first.grads)?;
-    d.report.loss = Some(first.loss);
-    Ok(d)
+/// Whether the combination hands the base optimizer `g_p` alone (then Burn's DDP can average
+/// the second pass directly; otherwise the combined gradient is averaged afterwards). GSAM and
+/// WSAM mix the device's own `g` into the update.
+pub(crate) fn is_plain(config: &SamConfig) -> bool {
+    !config.members.iter().any(|m| m.room() == flatmin::Room::Combination)
 }
 
-/// Whether the combination hands the base optimizer `g_p` alone (then Burn's DDP can average
-/// the second pass directly; otherwise the combined gradient is averaged afterwards).
-pub(crate) fn is_plain(sam: &Sam) -> bool {
-    matches!(sam.config().combination, Combination::Plain)
+/// The first pass's gradients of `model` as one flat vector.
+pub(crate) fn first_gradient<M: Module>(model: &M, layout: &Layout, input: &PassInput) -> Option<ParamVector> {
+    input.gradients().map(|g| bridge::gradients(model, layout, g))
 }
 
 /// The mean, slot by slot, of the vectors present in `group` (in rank order), on `own`'s device.

@@ -1,11 +1,14 @@
 //! # flatmin-learner: the SAM family where Burn users already train
 //!
 //! * [`SamLearner`] wraps a model so that Burn's `Learner` (burn-train 0.22.1) trains it with
-//!   any flatmin optimizer: both passes and ESAM's selection run in `TrainStep::step`, the
-//!   Learner's own `ModuleOptimizer` applies the combined gradient as the base optimizer, and
-//!   its learning-rate scheduler, metrics, checkpoints and early stopping work unchanged. The
-//!   model implements [`SamStep`] (one forward pass on the requested samples) instead of
-//!   `TrainStep`.
+//!   any flatmin optimizer whose update Burn's optimizer can apply (every preset but bSAM and
+//!   MSAM): both passes and ESAM's selection run in `TrainStep::step`, the Learner's own
+//!   `ModuleOptimizer` applies the combined gradient as the base optimizer, and its
+//!   learning-rate scheduler, metrics, checkpoints and early stopping work unchanged. The
+//!   checkpoints carry the SAM state too (F-SAM's average, ESAM's mask generator, LookSAM's
+//!   stored direction, AE-SAM's statistics, the step count): a resumed Learner ends where an
+//!   uninterrupted one does. The model implements [`SamStep`] (one forward pass on the
+//!   requested samples) instead of `TrainStep`.
 //! * Data-parallel SAM on Burn's `MultiDevice` and DDP execution strategies ([`DataParallel`]):
 //!   by default each device perturbs with its own first-pass gradient (m-sharpness with `m` the
 //!   per-device batch) and only the update is averaged; [`AscentSync`] offers the synchronized
@@ -21,9 +24,10 @@ mod adapter;
 mod chunked;
 mod engine;
 mod parallel;
+mod state;
 mod step;
 
-pub use adapter::{SamHandle, SamLearner, SamLearnerConfig, SamLearnerStats};
+pub use adapter::{SamHandle, SamLearner, SamLearnerConfig, SamLearnerStats, SamState};
 pub use chunked::MSharpness;
 pub use engine::{SamGradients, SkipReason, apply_sharpness};
 pub use flatmin::bridge::{distributed_flags, is_distributed, local_view};

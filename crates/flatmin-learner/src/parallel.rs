@@ -3,10 +3,10 @@
 //!
 //! SAM's paper and official code do **not** average the first-pass gradient across devices:
 //! each device perturbs the weights with the gradient of its own shard ("m-sharpness", with `m`
-//! the per-device batch), and only the update is averaged (docs/ALGORITHMS.md §2.3). In Burn's
-//! distributed data parallel (DDP) execution every backward pass on parameters marked
-//! *distributed* is all-reduced, so the first pass runs on a [`local_view`] of the model whose
-//! parameters carry no such mark.
+//! the per-device batch), and only the update is averaged (crates/flatmin/ALGORITHMS.md §2.3).
+//! In Burn's distributed data parallel (DDP) execution every backward pass on parameters marked
+//! *distributed* is all-reduced, so the first pass runs on a
+//! [`local_view`](flatmin::bridge::local_view) of the model whose parameters carry no such mark.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};

@@ -106,7 +106,8 @@
 //!     let first = optim.begin(0.1, &model);                                                 // 1
 //!     let at_w = losses(first.model(), Batch::All);
 //!     let ascent = optim.ascend(&model, first, at_w).unwrap().ascent().expect("ESAM ascends"); // 2
-//!     let ascent = ascent.select(losses(&ascent.probe(), Batch::All)).unwrap();             // 3
+//!     let at_w_plus_e = losses(&ascent.probe(), Batch::All);
+//!     let ascent = ascent.select(at_w_plus_e).unwrap();                                      // 3
 //!     let at_w_plus_e = losses(ascent.model(), ascent.request());
 //!     let update = ascent.second_pass(at_w_plus_e).unwrap();                                 // 4
 //!     let (next, report) = optim.finish(model, update);                                     // 5

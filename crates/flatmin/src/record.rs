@@ -109,14 +109,16 @@ impl RecordIn {
 /// [`Sam::record`](crate::Sam::record); saved and read as burnpack.
 ///
 /// ```
+/// use burn::nn::{Linear, LinearConfig};
 /// use burn::tensor::Device;
 /// use flatmin::{SamConfig, SamRecord};
 ///
+/// let model: Linear = LinearConfig::new(4, 3).init(&Device::flex());
 /// let optim = SamConfig::preset("fsam", SamConfig::sgd_base(0.9, 0.0)).unwrap().init().unwrap();
 /// let bytes = optim.record().to_bytes().unwrap();
 /// let again = SamRecord::from_bytes(bytes, &Device::flex()).unwrap();
 /// let optim = SamConfig::preset("fsam", SamConfig::sgd_base(0.9, 0.0)).unwrap().init().unwrap()
-///     .load_record(again).unwrap();
+///     .load_record(again, &model).unwrap();
 /// assert_eq!(optim.steps(), 0);
 /// ```
 #[derive(Debug, Clone, Default)]

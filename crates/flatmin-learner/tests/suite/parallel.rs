@@ -124,11 +124,16 @@ fn chunks_are_independent_sam_steps_averaged() {
         let part = make_item(chunk, &device);
         let mut optim = sam.init().unwrap();
         let loss = |m: &Net| flatmin::per_sample_cross_entropy(m.forward(part.x.clone()), part.y.clone()).mean();
-        let first = optim.first_pass_model(&model);
-        let grads = GradientsParams::from_grads(loss(&first).backward(), &first);
-        let ascent = optim.perturb(LR, &model, &grads).unwrap();
+        let first = optim.begin(LR, &model);
+        let grads = GradientsParams::from_grads(loss(first.model()).backward(), first.model());
+        let ascent = optim
+            .ascend(&model, first, grads)
+            .unwrap()
+            .ascent()
+            .expect("SAM ascends");
         let grads_p = GradientsParams::from_grads(loss(ascent.model()).backward(), ascent.model());
-        let d = optim.descent(&model, ascent, &grads_p).unwrap();
+        let update = ascent.second_pass(grads_p).unwrap();
+        let d = optim.descent(update).unwrap();
         let flat: Vec<Vec<f32>> = (0..layout.len())
             .map(|i| d.gradient.get(i).unwrap().clone().into_data().iter::<f32>().collect())
             .collect();

@@ -47,8 +47,9 @@ fn the_learner_trains_every_preset_on_wgpu_as_flatmins_own_loop() {
     let device = wgpu();
     let initial = Net::new(&device);
     let before = training_loss(&initial, &device);
-    // bSAM updates the weights itself, which the adapter refuses (`learner::the_adapter_refuses_bsam`).
-    for preset in flatmin::PRESETS.into_iter().filter(|&p| p != "bsam") {
+    // bSAM and MSAM need flatmin's own base optimizer, which the adapter refuses
+    // (`learner::the_adapter_refuses_bsam`, `learner::the_adapter_refuses_msam`).
+    for preset in flatmin::PRESETS.into_iter().filter(|p| !config(p).needs_own_update()) {
         // 2 epochs of 4 batches of 8.
         let sam = config(preset).for_run(8, 32);
         let dir = scratch(&format!("wgpu-{preset}"));
@@ -128,15 +129,15 @@ fn the_distributed_mark_survives_every_perturbation_and_local_view_clears_it() {
     );
     let item = make_item(&samples(8, 0), &device);
     // ESAM included: its perturbed model once dropped the mark on the tensors its mask left out.
+    // Every preset with an ascent (ρ = 0 and MSAM's single pass have none), its schedule taken
+    // out: the perturbation does not depend on it.
     for preset in flatmin::PRESETS {
-        let mut optim = config(preset).for_run(1, 8).init().unwrap();
+        let Some(config) = ascending(preset) else {
+            continue;
+        };
         let local = local_view(&marked);
         assert!(!is_distributed(&local), "{preset}: local_view clears the mark");
-        let first = optim.first_pass_model(&local);
-        let loss = flatmin::per_sample_cross_entropy(first.forward(item.x.clone()), item.y.clone()).mean();
-        let grads = flatmin::bridge::backward(loss, &first);
-        let ascent = optim.perturb(LR, &marked, &grads).unwrap();
-        let perturbed = distributed_flags(ascent.model());
+        let perturbed = distributed_flags(&perturbed_model(&config, &marked, &local, &item, LR));
         assert_eq!(perturbed.len(), flags.len(), "{preset}");
         assert!(
             perturbed.values().all(|&d| d),
@@ -153,4 +154,54 @@ fn the_distributed_mark_survives_every_perturbation_and_local_view_clears_it() {
         distributed_flags(&stepped).values().all(|&d| d),
         "the optimizer keeps the mark"
     );
+}
+
+/// The SAM state in Burn's checkpoints on wgpu: 3 epochs
+/// straight against 1 epoch, the checkpoint and a fresh Learner resumed for epochs 2 and 3 —
+/// the same trainable weights and the same flatmin state, bit for bit. F-SAM's average (float
+/// slots) and AE-SAM's statistics (`u64` scalars in integer slots).
+#[test]
+fn a_resumed_learner_ends_where_an_uninterrupted_one_does_on_wgpu() {
+    let device = wgpu();
+    let initial = Net::new(&device);
+    for preset in ["fsam", "ae-sam"] {
+        let sam = config(preset).for_run(16, 32);
+        let run = |dir: &std::path::Path, epochs: usize, resume: Option<usize>| {
+            let model = SamLearner::new(initial.deep_copy(), SamLearnerConfig::new(sam.clone())).unwrap();
+            let mut training =
+                SupervisedTraining::new(dir, loader(samples(32, 0), BATCH), loader(samples(8, 9), BATCH))
+                    .num_epochs(epochs)
+                    .metrics((LossMetric::new(),))
+                    .with_default_checkpointers()
+                    .with_application_logger(None);
+            if let Some(epoch) = resume {
+                training = training.checkpoint(epoch);
+            }
+            let result = training.launch(Learner::new(model, burn_sgd(), ConstantLr::new(LR)));
+            assert!(result.error.is_none(), "{preset}: {:?}", result.error);
+            let record = result.model.sam_record(0).expect("rank 0");
+            let tensors: Vec<(String, Vec<u32>)> = record
+                .tensors
+                .iter()
+                .map(|(k, t)| {
+                    (
+                        k.clone(),
+                        t.clone().into_data().iter::<f32>().map(f32::to_bits).collect(),
+                    )
+                })
+                .collect();
+            (trainable(&result.model.into_inner()), tensors, record.scalars)
+        };
+        let whole = run(&scratch(&format!("wgpu-resume-whole-{preset}")), 3, None);
+        let dir = scratch(&format!("wgpu-resume-parts-{preset}"));
+        run(&dir, 1, None);
+        let resumed = run(&dir, 3, Some(1));
+        assert_eq!(whole.2, resumed.2, "{preset}: the scalars");
+        assert!(whole.1 == resumed.1, "{preset}: the state's tensors");
+        assert!(
+            whole.0 == resumed.0,
+            "{preset}: max |Δ| = {}",
+            max_abs_diff(&whole.0, &resumed.0)
+        );
+    }
 }

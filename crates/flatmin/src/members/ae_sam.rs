@@ -122,6 +122,7 @@ impl MemberHooks for AeSam {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::member::MemberConfig;
 
     fn config() -> AeSamConfig {
         AeSamConfig::new().with_total_steps(100)

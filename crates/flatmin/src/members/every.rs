@@ -42,6 +42,7 @@ impl MemberHooks for Every {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::member::MemberConfig;
 
     #[test]
     fn every_k_runs_steps_0_k_2k() {

@@ -28,6 +28,16 @@ macro_rules! registry {
         }
 
         impl Member {
+            /// The member's name (`"wsam"`, `"esam"`, …).
+            pub fn name(&self) -> &'static str {
+                self.spec().name()
+            }
+
+            /// The room of the step the member occupies.
+            pub fn room(&self) -> Room {
+                self.spec().room()
+            }
+
             /// The member's configuration, type-erased.
             pub(crate) fn spec(&self) -> &dyn MemberSpec {
                 match self {

@@ -66,6 +66,7 @@ impl MemberHooks for Random {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::member::MemberConfig;
 
     fn runs(probability: f64, seed: u64, steps: u64) -> Vec<bool> {
         let m = RandomConfig::new().with_probability(probability).with_seed(seed).build();

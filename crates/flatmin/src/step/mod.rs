@@ -402,6 +402,13 @@ impl Sam {
             return Err(RecordError::Mismatch(format!("unknown tensor `{name}`")));
         }
         self.steps = record.uint("steps")?;
+        // Records before the member registry wrote ESAM's generator (`rng/`) for every
+        // configuration; any other scalar left over belongs to a member this one lacks.
+        if let Some(name) = record.scalars.keys().find(|k| !k.starts_with("rng/")) {
+            return Err(RecordError::Mismatch(format!(
+                "unknown scalar `{name}`: the record is of a configuration with another member"
+            )));
+        }
         self.check_fits(model)?;
         Ok(self)
     }

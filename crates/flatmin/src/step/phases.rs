@@ -138,12 +138,14 @@ pub(crate) fn base_step(
             };
             combined(&work, layout, &g, gp, known, info.eps, measure)?
         }
+        // No second pass and nothing reused: the base optimizer gets `g` itself (no combination
+        // of `g` with itself, which GSAM's and coupled WSAM's arithmetic would round).
         None => {
             let known = Known {
                 g_norm,
                 gp: Some((g_norm, Some(squared))),
             };
-            combined(&work, layout, &g, &g, known, info.eps, measure)?
+            combined(&[], layout, &g, &g, known, info.eps, measure)?
         }
     };
     let report = &mut descent.report;

@@ -39,6 +39,44 @@ impl Net {
         self.l2.forward(self.relu.forward(self.bn.forward(self.l1.forward(x))))
     }
 
+    /// A net whose linear layers hold fixed weights, the same in every run: `Net::new` draws
+    /// them from Burn's generator, which the tests running in parallel share, so its weights
+    /// depend on their order. For the tests whose outcome (AE-SAM's decisions) must not.
+    pub fn fixed(device: &Device) -> Self {
+        use burn::module::{ModuleMapper, Param};
+        struct Fixed {
+            path: Vec<String>,
+            tensors: usize,
+        }
+        impl ModuleMapper for Fixed {
+            fn enter_module(&mut self, name: &str, _: &str) {
+                self.path.push(name.to_string());
+            }
+            fn exit_module(&mut self, _: &str, _: &str) {
+                self.path.pop();
+            }
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                if !matches!(self.path.first().map(String::as_str), Some("l1" | "l2")) {
+                    return param;
+                }
+                let k = self.tensors;
+                self.tensors += 1;
+                param.map(|t| {
+                    let shape = t.shape();
+                    let values: Vec<f32> = (0..shape.num_elements())
+                        .map(|i| (((i * 7 + k * 5) % 17) as f32 / 16.0 - 0.5) * 0.8)
+                        .collect();
+                    let tracked = t.is_require_grad();
+                    Tensor::from_data(TensorData::new(values, shape), &t.device()).set_require_grad(tracked)
+                })
+            }
+        }
+        Self::new(device).map(&mut Fixed {
+            path: Vec::new(),
+            tensors: 0,
+        })
+    }
+
     /// A copy that owns its BatchNorm running statistics (Burn's clones share them).
     pub fn deep_copy(&self) -> Self {
         self.clone().valid().train()
@@ -195,4 +233,32 @@ pub fn trainable(model: &Net) -> Vec<Vec<u32>> {
     let layout = flatmin::Layout::of(model);
     let values = flatmin::bridge::values(model, &layout);
     values.into_slots().into_iter().flatten().map(bits).collect()
+}
+
+/// `preset` (on momentum SGD) with every step a SAM step — its schedule taken out, since the
+/// perturbation does not depend on it — for the checks of the perturbed model; `None` for a
+/// preset without an ascent (ρ = 0, MSAM's single pass).
+pub fn ascending(preset: &str) -> Option<flatmin::SamConfig> {
+    use flatmin::Member;
+    let mut config = flatmin::SamConfig::preset(preset, flatmin::SamConfig::sgd_base(0.9, 5e-4))
+        .unwrap()
+        .for_run(1, 8);
+    config.members.retain(|m| {
+        !matches!(
+            m,
+            Member::Every(_) | Member::Random(_) | Member::AeSam(_) | Member::LookSam(_)
+        )
+    });
+    (!config.is_base_only() && !config.is_scheduled()).then_some(config)
+}
+
+/// The perturbed model of one step begun on `local` (a view of `model`) and ascended from
+/// `model`, for a configuration that ascends at every step.
+pub fn perturbed_model(config: &flatmin::SamConfig, model: &Net, local: &Net, item: &Item, lr: f64) -> Net {
+    let optim = config.init().unwrap();
+    let first = optim.begin(lr, local);
+    let loss = flatmin::per_sample_cross_entropy(first.model().forward(item.x.clone()), item.y.clone()).mean();
+    let grads = flatmin::bridge::backward(loss, first.model());
+    let ascent = optim.ascend(model, first, grads).unwrap().ascent().expect("a SAM step");
+    ascent.model().clone()
 }
