@@ -1,9 +1,11 @@
 //! `flatmin compare`: does SAM (or any member of the family) help on *my* data? Every optimizer is
 //! trained with the same seeds on the same splits (by default each seed its own stratified split);
-//! the answer is the test-accuracy difference to the base optimizer with a 95 % interval that
-//! holds on new data from the same source ([`crate::stats`]), what it costs, what the run could
-//! have detected, and a verdict in words that says "better" or "worse" only when the interval
-//! excludes 0. Degenerate runs (most steps skipped) get a reason instead of a verdict.
+//! the answer is the test-accuracy difference to the base optimizer with an interval that holds on
+//! new data from the same source ([`crate::stats`]), what it costs, what the run could have
+//! detected, and a verdict in words that says "better" or "worse" only when the interval excludes 0
+//! and McNemar's exact sign test agrees. All the verdicts of one run (against the base, and against
+//! SAM on the frontier) are one family, decided by Holm's procedure at 5 % family-wise
+//! ([`assess`]). Degenerate runs (most steps skipped) get a reason instead of a verdict.
 //!
 //! With `--rho-search`, each optimizer's ρ is chosen by validation accuracy on a validation split
 //! carved (seeded, stratified) from the training data — each seed's own with a split per seed —;
@@ -156,11 +158,12 @@ impl PairedDifference {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// The whole 95 % interval is above 0.
+    /// Significant, above 0: the whole interval (at Holm's level for it) is above 0 and the
+    /// exact sign test agrees.
     Better,
-    /// The whole 95 % interval is below 0.
+    /// Significant, below 0.
     Worse,
-    /// The interval contains 0.
+    /// Not significant: the interval contains 0, or the sign test does not confirm it.
     NoDifference,
     /// One seed: no interval, no verdict.
     OneSeed,
@@ -199,8 +202,8 @@ impl Scored {
     /// The outcome the interval (or its absence) gives.
     pub fn outcome(&self) -> Outcome {
         match self {
-            Self::Estimated(e) if e.interval().0 > 0.0 => Outcome::Better,
-            Self::Estimated(e) if e.interval().1 < 0.0 => Outcome::Worse,
+            Self::Estimated(e) if e.significant() && e.mean > 0.0 => Outcome::Better,
+            Self::Estimated(e) if e.significant() => Outcome::Worse,
             Self::Estimated(_) => Outcome::NoDifference,
             Self::OneSeed(_) => Outcome::OneSeed,
             Self::NotScored(..) => Outcome::NotScored,
@@ -231,7 +234,7 @@ pub fn score(design: &SplitDesign, outcomes: &[Discordance], n_train: usize) -> 
         return Scored::OneSeed(mean);
     }
     let estimate = match design {
-        SplitDesign::PerSeed { .. } => stats::corrected_resampled_t(outcomes, n_train),
+        SplitDesign::PerSeed { .. } => stats::random_splits(outcomes, n_train),
         SplitDesign::Fixed { .. } => stats::seeds_and_test_examples(outcomes),
     };
     match estimate {
@@ -266,26 +269,54 @@ fn times(ratio: f64) -> String {
     }
 }
 
-/// "about 40 seeds" / "about 3× the test data" advice for a difference of `delta` points.
+/// "about 40 seeds" / "about 3× the test data" advice for a difference of `delta` points, each
+/// with the 90 % range its variance estimate allows (it rests on few degrees of freedom).
 pub fn to_settle(e: &Estimate, design: &SplitDesign, delta: f64) -> String {
     let data_word = match design {
         SplitDesign::PerSeed { .. } => "data (same split fractions)",
         SplitDesign::Fixed { .. } => "test examples",
     };
+    let range = |low: String, high: String| {
+        if low == high {
+            String::new()
+        } else {
+            format!(" (90 % range {low} to {high})")
+        }
+    };
     let seeds = match e.seeds_to_detect(delta) {
-        Some(j) => format!("about {j} seeds"),
+        Some(j) => {
+            let (low, high) = e.seeds_to_detect_range(delta);
+            format!(
+                "about {j} seeds{}",
+                range(
+                    low.map_or("over 10 000".into(), |l| l.to_string()),
+                    high.map_or("over 10 000".into(), |h| h.to_string())
+                )
+            )
+        }
         None => format!(
             "more seeds alone would not (the {} limits it)",
             match design {
-                SplitDesign::PerSeed { .. } => "test/train ratio",
+                SplitDesign::PerSeed { .. } => "part every split of this data set shares",
                 SplitDesign::Fixed { .. } => "test set",
             }
         ),
     };
     let data = match e.data_to_detect(delta) {
         Some(f) if f <= 1.0 => "the data as it is".to_string(),
-        Some(f) => format!("about {}× the {data_word} at {} seeds", round_up(f), e.seeds),
-        None => format!("more {data_word} alone would not (the seeds limit it)"),
+        Some(f) => {
+            let (low, high) = e.data_to_detect_range(delta);
+            let factor = |x: Option<f64>| x.map_or("over 10 000×".into(), |x| format!("{}×", round_up(x.max(1.0))));
+            format!(
+                "about {}× the {data_word} at {} seeds{}",
+                round_up(f),
+                e.seeds,
+                range(factor(low), factor(high))
+            )
+        }
+        None => {
+            format!("more {data_word} alone would not (the seeds' own spread, which data does not remove, limits it)")
+        }
     };
     if e.seeds_to_detect(delta).is_none() && e.data_to_detect(delta).is_none() {
         // Neither alone: both, scaled together.
@@ -321,7 +352,7 @@ fn round_up(f: f64) -> String {
 /// the 113 test examples".
 fn over(e: &Estimate) -> String {
     match e.method {
-        stats::Method::CorrectedResampledT => format!("{} seeds, each on its own split", e.seeds),
+        stats::Method::RandomSplits => format!("{} seeds, each on its own split", e.seeds),
         stats::Method::SeedsAndTestExamples => {
             format!("{} seeds and the {} test examples", e.seeds, e.test_examples.round())
         }
@@ -329,42 +360,98 @@ fn over(e: &Estimate) -> String {
     }
 }
 
+/// "95 %", "98.3 %": a confidence level for reports.
+pub fn level_text(level: f64) -> String {
+    let percent = 100.0 * level;
+    if (percent - percent.round()).abs() < 1e-9 {
+        format!("{percent:.0} %")
+    } else {
+        format!("{percent:.1} %")
+    }
+}
+
 /// The plain-language verdict on `name` (e.g. "SAM") against the base, at `step_cost` times the
-/// base's time per step: "SAM is better by 1.2 ± 0.4 points at 2.0× the cost per step (95 % CI
-/// over …)", "SAM: no difference detectable with 3 seeds (−0.3 ± 0.9 points) at 2.0× the cost per
-/// step; this run could detect about 2.5 points …", "SAM is worse by …", with one seed the
-/// difference and that there is no interval, and for a degenerate run the reason there is no
-/// verdict.
+/// base's time per step, alone (a family of one): see [`verdict_in_family`].
 pub fn verdict(name: &str, scored: &Scored, design: &SplitDesign, step_cost: f64) -> String {
+    verdict_in_family(name, scored, design, step_cost, 1)
+}
+
+/// The plain-language verdict on `name` against the base, one of `family` verdicts of the run:
+/// "SAM is better by 1.2 ± 0.4 points at 2.0× the cost per step (95 % CI over …)", "SAM: no
+/// difference detectable with 3 seeds (−0.3 ± 0.9 points) at 2.0× the cost per step; this run
+/// could detect about 2.5 points …", "SAM is worse by …"; a significant-looking interval the exact
+/// sign test does not confirm says so; full agreement says what the rule of three still allows;
+/// with one seed the difference and that there is no interval, and for a degenerate run the
+/// reason there is no verdict.
+pub fn verdict_in_family(name: &str, scored: &Scored, design: &SplitDesign, step_cost: f64, family: usize) -> String {
     let cost = format!("at {} the cost per step", times(step_cost));
+    let holm = if family > 1 {
+        format!("; Holm's level for one of the run's {family} comparisons")
+    } else {
+        String::new()
+    };
+    let level = |e: &Estimate| {
+        if (e.level - stats::CONFIDENCE).abs() < 1e-12 {
+            String::new()
+        } else {
+            format!(", {} CI", level_text(e.level))
+        }
+    };
     match scored {
         Scored::Estimated(e) if e.significant() => {
             let k = decimals(e.mean, e.half_width);
             let word = if e.mean > 0.0 { "better" } else { "worse" };
             format!(
-                "{name} is {word} by {} ± {:.*} points {cost} (95 % CI over {})",
+                "{name} is {word} by {} ± {:.*} points {cost} ({} CI over {}{holm})",
                 signed(e.mean.abs(), k, false),
                 k,
                 e.half_width,
+                level_text(e.level),
                 over(e)
             )
         }
-        Scored::Estimated(e) if e.standard_error == 0.0 => format!(
-            "{name}: no difference with {} seeds (+0.0 ± 0.0 points: the two agree on every test example of every \
-             seed) {cost}",
-            e.seeds
-        ),
+        Scored::Estimated(e) if e.standard_error == 0.0 => {
+            let mut s = format!(
+                "{name}: no difference with {} seeds (+0.0 ± 0.0 points: the two agree on every test example of every \
+                 seed",
+                e.seeds
+            );
+            if let Some(bound) = e.rule_of_three() {
+                s.push_str(&format!(
+                    "; with 0 of {} examples discordant, the difference on new data could still be up to about {:.1} \
+                     points, by the rule of three",
+                    e.examples_seen.round(),
+                    bound
+                ));
+            }
+            s.push_str(&format!(") {cost}"));
+            s
+        }
         Scored::Estimated(e) => {
             let k = decimals(e.mean, e.half_width);
             let mut s = format!(
-                "{name}: no difference detectable with {} seeds ({} ± {:.*} points) {cost}; this run could detect \
-                 about {:.1} points (80 % power)",
+                "{name}: no difference detectable with {} seeds ({} ± {:.*} points{}) {cost}",
                 e.seeds,
                 signed(e.mean, k, true),
                 k,
                 e.half_width,
-                e.detectable
+                level(e)
             );
+            if let (true, Some(test)) = (e.held_back_by_sign_test(), e.sign_test) {
+                s.push_str(&format!(
+                    ": the interval excludes 0, but only {} test {} disagree ({} for {name}, {} against) and McNemar's \
+                     exact sign test gives p = {:.3}",
+                    test.positive + test.negative,
+                    test.unit,
+                    test.positive,
+                    test.negative,
+                    test.p
+                ));
+            }
+            s.push_str(&format!(
+                "; this run could detect about {:.1} points (80 % power at 95 %)",
+                e.detectable
+            ));
             if e.mean != 0.0 {
                 s.push_str(&format!(
                     "; to settle a difference of {} points: {}",
@@ -472,6 +559,14 @@ pub struct VersusBase {
     pub interval_points: Option<(f64, f64)>,
     /// What the interval says.
     pub outcome: Outcome,
+    /// The comparison's p-value: the larger of the interval's and the exact sign test's (`None`
+    /// without an interval).
+    pub p_value: Option<f64>,
+    /// Holm's decision over the run's family of comparisons (`None` without an interval).
+    pub holm: Option<stats::Decision>,
+    /// With full agreement on every example: the largest difference the rule of three still
+    /// allows (points).
+    pub rule_of_three_points: Option<f64>,
     /// Why there is no verdict, when `outcome` is `not_scored`.
     pub not_scored: Option<String>,
     /// The smallest true difference this run finds 80 % of the time (points).
@@ -806,20 +901,83 @@ pub struct Comparison {
     pub seconds: f64,
     /// Every optimizer's gain against its cost (crate::frontier), the base first.
     pub frontier: Vec<FrontierPoint>,
+    /// Comparisons in the run's family of verdicts (against the base, and against SAM).
+    pub family: usize,
 }
 
-/// The difference of `method` to `base` as the frontier shows it: the reported interval.
-fn frontier_interval(v: &VersusBase) -> Interval {
-    Interval {
-        mean: v.difference_points.mean,
-        half_width: v.difference_points.half_width,
-        method: v.estimate.as_ref().map(|e| e.method),
+/// An interval as the frontier shows it.
+fn frontier_interval(scored: &Scored) -> Interval {
+    match scored {
+        Scored::Estimated(e) => Interval {
+            mean: e.mean,
+            half_width: Some(e.half_width),
+            method: Some(e.method),
+        },
+        other => Interval {
+            mean: other.mean(),
+            half_width: None,
+            method: None,
+        },
     }
 }
 
-/// The frontier of a comparison's results (the base first), with SAM as the reference when it
-/// is among them.
-pub fn frontier_of(results: &[OptimizerResult], design: &SplitDesign, n_train: usize) -> Vec<FrontierPoint> {
+/// Every verdict of a comparison's results (the base first): each optimizer against the base,
+/// and, when SAM is among them with at least one other, each other against SAM (the frontier's
+/// "Δ vs SAM"). One family: Holm's procedure decides them together at 5 % family-wise, and each
+/// interval is shown at the level Holm used for it. Returns the comparisons with the base, the
+/// frontier and the family's size.
+pub fn assess(
+    results: &[OptimizerResult],
+    design: &SplitDesign,
+    n_train: usize,
+) -> (Vec<VersusBase>, Vec<FrontierPoint>, usize) {
+    let sam = results.iter().position(|r| r.optimizer == "sam").filter(|&s| s > 0);
+    let mut pairs: Vec<(usize, usize)> = (1..results.len()).map(|j| (0, j)).collect();
+    if let Some(s) = sam.filter(|_| results.len() > 2) {
+        pairs.extend((1..results.len()).filter(|&j| j != s).map(|j| (s, j)));
+    }
+    let scored: Vec<Scored> = pairs
+        .iter()
+        .map(|&(i, j)| score_pair(&results[i], &results[j], design, n_train))
+        .collect();
+    let members: Vec<usize> = (0..scored.len())
+        .filter(|&k| matches!(scored[k], Scored::Estimated(_)))
+        .collect();
+    let estimates: Vec<&Estimate> = members
+        .iter()
+        .filter_map(|&k| match &scored[k] {
+            Scored::Estimated(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let decisions = stats::holm(&estimates, stats::ALPHA);
+    let family = estimates.len();
+    let mut decided: Vec<Option<stats::Decision>> = vec![None; scored.len()];
+    for (&k, d) in members.iter().zip(&decisions) {
+        decided[k] = Some(*d);
+    }
+    let adjusted: Vec<Scored> = scored
+        .iter()
+        .zip(&decided)
+        .map(|(sc, d)| match (sc, d) {
+            (Scored::Estimated(e), Some(d)) => Scored::Estimated(e.at_level(d.alpha)),
+            (other, _) => other.clone(),
+        })
+        .collect();
+    let find = |i: usize, j: usize| pairs.iter().position(|&p| p == (i, j));
+    let versus = (1..results.len())
+        .map(|j| {
+            let k = find(0, j).expect("every optimizer is compared with the base");
+            versus_from(
+                &results[0],
+                &results[j],
+                design,
+                adjusted[k].clone(),
+                decided[k],
+                family,
+            )
+        })
+        .collect();
     let entries: Vec<Entry> = results
         .iter()
         .map(|r| Entry {
@@ -829,12 +987,48 @@ pub fn frontier_of(results: &[OptimizerResult], design: &SplitDesign, n_train: u
             second_pass_fraction: r.second_pass_fraction,
         })
         .collect();
-    let sam = results.iter().position(|r| r.optimizer == "sam");
-    frontier::build(
-        &entries,
-        |i, j| frontier_interval(&versus_base(&results[i], &results[j], design, n_train)),
-        sam,
-    )
+    let interval = |i: usize, j: usize| {
+        find(i, j).map_or(
+            Interval {
+                mean: f64::NAN,
+                half_width: None,
+                method: None,
+            },
+            |k| frontier_interval(&adjusted[k]),
+        )
+    };
+    // The share of SAM's gain: shown only when SAM is called better than the base; Fieller's 95 %
+    // interval from the three paired estimates (the covariance of the two gains by Var(a − b)).
+    let share = |j: usize, s: usize| {
+        let (a, b, ab) = (find(0, j)?, find(0, s)?, find(s, j)?);
+        let sam_better = decided[b].is_some_and(|d| d.rejected) && scored[b].mean() > 0.0;
+        if !sam_better {
+            return None;
+        }
+        let (Scored::Estimated(ea), Scored::Estimated(eb), Scored::Estimated(eab)) =
+            (&scored[a], &scored[b], &scored[ab])
+        else {
+            return None;
+        };
+        let (va, vb, vab) = (
+            ea.standard_error.powi(2),
+            eb.standard_error.powi(2),
+            eab.standard_error.powi(2),
+        );
+        let critical = (eb.half_width_at(stats::ALPHA) - eb.continuity) / eb.standard_error;
+        Some(frontier::Share {
+            ratio: ea.mean / eb.mean,
+            interval: stats::fieller(ea.mean, eb.mean, va, vb, (va + vb - vab) / 2.0, critical),
+        })
+    };
+    let frontier = frontier::build_with(&entries, interval, sam, share);
+    (versus, frontier, family)
+}
+
+/// The frontier of a comparison's results (the base first), with SAM as the reference when it
+/// is among them: the frontier of [`assess`].
+pub fn frontier_of(results: &[OptimizerResult], design: &SplitDesign, n_train: usize) -> Vec<FrontierPoint> {
+    assess(results, design, n_train).1
 }
 
 /// Warnings about one final run's split: a class absent from its test set.
@@ -995,13 +1189,10 @@ pub fn run(plan: &Plan, loaded: &Split) -> Result<Comparison, TrainError> {
             100.0 / n_test.max(1) as f64
         ));
     }
-    let versus = results[1..]
-        .iter()
-        .map(|r| versus_base(&results[0], r, &plan.design, n_train))
-        .collect();
-    let frontier = frontier_of(&results, &plan.design, n_train);
+    let (versus, frontier, family) = assess(&results, &plan.design, n_train);
     Ok(Comparison {
         frontier,
+        family,
         results,
         versus,
         searches,
@@ -1073,13 +1264,49 @@ pub fn second_pass_fraction(runs: &[Summary]) -> Option<f64> {
     Some(if steps > 0.0 { passes / steps } else { 0.0 })
 }
 
+/// The paired per-example outcomes of `method` against `base` scored under `design` (a family
+/// of one, 95 %), or why not.
+fn score_pair(base: &OptimizerResult, method: &OptimizerResult, design: &SplitDesign, n_train: usize) -> Scored {
+    let outcomes: Vec<Discordance> = base
+        .test_correct
+        .iter()
+        .zip(&method.test_correct)
+        .map(|(b, m)| stats::discordance(b, m))
+        .collect();
+    match base.degenerate().or_else(|| method.degenerate()) {
+        Some(why) => {
+            let mean = 100.0 * (method.accuracy_mean - base.accuracy_mean);
+            Scored::NotScored(why, mean)
+        }
+        None => score(design, &outcomes, n_train),
+    }
+}
+
 /// The comparison of `method` with `base` (results over the same seeds and splits), under
-/// `design`, with `n_train` training examples per run.
+/// `design`, with `n_train` training examples per run, alone (a family of one; [`assess`]
+/// decides a run's comparisons together).
 pub fn versus_base(
     base: &OptimizerResult,
     method: &OptimizerResult,
     design: &SplitDesign,
     n_train: usize,
+) -> VersusBase {
+    let scored = score_pair(base, method, design, n_train);
+    let decision = match &scored {
+        Scored::Estimated(e) => Some(stats::holm(&[e], stats::ALPHA)[0]),
+        _ => None,
+    };
+    versus_from(base, method, design, scored, decision, 1)
+}
+
+/// The comparison of `method` with `base` from its score (its interval at Holm's level).
+fn versus_from(
+    base: &OptimizerResult,
+    method: &OptimizerResult,
+    design: &SplitDesign,
+    scored: Scored,
+    decision: Option<stats::Decision>,
+    family: usize,
 ) -> VersusBase {
     let per_seed_points: Vec<f64> = base
         .test_accuracy
@@ -1091,16 +1318,6 @@ pub fn versus_base(
         &base.test_accuracy.iter().map(|a| 100.0 * a).collect::<Vec<_>>(),
         &method.test_accuracy.iter().map(|a| 100.0 * a).collect::<Vec<_>>(),
     );
-    let outcomes: Vec<Discordance> = base
-        .test_correct
-        .iter()
-        .zip(&method.test_correct)
-        .map(|(b, m)| stats::discordance(b, m))
-        .collect();
-    let scored = match base.degenerate().or_else(|| method.degenerate()) {
-        Some(why) => Scored::NotScored(why, plain.mean),
-        None => score(design, &outcomes, n_train),
-    };
     let estimate = match &scored {
         Scored::Estimated(e) => Some(e.clone()),
         _ => None,
@@ -1110,7 +1327,7 @@ pub fn versus_base(
     let base_seconds = time_to_reach(&base.curve, &base.curve_seconds, target).unwrap_or(f64::NAN);
     let seconds = time_to_reach(&method.curve, &method.curve_seconds, target);
     let reach_cost_ratio = seconds.map(|s| s / base_seconds);
-    let mut sentence = verdict(&method.name, &scored, design, step_cost_ratio);
+    let mut sentence = verdict_in_family(&method.name, &scored, design, step_cost_ratio, family);
     if !matches!(scored, Scored::NotScored(..)) {
         sentence.push_str(&match reach_cost_ratio {
             Some(r) => format!(
@@ -1140,6 +1357,9 @@ pub fn versus_base(
         per_seed_points,
         interval_points: estimate.as_ref().map(|e| e.interval()),
         outcome: scored.outcome(),
+        p_value: estimate.as_ref().map(|e| e.p_value()),
+        holm: decision,
+        rule_of_three_points: estimate.as_ref().and_then(|e| e.rule_of_three()),
         not_scored: match &scored {
             Scored::NotScored(why, _) => Some(why.clone()),
             _ => None,
@@ -1178,9 +1398,10 @@ fn rho_cell(r: &OptimizerResult) -> String {
 pub fn table(c: &Comparison) -> String {
     let base = &c.results[0];
     let mut s = format!(
-        "| optimizer | ρ | test acc (mean ± std) | Δ vs {b} (95 % CI), points | ms/step | cost per step | time to {b}'s accuracy | skipped steps |\n\
+        "| optimizer | ρ | test acc (mean ± std) | Δ vs {b} ({ci}), points | ms/step | cost per step | time to {b}'s accuracy | skipped steps |\n\
          |---|---|---|---|---|---|---|---|\n",
-        b = base.name
+        b = base.name,
+        ci = if c.family > 1 { "CI at Holm's level" } else { "95 % CI" }
     );
     let skipped = |r: &OptimizerResult| {
         if r.skipped_steps == 0 {
@@ -1237,29 +1458,53 @@ pub fn method_note(c: &Comparison) -> String {
         SplitDesign::PerSeed { test_fraction } => format!(
             "Each seed drew its own stratified split ({:.0} % of each class for testing: {} training and {} test \
              examples), the same for every optimizer at that seed. Δ is the mean of the per-seed differences of test \
-             accuracy to {base} ± the half-width of the 95 % corrected resampled t-interval (Nadeau & Bengio 2003; \
-             Bouckaert & Frank 2004): the variance of the mean is (1/J + n_test/n_train)·s² with J − 1 degrees of \
-             freedom, because overlapping training and test sets make the seeds' differences correlated; the plain \
-             s²/J would be too narrow. It covers the seeds, the luck of the split and the test set's sampling error.",
+             accuracy to {base} ± the half-width of its interval. The seeds' differences mix the test set's sampling \
+             error, the seeds' own noise and how the difference depends on the training set; two random test sets \
+             share n_test/N of their examples but two random training sets share n_train/N, and the part every split \
+             of this one data set shares never shows in the seeds' spread. So the test-sampling variance (from the \
+             per-example outcomes) keeps Nadeau & Bengio's (2003) correction, 1/J + n_test/n_train, and the spread \
+             beyond it gets the training-set one, 1/J + n_train/n_test, with J − 1 degrees of freedom: valid when the \
+             difference depends on the training set, conservative (wider than needed) when the spread is seed noise, \
+             which one data set cannot tell apart. (The corrected resampled t alone is liberal when the difference \
+             depends on the training set.)",
             100.0 * test_fraction,
             c.n_train,
             c.n_test
         ),
         SplitDesign::Fixed { why } => format!(
             "Every seed was tested on the same {} examples ({why}). Δ is the mean difference of test accuracy to {base} \
-             ± the half-width of a 95 % interval that counts both the seeds and the test set's own sampling error, \
-             from the paired per-example outcomes: variance s²_examples/n + s²_seeds/J (examples and seeds as two \
-             random effects), Satterthwaite's degrees of freedom. The plain t over seeds would miss the test set: \
-             seeds that differ by the same test example look certain.",
+             ± the half-width of an interval that counts both the seeds and the test set's own sampling error, from \
+             the paired per-example outcomes: examples and seeds as two random effects, each variance component \
+             counted once, combined by Banerjee's (1960) rule √(t²(n−1)·A + t²(J−1)·B), which never covers less than \
+             its level (Satterthwaite's degrees of freedom are liberal at 2–3 seeds when the seeds dominate). It is \
+             conditional on the one training set: it says nothing about how the difference would change with another \
+             training set from the same source.",
             c.n_test
         ),
     };
+    let family = if c.family > 1 {
+        format!(
+            " The run's {} verdicts (every optimizer against {base}, and against SAM in \"Gain against cost\") are one \
+             family: Holm's (1979) step-down procedure keeps the chance of any false \"better\" or \"worse\" among \
+             them at 5 %, and each interval is shown at the level Holm used for it (between 95 % and {}).",
+            c.family,
+            level_text(1.0 - stats::ALPHA / c.family as f64)
+        )
+    } else {
+        " One comparison: a 95 % interval.".to_string()
+    };
     format!(
-        "{how} The interval has zero width only when the two optimizers agree on every test example of every seed. \
-         \"Could detect\": the true difference this design finds 80 % of the time, (t₀.₉₇₅ + t₀.₈)·SE. Cost per \
-         step: ms/step over {base}'s. Time to {base}'s accuracy: training time (optimizer steps) until the mean \
-         accuracy curve first reaches {base}'s final mean test accuracy, over {base}'s time for the same (accuracy \
-         is measured once per epoch). Skipped steps: steps with a non-finite loss or gradient, over all seeds.\n\n"
+        "{how} A verdict needs the interval to exclude 0 and McNemar's exact sign test on the discordant outcomes \
+         (the examples' net discordance with a fixed test set, every discordant pair with random splits) to agree, so \
+         a handful of discordant examples cannot carry one; the half-width includes Edwards' continuity correction \
+         (half a step of the mean), and the variance is never below that of independent paired outcomes, so an \
+         interval has zero width only when the two optimizers agree on every test example of every seed (the rule \
+         of three then says how large a difference the data still allow).{family} \"Could detect\": the true \
+         difference this design finds 80 % of the time at 95 %, from the noncentral t; \"to settle\" projections \
+         carry the 90 % range their variance estimate allows. Cost per step: ms/step over {base}'s. Time to \
+         {base}'s accuracy: training time (optimizer steps) until the mean accuracy curve first reaches {base}'s \
+         final mean test accuracy, over {base}'s time for the same (accuracy is measured once per epoch). Skipped \
+         steps: steps with a non-finite loss or gradient, over all seeds.\n\n"
     )
 }
 
@@ -1333,12 +1578,13 @@ pub fn markdown(plan: &Plan, loaded: &Loaded, c: &Comparison) -> String {
     s.push_str(&verdicts(c));
     if c.frontier.len() > 1 {
         s.push_str(&format!(
-            "\n## Gain against cost\n\nEvery optimizer's difference to {b} with its 95 % interval (as above), against its time \
+            "\n## Gain against cost\n\nEvery optimizer's difference to {b} with its interval (as above), against its time \
              per step over {b}'s and its training time (the optimizer steps of one run, mean over seeds); second passes: \
              the share of its steps that ran SAM's second pass.{}\n\n{}\n![gain against cost per step](frontier.svg)\n",
             if c.frontier.iter().any(|p| p.difference_to_sam_points.is_some()) {
-                " Share of SAM's gain: its difference over SAM's (a ratio of means, shown only when SAM's own interval \
-                 excludes 0); Δ vs SAM: its difference to SAM, paired and with its interval the same way."
+                " Share of SAM's gain: its difference over SAM's, a ratio of means with Fieller's 95 % interval, shown \
+                 only when SAM itself is called better than the base; Δ vs SAM: its difference to SAM, paired and with \
+                 its interval the same way (part of the family of verdicts)."
             } else {
                 ""
             },
@@ -1383,6 +1629,7 @@ fn json_report(plan: &Plan, loaded: &Loaded, c: &Comparison) -> Value {
         }) },
         "optimizers": c.results,
         "versus_base": c.versus,
+        "family": { "comparisons": c.family, "procedure": "holm", "alpha": stats::ALPHA },
         "verdicts": c.versus.iter().map(|v| v.verdict.clone()).collect::<Vec<_>>(),
         "frontier": c.frontier,
         "warnings": c.warnings,
@@ -1414,7 +1661,7 @@ fn charts(c: &Comparison, plan: &Plan) -> Vec<(&'static str, LineChart)> {
     };
     let n = c.versus.len() as f64;
     let mut difference = LineChart {
-        title: format!("Difference to {} with its 95 % interval (points)", c.results[0].name),
+        title: format!("Difference to {} with its interval (points; at Holm's level in a family)", c.results[0].name),
         x_label: c
             .versus
             .iter()

@@ -2,7 +2,7 @@
 //! optimizer, its test-accuracy difference to the base (with its 95 % interval, from
 //! [`crate::stats`]) against what it costs — its time per step over the base's and its total
 //! training time — with the fraction of its steps that ran SAM's second pass, and, when SAM is
-//! among the optimizers, how much of SAM's gain it keeps. As JSON (serialized points), a Markdown
+//! among the optimizers, how much of SAM's gain it keeps (with Fieller's interval). As JSON (serialized points), a Markdown
 //! table and two pictures.
 
 use serde::Serialize;
@@ -62,23 +62,65 @@ pub struct FrontierPoint {
     /// The fraction of its steps that ran the second pass.
     pub second_pass_fraction: Option<f64>,
     /// With SAM among the optimizers: its difference to the base over SAM's (the share of SAM's
-    /// gain it keeps, a ratio of means, no interval); `None` for the base, for SAM itself, and
-    /// when SAM's own difference is not significant (a share of noise means nothing).
+    /// gain it keeps, a ratio of means); `None` for the base, for SAM itself, and unless SAM's own
+    /// gain is significantly positive (a share of noise, or of a loss, means nothing).
     pub share_of_sam_gain: Option<f64>,
+    /// Fieller's interval for that share (`None` when it is not shown or unbounded).
+    pub share_of_sam_gain_interval: Option<(f64, f64)>,
     /// With SAM among the optimizers: its difference to SAM (points, paired the same way), with
     /// its interval; `None` for the base and SAM.
     pub difference_to_sam_points: Option<Interval>,
 }
 
+/// The share of SAM's gain an optimizer keeps, with its interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Share {
+    /// Its gain over SAM's.
+    pub ratio: f64,
+    /// Fieller's interval (`None` when unbounded).
+    pub interval: Option<(f64, f64)>,
+}
+
+/// The share of SAM's gain from the intervals alone: `gain` (the optimizer's difference to the
+/// base), `sam` (SAM's) and `to_sam` (the optimizer's difference to SAM). Shown only when SAM's
+/// interval lies above 0; Fieller's interval with each half-width taken as a common critical
+/// value times its standard error (the covariance of the two gains from `Var(a − b)`).
+pub fn share_from_intervals(gain: &Interval, sam: &Interval, to_sam: &Interval) -> Option<Share> {
+    let (lo, _) = sam.ends()?;
+    if lo <= 0.0 {
+        return None;
+    }
+    let (ha, hb) = (gain.half_width?, sam.half_width?);
+    let interval = to_sam.half_width.and_then(|hab| {
+        let cov = (ha * ha + hb * hb - hab * hab) / 2.0;
+        crate::stats::fieller(gain.mean, sam.mean, ha * ha, hb * hb, cov, 1.0)
+    });
+    Some(Share {
+        ratio: gain.mean / sam.mean,
+        interval,
+    })
+}
+
 /// The frontier of `entries` (the base first). `versus(i, j)` is the difference of entry `j` to
 /// entry `i` with its interval; `sam` the index of SAM among the entries, if it is there and is
-/// not the base.
+/// not the base. The share of SAM's gain comes from the intervals ([`share_from_intervals`]).
 pub fn build(entries: &[Entry], versus: impl Fn(usize, usize) -> Interval, sam: Option<usize>) -> Vec<FrontierPoint> {
+    build_with(entries, &versus, sam, |j, s| {
+        share_from_intervals(&versus(0, j), &versus(0, s), &versus(s, j))
+    })
+}
+
+/// [`build`] with the share of SAM's gain of entry `j` (SAM at `s`) given by `share(j, s)`.
+pub fn build_with(
+    entries: &[Entry],
+    versus: impl Fn(usize, usize) -> Interval,
+    sam: Option<usize>,
+    share: impl Fn(usize, usize) -> Option<Share>,
+) -> Vec<FrontierPoint> {
     let Some(base) = entries.first() else {
         return Vec::new();
     };
     let sam = sam.filter(|&s| s > 0 && s < entries.len());
-    let sam_gain = sam.map(|s| versus(0, s));
     entries
         .iter()
         .enumerate()
@@ -92,11 +134,8 @@ pub fn build(entries: &[Entry], versus: impl Fn(usize, usize) -> Interval, sam: 
             } else {
                 versus(0, j)
             };
-            let (share, to_sam) = match (sam, &sam_gain) {
-                (Some(s), Some(gain)) if j != 0 && j != s => {
-                    let significant = gain.ends().is_some_and(|(lo, hi)| lo > 0.0 || hi < 0.0);
-                    (significant.then(|| difference.mean / gain.mean), Some(versus(s, j)))
-                }
+            let (share, to_sam) = match sam {
+                Some(s) if j != 0 && j != s => (share(j, s), Some(versus(s, j))),
                 _ => (None, None),
             };
             FrontierPoint {
@@ -108,7 +147,8 @@ pub fn build(entries: &[Entry], versus: impl Fn(usize, usize) -> Interval, sam: 
                 training_seconds: e.training_seconds,
                 training_time_ratio: e.training_seconds / base.training_seconds,
                 second_pass_fraction: e.second_pass_fraction,
-                share_of_sam_gain: share,
+                share_of_sam_gain: share.map(|s| s.ratio),
+                share_of_sam_gain_interval: share.and_then(|s| s.interval),
                 difference_to_sam_points: to_sam,
             }
         })
@@ -127,10 +167,10 @@ fn cell(i: &Interval) -> String {
 pub fn markdown(points: &[FrontierPoint], base: &str) -> String {
     let with_sam = points.iter().any(|p| p.difference_to_sam_points.is_some());
     let mut s = format!(
-        "| optimizer | Δ vs {base}, points (95 % CI) | cost per step | training time (s) | training time vs {base} | second passes |{}\n\
+        "| optimizer | Δ vs {base}, points (CI) | cost per step | training time (s) | training time vs {base} | second passes |{}\n\
          |---|---|---|---|---|---|{}\n",
         if with_sam {
-            " share of SAM's gain | Δ vs SAM, points (95 % CI) |"
+            " share of SAM's gain (95 % CI) | Δ vs SAM, points (CI) |"
         } else {
             ""
         },
@@ -154,8 +194,11 @@ pub fn markdown(points: &[FrontierPoint], base: &str) -> String {
         if with_sam {
             s.push_str(&format!(
                 " {} | {} |",
-                p.share_of_sam_gain
-                    .map_or_else(|| "–".to_string(), |r| format!("{:.0} %", 100.0 * r)),
+                match (p.share_of_sam_gain, p.share_of_sam_gain_interval) {
+                    (Some(r), Some((lo, hi))) => format!("{:.0} % [{:.0}, {:.0} %]", 100.0 * r, 100.0 * lo, 100.0 * hi),
+                    (Some(r), None) => format!("{:.0} % (interval unbounded)", 100.0 * r),
+                    _ => "–".to_string(),
+                },
                 p.difference_to_sam_points
                     .as_ref()
                     .map_or_else(|| "–".to_string(), cell)
@@ -172,7 +215,7 @@ pub fn charts(points: &[FrontierPoint], base: &str, what: &str) -> [ScatterChart
     let chart = |x_label: String, x: &dyn Fn(&FrontierPoint) -> f64, title: String| ScatterChart {
         title,
         x_label,
-        y_label: format!("test accuracy − {base}'s (points, 95 % CI)"),
+        y_label: format!("test accuracy − {base}'s (points, with its CI)"),
         points: points
             .iter()
             .map(|p| LabelledPoint {
@@ -235,7 +278,7 @@ mod tests {
         assert_eq!(f[2].interval_points, Some((1.5, 4.5)));
         let md = markdown(&f, "SGD");
         assert!(
-            md.contains("| looksam | +3.00 ± 1.50 | 1.25× | 12.0 | 1.20× | 20 % | 75 % | -1.00 ± 1.20 |"),
+            md.contains("| looksam | +3.00 ± 1.50 | 1.25× | 12.0 | 1.20× | 20 % | 75 % [43, 105 %] | -1.00 ± 1.20 |"),
             "{md}"
         );
         // SAM's gain not significant: no share.
@@ -244,6 +287,20 @@ mod tests {
             ..versus(i, j)
         };
         assert_eq!(build(&entries, noisy, Some(1))[2].share_of_sam_gain, None);
+        // SAM significantly worse than the base: no "share of a loss".
+        let loss = [0.0, -4.0, -3.0];
+        let worse = |i: usize, j: usize| Interval {
+            mean: loss[j] - loss[i],
+            ..versus(i, j)
+        };
+        let f = build(&entries, worse, Some(1));
+        assert_eq!((f[2].share_of_sam_gain, f[2].share_of_sam_gain_interval), (None, None));
+        // The share's interval is Fieller's: its ends solve (a − r·b)² = H²(a − r·b).
+        let (lo, hi) = build(&entries, versus, Some(1))[2].share_of_sam_gain_interval.unwrap();
+        for r in [lo, hi] {
+            let h2 = 1.5f64.powi(2) + r * r - 2.0 * r * (1.5f64.powi(2) + 1.0 - 1.2f64.powi(2)) / 2.0;
+            assert!(((3.0 - 4.0 * r).powi(2) - h2).abs() < 1e-9, "{r}");
+        }
         let svg = charts(&f, "SGD", "")[0].to_svg();
         assert!(svg.contains("looksam") && svg.starts_with("<svg"), "{svg}");
     }

@@ -1,149 +1,175 @@
 //! The statistics of `flatmin compare`: how far a difference of test accuracy between two
-//! optimizers can be trusted on new data from the same source, and what a run could have seen.
+//! optimizers can be trusted on new data from the same source, what a run could have seen, and
+//! how the verdicts of one run are kept to a 5 % family-wise error.
 //!
-//! Two designs, each with the interval that accounts for the variance a user meets on new data:
+//! Every comparison gets an interval (the mean difference ± a half-width) and an exact sign test;
+//! it is significant at level α when the interval at 1 − α excludes 0 **and** the sign test's p is
+//! at most α. The verdicts of one run (every optimizer against the base, and against SAM when the
+//! frontier shows that) are one family, decided by Holm's (1979) step-down procedure over those
+//! tests ([`holm`]); each interval is then shown at the level Holm used for it (95 % for a family
+//! of one, up to 1 − 0.05/m for m comparisons). Two designs:
 //!
 //! - **Repeated random splits** (the default): every seed draws its own stratified split and both
-//!   optimizers share it. The per-seed differences are correlated (the training sets overlap), so
-//!   the plain t-interval is too narrow; the *corrected resampled t-test* of Nadeau & Bengio (2003,
-//!   "Inference for the Generalization Error", Machine Learning 52) widens the variance of the
-//!   mean by the factor `1/J + n_test/n_train` instead of `1/J` (Bouckaert & Frank 2004,
-//!   "Evaluating the Replicability of Significance Tests for Comparing Learning Algorithms",
-//!   PAKDD), with `J − 1` degrees of freedom.
+//!   optimizers share it. The spread of the per-seed differences mixes the test set's sampling
+//!   error, the seeds' own noise and how the difference depends on the training set. Nadeau &
+//!   Bengio's (2003) corrected resampled t widens all of it by `1/J + n_test/n_train`, which is
+//!   right for the test-set part (two random test sets share `n_test/N` of their examples) but far
+//!   too little for a training-set part (two random training sets share `n_train/N`; the part of
+//!   it common to every split of this one data set never shows in the seeds' spread, as Bengio &
+//!   Grandvalet (2004) showed for cross-validation). Seed noise and training-set dependence look
+//!   alike in the seeds' spread, and one data set cannot tell them apart, so the whole spread —
+//!   at least the test sampling `w·(1 − n_test/N)` the per-example outcomes measure (`w` their
+//!   uncentred variance over n, McNemar's) — gets the training-set correction: variance of the
+//!   mean `max(s², w·(1 − n_test/N))·(1/J + n_train/n_test)`, Student's t on `J − 1` degrees of
+//!   freedom. It is exact when the difference depends linearly on the training examples and
+//!   conservative otherwise (the price: power). Subtracting the test sampling first would be
+//!   unbiased, but when s² falls low by chance the training-set part vanishes with it while the
+//!   mean still carries it — liberal in the simulation grid — so it is not subtracted.
 //! - **A fixed test set** (the user's `train/` and `test/` folders, or an explicit
-//!   `--split-seed`): the seeds see the same test examples, so their spread says nothing about
-//!   the test set's own sampling error. The per-example paired outcomes form an examples × seeds
-//!   table; the variance of the mean difference is the two-way random-effects sum
-//!   `s²_examples / n + s²_seeds / J` (test examples and seeds both drawn at random; the
-//!   example × seed interaction enters both terms, once too many, so this is slightly
-//!   conservative), with Satterthwaite's (1946) degrees of freedom.
+//!   `--split-seed`): the per-example paired outcomes form an examples × seeds table, and the
+//!   variance of the mean is the two-way random-effects sum `σ²_examples/n + σ²_seeds/J +
+//!   σ²_interaction/(nJ)`, estimated from the mean squares without counting the interaction
+//!   twice: `max(MS_examples − MS_interaction, 0)/(nJ)` on `n − 1` degrees of freedom and
+//!   `max(MS_seeds, MS_interaction)/(nJ)` on `J − 1`. The two parts are combined by Banerjee's
+//!   (1960) rule — half-width `√(t²_{n−1}·A + t²_{J−1}·B)` — which never covers less than its level
+//!   whatever the parts' ratio, where Satterthwaite's degrees of freedom are liberal at two or three
+//!   seeds when the seeds dominate. The interval is conditional on the one training set.
 //!
-//! Both intervals have zero width only when the two optimizers agree on every test example of
-//! every seed. Differences are in accuracy points (percent). Student's t is computed here (the
-//! regularized incomplete beta by its continued fraction), checked against table values.
+//! In both, the half-width gets Edwards' (1948) continuity correction (half a step of the mean,
+//! `100/(nJ)` points) and the variance is at least that of independent paired outcomes under no
+//! difference (`Σx²/(nJ)²`, McNemar's), so an interval has zero width only when the two optimizers
+//! agree on every test example of every seed, and one flipped example moves it by one example's
+//! worth. The exact sign test (McNemar's, on the examples' net discordance with a fixed test set,
+//! on the discordant pairs with random splits) keeps a handful of discordant examples from a
+//! verdict the exact distribution would not give.
+//!
+//! Power and "detectable" use the noncentral t. Differences are in accuracy points (percent).
+//! Distributions come from `statrs`.
 
 use serde::Serialize;
+use statrs::distribution::{Binomial, ChiSquared, ContinuousCDF, DiscreteCDF, StudentsT};
+use statrs::function::erf::erfc;
+use statrs::function::gamma::ln_gamma;
 
 // ---------------------------------------------------------------------------------------------
-// Student's t
+// Distributions
 
-/// ln Γ(x) for x > 0 (Lanczos, g = 7, 9 terms; relative error below 1e-14).
-fn ln_gamma(x: f64) -> f64 {
-    const G: [f64; 9] = [
-        0.999_999_999_999_809_9,
-        676.520_368_121_885_1,
-        -1_259.139_216_722_402_8,
-        771.323_428_777_653_1,
-        -176.615_029_162_140_6,
-        12.507_343_278_686_905,
-        -0.138_571_095_265_720_12,
-        9.984_369_578_019_572e-6,
-        1.505_632_735_149_311_6e-7,
-    ];
-    if x < 0.5 {
-        // Reflection: Γ(x)Γ(1−x) = π / sin(πx).
-        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
-    }
-    let x = x - 1.0;
-    let mut a = G[0];
-    let t = x + 7.5;
-    for (i, g) in G.iter().enumerate().skip(1) {
-        a += g / (x + i as f64);
-    }
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
-}
+/// Degrees of freedom beyond which Student's t is the normal distribution here.
+const NORMAL_DF: f64 = 1e7;
 
-/// The regularized incomplete beta function I_x(a, b), by its continued fraction (Lentz).
-fn incomplete_beta(x: f64, a: f64, b: f64) -> f64 {
-    if x <= 0.0 {
-        return 0.0;
-    }
-    if x >= 1.0 {
-        return 1.0;
-    }
-    let front = (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln()).exp();
-    // The fraction converges fast for x < (a + 1) / (a + b + 2); use the symmetry otherwise.
-    if x > (a + 1.0) / (a + b + 2.0) {
-        return 1.0 - incomplete_beta(1.0 - x, b, a);
-    }
-    let tiny = 1e-300;
-    let (mut c, mut d) = (1.0, 1.0 - (a + b) * x / (a + 1.0));
-    d = 1.0 / if d.abs() < tiny { tiny } else { d };
-    let mut f = d;
-    for m in 1..=500 {
-        let m = m as f64;
-        for numerator in [
-            m * (b - m) * x / ((a + 2.0 * m - 1.0) * (a + 2.0 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2.0 * m) * (a + 2.0 * m + 1.0)),
-        ] {
-            d = 1.0 + numerator * d;
-            d = 1.0 / if d.abs() < tiny { tiny } else { d };
-            c = 1.0 + numerator / c;
-            if c.abs() < tiny {
-                c = tiny;
-            }
-            f *= c * d;
-        }
-        if (c * d - 1.0).abs() < 1e-16 {
-            break;
-        }
-    }
-    front * f / a
+/// The standard normal distribution function.
+fn normal_cdf(x: f64) -> f64 {
+    0.5 * erfc(-x / std::f64::consts::SQRT_2)
 }
 
 /// The cumulative distribution function of Student's t with `df` degrees of freedom.
 pub fn t_cdf(t: f64, df: f64) -> f64 {
+    if t.is_nan() || df.is_nan() || df <= 0.0 {
+        return f64::NAN;
+    }
     if t.is_infinite() {
         return if t > 0.0 { 1.0 } else { 0.0 };
     }
-    let tail = 0.5 * incomplete_beta(df / (df + t * t), df / 2.0, 0.5);
-    if t >= 0.0 { 1.0 - tail } else { tail }
+    if df >= NORMAL_DF {
+        return normal_cdf(t);
+    }
+    StudentsT::new(0.0, 1.0, df).map_or(f64::NAN, |d| d.cdf(t))
 }
 
-/// The `p` quantile of Student's t with `df` degrees of freedom (`df` > 0, 0 < `p` < 1): the
-/// inverse of [`t_cdf`] by bisection, to about 1e-12 relative.
+/// The `p` quantile of Student's t with `df` degrees of freedom (`df` > 0, 0 < `p` < 1; NaN
+/// otherwise).
 pub fn t_quantile(p: f64, df: f64) -> f64 {
     if !(p > 0.0 && p < 1.0 && df > 0.0) {
         return f64::NAN;
     }
-    if p < 0.5 {
-        return -t_quantile(1.0 - p, df);
-    }
     if p == 0.5 {
         return 0.0;
     }
-    let mut hi = 1.0;
-    while t_cdf(hi, df) < p {
-        hi *= 2.0;
-        if hi > 1e12 {
-            return f64::INFINITY;
-        }
+    if df >= NORMAL_DF {
+        return -std::f64::consts::SQRT_2 * statrs::function::erf::erfc_inv(2.0 * p);
     }
-    let mut lo = 0.0;
-    for _ in 0..200 {
+    StudentsT::new(0.0, 1.0, df).map_or(f64::NAN, |d| d.inverse_cdf(p))
+}
+
+/// The distribution function of the noncentral t with `df` degrees of freedom and noncentrality
+/// `lambda`: `T = (Z + λ)/√(W/ν)`, so `P(T ≤ x) = E[Φ(x·√(W/ν) − λ)]` over `W ~ χ²_ν`, integrated
+/// by Simpson's rule over the density of `√(W/ν)` (to about 1e-7).
+pub fn noncentral_t_cdf(x: f64, df: f64, lambda: f64) -> f64 {
+    if df >= 1e5 {
+        return normal_cdf(x - lambda);
+    }
+    let nu = df.max(0.5);
+    let spread = (0.5 / nu).sqrt();
+    let (lo, hi) = ((1.0 - 14.0 * spread).max(0.0), 1.0 + 14.0 * spread);
+    let ln_c = std::f64::consts::LN_2 + 0.5 * nu * (0.5 * nu).ln() - ln_gamma(0.5 * nu);
+    let density = |y: f64| {
+        if y <= 0.0 {
+            return if nu == 1.0 { ln_c.exp() } else { 0.0 };
+        }
+        (ln_c + (nu - 1.0) * y.ln() - 0.5 * nu * y * y).exp()
+    };
+    const STEPS: usize = 400;
+    let h = (hi - lo) / STEPS as f64;
+    let mut sum = 0.0;
+    for k in 0..=STEPS {
+        let y = lo + h * k as f64;
+        let w = if k == 0 || k == STEPS {
+            1.0
+        } else if k % 2 == 1 {
+            4.0
+        } else {
+            2.0
+        };
+        sum += w * density(y) * normal_cdf(x * y - lambda);
+    }
+    (sum * h / 3.0).clamp(0.0, 1.0)
+}
+
+/// The `p` quantile of the chi-squared distribution with `df` degrees of freedom.
+fn chi_squared_quantile(p: f64, df: f64) -> f64 {
+    ChiSquared::new(df).map_or(f64::NAN, |d| d.inverse_cdf(p))
+}
+
+/// The two-sided exact sign test: `positive` and `negative` signs, each equally likely under no
+/// difference; p = twice the smaller tail, at most 1.
+pub fn sign_test_p(positive: u64, negative: u64) -> f64 {
+    let k = positive + negative;
+    if k == 0 {
+        return 1.0;
+    }
+    let tail = Binomial::new(0.5, k).map_or(1.0, |b| b.cdf(positive.min(negative)));
+    (2.0 * tail).min(1.0)
+}
+
+/// The level of every verdict family and of the intervals of a family of one.
+pub const ALPHA: f64 = 0.05;
+/// The two-sided confidence of an interval in a family of one.
+pub const CONFIDENCE: f64 = 1.0 - ALPHA;
+/// The power at which "the smallest detectable difference" is quoted.
+pub const POWER: f64 = 0.8;
+
+/// The probability that a two-sided test rejects when its statistic is noncentral t with `df`
+/// degrees of freedom and noncentrality `lambda`, and it rejects beyond `critical` (in standard
+/// errors).
+pub fn power_of(lambda: f64, df: f64, critical: f64) -> f64 {
+    (1.0 - noncentral_t_cdf(critical, df, lambda)) + noncentral_t_cdf(-critical, df, lambda)
+}
+
+/// The noncentrality at which that test has [`POWER`].
+pub fn detectable_noncentrality(df: f64, critical: f64) -> f64 {
+    let (mut lo, mut hi) = (0.0f64, critical.max(1.0) + 10.0);
+    while power_of(hi, df, critical) < POWER && hi < 1e6 {
+        hi *= 2.0;
+    }
+    for _ in 0..40 {
         let mid = 0.5 * (lo + hi);
-        if t_cdf(mid, df) < p {
+        if power_of(mid, df, critical) < POWER {
             lo = mid;
         } else {
             hi = mid;
         }
-        if hi - lo <= 1e-13 * hi {
-            break;
-        }
     }
-    0.5 * (lo + hi)
-}
-
-/// The two-sided level of every interval and test here.
-pub const CONFIDENCE: f64 = 0.95;
-/// The power at which "the smallest detectable difference" is quoted.
-pub const POWER: f64 = 0.8;
-
-/// `t(0.975, df) + t(0.8, df)`: the multiple of the standard error that a true difference needs
-/// to be found 80 % of the time by a two-sided 95 % test (the usual power approximation that
-/// ignores the far tail).
-fn detection_multiple(df: f64) -> f64 {
-    t_quantile(0.5 + CONFIDENCE / 2.0, df) + t_quantile(POWER, df)
+    hi
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,35 +188,32 @@ pub fn discordance(base: &[bool], method: &[bool]) -> Discordance {
 }
 
 /// Mean and sample variance (n − 1) of `xs`; the variance is 0 for fewer than two values.
-fn mean_var(xs: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
-    let n = xs.clone().count() as f64;
-    if n == 0.0 {
+fn mean_var(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    if xs.is_empty() {
         return (f64::NAN, f64::NAN);
     }
-    let mean = xs.clone().sum::<f64>() / n;
+    let mean = xs.iter().sum::<f64>() / n;
     let var = if n > 1.0 {
-        xs.map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
     } else {
         0.0
     };
     (mean, var)
 }
 
-/// The sample variance of per-example values, guarded: when every example shows the same nonzero
-/// difference, one tie (a 0) is counted with them, so a handful of examples that all go one way
-/// still leave an interval of honest width. All zeros (full agreement) stay at variance 0.
-fn example_variance(values: &[f64]) -> f64 {
-    let (mean, var) = mean_var(values.iter().copied());
-    if var == 0.0 && mean != 0.0 {
-        mean_var(values.iter().copied().chain([0.0])).1
-    } else {
-        var
-    }
-}
-
 /// A seed's difference in points: 100 × the mean discordance.
+#[cfg(test)]
 fn points(d: &[i8]) -> f64 {
     100.0 * d.iter().map(|&x| f64::from(x)).sum::<f64>() / d.len().max(1) as f64
+}
+
+/// A table of outcomes in points (`table[seed][example]`).
+fn in_points(outcomes: &[Discordance]) -> Vec<Vec<f64>> {
+    outcomes
+        .iter()
+        .map(|d| d.iter().map(|&x| 100.0 * f64::from(x)).collect())
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,11 +223,11 @@ fn points(d: &[i8]) -> f64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
-    /// Repeated random splits, Nadeau & Bengio's corrected resampled t.
-    CorrectedResampledT,
-    /// A fixed test set: seeds and test examples as two random effects.
+    /// Repeated random splits: the seeds' spread with the training-set correction.
+    RandomSplits,
+    /// A fixed test set: seeds and test examples as two random effects, Banerjee's combination.
     SeedsAndTestExamples,
-    /// The plain t-interval over seeds (the method before; kept for the comparison by simulation).
+    /// The plain t-interval over seeds (the first method; kept for the comparison by simulation).
     PlainT,
 }
 
@@ -212,29 +235,45 @@ impl Method {
     /// A one-line name for reports.
     pub fn describe(self) -> &'static str {
         match self {
-            Self::CorrectedResampledT => "corrected resampled t over per-seed random splits (Nadeau & Bengio 2003)",
+            Self::RandomSplits => {
+                "per-seed random splits: the seeds' spread corrected by n_train/n_test (training-set dependence; Nadeau & \
+                 Bengio's n_test/n_train is liberal there)"
+            }
             Self::SeedsAndTestExamples => {
-                "seeds + test-example sampling error on the fixed test set (two-way random effects, Satterthwaite df)"
+                "seeds + test-example sampling error on the fixed test set (two-way random effects, Banerjee's rule)"
             }
             Self::PlainT => "plain t over seeds",
         }
     }
 }
 
-/// How the variance of the mean difference changes with more seeds or more data, per method.
+/// One independently estimated part of the variance of the mean, with its degrees of freedom.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct VariancePart {
+    /// Its contribution to the squared standard error (points²).
+    pub variance: f64,
+    /// Degrees of freedom of its estimate.
+    pub df: f64,
+}
+
+/// How the variance of the mean changes with more seeds or more data, per method.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Components {
-    /// Corrected resampled t: `var_per_seed · (1/J + test_over_train)`.
+    /// Random splits: `(within + beyond)·(1/J + n_train/n_test)` (points²).
     Resampled {
-        /// Variance of one seed's difference (points²); its within-split sampling variance when the
-        /// seeds' differences are all equal.
-        var_per_seed: f64,
+        /// The test-sampling variance of one seed's difference within the data set,
+        /// `w·(1 − n_test/N)`; it shrinks with more data.
+        within: f64,
+        /// The per-seed variance beyond it (seed noise or training-set dependence); more data does
+        /// not remove seed noise, so projections keep it.
+        beyond: f64,
         /// n_test / n_train.
         test_over_train: f64,
     },
     /// Fixed test set: `examples/n + seeds/J + interaction/(n·J)` (points²), the variance
-    /// components of the examples × seeds table (method of moments, clipped at 0).
+    /// components of the examples × seeds table (method of moments, clipped at 0), each counted
+    /// once.
     Fixed {
         /// Between-example variance of the difference.
         examples: f64,
@@ -250,8 +289,22 @@ pub enum Components {
     },
 }
 
-/// A paired difference (method − base, accuracy points) with its 95 % interval and what the run
-/// could have detected.
+/// McNemar's exact sign test on the discordant outcomes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SignTest {
+    /// What is counted: "examples" (net discordance over the seeds, fixed test set) or "pairs"
+    /// (every discordant seed × example, random splits).
+    pub unit: &'static str,
+    /// Units where the method is ahead.
+    pub positive: u64,
+    /// Units where the base is ahead.
+    pub negative: u64,
+    /// Two-sided exact p.
+    pub p: f64,
+}
+
+/// A paired difference (method − base, accuracy points) with its interval and what the run could
+/// have detected.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Estimate {
     /// The interval's method.
@@ -264,80 +317,276 @@ pub struct Estimate {
     pub mean: f64,
     /// Standard error of the mean (points).
     pub standard_error: f64,
-    /// Degrees of freedom of t.
+    /// Effective degrees of freedom (Satterthwaite's, of the parts; for power and planning).
     pub df: f64,
-    /// The 0.975 quantile of t with `df`.
+    /// The interval's two-sided confidence (0.95 alone; higher in a family, by Holm's step).
+    pub level: f64,
+    /// (half-width − continuity) / standard error: the multiple of the standard error.
     pub t: f64,
-    /// t · standard error: the interval is mean ± this.
+    /// The interval is mean ± this.
     pub half_width: f64,
-    /// The part of the squared standard error due to the seeds (points²).
+    /// Edwards' continuity correction in the half-width (points).
+    pub continuity: f64,
+    /// The part of the squared standard error due to the seeds (points²): with random splits,
+    /// the spread beyond test sampling (with its correction); with a fixed test set, seeds and
+    /// interaction.
     pub seed_variance: f64,
     /// The part due to the test examples or the luck of the split (points²).
     pub test_variance: f64,
-    /// The smallest true difference this run finds 80 % of the time (points).
+    /// Of `seed_variance`, the example × seed interaction (fixed test set; 0 otherwise).
+    pub interaction_variance: f64,
+    /// The independently estimated parts of the squared standard error, with their df; the
+    /// half-width is `√(Σ t²(df)·variance) + continuity` (Banerjee's rule).
+    pub parts: Vec<VariancePart>,
+    /// McNemar's exact sign test (none for the plain t).
+    pub sign_test: Option<SignTest>,
+    /// The smallest true difference this run finds 80 % of the time at 95 % (points; noncentral t).
     pub detectable: f64,
+    /// Test examples of the run none of which were discordant: the rule of three's n.
+    pub examples_seen: f64,
     /// The variance model, for projections.
     pub components: Components,
 }
 
+/// `√(Σ t(1 − α/2, df)²·variance)`.
+fn banerjee(parts: &[VariancePart], alpha: f64) -> f64 {
+    parts
+        .iter()
+        .filter(|p| p.variance > 0.0)
+        .map(|p| t_quantile(1.0 - alpha / 2.0, p.df.max(1.0)).powi(2) * p.variance)
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Satterthwaite's degrees of freedom of the sum of `parts`.
+fn satterthwaite(parts: &[VariancePart]) -> f64 {
+    let total: f64 = parts.iter().map(|p| p.variance).sum();
+    let denominator: f64 = parts.iter().map(|p| p.variance * p.variance / p.df.max(1.0)).sum();
+    if denominator > 0.0 {
+        (total * total / denominator).max(1.0)
+    } else {
+        parts.iter().map(|p| p.df).fold(f64::INFINITY, f64::min).max(1.0)
+    }
+}
+
 impl Estimate {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        method: Method,
+        seeds: usize,
+        test_examples: f64,
+        mean: f64,
+        parts: Vec<VariancePart>,
+        (seed_variance, test_variance, interaction_variance): (f64, f64, f64),
+        continuity: f64,
+        sign_test: Option<SignTest>,
+        examples_seen: f64,
+        components: Components,
+        plan: bool,
+    ) -> Self {
+        let standard_error = parts.iter().map(|p| p.variance).sum::<f64>().sqrt();
+        let mut e = Self {
+            method,
+            seeds,
+            test_examples,
+            mean,
+            standard_error,
+            df: satterthwaite(&parts),
+            level: CONFIDENCE,
+            t: 0.0,
+            half_width: 0.0,
+            continuity: if standard_error > 0.0 { continuity } else { 0.0 },
+            seed_variance,
+            test_variance,
+            interaction_variance,
+            parts,
+            sign_test,
+            detectable: 0.0,
+            examples_seen,
+            components,
+        };
+        e.detectable = if plan {
+            e.detectable_with(&e.parts.clone(), e.continuity)
+        } else {
+            f64::NAN
+        };
+        e.set_level(ALPHA);
+        e
+    }
+
+    /// The half-width at two-sided level `alpha`.
+    pub fn half_width_at(&self, alpha: f64) -> f64 {
+        if self.standard_error == 0.0 {
+            return 0.0;
+        }
+        banerjee(&self.parts, alpha) + self.continuity
+    }
+
+    fn set_level(&mut self, alpha: f64) {
+        self.level = 1.0 - alpha;
+        self.half_width = self.half_width_at(alpha);
+        self.t = if self.standard_error > 0.0 {
+            (self.half_width - self.continuity) / self.standard_error
+        } else {
+            t_quantile(1.0 - alpha / 2.0, self.df)
+        };
+    }
+
+    /// This estimate with its interval at two-sided level `alpha` (e.g. a Holm step's).
+    pub fn at_level(&self, alpha: f64) -> Self {
+        let mut e = self.clone();
+        e.set_level(alpha);
+        e
+    }
+
     /// The interval's ends.
     pub fn interval(&self) -> (f64, f64) {
         (self.mean - self.half_width, self.mean + self.half_width)
     }
 
-    /// Whether the interval excludes 0.
+    /// Whether the interval at `alpha` excludes 0.
+    pub fn interval_excludes_zero(&self, alpha: f64) -> bool {
+        self.standard_error > 0.0 && self.mean.abs() > self.half_width_at(alpha)
+    }
+
+    /// Whether the difference is significant at two-sided level `alpha`: the interval excludes 0
+    /// and the exact sign test agrees.
+    pub fn rejects(&self, alpha: f64) -> bool {
+        self.interval_excludes_zero(alpha) && self.sign_test.is_none_or(|s| s.p <= alpha)
+    }
+
+    /// Whether the difference is significant at the interval's own level.
     pub fn significant(&self) -> bool {
-        let (lo, hi) = self.interval();
-        lo > 0.0 || hi < 0.0
+        self.rejects(1.0 - self.level)
+    }
+
+    /// The interval excludes 0 at its level, but the exact sign test does not reject.
+    pub fn held_back_by_sign_test(&self) -> bool {
+        let alpha = 1.0 - self.level;
+        self.interval_excludes_zero(alpha) && !self.rejects(alpha)
+    }
+
+    /// The p-value of the interval alone: the level at which it just touches 0.
+    pub fn interval_p(&self) -> f64 {
+        if self.standard_error == 0.0 || self.mean.abs() <= self.continuity {
+            return 1.0;
+        }
+        let (mut lo, mut hi) = (1e-300f64, 1.0f64);
+        if self.interval_excludes_zero(hi.min(0.999_999)) && !self.interval_excludes_zero(lo) {
+            // Between: bisect on the log scale.
+            for _ in 0..100 {
+                let mid = (lo.ln() + 0.5 * (hi.ln() - lo.ln())).exp();
+                if self.interval_excludes_zero(mid) {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+                if hi / lo < 1.0 + 1e-9 {
+                    break;
+                }
+            }
+            hi
+        } else if self.interval_excludes_zero(lo) {
+            lo
+        } else {
+            1.0
+        }
+    }
+
+    /// The p-value of the comparison: the larger of the interval's and the sign test's.
+    pub fn p_value(&self) -> f64 {
+        self.interval_p().max(self.sign_test.map_or(0.0, |s| s.p))
     }
 
     /// The probability that this design calls a true difference of `delta` points significant
-    /// (two-sided, t with the run's df, the far tail included).
+    /// at 95 % (noncentral t with the effective df).
     pub fn power(&self, delta: f64) -> f64 {
-        power_at(delta, self.standard_error, self.df)
+        if self.standard_error == 0.0 {
+            return if delta != 0.0 { 1.0 } else { 0.0 };
+        }
+        let critical = self.half_width_at(ALPHA) / self.standard_error;
+        power_of(delta.abs() / self.standard_error, self.df, critical)
     }
 
-    /// Standard error and df with `seeds` seeds and `data` times the test examples (and, for
-    /// random splits, the whole data set: the split fractions stay).
-    pub fn projected(&self, seeds: f64, data: f64) -> (f64, f64) {
+    fn detectable_with(&self, parts: &[VariancePart], continuity: f64) -> f64 {
+        let se = parts.iter().map(|p| p.variance).sum::<f64>().sqrt();
+        if se == 0.0 {
+            return 0.0;
+        }
+        let critical = (banerjee(parts, ALPHA) + continuity) / se;
+        detectable_noncentrality(satterthwaite(parts), critical) * se
+    }
+
+    /// The variance parts with `seeds` seeds and `data` times the test examples (and, for random
+    /// splits, the whole data set: the split fractions stay), each part scaled by `scale`.
+    fn projected_parts(&self, seeds: f64, data: f64, scale: f64) -> Vec<VariancePart> {
+        let df_seeds = (seeds - 1.0).max(1.0);
         match self.components {
             Components::Resampled {
-                var_per_seed,
+                within,
+                beyond,
                 test_over_train,
-            } => (
-                (var_per_seed / data * (1.0 / seeds + test_over_train)).sqrt(),
-                seeds - 1.0,
-            ),
-            Components::Plain { var_per_seed } => ((var_per_seed / data / seeds).sqrt(), seeds - 1.0),
+            } => vec![VariancePart {
+                variance: scale * (within / data + beyond) * (1.0 / seeds + 1.0 / test_over_train),
+                df: df_seeds,
+            }],
+            Components::Plain { var_per_seed } => vec![VariancePart {
+                variance: scale * var_per_seed / seeds,
+                df: df_seeds,
+            }],
             Components::Fixed {
                 examples,
                 seeds: between_seeds,
                 interaction,
             } => {
                 let n = self.test_examples * data;
-                let a = examples / n + interaction / (n * seeds);
-                let b = between_seeds / seeds;
-                (
-                    (a + b).sqrt(),
-                    satterthwaite(a, n - 1.0, b, seeds - 1.0).unwrap_or(seeds - 1.0),
-                )
+                vec![
+                    VariancePart {
+                        variance: scale * examples / n,
+                        df: (n - 1.0).max(1.0),
+                    },
+                    VariancePart {
+                        variance: scale * (between_seeds / seeds + interaction / (n * seeds)),
+                        df: df_seeds,
+                    },
+                ]
             }
         }
     }
 
-    /// The smallest detectable difference (80 % power) with `seeds` seeds and `data` times the data.
-    pub fn detectable_at(&self, seeds: f64, data: f64) -> f64 {
-        let (se, df) = self.projected(seeds, data);
-        detection_multiple(df) * se
+    /// Standard error and effective df with `seeds` seeds and `data` times the data.
+    pub fn projected(&self, seeds: f64, data: f64) -> (f64, f64) {
+        let parts = self.projected_parts(seeds, data, 1.0);
+        (
+            parts.iter().map(|p| p.variance).sum::<f64>().sqrt(),
+            satterthwaite(&parts),
+        )
     }
 
-    /// About how many seeds (same data) would detect a true difference of `delta` 80 % of the
-    /// time; `None` when no number of seeds up to 10 000 would (the test set or the split ratio
-    /// limits it).
-    pub fn seeds_to_detect(&self, delta: f64) -> Option<u64> {
+    /// The smallest detectable difference (80 % power at 95 %) with `seeds` seeds and `data`
+    /// times the data.
+    pub fn detectable_at(&self, seeds: f64, data: f64) -> f64 {
+        self.detectable_scaled(seeds, data, 1.0)
+    }
+
+    fn detectable_scaled(&self, seeds: f64, data: f64, scale: f64) -> f64 {
+        let continuity = self.continuity * self.seeds as f64 / (seeds * data);
+        self.detectable_with(&self.projected_parts(seeds, data, scale), continuity)
+    }
+
+    /// The factors by which the variance could plausibly be smaller or larger than estimated:
+    /// the 90 % range of a variance estimated on this estimate's effective df.
+    pub fn variance_range(&self) -> (f64, f64) {
+        let df = self.df;
+        if df >= 1e5 {
+            return (1.0, 1.0);
+        }
+        (df / chi_squared_quantile(0.95, df), df / chi_squared_quantile(0.05, df))
+    }
+
+    fn seeds_needed(&self, delta: f64, scale: f64) -> Option<u64> {
         let delta = delta.abs();
-        let enough = |j: u64| self.detectable_at(j as f64, 1.0) <= delta;
+        let enough = |j: u64| self.detectable_scaled(j as f64, 1.0, scale) <= delta;
         if delta == 0.0 || !enough(10_000) {
             return None;
         }
@@ -349,175 +598,322 @@ impl Estimate {
         Some(hi.max(2))
     }
 
-    /// About how many times the data (test examples, or the whole data set with random splits),
-    /// at this many seeds, would detect a true difference of `delta` 80 % of the time; `None` when
-    /// no amount up to 10 000× would (the seeds limit it).
-    pub fn data_to_detect(&self, delta: f64) -> Option<f64> {
+    fn data_needed(&self, delta: f64, scale: f64) -> Option<f64> {
         let delta = delta.abs();
         let seeds = self.seeds as f64;
-        let enough = |f: f64| self.detectable_at(seeds, f) <= delta;
+        let enough = |f: f64| self.detectable_scaled(seeds, f, scale) <= delta;
         if delta == 0.0 || !enough(1e4) {
             return None;
         }
         let (mut lo, mut hi) = (1e-3f64, 1e4f64);
-        for _ in 0..100 {
+        for _ in 0..40 {
             let mid = (lo * hi).sqrt();
             if enough(mid) { hi = mid } else { lo = mid }
         }
         Some(hi)
     }
-}
 
-/// Satterthwaite's degrees of freedom of `a + b`, with `a` and `b` estimated on `da` and `db`
-/// degrees of freedom; `None` when both are 0.
-fn satterthwaite(a: f64, da: f64, b: f64, db: f64) -> Option<f64> {
-    let denominator = a * a / da.max(1.0) + b * b / db.max(1.0);
-    (denominator > 0.0).then(|| ((a + b) * (a + b) / denominator).max(1.0))
-}
-
-/// The probability that a two-sided 95 % t-test with standard error `se` and `df` degrees of
-/// freedom rejects when the true difference is `delta` (the shifted-t approximation).
-pub fn power_at(delta: f64, se: f64, df: f64) -> f64 {
-    if se == 0.0 {
-        return if delta != 0.0 { 1.0 } else { 0.0 };
+    /// About how many seeds (same data) would detect a true difference of `delta` 80 % of the
+    /// time; `None` when no number of seeds up to 10 000 would (the test set, or with random
+    /// splits the seeds' spread beyond test sampling, limits it).
+    pub fn seeds_to_detect(&self, delta: f64) -> Option<u64> {
+        self.seeds_needed(delta, 1.0)
     }
-    let tc = t_quantile(0.5 + CONFIDENCE / 2.0, df);
-    let shift = delta / se;
-    (1.0 - t_cdf(tc - shift, df)) + t_cdf(-tc - shift, df)
-}
 
-fn finish(
-    method: Method,
-    seeds: usize,
-    n: f64,
-    mean: f64,
-    (seed_var, test_var): (f64, f64),
-    df: f64,
-    components: Components,
-) -> Estimate {
-    let standard_error = (seed_var + test_var).sqrt();
-    let t = t_quantile(0.5 + CONFIDENCE / 2.0, df);
-    Estimate {
-        method,
-        seeds,
-        test_examples: n,
-        mean,
-        standard_error,
-        df,
-        t,
-        half_width: t * standard_error,
-        seed_variance: seed_var,
-        test_variance: test_var,
-        detectable: detection_multiple(df) * standard_error,
-        components,
+    /// About how many times the data (test examples, or the whole data set with random splits),
+    /// at this many seeds, would detect a true difference of `delta` 80 % of the time; `None` when
+    /// no amount up to 10 000× would (the seeds limit it).
+    pub fn data_to_detect(&self, delta: f64) -> Option<f64> {
+        self.data_needed(delta, 1.0)
+    }
+
+    /// [`Self::seeds_to_detect`] with the variance at the low and high end of its 90 % range
+    /// (`None`: more than 10 000).
+    pub fn seeds_to_detect_range(&self, delta: f64) -> (Option<u64>, Option<u64>) {
+        let (low, high) = self.variance_range();
+        (self.seeds_needed(delta, low), self.seeds_needed(delta, high))
+    }
+
+    /// [`Self::data_to_detect`] with the variance at the low and high end of its 90 % range.
+    pub fn data_to_detect_range(&self, delta: f64) -> (Option<f64>, Option<f64>) {
+        let (low, high) = self.variance_range();
+        (self.data_needed(delta, low), self.data_needed(delta, high))
+    }
+
+    /// With no discordant example at all: the largest difference (points) the rule of three
+    /// still allows at 95 % — 0 discordant of n examples leaves a discordance rate up to 3/n.
+    pub fn rule_of_three(&self) -> Option<f64> {
+        (self.standard_error == 0.0 && self.examples_seen > 0.0).then(|| 300.0 / self.examples_seen)
     }
 }
 
-/// The plain t-interval over per-seed differences (points): the method `flatmin compare` used
-/// before, kept to show by simulation why it was replaced. `None` with fewer than two seeds.
+/// The plain t-interval over per-seed differences (points): the first method of `flatmin
+/// compare`, kept to show by simulation why it was replaced. `None` with fewer than two seeds.
 pub fn plain_t(per_seed: &[f64], test_examples: f64) -> Option<Estimate> {
     let j = per_seed.len();
     if j < 2 {
         return None;
     }
-    let (mean, var) = mean_var(per_seed.iter().copied());
-    Some(finish(
+    let (mean, var) = mean_var(per_seed);
+    Some(Estimate::new(
         Method::PlainT,
         j,
         test_examples,
         mean,
-        (var / j as f64, 0.0),
-        (j - 1) as f64,
+        vec![VariancePart {
+            variance: var / j as f64,
+            df: (j - 1) as f64,
+        }],
+        (var / j as f64, 0.0, 0.0),
+        0.0,
+        None,
+        0.0,
         Components::Plain { var_per_seed: var },
+        true,
     ))
 }
 
 /// Repeated random splits: seed `j` trained on `n_train` examples and was tested on the
-/// `outcomes[j]` of its own held-out examples. The corrected resampled t-interval (Nadeau &
-/// Bengio 2003): variance of the mean `(1/J + n_test/n_train) · s²`, where `s²` is the sample
-/// variance of the per-seed differences. When that is 0 while the optimizers disagree on some
-/// examples (equal per-seed differences, which small test sets make likely), the mean
-/// within-split sampling variance of a seed's difference stands in for it, so the interval keeps
-/// a width. `None` with fewer than two seeds or an empty test set.
-pub fn corrected_resampled_t(outcomes: &[Discordance], n_train: usize) -> Option<Estimate> {
+/// `outcomes[j]` of its own held-out examples (see the module note). `None` with fewer than two
+/// seeds or an empty test set.
+pub fn random_splits(outcomes: &[Discordance], n_train: usize) -> Option<Estimate> {
+    random_splits_planned(outcomes, n_train, true)
+}
+
+/// [`random_splits`] without the planning figure (`detectable` is NaN): the verdict alone, as
+/// simulations need it thousands of times.
+pub fn random_splits_verdict(outcomes: &[Discordance], n_train: usize) -> Option<Estimate> {
+    random_splits_planned(outcomes, n_train, false)
+}
+
+fn random_splits_planned(outcomes: &[Discordance], n_train: usize, plan: bool) -> Option<Estimate> {
     let j = outcomes.len();
     if j < 2 || outcomes.iter().any(|d| d.is_empty()) || n_train == 0 {
         return None;
     }
-    let per_seed: Vec<f64> = outcomes.iter().map(|d| points(d)).collect();
-    let (mean, var) = mean_var(per_seed.iter().copied());
-    let within = outcomes
+    let table = in_points(outcomes);
+    let per_seed: Vec<f64> = table.iter().map(|d| d.iter().sum::<f64>() / d.len() as f64).collect();
+    let (mean, s2) = mean_var(&per_seed);
+    // Each seed's test-sampling variance under no difference (uncentred: McNemar's), averaged.
+    let w = table
         .iter()
-        .map(|d| {
-            let v: Vec<f64> = d.iter().map(|&x| 100.0 * f64::from(x)).collect();
-            example_variance(&v) / d.len() as f64
-        })
+        .map(|d| d.iter().map(|x| x * x).sum::<f64>() / (d.len() as f64).powi(2))
         .sum::<f64>()
         / j as f64;
-    let var_per_seed = if var > 0.0 { var } else { within };
     let n_test = outcomes.iter().map(Vec::len).sum::<usize>() as f64 / j as f64;
+    let n_all = n_test + n_train as f64;
     let test_over_train = n_test / n_train as f64;
-    Some(finish(
-        Method::CorrectedResampledT,
+    let within = w * (1.0 - n_test / n_all);
+    // The whole spread (at least the test sampling) with the training-set correction: s² is one
+    // scaled chi-squared on J − 1 df, so Student's t is exact for it. Subtracting the test
+    // sampling first would be unbiased, but when s² falls low by chance the training-set part
+    // vanishes with it while the mean still carries it: liberal (the simulation grid found 11–19 %
+    // family-wise at 8 points).
+    let spread = s2.max(within);
+    let beyond = (spread - within).max(0.0);
+    let jf = j as f64;
+    let test_part = within * (1.0 / jf + 1.0 / test_over_train);
+    let seed_part = beyond * (1.0 / jf + 1.0 / test_over_train);
+    let df = jf - 1.0;
+    let (positive, negative) = outcomes.iter().flatten().fold((0, 0), |(p, n), &x| match x {
+        1 => (p + 1, n),
+        -1 => (p, n + 1),
+        _ => (p, n),
+    });
+    let total = test_part + seed_part;
+    Some(Estimate::new(
+        Method::RandomSplits,
         j,
         n_test,
         mean,
-        (var_per_seed / j as f64, var_per_seed * test_over_train),
-        (j - 1) as f64,
+        vec![VariancePart { variance: total, df }],
+        (seed_part, test_part, 0.0),
+        100.0 / (n_test * jf),
+        Some(SignTest {
+            unit: "pairs",
+            positive,
+            negative,
+            p: sign_test_p(positive, negative),
+        }),
+        n_test,
         Components::Resampled {
-            var_per_seed,
+            within,
+            beyond,
             test_over_train,
         },
+        plan,
     ))
 }
 
 /// A fixed test set: `outcomes[j][i]` is example `i` under seed `j` (every seed the same
-/// examples). Variance of the mean `s²_examples/n + s²_seeds/J`, where `s²_examples` is the
-/// sample variance over examples of the seed-averaged discordance and `s²_seeds` that over seeds
-/// of the per-seed differences; Satterthwaite's df. `None` with fewer than two seeds, an empty
-/// test set, or seeds with different test sets.
+/// examples); see the module note. `None` with fewer than two seeds, an empty test set, or seeds
+/// with different test sets.
 pub fn seeds_and_test_examples(outcomes: &[Discordance]) -> Option<Estimate> {
-    let j = outcomes.len();
     let n = outcomes.first()?.len();
-    if j < 2 || n == 0 || outcomes.iter().any(|d| d.len() != n) {
+    if outcomes.len() < 2 || n == 0 || outcomes.iter().any(|d| d.len() != n) {
         return None;
     }
-    let x = |s: usize, i: usize| 100.0 * f64::from(outcomes[s][i]);
-    let per_example: Vec<f64> = (0..n)
-        .map(|i| (0..j).map(|s| x(s, i)).sum::<f64>() / j as f64)
-        .collect();
-    let per_seed: Vec<f64> = outcomes.iter().map(|d| points(d)).collect();
-    let (mean, seeds_var) = mean_var(per_seed.iter().copied());
-    let examples_var = example_variance(&per_example);
-    let a = examples_var / n as f64;
-    let b = seeds_var / j as f64;
-    let df = satterthwaite(a, (n - 1) as f64, b, (j - 1) as f64).unwrap_or((j - 1) as f64);
-    // Variance components for projections (expected mean squares of the two-way table).
-    let residual = if n > 1 {
-        let mut ss = 0.0;
-        for (s, seed_mean) in per_seed.iter().enumerate() {
-            for (i, example_mean) in per_example.iter().enumerate() {
-                ss += (x(s, i) - example_mean - seed_mean + mean).powi(2);
-            }
+    two_way(&in_points(outcomes))
+}
+
+/// [`two_way`] without the planning figure (`detectable` is NaN), for simulations.
+pub fn two_way_verdict(table: &[Vec<f64>]) -> Option<Estimate> {
+    two_way_planned(table, false)
+}
+
+/// [`seeds_and_test_examples`] on any paired values in points (`table[seed][example]`), e.g. a
+/// normal model in a simulation. The sign test counts the examples by the sign of their sum.
+pub fn two_way(table: &[Vec<f64>]) -> Option<Estimate> {
+    two_way_planned(table, true)
+}
+
+fn two_way_planned(table: &[Vec<f64>], plan: bool) -> Option<Estimate> {
+    let j = table.len();
+    let n = table.first()?.len();
+    if j < 2 || n == 0 || table.iter().any(|d| d.len() != n) {
+        return None;
+    }
+    let (jf, nf) = (j as f64, n as f64);
+    let mut per_example = vec![0.0; n];
+    for row in table {
+        for (m, x) in per_example.iter_mut().zip(row) {
+            *m += x;
         }
-        ss / ((n - 1) * (j - 1)) as f64
-    } else {
-        0.0
-    };
+    }
+    let (positive, negative) = per_example.iter().fold((0, 0), |(p, q), &s| {
+        if s > 0.0 {
+            (p + 1, q)
+        } else if s < 0.0 {
+            (p, q + 1)
+        } else {
+            (p, q)
+        }
+    });
+    for m in &mut per_example {
+        *m /= jf;
+    }
+    let per_seed: Vec<f64> = table.iter().map(|d| d.iter().sum::<f64>() / nf).collect();
+    let (mean, seeds_var) = mean_var(&per_seed);
+    let (_, examples_var) = mean_var(&per_example);
+    let ms_examples = jf * examples_var;
+    let ms_seeds = nf * seeds_var;
+    let (mut ss, mut squares) = (0.0, 0.0);
+    for (row, seed_mean) in table.iter().zip(&per_seed) {
+        for (x, example_mean) in row.iter().zip(&per_example) {
+            ss += (x - example_mean - seed_mean + mean).powi(2);
+            squares += x * x;
+        }
+    }
+    let ms_interaction = if n > 1 { ss / ((nf - 1.0) * (jf - 1.0)) } else { 0.0 };
+    let cells = nf * jf;
+    let mut a = (ms_examples - ms_interaction).max(0.0) / cells;
+    let b = ms_seeds.max(ms_interaction) / cells;
+    // Never below the variance of independent paired outcomes under no difference (McNemar's).
+    let floor = squares / (cells * cells);
+    if a + b < floor {
+        a = floor - b;
+    }
     let components = Components::Fixed {
-        examples: (examples_var - residual / j as f64).max(0.0),
-        seeds: (seeds_var - residual / n as f64).max(0.0),
-        interaction: residual,
+        examples: a * nf,
+        seeds: (b - ms_interaction / cells).max(0.0) * jf,
+        interaction: ms_interaction,
     };
-    Some(finish(
+    Some(Estimate::new(
         Method::SeedsAndTestExamples,
         j,
-        n as f64,
+        nf,
         mean,
-        (b, a),
-        df,
+        vec![
+            VariancePart {
+                variance: a,
+                df: (nf - 1.0).max(1.0),
+            },
+            VariancePart {
+                variance: b,
+                df: jf - 1.0,
+            },
+        ],
+        (b, a, ms_interaction / cells),
+        100.0 / cells,
+        Some(SignTest {
+            unit: "examples",
+            positive,
+            negative,
+            p: sign_test_p(positive, negative),
+        }),
+        nf,
         components,
+        plan,
     ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// A family of verdicts
+
+/// Holm's decision on one member of a family.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Decision {
+    /// Called different from 0 (better or worse).
+    pub rejected: bool,
+    /// The two-sided level Holm's step used for it: its interval is shown at 1 − this.
+    pub alpha: f64,
+    /// Comparisons in the family.
+    pub family: usize,
+}
+
+/// Holm's (1979) step-down procedure at family-wise level `alpha` over `family`: with r
+/// comparisons already called different, every remaining one significant at `alpha/(m − r)` is
+/// called different too, until none is; the rest keep the last threshold.
+pub fn holm(family: &[&Estimate], alpha: f64) -> Vec<Decision> {
+    let m = family.len();
+    let mut decisions: Vec<Option<Decision>> = vec![None; m];
+    let mut rejected = 0;
+    loop {
+        let threshold = alpha / (m - rejected) as f64;
+        let now: Vec<usize> = (0..m)
+            .filter(|&k| decisions[k].is_none() && family[k].rejects(threshold))
+            .collect();
+        for &k in &now {
+            decisions[k] = Some(Decision {
+                rejected: true,
+                alpha: threshold,
+                family: m,
+            });
+        }
+        rejected += now.len();
+        if now.is_empty() || rejected == m {
+            return decisions
+                .into_iter()
+                .map(|d| {
+                    d.unwrap_or(Decision {
+                        rejected: false,
+                        alpha: threshold,
+                        family: m,
+                    })
+                })
+                .collect();
+        }
+    }
+}
+
+/// Fieller's (1954) interval for the ratio `a/b` of two estimates with variances `var_a`,
+/// `var_b` and covariance `cov`, at `critical` standard errors: the `r` with `(a − r·b)² ≤
+/// critical²·Var(a − r·b)`. `None` when that set is not one bounded interval (the denominator is
+/// not clearly away from 0).
+pub fn fieller(a: f64, b: f64, var_a: f64, var_b: f64, cov: f64, critical: f64) -> Option<(f64, f64)> {
+    let c2 = critical * critical;
+    let qa = b * b - c2 * var_b;
+    let qb = a * b - c2 * cov;
+    let qc = a * a - c2 * var_a;
+    if qa <= 0.0 {
+        return None;
+    }
+    let disc = qb * qb - qa * qc;
+    if disc < 0.0 {
+        return None;
+    }
+    let root = disc.sqrt();
+    Some(((qb - root) / qa, (qb + root) / qa))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -536,67 +932,117 @@ mod tests {
         // (2p − 1)/√(2p(1 − p)), and the normal quantile for large df.
         assert!(close(t_quantile(0.8, 1.0), (0.3 * std::f64::consts::PI).tan(), 1e-10));
         assert!(close(t_quantile(0.8, 2.0), 0.6 / 0.32f64.sqrt(), 1e-10));
-        assert!(close(t_quantile(0.8, 1e7), 0.841_621_234, 1e-5));
+        assert!(close(t_quantile(0.8, 1e8), 0.841_621_234, 1e-8));
         assert!(t_quantile(0.8, 4.0) > t_quantile(0.8, 9.0) && t_quantile(0.8, 9.0) > t_quantile(0.8, 1e7));
     }
 
     #[test]
-    fn power_is_five_percent_at_zero_and_eighty_at_the_detectable_difference() {
-        assert!(close(power_at(0.0, 1.0, 9.0), 0.05, 1e-10));
-        let delta = detection_multiple(9.0) * 1.5;
-        // The far tail adds a hair to the 80 %.
-        let p = power_at(delta, 1.5, 9.0);
-        assert!((0.8..0.8005).contains(&p), "{p}");
-        // Large df: the normal formula, (1.96 + 0.8416)·se.
-        assert!(close(detection_multiple(1e7), 1.959_964 + 0.841_621, 1e-5));
+    fn the_noncentral_t_is_the_t_at_zero_and_needs_5_65_standard_errors_at_df_2() {
+        for df in [1.0, 2.0, 5.0, 30.0] {
+            for x in [-3.0, -0.7, 0.0, 1.2, 4.0] {
+                let (a, b) = (noncentral_t_cdf(x, df, 0.0), t_cdf(x, df));
+                assert!(close(a, b, 1e-7), "df {df} x {x}: {a} vs {b}");
+            }
+        }
+        // df 2: the two-sided 95 % test finds a true difference 80 % of the time at 5.65 standard
+        // errors; the old shortcut t₀.₉₇₅ + t₀.₈ = 5.36 gives only 76.6 %.
+        let c = t_quantile(0.975, 2.0);
+        let shortcut = c + t_quantile(0.8, 2.0);
+        assert!(close(shortcut, 5.36, 0.01), "{shortcut}");
+        assert!(
+            close(power_of(shortcut, 2.0, c), 0.766, 0.002),
+            "{}",
+            power_of(shortcut, 2.0, c)
+        );
+        let exact = detectable_noncentrality(2.0, c);
+        assert!(close(exact, 5.65, 0.01), "{exact}");
+        assert!(close(power_of(exact, 2.0, c), 0.8, 1e-6));
+        // Large df: the normal answer, 1.96 + 0.84.
+        assert!(close(detectable_noncentrality(1e6, 1.959_964), 2.801_585, 1e-3));
+        // The power of a 95 % test at 0 is 5 %.
+        assert!(close(power_of(0.0, 9.0, t_quantile(0.975, 9.0)), 0.05, 1e-7));
     }
 
     #[test]
-    fn corrected_resampled_t_widens_by_the_split_ratio() {
-        // Per-seed differences 1, 3, 2 points on 100 test examples; n_train 400: s² = 1, variance
-        // of the mean (1/3 + 0.25)·1, t(0.975, 2).
-        let seed = |plus: usize| -> Discordance {
-            let mut d = vec![0i8; 100];
-            for x in d.iter_mut().take(plus + 10) {
-                *x = 1;
-            }
-            for x in d.iter_mut().skip(50).take(10) {
-                *x = -1;
-            }
-            d
-        };
-        let e = corrected_resampled_t(&[seed(1), seed(3), seed(2)], 400).unwrap();
+    fn the_sign_test_is_exact() {
+        assert!(close(sign_test_p(4, 0), 0.125, 1e-12));
+        assert!(close(sign_test_p(5, 0), 0.0625, 1e-12));
+        assert!(close(sign_test_p(0, 6), 0.031_25, 1e-12));
+        assert!(close(sign_test_p(10, 2), 2.0 * 79.0 / 4096.0, 1e-12));
+        assert_eq!(sign_test_p(3, 3), 1.0);
+        assert_eq!(sign_test_p(0, 0), 1.0);
+    }
+
+    fn seed(n: usize, plus: usize, minus: usize) -> Discordance {
+        (0..n)
+            .map(|i| {
+                if i < plus {
+                    1
+                } else if i < plus + minus {
+                    -1
+                } else {
+                    0
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn random_splits_count_test_sampling_and_the_spread_beyond_it() {
+        // Per-seed differences 1, 3, 2 points on 100 test examples; n_train 400 (N = 500).
+        let outcomes = [seed(100, 11, 10), seed(100, 13, 10), seed(100, 12, 10)];
+        let e = random_splits(&outcomes, 400).unwrap();
         assert!(close(e.mean, 2.0, 1e-12));
-        let se = (1.0f64 / 3.0 + 0.25).sqrt();
-        assert!(close(e.standard_error, se, 1e-9), "{} vs {se}", e.standard_error);
-        assert!(close(e.half_width, 4.302_652_730 * se, 1e-7));
-        assert!(close(e.seed_variance, 1.0 / 3.0, 1e-12) && close(e.test_variance, 0.25, 1e-12));
-        assert_eq!(e.df, 2.0);
-        // Equal per-seed differences on disagreeing examples: the within-split sampling variance
-        // (sample variance of 100·D over the examples, over n) stands in for s² = 0.
-        let e = corrected_resampled_t(&[seed(2), seed(2), seed(2)], 400).unwrap();
-        let ss = 12.0 * (100.0f64 - 2.0).powi(2) + 10.0 * (100.0f64 + 2.0).powi(2) + 78.0 * 4.0;
-        let within = ss / 99.0 / 100.0;
+        // w: the uncentred per-example variance over n: (21, 23, 22 discordant)·100²/100², mean 22.
+        // s² = 1 is below the test sampling within the data set, which stands in for it; all of it
+        // gets the training-set correction n_train/n_test = 4.
+        let within: f64 = 22.0 * (1.0 - 100.0 / 500.0);
+        let var = within * (1.0 / 3.0 + 4.0);
+        assert!(close(e.standard_error, var.sqrt(), 1e-9), "{e:?}");
+        assert_eq!((e.df, e.parts.len()), (2.0, 1));
+        assert!(close(e.continuity, 100.0 / 300.0, 1e-12));
+        assert!(close(e.half_width, 4.302_652_730 * var.sqrt() + 1.0 / 3.0, 1e-7));
+        // Seeds spread far beyond their test sampling: that spread gets n_train/n_test.
+        let outcomes = [seed(100, 1, 0), seed(100, 21, 0), seed(100, 41, 0)];
+        let e = random_splits(&outcomes, 400).unwrap();
+        let within: f64 = (1.0 + 21.0 + 41.0) / 3.0 * 0.8;
+        let var: f64 = 400.0 * (1.0 / 3.0 + 4.0);
+        assert!(close(e.standard_error, var.sqrt(), 1e-9));
+        assert!(close(e.test_variance, within * (1.0 / 3.0 + 4.0), 1e-9));
+        assert!(close(e.seed_variance + e.test_variance, var, 1e-9));
+    }
+
+    #[test]
+    fn one_flipped_example_moves_the_interval_by_little() {
+        // Equal per-seed differences (4 of 120 each), then one example flipped in one seed.
+        let equal = vec![seed(120, 4, 0); 3];
+        let mut flipped = equal.clone();
+        flipped[1][100] = 1;
+        let (a, b) = (
+            random_splits(&equal, 480).unwrap(),
+            random_splits(&flipped, 480).unwrap(),
+        );
         assert!(
-            close(e.standard_error, (within * (1.0 / 3.0 + 0.25)).sqrt(), 1e-9),
-            "{e:?}"
+            (b.half_width / a.half_width - 1.0).abs() < 0.25,
+            "{} vs {}",
+            a.half_width,
+            b.half_width
+        );
+        let (a, b) = (
+            seeds_and_test_examples(&equal).unwrap(),
+            seeds_and_test_examples(&flipped).unwrap(),
+        );
+        assert!(
+            (b.half_width / a.half_width - 1.0).abs() < 0.25,
+            "{} vs {}",
+            a.half_width,
+            b.half_width
         );
     }
 
     #[test]
-    fn corrected_resampled_t_without_the_floor_is_the_textbook_formula() {
-        // Per-seed differences 10, 30, 20 points on 10 test examples; n_train 40.
-        let seed = |plus: usize| -> Discordance { (0..10).map(|i| i8::from(i < plus)).collect() };
-        let e = corrected_resampled_t(&[seed(1), seed(3), seed(2)], 40).unwrap();
-        assert!(close(e.mean, 20.0, 1e-12));
-        // s² = 100; within-split ≤ 100·100·0.3·0.7·10/9/10 ≈ 23.3 < 100.
-        assert!(close(e.standard_error, (100.0f64 * (1.0 / 3.0 + 0.25)).sqrt(), 1e-9));
-    }
-
-    #[test]
     fn a_fixed_test_set_counts_its_examples() {
-        // The issue's breast-cancer case: 3 seeds, 113 test rows, every seed differs by the same
-        // single row. Plain t: zero width. Here: the one row's sampling error.
+        // 3 seeds, 113 test rows, every seed differs by the same single row.
         let mut d = vec![0i8; 113];
         d[7] = -1;
         let outcomes = vec![d.clone(), d.clone(), d];
@@ -604,39 +1050,79 @@ mod tests {
         assert_eq!(plain.half_width, 0.0);
         let e = seeds_and_test_examples(&outcomes).unwrap();
         assert!(close(e.mean, -100.0 / 113.0, 1e-12));
-        // s²_examples = (100² − 113·(100/113)²)/112, over n = 113; no seed variance; df = 112.
-        let var = (10_000.0 - 113.0 * (100.0f64 / 113.0).powi(2)) / 112.0 / 113.0;
-        assert!(close(e.standard_error, var.sqrt(), 1e-12));
-        assert!(close(e.df, 112.0, 1e-9));
-        assert!(e.half_width > 1.5 && !e.significant(), "{e:?}");
-        // Identical outcomes: zero width, at 0.
+        // MS_examples = 3·s²(example means), no seed or interaction variance.
+        let examples_var = (10_000.0 - 113.0 * (100.0f64 / 113.0).powi(2)) / 112.0;
+        assert!(close(e.standard_error, (examples_var / 113.0).sqrt(), 1e-9), "{e:?}");
+        assert!(!e.significant(), "{e:?}");
+        // Identical outcomes: zero width, at 0, and the rule of three.
         let same = vec![vec![0i8; 20]; 4];
         let e = seeds_and_test_examples(&same).unwrap();
         assert_eq!((e.mean, e.half_width), (0.0, 0.0));
         assert!(!e.significant());
-        // Every example one way: still a width (the guard's tie).
-        let all = vec![vec![1i8; 5]; 3];
-        let e = seeds_and_test_examples(&all).unwrap();
-        assert!(e.half_width > 10.0, "{e:?}");
+        assert!(close(e.rule_of_three().unwrap(), 15.0, 1e-12));
+        // Every example one way on 4 or 5 examples: the sign test's p is .125 / .0625, no verdict.
+        for n in [4, 5] {
+            let all = vec![vec![1i8; n]; 3];
+            let e = seeds_and_test_examples(&all).unwrap();
+            assert!(e.half_width > 10.0 && !e.significant(), "{e:?}");
+        }
+        // Two seeds, (+1, −1) and (−1, +1): no example or seed leans, but they disagree.
+        let e = seeds_and_test_examples(&[vec![1, -1], vec![-1, 1]]).unwrap();
+        assert!(e.standard_error > 0.0 && e.rule_of_three().is_none(), "{e:?}");
         assert!(seeds_and_test_examples(&[vec![0i8; 3], vec![0i8; 4]]).is_none());
         assert!(seeds_and_test_examples(&[vec![0i8; 3]]).is_none());
     }
 
     #[test]
-    fn both_sources_add_up_on_a_fixed_test_set() {
-        // 2 seeds × 4 examples: seed 0 [1, 0, 0, 0], seed 1 [1, 1, 0, -1].
+    fn the_fixed_variance_counts_the_interaction_once() {
+        // 2 seeds × 4 examples: seed 0 [1, 0, 0, 0], seed 1 [1, 1, 0, -1] (×100).
         let outcomes = vec![vec![1, 0, 0, 0], vec![1, 1, 0, -1]];
         let e = seeds_and_test_examples(&outcomes).unwrap();
-        // Per seed: 25, 25 points → seed variance 0; per example: 100, 50, 0, −50 → s² = 6250/... :
-        // mean 25, squares 5625 + 625 + 625 + 5625 = 12500, /3 = 4166.67, /4 = 1041.67.
+        // Example means 100, 50, 0, −50: MS_ex = 2·4166.67 = 8333.3; seed means 25, 25: MS_seeds
+        // = 0; residuals ±50 on examples 1 and 3 in both seeds: SS 4·50² = 10 000 over 3 df.
         assert!(close(e.mean, 25.0, 1e-12));
-        assert!(close(e.seed_variance, 0.0, 1e-12));
-        assert!(close(e.test_variance, 12_500.0 / 3.0 / 4.0, 1e-9));
-        assert!(close(e.df, 3.0, 1e-12));
+        let ms_int = 10_000.0 / 3.0;
+        let a = (2.0 * 12_500.0 / 3.0 - ms_int) / 8.0;
+        let b = ms_int / 8.0;
+        assert!(close(e.test_variance, a, 1e-9), "{e:?}");
+        assert!(close(e.seed_variance, b, 1e-9) && close(e.interaction_variance, b, 1e-9));
+        assert!(close(e.standard_error, (a + b).sqrt(), 1e-9));
+        // Banerjee: √(t²₃·a + t²₁·b) + continuity.
+        let h = (3.182_446_305f64.powi(2) * a + 12.706_204_736f64.powi(2) * b).sqrt() + 100.0 / 8.0;
+        assert!(close(e.half_width, h, 1e-6), "{} vs {h}", e.half_width);
     }
 
     #[test]
-    fn projections_shrink_with_seeds_and_data() {
+    fn holm_steps_down_and_intervals_follow_it() {
+        let strong = seeds_and_test_examples(&vec![seed(400, 40, 2); 5]).unwrap();
+        let weak = seeds_and_test_examples(&vec![seed(400, 14, 6); 5]).unwrap();
+        let none = seeds_and_test_examples(&vec![seed(400, 5, 5); 5]).unwrap();
+        let d = holm(&[&none, &strong, &weak], ALPHA);
+        assert!(d[1].rejected && close(d[1].alpha, ALPHA / 3.0, 1e-15), "{d:?}");
+        assert!(!d[0].rejected);
+        // The unrejected keep the last threshold; an interval at it agrees with the decision.
+        for (e, d) in [&none, &strong, &weak].iter().zip(&d) {
+            assert_eq!(e.at_level(d.alpha).significant(), d.rejected);
+        }
+        // p-values agree with the decisions at their levels.
+        assert!(strong.p_value() < ALPHA / 3.0 && none.p_value() > ALPHA);
+    }
+
+    #[test]
+    fn fieller_brackets_the_ratio_and_opens_when_the_denominator_is_unclear() {
+        let (lo, hi) = fieller(3.0, 4.0, 0.25, 0.25, 0.1, 2.0).unwrap();
+        assert!(lo < 0.75 && 0.75 < hi, "{lo} {hi}");
+        // The ends satisfy (a − r b)² = c²·Var(a − r b).
+        for r in [lo, hi] {
+            let lhs = (3.0 - r * 4.0f64).powi(2);
+            let rhs = 4.0 * (0.25 - 2.0 * r * 0.1 + r * r * 0.25);
+            assert!(close(lhs, rhs, 1e-9));
+        }
+        assert!(fieller(3.0, 0.8, 0.25, 0.25, 0.1, 2.0).is_none());
+    }
+
+    #[test]
+    fn projections_shrink_with_seeds_and_data_and_carry_a_range() {
         let mut outcomes = Vec::new();
         for s in 0..5 {
             outcomes.push(
@@ -656,20 +1142,26 @@ mod tests {
         let e = seeds_and_test_examples(&outcomes).unwrap();
         let (se, _) = e.projected(5.0, 1.0);
         assert!(
-            close(se, e.standard_error, 0.25 * e.standard_error),
+            close(se, e.standard_error, 1e-9 * e.standard_error),
             "{se} vs {}",
             e.standard_error
         );
+        assert!(close(e.detectable_at(5.0, 1.0), e.detectable, 1e-6 * e.detectable));
         assert!(e.detectable_at(50.0, 4.0) < e.detectable / 1.8);
         let need = e.data_to_detect(e.detectable / 2.0).unwrap();
         assert!((3.0..6.0).contains(&need), "{need}");
-        let r = corrected_resampled_t(&outcomes, 800).unwrap();
-        assert!(close(r.detectable_at(5.0, 1.0), r.detectable, 1e-9));
-        // The split ratio floors what seeds alone can do: 1/J + 0.25 never goes below 0.25.
-        assert!(r.seeds_to_detect(r.detectable * 0.3).is_none());
-        let j = r.seeds_to_detect(r.detectable * 0.9).unwrap();
-        assert!(j > 5, "{j}");
-        let f = r.data_to_detect(r.detectable / 2.0).unwrap();
-        assert!(close(f, 4.0, 0.01), "{f}");
+        let (low, high) = e.data_to_detect_range(e.detectable / 2.0);
+        assert!(low.unwrap() < need && need < high.unwrap(), "{low:?} {need} {high:?}");
+        let r = random_splits(&outcomes, 800).unwrap();
+        assert!(close(r.detectable_at(5.0, 1.0), r.detectable, 1e-6 * r.detectable));
+        // Random splits: the training-set correction does not shrink with seeds, so seeds alone
+        // cannot halve what the run detects; more data can, at a range.
+        assert!(r.seeds_to_detect(r.detectable * 0.5).is_none());
+        let f = r.data_to_detect(r.detectable * 0.5).unwrap();
+        let (low, high) = r.data_to_detect_range(r.detectable * 0.5);
+        assert!(
+            low.unwrap() <= f && high.is_none_or(|h| h >= f) && f > 3.0,
+            "{low:?} {f} {high:?}"
+        );
     }
 }

@@ -5,6 +5,7 @@ mod bench_cli;
 mod cli_replay;
 mod common;
 mod compare;
+mod compare_grid;
 mod conformance;
 mod device_cli;
 mod experiments_cli;
