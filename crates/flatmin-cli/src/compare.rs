@@ -1,6 +1,6 @@
 //! `flatmin compare`: does SAM (or any member of the family) help on *my* data? Every optimizer is
-//! trained with the same seeds on the same splits (by default each seed its own stratified split);
-//! the answer is the test-accuracy difference to the base optimizer with an interval that holds on
+//! trained with the same seeds on the same splits (by default J repetitions of stratified 2-fold
+//! cross-validation, `--design cv2`; or a split per seed, or one fixed test set); the answer is the test-accuracy difference to the base optimizer with an interval that holds on
 //! new data from the same source ([`crate::stats`]), what it costs, what the run could have
 //! detected, and a verdict in words that says "better" or "worse" only when the interval excludes 0
 //! and McNemar's exact sign test agrees. All the verdicts of one run (against the base, and against
@@ -8,8 +8,9 @@
 //! ([`assess`]). Degenerate runs (most steps skipped) get a reason instead of a verdict.
 //!
 //! With `--rho-search`, each optimizer's ρ is chosen by validation accuracy on a validation split
-//! carved (seeded, stratified) from the training data — each seed's own with a split per seed —;
-//! the test sets are touched only by the final runs.
+//! carved (seeded, stratified) from the training data — each fold's own training half with cv2,
+//! each seed's own training part with a split per seed —; the test sets are touched only by the
+//! final runs.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -38,7 +39,8 @@ pub struct CompareArgs {
     #[arg(long, value_delimiter = ',', default_value = "sgd,sam")]
     pub optimizers: Vec<String>,
     /// Seeds per optimizer (--seed, --seed + 1, …); every optimizer runs with the same seeds and
-    /// the differences are paired by seed.
+    /// the differences are paired by seed. With the default design (cv2) each seed is one
+    /// repetition of 2-fold cross-validation: two trainings per optimizer, each on half the data.
     #[arg(long, default_value_t = 3)]
     pub seeds: u64,
     /// Choose ρ per optimizer among these values (e.g. 0.02,0.05,0.1,0.2) by mean accuracy on a
@@ -51,14 +53,23 @@ pub struct CompareArgs {
     /// Seeds per ρ in the search (default: --seeds).
     #[arg(long)]
     pub search_seeds: Option<u64>,
-    /// The fraction of each class held out for testing when the data has no test part.
-    #[arg(long, default_value_t = 0.2)]
-    pub test_fraction: f64,
+    /// The fraction of each class held out for testing when the data has no test part, with a
+    /// split per seed or a fixed split (default 0.2). Giving it without --design or --split-seed
+    /// selects a split per seed (--design splits).
+    #[arg(long)]
+    pub test_fraction: Option<f64>,
     /// Fix one test split with this seed for every seed and optimizer (the interval then counts
-    /// the test set's sampling error). Default: each seed draws its own stratified split, shared
-    /// by every optimizer at that seed.
+    /// the test set's sampling error; --design fixed).
     #[arg(long)]
     pub split_seed: Option<u64>,
+    /// How the data is used when it has no train/ and test/ folders: `cv2` (the default unless
+    /// --test-fraction or --split-seed is given), each seed a repetition of stratified 2-fold
+    /// cross-validation, every optimizer trained on each half and tested on the other; `splits`,
+    /// each seed its own stratified split (--test-fraction held out), shared by every optimizer
+    /// at that seed; `fixed`, one split for every seed (--split-seed, default 0). Data with its
+    /// own train/ and test/ folders is always `fixed`.
+    #[arg(long, value_enum)]
+    pub design: Option<DesignChoice>,
     /// Resize images to N×N or WIDTHxHEIGHT (default: their own size when all agree, else 28×28
     /// grey or 32×32 colour).
     #[arg(long)]
@@ -74,6 +85,20 @@ pub struct CompareArgs {
     #[command(flatten)]
     pub train: TrainArgs,
 }
+
+/// The values of `--design`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DesignChoice {
+    /// Repeated stratified 2-fold cross-validation (the default).
+    Cv2,
+    /// A random stratified split per seed.
+    Splits,
+    /// One split for every seed.
+    Fixed,
+}
+
+/// The fraction of each class held out for testing when `--test-fraction` is not given.
+pub const DEFAULT_TEST_FRACTION: f64 = 0.2;
 
 /// Mixed into the split seed for the validation split, so it is independent of the test split.
 const VALIDATION_STREAM: u64 = 0x5641_4c49_4400_0001;
@@ -175,6 +200,13 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SplitDesign {
+    /// J repetitions of stratified 2-fold cross-validation: each seed splits every class in
+    /// halves A and B; every optimizer trains on A and is tested on B, and trains on B and is
+    /// tested on A (the same halves for every optimizer at that seed).
+    TwoFold {
+        /// Repetitions (the seeds).
+        repetitions: usize,
+    },
     /// Each seed its own stratified split, shared by every optimizer at that seed.
     PerSeed {
         /// The fraction of each class held out for testing.
@@ -187,7 +219,25 @@ pub enum SplitDesign {
     },
 }
 
+impl SplitDesign {
+    /// The design's name, as `--design` takes it: "cv2", "splits" or "fixed".
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::TwoFold { .. } => "cv2",
+            Self::PerSeed { .. } => "splits",
+            Self::Fixed { .. } => "fixed",
+        }
+    }
+
+    /// Whether every seed draws its own split of the whole data (cv2 and splits).
+    pub fn resamples(&self) -> bool {
+        !matches!(self, Self::Fixed { .. })
+    }
+}
+
 /// What the statistics of one comparison are built from.
+// A run holds a handful of these: the size of the estimate does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scored {
     /// An interval.
@@ -219,9 +269,15 @@ impl Scored {
     }
 }
 
-/// The interval of `design` on the paired per-example outcomes (`outcomes[seed]`), or why there
-/// is none.
+/// The interval of `design` on the paired per-example outcomes (`outcomes[run]`), or why there
+/// is none. With cv2 the folds' test examples are needed: [`score_runs`].
 pub fn score(design: &SplitDesign, outcomes: &[Discordance], n_train: usize) -> Scored {
+    score_runs(design, outcomes, &[], n_train)
+}
+
+/// [`score`] with the data-set indices of every run's test examples (`examples[run]`, in the
+/// order of its outcomes), which repeated 2-fold cross-validation pairs across repetitions.
+pub fn score_runs(design: &SplitDesign, outcomes: &[Discordance], examples: &[Vec<usize>], n_train: usize) -> Scored {
     let per_seed: Vec<f64> = outcomes
         .iter()
         .map(|d| 100.0 * d.iter().map(|&x| f64::from(x)).sum::<f64>() / d.len().max(1) as f64)
@@ -234,6 +290,20 @@ pub fn score(design: &SplitDesign, outcomes: &[Discordance], n_train: usize) -> 
         return Scored::OneSeed(mean);
     }
     let estimate = match design {
+        SplitDesign::TwoFold { .. } => {
+            if examples.len() != outcomes.len() || examples.iter().zip(outcomes).any(|(e, o)| e.len() != o.len()) {
+                return Scored::NotScored("the folds' test examples are not known".into(), mean);
+            }
+            let folds: Vec<stats::Fold> = outcomes
+                .iter()
+                .zip(examples)
+                .map(|(o, e)| stats::Fold {
+                    outcomes: o.clone(),
+                    examples: e.clone(),
+                })
+                .collect();
+            stats::two_fold_cv(&folds)
+        }
         SplitDesign::PerSeed { .. } => stats::random_splits(outcomes, n_train),
         SplitDesign::Fixed { .. } => stats::seeds_and_test_examples(outcomes),
     };
@@ -273,8 +343,13 @@ fn times(ratio: f64) -> String {
 /// with the 90 % range its variance estimate allows (it rests on few degrees of freedom).
 pub fn to_settle(e: &Estimate, design: &SplitDesign, delta: f64) -> String {
     let data_word = match design {
+        SplitDesign::TwoFold { .. } => "data",
         SplitDesign::PerSeed { .. } => "data (same split fractions)",
         SplitDesign::Fixed { .. } => "test examples",
+    };
+    let seeds_word = match design {
+        SplitDesign::TwoFold { .. } => "repetitions",
+        _ => "seeds",
     };
     let range = |low: String, high: String| {
         if low == high {
@@ -287,7 +362,7 @@ pub fn to_settle(e: &Estimate, design: &SplitDesign, delta: f64) -> String {
         Some(j) => {
             let (low, high) = e.seeds_to_detect_range(delta);
             format!(
-                "about {j} seeds{}",
+                "about {j} {seeds_word}{}",
                 range(
                     low.map_or("over 10 000".into(), |l| l.to_string()),
                     high.map_or("over 10 000".into(), |h| h.to_string())
@@ -295,8 +370,9 @@ pub fn to_settle(e: &Estimate, design: &SplitDesign, delta: f64) -> String {
             )
         }
         None => format!(
-            "more seeds alone would not (the {} limits it)",
+            "more {seeds_word} alone would not (the {} limits it)",
             match design {
+                SplitDesign::TwoFold { .. } => "data set's own sampling, which every repetition shares,",
                 SplitDesign::PerSeed { .. } => "part every split of this data set shares",
                 SplitDesign::Fixed { .. } => "test set",
             }
@@ -308,7 +384,7 @@ pub fn to_settle(e: &Estimate, design: &SplitDesign, delta: f64) -> String {
             let (low, high) = e.data_to_detect_range(delta);
             let factor = |x: Option<f64>| x.map_or("over 10 000×".into(), |x| format!("{}×", round_up(x.max(1.0))));
             format!(
-                "about {}× the {data_word} at {} seeds{}",
+                "about {}× the {data_word} at {} {seeds_word}{}",
                 round_up(f),
                 e.seeds,
                 range(factor(low), factor(high))
@@ -326,11 +402,11 @@ pub fn to_settle(e: &Estimate, design: &SplitDesign, delta: f64) -> String {
             .find(|&f| e.detectable_at((j * f).ceil(), f) <= delta.abs())
         {
             Some(f) => format!(
-                "both more seeds and more {data_word}: about {} seeds and {}× the {data_word}",
+                "both more {seeds_word} and more {data_word}: about {} {seeds_word} and {}× the {data_word}",
                 (j * f).ceil(),
                 round_up(f)
             ),
-            None => format!("far more seeds and {data_word} than this run (over 7000×)"),
+            None => format!("far more {seeds_word} and {data_word} than this run (over 7000×)"),
         };
     }
     format!("{seeds}, or {data}")
@@ -352,12 +428,27 @@ fn round_up(f: f64) -> String {
 /// the 113 test examples".
 fn over(e: &Estimate) -> String {
     match e.method {
+        stats::Method::TwoFoldCv => format!(
+            "{} of 2-fold cross-validation of {} examples",
+            runs(e.seeds, e.method),
+            e.examples_seen.round()
+        ),
         stats::Method::RandomSplits => format!("{} seeds, each on its own split", e.seeds),
         stats::Method::SeedsAndTestExamples => {
             format!("{} seeds and the {} test examples", e.seeds, e.test_examples.round())
         }
         stats::Method::PlainT => format!("{} seeds", e.seeds),
     }
+}
+
+/// "3 seeds", "1 seed", "3 repetitions" (of 2-fold cross-validation).
+fn runs(j: usize, method: stats::Method) -> String {
+    let word = if method == stats::Method::TwoFoldCv {
+        "repetition"
+    } else {
+        "seed"
+    };
+    format!("{j} {word}{}", if j == 1 { "" } else { "s" })
 }
 
 /// "95 %", "98.3 %": a confidence level for reports.
@@ -412,9 +503,13 @@ pub fn verdict_in_family(name: &str, scored: &Scored, design: &SplitDesign, step
         }
         Scored::Estimated(e) if e.standard_error == 0.0 => {
             let mut s = format!(
-                "{name}: no difference with {} seeds (+0.0 ± 0.0 points: the two agree on every test example of every \
-                 seed",
-                e.seeds
+                "{name}: no difference with {} (+0.0 ± 0.0 points: the two agree on every test example of every {}",
+                runs(e.seeds, e.method),
+                if e.method == stats::Method::TwoFoldCv {
+                    "fold"
+                } else {
+                    "seed"
+                }
             );
             if let Some(bound) = e.rule_of_three() {
                 s.push_str(&format!(
@@ -430,8 +525,8 @@ pub fn verdict_in_family(name: &str, scored: &Scored, design: &SplitDesign, step
         Scored::Estimated(e) => {
             let k = decimals(e.mean, e.half_width);
             let mut s = format!(
-                "{name}: no difference detectable with {} seeds ({} ± {:.*} points{}) {cost}",
-                e.seeds,
+                "{name}: no difference detectable with {} ({} ± {:.*} points{}) {cost}",
+                runs(e.seeds, e.method),
                 signed(e.mean, k, true),
                 k,
                 e.half_width,
@@ -498,9 +593,11 @@ pub struct OptimizerResult {
     pub rho: Option<f64>,
     /// Where ρ came from: "search", "flag" or "preset".
     pub rho_from: Option<String>,
-    /// The run seeds.
+    /// The training seed of every run: one per seed, or with cv2 one per fold (repetition seed
+    /// s trains its folds with 2s and 2s + 1).
     pub seeds: Vec<u64>,
-    /// Final test accuracy per seed (fraction).
+    /// Final test accuracy per run (fraction): per seed, or with cv2 per fold (repetition 1's
+    /// fold A→B, its fold B→A, repetition 2's, …).
     pub test_accuracy: Vec<f64>,
     /// Mean and sample std of the test accuracy (fractions).
     pub accuracy_mean: f64,
@@ -522,9 +619,13 @@ pub struct OptimizerResult {
     pub training_seconds: f64,
     /// The fraction of its steps (over all seeds) that ran SAM's second pass.
     pub second_pass_fraction: Option<f64>,
-    /// Per seed, whether each test example was classified right (not written to compare.json).
+    /// Per run, whether each test example was classified right (not written to compare.json).
     #[serde(skip)]
     pub test_correct: Vec<Vec<bool>>,
+    /// Per run, the data-set index of each test example (cv2 pairs them across repetitions;
+    /// empty for the other designs; not written to compare.json).
+    #[serde(skip)]
+    pub test_examples: Vec<Vec<usize>>,
 }
 
 impl OptimizerResult {
@@ -553,8 +654,11 @@ pub struct VersusBase {
     pub estimate: Option<Estimate>,
     /// The plain t-interval over seeds alone (the method before; for comparison, not for verdicts).
     pub plain_t_points: PairedDifference,
-    /// Per-seed differences (points).
+    /// Per-run differences (points): one per seed, or with cv2 one per fold (in the order of
+    /// `test_accuracy`; a repetition's two folds side by side).
     pub per_seed_points: Vec<f64>,
+    /// With cv2: the difference per repetition, the mean of its two folds (points).
+    pub per_repetition_points: Option<Vec<f64>>,
     /// The interval's ends (points), if any.
     pub interval_points: Option<(f64, f64)>,
     /// What the interval says.
@@ -596,11 +700,14 @@ pub struct VersusBase {
 pub struct RhoSearch {
     /// The optimizer.
     pub optimizer: String,
-    /// (ρ, mean validation accuracy, its std, per-seed accuracies).
+    /// (ρ, mean validation accuracy, its std, per-run accuracies: per seed, or with cv2 per
+    /// fold).
     pub tried: Vec<(f64, f64, f64, Vec<f64>)>,
-    /// The chosen ρ (with a split per seed: the most frequent of the per-seed choices).
+    /// The chosen ρ (with a split per seed or cv2: the most frequent of the per-run choices).
     pub chosen: f64,
-    /// With a split per seed, the ρ each seed chose on its own training part (empty otherwise).
+    /// With a split per seed, the ρ each seed chose on its own training part; with cv2, the ρ
+    /// each fold chose on a validation part of its training half (in the order of the runs);
+    /// empty with a fixed split.
     pub chosen_per_seed: Vec<f64>,
 }
 
@@ -735,33 +842,96 @@ impl CompareArgs {
                 .map_err(|e| TrainError(e.to_string()))?,
             channels: self.channels,
             label_column: self.label_column.clone(),
-            test_fraction: self.test_fraction,
+            test_fraction: self.test_fraction.unwrap_or(DEFAULT_TEST_FRACTION),
             seed: self.split_seed.unwrap_or(0),
         };
+        // Flags that contradict the design asked for, before the data is read.
+        match (self.design, self.split_seed, self.test_fraction) {
+            (Some(DesignChoice::Cv2), Some(_), _) | (Some(DesignChoice::Splits), Some(_), _) => {
+                return Err(TrainError(format!(
+                    "--split-seed fixes one test split: it is --design fixed, not --design {}",
+                    if self.design == Some(DesignChoice::Cv2) {
+                        "cv2"
+                    } else {
+                        "splits"
+                    }
+                )));
+            }
+            (Some(DesignChoice::Cv2), _, Some(f)) => {
+                return Err(TrainError(format!(
+                    "--test-fraction {f}: --design cv2 tests on halves (every example once per repetition); give \
+                     --design splits to hold out a fraction per seed"
+                )));
+            }
+            _ => {}
+        }
         let mut loaded = input::load(&self.data, &options).map_err(|e| TrainError(e.to_string()))?;
-        let design = match (loaded.came_split, self.split_seed) {
-            (true, _) => SplitDesign::Fixed {
+        let test_fraction = options.test_fraction;
+        let design = match (loaded.came_split, self.design, self.split_seed, self.test_fraction) {
+            (true, Some(DesignChoice::Cv2 | DesignChoice::Splits), ..) => {
+                return Err(TrainError(format!(
+                    "--design {}: {} has its own train/ and test/ folders, so its test set is fixed (--design \
+                     fixed); to resample, put every class's images in one folder",
+                    self.design
+                        .map_or("", |d| if d == DesignChoice::Cv2 { "cv2" } else { "splits" }),
+                    self.data.display()
+                )));
+            }
+            (true, ..) => SplitDesign::Fixed {
                 why: "the data's own train/ and test/ folders".into(),
             },
-            (false, Some(seed)) => SplitDesign::Fixed {
+            (false, Some(DesignChoice::Fixed), None, _) => SplitDesign::Fixed {
+                why: "--design fixed, split seed 0".into(),
+            },
+            (false, Some(DesignChoice::Fixed) | None, Some(seed), _) => SplitDesign::Fixed {
                 why: format!("--split-seed {seed}"),
             },
-            (false, None) => SplitDesign::PerSeed {
-                test_fraction: self.test_fraction,
+            (false, Some(DesignChoice::Splits), ..) | (false, None, None, Some(_)) => {
+                SplitDesign::PerSeed { test_fraction }
+            }
+            (false, Some(DesignChoice::Cv2), ..) | (false, None, None, None) => SplitDesign::TwoFold {
+                repetitions: self.seeds as usize,
             },
         };
-        if matches!(design, SplitDesign::PerSeed { .. }) {
-            // The loader made one split; the runs draw their own, of the same sizes.
-            loaded.description = loaded
-                .description
-                .replace("(a seeded stratified split,", "(a new stratified split per seed,");
+        match design {
+            SplitDesign::PerSeed { .. } => {
+                // The loader made one split; the runs draw their own, of the same sizes.
+                loaded.description = loaded
+                    .description
+                    .replace("(a seeded stratified split,", "(a new stratified split per seed,");
+            }
+            SplitDesign::TwoFold { .. } => {
+                // The loader made one split; every repetition splits the whole data in halves.
+                let noun = if loaded.split.train.features.is_some() {
+                    "rows"
+                } else {
+                    "images"
+                };
+                let was = input::split_account(&loaded.split, noun, Some(test_fraction));
+                let now = format!(
+                    "{} classes, {} {noun} (each repetition splits every class in halves)",
+                    loaded.split.train.classes,
+                    loaded.split.train.len() + loaded.split.test.len()
+                );
+                loaded.description = loaded.description.replace(&was, &now);
+            }
+            SplitDesign::Fixed { .. } => {}
         }
-        if matches!(design, SplitDesign::PerSeed { .. }) && self.search_seeds.is_some() {
-            return Err(TrainError(
-                "--search-seeds applies to a fixed split (--split-seed, or train/ and test/ folders): with a \
-                 split per seed, each seed searches ρ on its own training part"
-                    .into(),
-            ));
+        if design.resamples() && self.search_seeds.is_some() {
+            return Err(TrainError(format!(
+                "--search-seeds applies to a fixed split (--split-seed, or train/ and test/ folders): with {}, each \
+                 {} searches ρ on its own training part",
+                if matches!(design, SplitDesign::TwoFold { .. }) {
+                    "2-fold cross-validation"
+                } else {
+                    "a split per seed"
+                },
+                if matches!(design, SplitDesign::TwoFold { .. }) {
+                    "fold"
+                } else {
+                    "seed"
+                }
+            )));
         }
         let mut base = t.config()?;
         let set = &loaded.split.train;
@@ -837,7 +1007,8 @@ impl Plan {
     }
 
     /// The train/test split of run seed `seed`: its own stratified split of the whole data with a
-    /// split per seed, else the one fixed split; then `--train-limit`/`--test-limit`.
+    /// split per seed, else the one fixed split (with cv2: [`Plan::split_of`]); then
+    /// `--train-limit`/`--test-limit`.
     pub fn split_for(&self, loaded: &Split, pool: Option<&Dataset>, seed: u64) -> Split {
         match (&self.design, pool) {
             (SplitDesign::PerSeed { test_fraction }, Some(pool)) => split::stratified(
@@ -848,12 +1019,90 @@ impl Plan {
             _ => loaded.clone(),
         }
     }
+
+    /// Every training run of one optimizer, in order: one per seed, or with cv2 two per seed
+    /// (its repetition's fold A→B, then B→A, with training seeds 2s and 2s + 1).
+    pub fn runs(&self) -> Vec<RunSpec> {
+        match self.design {
+            SplitDesign::TwoFold { .. } => self
+                .seeds
+                .iter()
+                .flat_map(|&seed| {
+                    (0..2u8).map(move |fold| RunSpec {
+                        seed,
+                        training_seed: seed.wrapping_mul(2).wrapping_add(u64::from(fold)),
+                        fold: Some(fold),
+                    })
+                })
+                .collect(),
+            _ => self
+                .seeds
+                .iter()
+                .map(|&seed| RunSpec {
+                    seed,
+                    training_seed: seed,
+                    fold: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The split of `run` and, with cv2, the data-set (`pool`) index of each of its test
+    /// examples, in order (empty otherwise). With cv2 the run's seed splits every class of the
+    /// whole data in halves A and B (stratified, seeded); fold 0 trains on A and tests on B,
+    /// fold 1 the other way round.
+    pub fn split_of(&self, loaded: &Split, pool: Option<&Dataset>, run: RunSpec) -> (Split, Vec<usize>) {
+        match (&self.design, pool, run.fold) {
+            (SplitDesign::TwoFold { .. }, Some(pool), Some(fold)) => {
+                let stream = run.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ HALVES_STREAM;
+                let (a, b) = split::stratified_indices(&pool.labels, pool.classes, 0.5, stream);
+                let (train, test) = if fold == 0 { (a, b) } else { (b, a) };
+                (
+                    Split {
+                        train: split::subset(pool, &train),
+                        test: split::subset(pool, &test),
+                    },
+                    test,
+                )
+            }
+            _ => (self.split_for(loaded, pool, run.seed), Vec::new()),
+        }
+    }
 }
 
-/// The training part of `split` cut into a fitting and a validation part (for the ρ search).
+/// One training run of the design, the same for every optimizer: which split and which
+/// training seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunSpec {
+    /// The seed of the run's split (with cv2, its repetition's); one of `--seeds`.
+    pub seed: u64,
+    /// The seed of the model's initialization and batch order.
+    pub training_seed: u64,
+    /// With cv2: 0 trains on half A and tests on half B, 1 the other way round.
+    pub fold: Option<u8>,
+}
+
+impl RunSpec {
+    /// "seed 3", "seed 3, fold B→A".
+    pub fn describe(&self) -> String {
+        match self.fold {
+            Some(0) => format!("seed {}, fold A→B", self.seed),
+            Some(_) => format!("seed {}, fold B→A", self.seed),
+            None => format!("seed {}", self.seed),
+        }
+    }
+}
+
+/// Mixed with a repetition's seed to draw its halves (cv2).
+const HALVES_STREAM: u64 = 0x4841_4c56_4500_0003;
+
+/// The training part of `split` cut into a fitting and a validation part (for the ρ search);
+/// `seed` is the run's training seed.
 fn validation_split(plan: &Plan, split: &Split, seed: u64) -> Result<Split, TrainError> {
     let stream = match plan.design {
-        SplitDesign::PerSeed { .. } => seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ VALIDATION_STREAM,
+        SplitDesign::PerSeed { .. } | SplitDesign::TwoFold { .. } => {
+            seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ VALIDATION_STREAM
+        }
         SplitDesign::Fixed { .. } => plan.split_seed ^ VALIDATION_STREAM,
     };
     let (kept, held) = split::stratified_indices(&split.train.labels, split.train.classes, plan.val_fraction, stream);
@@ -1032,7 +1281,7 @@ pub fn frontier_of(results: &[OptimizerResult], design: &SplitDesign, n_train: u
 }
 
 /// Warnings about one final run's split: a class absent from its test set.
-fn split_warnings(split: &Split, config: &TrainConfig, seed: u64, warnings: &mut Vec<String>) {
+fn split_warnings(split: &Split, config: &TrainConfig, run: &RunSpec, warnings: &mut Vec<String>) {
     let mut limited = split.clone();
     if train::limit_and_noise(config, &mut limited).is_err() {
         return;
@@ -1040,7 +1289,8 @@ fn split_warnings(split: &Split, config: &TrainConfig, seed: u64, warnings: &mut
     let missing = split::missing_classes(&limited.test);
     if !missing.is_empty() {
         let w = format!(
-            "seed {seed}: no test example of class {} (the accuracy says nothing about it{})",
+            "{}: no test example of class {} (the accuracy says nothing about it{})",
+            run.describe(),
             missing.join(", "),
             if config.test_limit.is_some() {
                 "; --test-limit keeps the first test examples, which may be few classes"
@@ -1054,22 +1304,36 @@ fn split_warnings(split: &Split, config: &TrainConfig, seed: u64, warnings: &mut
     }
 }
 
-/// Runs the comparison: the ρ searches (if asked), then every optimizer on every seed.
+/// Runs the comparison: the ρ searches (if asked), then every optimizer on every run of the
+/// design (every seed, or with cv2 every fold of every repetition).
 pub fn run(plan: &Plan, loaded: &Split) -> Result<Comparison, TrainError> {
     let started = Instant::now();
-    let pool = matches!(plan.design, SplitDesign::PerSeed { .. }).then(|| split::join(&loaded.train, &loaded.test));
-    let per_seed_search = matches!(plan.design, SplitDesign::PerSeed { .. });
+    let pool = plan
+        .design
+        .resamples()
+        .then(|| split::join(&loaded.train, &loaded.test));
+    let runs = plan.runs();
+    // The ρ search's units: with a resampling design every run searches on its own training
+    // part; with a fixed split, the search seeds share the one training part.
+    let per_run_search = plan.design.resamples();
+    let search_runs: Vec<RunSpec> = if per_run_search {
+        runs.clone()
+    } else {
+        plan.search_seeds
+            .iter()
+            .map(|&seed| RunSpec {
+                seed,
+                training_seed: seed,
+                fold: None,
+            })
+            .collect()
+    };
     let searched: Vec<&String> = if plan.rho_search.is_empty() {
         Vec::new()
     } else {
         plan.optimizers.iter().filter(|o| plan.has_rho(o)).collect()
     };
-    let search_seeds = if per_seed_search {
-        &plan.seeds
-    } else {
-        &plan.search_seeds
-    };
-    let total = searched.len() * plan.rho_search.len() * search_seeds.len() + plan.optimizers.len() * plan.seeds.len();
+    let total = searched.len() * plan.rho_search.len() * search_runs.len() + plan.optimizers.len() * runs.len();
     let mut done = 0;
     let mut progress = |what: String, s: &Summary, t0: Instant, metric: &str| {
         done += 1;
@@ -1085,15 +1349,20 @@ pub fn run(plan: &Plan, loaded: &Split) -> Result<Comparison, TrainError> {
     let mut searches = Vec::new();
     for o in &searched {
         let mut accs_by_rho = vec![Vec::new(); plan.rho_search.len()];
-        for &seed in search_seeds {
-            let split = plan.split_for(loaded, pool.as_ref(), seed);
-            let search_split = validation_split(plan, &split, seed)?;
+        for run in &search_runs {
+            let (split, _) = plan.split_of(loaded, pool.as_ref(), *run);
+            let search_split = validation_split(plan, &split, run.training_seed)?;
             for (k, &rho) in plan.rho_search.iter().enumerate() {
-                let config = plan.config(o, Some(rho), seed)?;
+                let config = plan.config(o, Some(rho), run.training_seed)?;
                 let t0 = Instant::now();
                 let (s, ..) = run_one(&config, &search_split, format!("{o} ρ={rho}"))
                     .map_err(|e| TrainError(format!("ρ search ({o}, ρ = {rho}, on the training part): {e}")))?;
-                progress(format!("ρ search: {o} ρ={rho} seed {seed}"), &s, t0, "validation acc");
+                progress(
+                    format!("ρ search: {o} ρ={rho} {}", run.describe()),
+                    &s,
+                    t0,
+                    "validation acc",
+                );
                 accs_by_rho[k].push(s.test_accuracy);
             }
         }
@@ -1109,14 +1378,14 @@ pub fn run(plan: &Plan, loaded: &Split) -> Result<Comparison, TrainError> {
         // The best mean validation accuracy; ties go to the value listed first.
         let best =
             |score: &dyn Fn(usize) -> f64| (0..tried.len()).fold(0, |b, k| if score(k) > score(b) { k } else { b });
-        let chosen_per_seed: Vec<f64> = if per_seed_search {
-            (0..search_seeds.len())
+        let chosen_per_seed: Vec<f64> = if per_run_search {
+            (0..search_runs.len())
                 .map(|i| tried[best(&|k| tried[k].3[i])].0)
                 .collect()
         } else {
             Vec::new()
         };
-        let chosen = if per_seed_search {
+        let chosen = if per_run_search {
             tried[best(&|k| chosen_per_seed.iter().filter(|&&r| r == tried[k].0).count() as f64)].0
         } else {
             tried[best(&|k| tried[k].1)].0
@@ -1135,21 +1404,26 @@ pub fn run(plan: &Plan, loaded: &Split) -> Result<Comparison, TrainError> {
     for o in &plan.optimizers {
         let search = searches.iter().find(|s| &s.optimizer == o);
         let mut summaries = Vec::new();
-        for (i, &seed) in plan.seeds.iter().enumerate() {
+        let mut test_examples = Vec::new();
+        for (i, run) in runs.iter().enumerate() {
             let chosen = search.map(|s| s.chosen_per_seed.get(i).copied().unwrap_or(s.chosen));
-            let config = plan.config(o, chosen, seed)?;
-            let split = plan.split_for(loaded, pool.as_ref(), seed);
+            let config = plan.config(o, chosen, run.training_seed)?;
+            let (split, examples) = plan.split_of(loaded, pool.as_ref(), *run);
             if o == &plan.optimizers[0] && (pool.is_some() || i == 0) {
-                split_warnings(&split, &config, seed, &mut warnings);
+                split_warnings(&split, &config, run, &mut warnings);
             }
             let t0 = Instant::now();
             let (s, train_len, test_len) = run_one(&config, &split, o.clone())?;
             (n_train, n_test) = (train_len, test_len);
-            progress(format!("{o} seed {seed}"), &s, t0, "test acc");
+            progress(format!("{o} {}", run.describe()), &s, t0, "test acc");
             summaries.push(s);
+            if !examples.is_empty() {
+                // --test-limit keeps the first test examples.
+                test_examples.push(examples[..test_len.min(examples.len())].to_vec());
+            }
         }
         let chosen = search.map(|s| s.chosen);
-        let config = plan.config(o, chosen, plan.seeds[0])?;
+        let config = plan.config(o, chosen, runs[0].training_seed)?;
         let rho = plan
             .has_rho(o)
             .then(|| config.sam_config().map(|c| c.rho))
@@ -1164,15 +1438,17 @@ pub fn run(plan: &Plan, loaded: &Split) -> Result<Comparison, TrainError> {
             }
             .to_string()
         });
+        let training_seeds: Vec<u64> = runs.iter().map(|r| r.training_seed).collect();
         let mut r = summarise(
             o,
             display_name(o, &plan.base.base),
             rho,
             rho_from,
-            &plan.seeds,
+            &training_seeds,
             &summaries,
         );
         r.label = row_label(o, &plan.base.base);
+        r.test_examples = test_examples;
         if let Some(why) = r.degenerate() {
             warnings.push(why);
         } else if r.skipped_steps > 0 {
@@ -1250,6 +1526,7 @@ fn summarise(
             / runs.len().max(1) as f64,
         second_pass_fraction: second_pass_fraction(runs),
         test_correct: runs.iter().map(|s| s.test_correct.clone()).collect(),
+        test_examples: Vec::new(),
     }
 }
 
@@ -1278,7 +1555,7 @@ fn score_pair(base: &OptimizerResult, method: &OptimizerResult, design: &SplitDe
             let mean = 100.0 * (method.accuracy_mean - base.accuracy_mean);
             Scored::NotScored(why, mean)
         }
-        None => score(design, &outcomes, n_train),
+        None => score_runs(design, &outcomes, &base.test_examples, n_train),
     }
 }
 
@@ -1354,6 +1631,12 @@ fn versus_from(
     };
     VersusBase {
         optimizer: method.optimizer.clone(),
+        per_repetition_points: matches!(design, SplitDesign::TwoFold { .. }).then(|| {
+            per_seed_points
+                .chunks(2)
+                .map(|p| p.iter().sum::<f64>() / p.len() as f64)
+                .collect()
+        }),
         per_seed_points,
         interval_points: estimate.as_ref().map(|e| e.interval()),
         outcome: scored.outcome(),
@@ -1455,8 +1738,32 @@ pub fn table(c: &Comparison) -> String {
 pub fn method_note(c: &Comparison) -> String {
     let base = &c.results[0].name;
     let how = match &c.design {
+        SplitDesign::TwoFold { repetitions } => format!(
+            "Design: cv2, {repetitions} repetition{} of stratified 2-fold cross-validation: each repetition split every \
+             class in halves A and B ({} and {} examples); every optimizer trained on A and was tested on B, and \
+             trained on B and was tested on A, each fold with its own training seed ({} trainings per optimizer, each \
+             on half the data), the same halves for every optimizer at a repetition. Δ is the mean of the fold \
+             differences of test accuracy to {base} ± the half-width of its interval. The two folds of a repetition \
+             trained on disjoint halves and were tested on disjoint halves, so the difference between them carries \
+             the test sampling, the seeds' noise and how the difference depends on the training set, but not what \
+             every repetition of this one data set shares, which averaging over repetitions cannot remove: the \
+             variance of Δ is half the mean squared difference between a repetition's two folds, whatever the number \
+             of repetitions (more repetitions firm up the estimate, not the data), with Student's t on J degrees of \
+             freedom (exact when the difference depends additively on the training and the test examples and an \
+             example's two parts are unrelated, conservative when seed noise dominates), and never narrower than the interval of independent paired \
+             outcomes over all the examples (McNemar's). Dietterich's (1998) 5×2cv t is weaker, and Alpaydin's (1999) \
+             combined F and a t over the folds as if independent are liberal (README, \"How the verdicts are \
+             made\"). Its limits: the results are for models trained on half the data; and when what an example does \
+             in training and how it is classified at test go together, no design on one data set can see it (Bengio \
+             & Grandvalet 2004) and the interval is too narrow (--design splits covers that case, at the price of \
+             power).",
+            if *repetitions == 1 { "" } else { "s" },
+            c.n_train,
+            c.n_test,
+            2 * repetitions
+        ),
         SplitDesign::PerSeed { test_fraction } => format!(
-            "Each seed drew its own stratified split ({:.0} % of each class for testing: {} training and {} test \
+            "Design: splits. Each seed drew its own stratified split ({:.0} % of each class for testing: {} training and {} test \
              examples), the same for every optimizer at that seed. Δ is the mean of the per-seed differences of test \
              accuracy to {base} ± the half-width of its interval. The seeds' differences mix the test set's sampling \
              error, the seeds' own noise and how the difference depends on the training set; two random test sets \
@@ -1472,7 +1779,7 @@ pub fn method_note(c: &Comparison) -> String {
             c.n_test
         ),
         SplitDesign::Fixed { why } => format!(
-            "Every seed was tested on the same {} examples ({why}). Δ is the mean difference of test accuracy to {base} \
+            "Design: fixed. Every seed was tested on the same {} examples ({why}). Δ is the mean difference of test accuracy to {base} \
              ± the half-width of an interval that counts both the seeds and the test set's own sampling error, from \
              the paired per-example outcomes: examples and seeds as two random effects, each variance component \
              counted once, combined by Banerjee's (1960) rule √(t²(n−1)·A + t²(J−1)·B), which never covers less than \
@@ -1495,16 +1802,17 @@ pub fn method_note(c: &Comparison) -> String {
     };
     format!(
         "{how} A verdict needs the interval to exclude 0 and McNemar's exact sign test on the discordant outcomes \
-         (the examples' net discordance with a fixed test set, every discordant pair with random splits) to agree, so \
-         a handful of discordant examples cannot carry one; the half-width includes Edwards' continuity correction \
-         (half a step of the mean), and the variance is never below that of independent paired outcomes, so an \
-         interval has zero width only when the two optimizers agree on every test example of every seed (the rule \
-         of three then says how large a difference the data still allow).{family} \"Could detect\": the true \
+         (the examples' net discordance over the seeds with a fixed test set or over the repetitions with cv2, every \
+         discordant pair with random splits) to agree, so a handful of discordant examples cannot carry one; the \
+         half-width includes Edwards' continuity correction (half a step of the mean), and the variance is never \
+         below that of independent paired outcomes, so an interval has zero width only when the two optimizers \
+         agree on every test example of every run (the rule of three then says how large a difference the data \
+         still allow).{family} \"Could detect\": the true \
          difference this design finds 80 % of the time at 95 %, from the noncentral t; \"to settle\" projections \
          carry the 90 % range their variance estimate allows. Cost per step: ms/step over {base}'s. Time to \
          {base}'s accuracy: training time (optimizer steps) until the mean accuracy curve first reaches {base}'s \
          final mean test accuracy, over {base}'s time for the same (accuracy is measured once per epoch). Skipped \
-         steps: steps with a non-finite loss or gradient, over all seeds.\n\n"
+         steps: steps with a non-finite loss or gradient, over all runs.\n\n"
     )
 }
 
@@ -1540,8 +1848,8 @@ pub fn verdicts(c: &Comparison) -> String {
 pub fn markdown(plan: &Plan, loaded: &Loaded, c: &Comparison) -> String {
     let b = &plan.base;
     let mut s = format!(
-        "# Does it help on {}?\n\nData: {}.\n\nModel {}, {} epochs, batch {}, lr {} (cosine), base {}; seeds {}; \
-         {:.1} s in all.\n\n",
+        "# Does it help on {}?\n\nData: {}.\n\nModel {}, {} epochs, batch {}, lr {} (cosine), base {}; design {}; seeds \
+         {}{}; {:.1} s in all.\n\n",
         b.dataset,
         loaded.description,
         b.model,
@@ -1549,11 +1857,25 @@ pub fn markdown(plan: &Plan, loaded: &Loaded, c: &Comparison) -> String {
         b.batch_size,
         b.lr,
         b.base,
+        c.design.name(),
         plan.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
+        if matches!(c.design, SplitDesign::TwoFold { .. }) {
+            format!(
+                " (one repetition of 2-fold cross-validation each: {} trainings per optimizer on half the data)",
+                2 * plan.seeds.len()
+            )
+        } else {
+            String::new()
+        },
         c.seconds
     );
     if !c.searches.is_empty() {
         let over = match c.design {
+            SplitDesign::TwoFold { .. } => format!(
+                "each fold on {:.0} % of each class of its own training half (seeded, stratified), that fold's best ρ \
+                 kept (the column shows the mean ± std over folds; \"chosen\" the most frequent choice)",
+                100.0 * plan.val_fraction
+            ),
             SplitDesign::PerSeed { .. } => format!(
                 "each seed on {:.0} % of each class of its own training part (seeded, stratified), that seed's best ρ \
                  kept (the column shows the mean ± std over seeds; \"chosen\" the most frequent choice)",
@@ -1579,7 +1901,7 @@ pub fn markdown(plan: &Plan, loaded: &Loaded, c: &Comparison) -> String {
     if c.frontier.len() > 1 {
         s.push_str(&format!(
             "\n## Gain against cost\n\nEvery optimizer's difference to {b} with its interval (as above), against its time \
-             per step over {b}'s and its training time (the optimizer steps of one run, mean over seeds); second passes: \
+             per step over {b}'s and its training time (the optimizer steps of one run, mean over runs); second passes: \
              the share of its steps that ran SAM's second pass.{}\n\n{}\n![gain against cost per step](frontier.svg)\n",
             if c.frontier.iter().any(|p| p.difference_to_sam_points.is_some()) {
                 " Share of SAM's gain: its difference over SAM's, a ratio of means with Fieller's 95 % interval, shown \
@@ -1612,14 +1934,21 @@ fn json_report(plan: &Plan, loaded: &Loaded, c: &Comparison) -> Value {
             "shape": [set.channels, set.height, set.width],
             "train": set.len(),
             "test": loaded.split.test.len(),
+            "examples": set.len() + loaded.split.test.len(),
         },
         "model": plan.base.model,
         "epochs": plan.base.epochs,
         "seeds": plan.seeds,
         "base": c.results[0].optimizer,
         "base_optimizer": plan.base.base,
+        "design": c.design.name(),
         "split": c.design,
         "runs": { "train": c.n_train, "test": c.n_test },
+        "trainings": plan.runs().iter().map(|r| json!({
+            "seed": r.seed,
+            "training_seed": r.training_seed,
+            "fold": r.fold.map(|f| if f == 0 { "A→B" } else { "B→A" }),
+        })).collect::<Vec<_>>(),
         "config": plan.base,
         "rho_search": if c.searches.is_empty() { Value::Null } else { json!({
             "values": plan.rho_search,
@@ -1638,9 +1967,12 @@ fn json_report(plan: &Plan, loaded: &Loaded, c: &Comparison) -> Value {
 }
 
 fn charts(c: &Comparison, plan: &Plan) -> Vec<(&'static str, LineChart)> {
-    let seeds = plan.seeds.len();
+    let runs = match c.design {
+        SplitDesign::TwoFold { .. } => format!("{} folds", 2 * plan.seeds.len()),
+        _ => format!("{} seeds", plan.seeds.len()),
+    };
     let accuracy = LineChart {
-        title: format!("Test accuracy, mean ± std over {seeds} seeds"),
+        title: format!("Test accuracy, mean ± std over {runs}"),
         x_label: c
             .results
             .iter()
@@ -1661,7 +1993,10 @@ fn charts(c: &Comparison, plan: &Plan) -> Vec<(&'static str, LineChart)> {
     };
     let n = c.versus.len() as f64;
     let mut difference = LineChart {
-        title: format!("Difference to {} with its interval (points; at Holm's level in a family)", c.results[0].name),
+        title: format!(
+            "Difference to {} with its interval (points; at Holm's level in a family)",
+            c.results[0].name
+        ),
         x_label: c
             .versus
             .iter()
@@ -1682,7 +2017,7 @@ fn charts(c: &Comparison, plan: &Plan) -> Vec<(&'static str, LineChart)> {
             points: vec![((i + 1) as f64, v.difference_points.mean, v.difference_points.half_width)],
         }));
     let curves = LineChart {
-        title: format!("Test accuracy against training time (mean ± std over {seeds} seeds)"),
+        title: format!("Test accuracy against training time (mean ± std over {runs})"),
         x_label: "training time, optimizer steps only (s)".into(),
         y_label: "test accuracy (%)".into(),
         series: c
@@ -1720,7 +2055,10 @@ pub fn write_reports(out: &Path, plan: &Plan, loaded: &Loaded, c: &Comparison) -
         write(name, &chart.to_svg())?;
     }
     if c.frontier.len() > 1 {
-        let what = format!(" ({} seeds)", plan.seeds.len());
+        let what = match c.design {
+            SplitDesign::TwoFold { .. } => format!(" ({} repetitions of 2-fold cross-validation)", plan.seeds.len()),
+            _ => format!(" ({} seeds)", plan.seeds.len()),
+        };
         let [per_step, total] = frontier::charts(&c.frontier, &c.results[0].name, &what);
         write("frontier.svg", &per_step.to_svg())?;
         write("frontier_time.svg", &total.to_svg())?;
@@ -1750,11 +2088,18 @@ pub fn command(args: &CompareArgs) -> Result<(), TrainError> {
     if !plan.quiet {
         eprintln!("flatmin compare: {}", loaded.description);
         eprintln!(
-            "model {}, {} epochs; {} × {} seeds{}",
+            "model {}, {} epochs; {} × {}{}",
             plan.base.model,
             plan.base.epochs,
             plan.optimizers.join(", "),
-            plan.seeds.len(),
+            match plan.design {
+                SplitDesign::TwoFold { .. } => format!(
+                    "{} repetitions of 2-fold cross-validation ({} trainings each, on half the data)",
+                    plan.seeds.len(),
+                    2 * plan.seeds.len()
+                ),
+                _ => format!("{} seeds", plan.seeds.len()),
+            },
             if plan.rho_search.is_empty() {
                 String::new()
             } else {
@@ -1778,14 +2123,16 @@ pub fn command(args: &CompareArgs) -> Result<(), TrainError> {
             "search_seeds": plan.search_seeds,
             "val_fraction": plan.val_fraction,
             "split_seed": plan.split_seed,
+            "design": plan.design.name(),
         });
         let description = format!(
-            "{} on {}, {} model, {} epochs, {} seeds",
+            "{} on {}, {} model, {} epochs, {} seeds, design {}",
             plan.optimizers.join(", "),
             plan.base.dataset,
             plan.base.model,
             plan.base.epochs,
-            plan.seeds.len()
+            plan.seeds.len(),
+            plan.design.name()
         );
         folder.claim(&description, settings)?;
         if let Err(e) = write_reports(out, &plan, &loaded, &comparison) {

@@ -7,9 +7,35 @@
 //! at most α. The verdicts of one run (every optimizer against the base, and against SAM when the
 //! frontier shows that) are one family, decided by Holm's (1979) step-down procedure over those
 //! tests ([`holm`]); each interval is then shown at the level Holm used for it (95 % for a family
-//! of one, up to 1 − 0.05/m for m comparisons). Two designs:
+//! of one, up to 1 − 0.05/m for m comparisons). Three designs:
 //!
-//! - **Repeated random splits** (the default): every seed draws its own stratified split and both
+//! - **Repeated 2-fold cross-validation** (`cv2`, the default; [`two_fold_cv`]): each of J
+//!   repetitions splits the data in halves A and B, and both optimizers train on A and are tested
+//!   on B, and train on B and are tested on A (Dietterich 1998). The difference of a fold is the
+//!   data set's own part D (what every repetition of this one data set shares: its sampling, as
+//!   test and as training set), plus the split's part, plus seed noise. Within a repetition the
+//!   two folds trained on disjoint halves and were tested on disjoint halves, so when the
+//!   difference depends additively on the training and the test examples (each example's two
+//!   parts uncorrelated) the split's part enters them with opposite signs and D with the same,
+//!   with equal variances: half the squared difference between a
+//!   repetition's folds, `s_j² = (p₁ − p₂)²/2`, estimates the variance of one fold's deviation,
+//!   which then equals Var(D) (Bengio & Grandvalet 2004 show that no estimator can do this
+//!   without some such assumption). The mean of the 2J fold differences gets the variance
+//!   `s̄²/2` (`s̄²` the mean of the `s_j²`, J degrees of freedom) — whatever J, since D does not
+//!   average out; the repetitions only firm up the estimate — so `mean/√(s̄²/2)` is exactly
+//!   Student's t on J df in that additive model and conservative when seed noise dominates. The
+//!   half-width is the wider of that t-interval and the z-interval of independent paired outcomes
+//!   over all the examples (McNemar's variance, a floor with the examples' df), so a run whose
+//!   folds happen to agree keeps a width and one flipped example moves it by little. The
+//!   simulation grid (tests/suite/compare_grid.rs) chose it over Dietterich's 5×2cv t (the first
+//!   fold alone in the numerator: weaker, and liberal with few discordant examples), Alpaydin's
+//!   (1999) combined F (liberal at 10 repetitions: it takes the 2J differences as independent,
+//!   which they are not, sharing D), the plain t over the 2J folds (far too liberal, for the
+//!   same reason) and a variance with the repetitions' spread subtracted (liberal). Its limit:
+//!   when an example's effect on training and its outcome as a test example go together (a
+//!   positive covariance of the two parts), Var(D) exceeds what the folds show and the interval
+//!   is too narrow — no design on one data set can see that.
+//! - **Repeated random splits** (`splits`): every seed draws its own stratified split and both
 //!   optimizers share it. The spread of the per-seed differences mixes the test set's sampling
 //!   error, the seeds' own noise and how the difference depends on the training set. Nadeau &
 //!   Bengio's (2003) corrected resampled t widens all of it by `1/J + n_test/n_train`, which is
@@ -35,13 +61,14 @@
 //!   whatever the parts' ratio, where Satterthwaite's degrees of freedom are liberal at two or three
 //!   seeds when the seeds dominate. The interval is conditional on the one training set.
 //!
-//! In both, the half-width gets Edwards' (1948) continuity correction (half a step of the mean,
-//! `100/(nJ)` points) and the variance is at least that of independent paired outcomes under no
-//! difference (`Σx²/(nJ)²`, McNemar's), so an interval has zero width only when the two optimizers
-//! agree on every test example of every seed, and one flipped example moves it by one example's
-//! worth. The exact sign test (McNemar's, on the examples' net discordance with a fixed test set,
-//! on the discordant pairs with random splits) keeps a handful of discordant examples from a
-//! verdict the exact distribution would not give.
+//! In all three, the half-width gets Edwards' (1948) continuity correction (half a step of the
+//! mean, `100/(number of outcomes)` points) and the variance is at least that of independent paired
+//! outcomes under no difference (McNemar's), so an interval has zero width only when the two
+//! optimizers agree on every test example of every run, and one flipped example moves it by one
+//! example's worth. The exact sign test (McNemar's, on the examples' net discordance over the
+//! seeds with a fixed test set or over the repetitions with cv2, on the discordant pairs with
+//! random splits) keeps a handful of discordant examples from a verdict the exact distribution
+//! would not give.
 //!
 //! Power and "detectable" use the noncentral t. Differences are in accuracy points (percent).
 //! Distributions come from `statrs`.
@@ -88,7 +115,25 @@ pub fn t_quantile(p: f64, df: f64) -> f64 {
     if df >= NORMAL_DF {
         return -std::f64::consts::SQRT_2 * statrs::function::erf::erfc_inv(2.0 * p);
     }
-    StudentsT::new(0.0, 1.0, df).map_or(f64::NAN, |d| d.inverse_cdf(p))
+    // statrs inverts the t by search; a run (and a simulation, thousands of times) asks for the
+    // same few quantiles again and again, so they are kept, per thread.
+    thread_local! {
+        static QUANTILES: std::cell::RefCell<std::collections::HashMap<(u64, u64), f64>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    let key = (p.to_bits(), df.to_bits());
+    if let Some(q) = QUANTILES.with(|c| c.borrow().get(&key).copied()) {
+        return q;
+    }
+    let q = StudentsT::new(0.0, 1.0, df).map_or(f64::NAN, |d| d.inverse_cdf(p));
+    QUANTILES.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= 4096 {
+            c.clear();
+        }
+        c.insert(key, q);
+    });
+    q
 }
 
 /// The distribution function of the noncentral t with `df` degrees of freedom and noncentrality
@@ -229,6 +274,9 @@ pub enum Method {
     SeedsAndTestExamples,
     /// The plain t-interval over seeds (the first method; kept for the comparison by simulation).
     PlainT,
+    /// Repeated 2-fold cross-validation: the mean of the fold differences, its variance from the
+    /// differences between the two folds of each repetition, J degrees of freedom.
+    TwoFoldCv,
 }
 
 impl Method {
@@ -243,6 +291,10 @@ impl Method {
                 "seeds + test-example sampling error on the fixed test set (two-way random effects, Banerjee's rule)"
             }
             Self::PlainT => "plain t over seeds",
+            Self::TwoFoldCv => {
+                "repeated 2-fold cross-validation: the mean of the 2J fold differences, its variance half the mean \
+                 squared difference between a repetition's two folds, Student's t on J degrees of freedom"
+            }
         }
     }
 }
@@ -281,6 +333,18 @@ pub enum Components {
         seeds: f64,
         /// Interaction (example × seed) and Bernoulli noise.
         interaction: f64,
+    },
+    /// Repeated 2-fold cross-validation: `spread`, whatever J (points²), and never below
+    /// `within`. The repetitions share the data set, whose own sampling does not average out;
+    /// more repetitions only firm up the estimate (its degrees of freedom).
+    TwoFold {
+        /// Half the mean squared difference between a repetition's two folds (J df).
+        spread: f64,
+        /// The test sampling of the whole data set under independent outcomes and no difference
+        /// (McNemar's): the floor. It shrinks with more data; the rest of `spread`
+        /// (training-set dependence, or seed noise, which data does not remove) is kept in
+        /// projections.
+        within: f64,
     },
     /// Plain t: `var_per_seed / J`.
     Plain {
@@ -338,6 +402,11 @@ pub struct Estimate {
     /// The independently estimated parts of the squared standard error, with their df; the
     /// half-width is `√(Σ t²(df)·variance) + continuity` (Banerjee's rule).
     pub parts: Vec<VariancePart>,
+    /// Repeated 2-fold cross-validation: the variance of the mean under independent outcomes and
+    /// no difference (McNemar's), on the examples' df; the half-width is then the wider of the
+    /// two, `max(t(J)·√Σparts, t(n − 1)·√floor) + continuity`, and the standard error the
+    /// larger (`None` for the other designs).
+    pub floor: Option<VariancePart>,
     /// McNemar's exact sign test (none for the plain t).
     pub sign_test: Option<SignTest>,
     /// The smallest true difference this run finds 80 % of the time at 95 % (points; noncentral t).
@@ -358,6 +427,27 @@ fn banerjee(parts: &[VariancePart], alpha: f64) -> f64 {
         .sqrt()
 }
 
+/// The wider of Banerjee's half-width of `parts` and that of the `floor` alone.
+fn spread(parts: &[VariancePart], floor: Option<VariancePart>, alpha: f64) -> f64 {
+    let main = banerjee(parts, alpha);
+    floor.map_or(main, |f| main.max(banerjee(&[f], alpha)))
+}
+
+/// The standard error of `parts` with the `floor`: the larger.
+fn standard_error_of(parts: &[VariancePart], floor: Option<VariancePart>) -> f64 {
+    let main: f64 = parts.iter().map(|p| p.variance).sum();
+    floor.map_or(main, |f| main.max(f.variance)).sqrt()
+}
+
+/// The degrees of freedom of the binding one: the floor's when it gives the wider interval,
+/// else Satterthwaite's of the parts.
+fn df_of(parts: &[VariancePart], floor: Option<VariancePart>) -> f64 {
+    match floor {
+        Some(f) if f.variance > 0.0 && banerjee(&[f], ALPHA) > banerjee(parts, ALPHA) => f.df,
+        _ => satterthwaite(parts),
+    }
+}
+
 /// Satterthwaite's degrees of freedom of the sum of `parts`.
 fn satterthwaite(parts: &[VariancePart]) -> f64 {
     let total: f64 = parts.iter().map(|p| p.variance).sum();
@@ -376,7 +466,7 @@ impl Estimate {
         seeds: usize,
         test_examples: f64,
         mean: f64,
-        parts: Vec<VariancePart>,
+        (parts, floor): (Vec<VariancePart>, Option<VariancePart>),
         (seed_variance, test_variance, interaction_variance): (f64, f64, f64),
         continuity: f64,
         sign_test: Option<SignTest>,
@@ -384,14 +474,14 @@ impl Estimate {
         components: Components,
         plan: bool,
     ) -> Self {
-        let standard_error = parts.iter().map(|p| p.variance).sum::<f64>().sqrt();
+        let standard_error = standard_error_of(&parts, floor);
         let mut e = Self {
             method,
             seeds,
             test_examples,
             mean,
             standard_error,
-            df: satterthwaite(&parts),
+            df: df_of(&parts, floor),
             level: CONFIDENCE,
             t: 0.0,
             half_width: 0.0,
@@ -400,13 +490,14 @@ impl Estimate {
             test_variance,
             interaction_variance,
             parts,
+            floor,
             sign_test,
             detectable: 0.0,
             examples_seen,
             components,
         };
         e.detectable = if plan {
-            e.detectable_with(&e.parts.clone(), e.continuity)
+            e.detectable_with(&e.parts.clone(), e.floor, e.continuity)
         } else {
             f64::NAN
         };
@@ -419,7 +510,7 @@ impl Estimate {
         if self.standard_error == 0.0 {
             return 0.0;
         }
-        banerjee(&self.parts, alpha) + self.continuity
+        spread(&self.parts, self.floor, alpha) + self.continuity
     }
 
     fn set_level(&mut self, alpha: f64) {
@@ -471,6 +562,23 @@ impl Estimate {
         if self.standard_error == 0.0 || self.mean.abs() <= self.continuity {
             return 1.0;
         }
+        let excess = self.mean.abs() - self.continuity;
+        let positive: Vec<VariancePart> = self
+            .parts
+            .iter()
+            .chain(&self.floor)
+            .filter(|p| p.variance > 0.0)
+            .copied()
+            .collect();
+        if self.parts.iter().filter(|p| p.variance > 0.0).count() <= 1 {
+            // One part (and the floor): the interval excludes 0 exactly when every one of their
+            // t-intervals does, so p is the largest of their t-tests' p-values.
+            return positive
+                .iter()
+                .map(|p| 2.0 * t_cdf(-excess / p.variance.sqrt(), p.df.max(1.0)))
+                .fold(0.0, f64::max)
+                .clamp(0.0, 1.0);
+        }
         let (mut lo, mut hi) = (1e-300f64, 1.0f64);
         if self.interval_excludes_zero(hi.min(0.999_999)) && !self.interval_excludes_zero(lo) {
             // Between: bisect on the log scale.
@@ -508,20 +616,35 @@ impl Estimate {
         power_of(delta.abs() / self.standard_error, self.df, critical)
     }
 
-    fn detectable_with(&self, parts: &[VariancePart], continuity: f64) -> f64 {
-        let se = parts.iter().map(|p| p.variance).sum::<f64>().sqrt();
+    fn detectable_with(&self, parts: &[VariancePart], floor: Option<VariancePart>, continuity: f64) -> f64 {
+        let se = standard_error_of(parts, floor);
         if se == 0.0 {
             return 0.0;
         }
-        let critical = (banerjee(parts, ALPHA) + continuity) / se;
-        detectable_noncentrality(satterthwaite(parts), critical) * se
+        let critical = (spread(parts, floor, ALPHA) + continuity) / se;
+        detectable_noncentrality(df_of(parts, floor), critical) * se
     }
 
     /// The variance parts with `seeds` seeds and `data` times the test examples (and, for random
     /// splits, the whole data set: the split fractions stay), each part scaled by `scale`.
-    fn projected_parts(&self, seeds: f64, data: f64, scale: f64) -> Vec<VariancePart> {
+    fn projected_parts(&self, seeds: f64, data: f64, scale: f64) -> (Vec<VariancePart>, Option<VariancePart>) {
         let df_seeds = (seeds - 1.0).max(1.0);
-        match self.components {
+        if let Components::TwoFold { spread, within } = self.components {
+            // The test sampling shrinks with the data; the rest (training-set dependence, seed
+            // noise) is kept; more repetitions only add degrees of freedom.
+            let examples = self.examples_seen * data;
+            return (
+                vec![VariancePart {
+                    variance: scale * ((spread - within).max(0.0) + spread.min(within) / data),
+                    df: seeds.max(1.0),
+                }],
+                Some(VariancePart {
+                    variance: scale * within / data,
+                    df: (examples - 1.0).max(1.0),
+                }),
+            );
+        }
+        let parts = match self.components {
             Components::Resampled {
                 within,
                 beyond,
@@ -530,6 +653,7 @@ impl Estimate {
                 variance: scale * (within / data + beyond) * (1.0 / seeds + 1.0 / test_over_train),
                 df: df_seeds,
             }],
+            Components::TwoFold { .. } => unreachable!("handled above"),
             Components::Plain { var_per_seed } => vec![VariancePart {
                 variance: scale * var_per_seed / seeds,
                 df: df_seeds,
@@ -551,16 +675,14 @@ impl Estimate {
                     },
                 ]
             }
-        }
+        };
+        (parts, None)
     }
 
     /// Standard error and effective df with `seeds` seeds and `data` times the data.
     pub fn projected(&self, seeds: f64, data: f64) -> (f64, f64) {
-        let parts = self.projected_parts(seeds, data, 1.0);
-        (
-            parts.iter().map(|p| p.variance).sum::<f64>().sqrt(),
-            satterthwaite(&parts),
-        )
+        let (parts, floor) = self.projected_parts(seeds, data, 1.0);
+        (standard_error_of(&parts, floor), df_of(&parts, floor))
     }
 
     /// The smallest detectable difference (80 % power at 95 %) with `seeds` seeds and `data`
@@ -571,7 +693,8 @@ impl Estimate {
 
     fn detectable_scaled(&self, seeds: f64, data: f64, scale: f64) -> f64 {
         let continuity = self.continuity * self.seeds as f64 / (seeds * data);
-        self.detectable_with(&self.projected_parts(seeds, data, scale), continuity)
+        let (parts, floor) = self.projected_parts(seeds, data, scale);
+        self.detectable_with(&parts, floor, continuity)
     }
 
     /// The factors by which the variance could plausibly be smaller or larger than estimated:
@@ -660,10 +783,13 @@ pub fn plain_t(per_seed: &[f64], test_examples: f64) -> Option<Estimate> {
         j,
         test_examples,
         mean,
-        vec![VariancePart {
-            variance: var / j as f64,
-            df: (j - 1) as f64,
-        }],
+        (
+            vec![VariancePart {
+                variance: var / j as f64,
+                df: (j - 1) as f64,
+            }],
+            None,
+        ),
         (var / j as f64, 0.0, 0.0),
         0.0,
         None,
@@ -726,7 +852,7 @@ fn random_splits_planned(outcomes: &[Discordance], n_train: usize, plan: bool) -
         j,
         n_test,
         mean,
-        vec![VariancePart { variance: total, df }],
+        (vec![VariancePart { variance: total, df }], None),
         (seed_part, test_part, 0.0),
         100.0 / (n_test * jf),
         Some(SignTest {
@@ -740,6 +866,109 @@ fn random_splits_planned(outcomes: &[Discordance], n_train: usize, plan: bool) -
             within,
             beyond,
             test_over_train,
+        },
+        plan,
+    ))
+}
+
+/// One fold of repeated 2-fold cross-validation: the paired outcomes on its test half and the
+/// indices (in the whole data set) of those test examples, in the same order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fold {
+    /// `+1` where only the method is right, `−1` where only the base is, `0` where they agree.
+    pub outcomes: Discordance,
+    /// The data-set index of each outcome's example.
+    pub examples: Vec<usize>,
+}
+
+/// J repetitions of 2-fold cross-validation: `folds[2r]` trained on half A of repetition `r` and
+/// was tested on half B, `folds[2r + 1]` the other way round (see the module note). `None` with
+/// an odd number of folds, none, or an empty fold.
+pub fn two_fold_cv(folds: &[Fold]) -> Option<Estimate> {
+    two_fold_cv_planned(folds, true)
+}
+
+/// [`two_fold_cv`] without the planning figure (`detectable` is NaN), for simulations.
+pub fn two_fold_cv_verdict(folds: &[Fold]) -> Option<Estimate> {
+    two_fold_cv_planned(folds, false)
+}
+
+fn two_fold_cv_planned(folds: &[Fold], plan: bool) -> Option<Estimate> {
+    if folds.is_empty()
+        || !folds.len().is_multiple_of(2)
+        || folds
+            .iter()
+            .any(|f| f.outcomes.is_empty() || f.outcomes.len() != f.examples.len())
+    {
+        return None;
+    }
+    let j = folds.len() / 2;
+    let jf = j as f64;
+    // One pass over the outcomes: per fold its sum and sum of squares (both in units of one
+    // example), and per example its net discordance over the repetitions.
+    let size = folds.iter().flat_map(|f| f.examples.iter()).max().map_or(0, |&m| m + 1);
+    let mut net = vec![0i64; size];
+    let mut seen = vec![false; size];
+    let mut sums = Vec::with_capacity(folds.len());
+    for f in folds {
+        let (mut sum, mut squares) = (0i64, 0i64);
+        for (k, &x) in f.outcomes.iter().enumerate() {
+            let x = i64::from(x);
+            sum += x;
+            squares += x * x;
+            let i = f.examples[k];
+            net[i] += x;
+            seen[i] = true;
+        }
+        sums.push((sum as f64, squares as f64, f.outcomes.len() as f64));
+    }
+    let points: Vec<f64> = sums.iter().map(|&(sum, _, n)| 100.0 * sum / n).collect();
+    let mean = points.iter().sum::<f64>() / points.len() as f64;
+    // Within each repetition the two folds trained on disjoint halves and tested on disjoint
+    // halves: their difference carries the test sampling, the training-set dependence and the
+    // seeds' noise, but not the part every repetition of this data set shares.
+    let s2 = points.chunks(2).map(|p| (p[0] - p[1]).powi(2) / 2.0).sum::<f64>() / jf;
+    // The variance of a repetition's mean under independent outcomes and no difference
+    // (McNemar's), averaged over the repetitions: the floor.
+    let floor = sums
+        .chunks(2)
+        .map(|pair| pair.iter().map(|&(_, squares, n)| squares * 1e4 / (n * n)).sum::<f64>() / 4.0)
+        .sum::<f64>()
+        / jf;
+    let variance = s2 / 2.0;
+    // McNemar's sign test on the examples' net discordance over the repetitions.
+    let (positive, negative) = net.iter().fold((0, 0), |(p, q), &s| match s.signum() {
+        1 => (p + 1, q),
+        -1 => (p, q + 1),
+        _ => (p, q),
+    });
+    let examples = seen.iter().filter(|&&s| s).count() as f64;
+    let outcomes = folds.iter().map(|f| f.outcomes.len()).sum::<usize>() as f64;
+    let per_fold = outcomes / folds.len() as f64;
+    Some(Estimate::new(
+        Method::TwoFoldCv,
+        j,
+        per_fold,
+        mean,
+        (
+            vec![VariancePart { variance, df: jf }],
+            Some(VariancePart {
+                variance: floor,
+                df: (examples - 1.0).max(1.0),
+            }),
+        ),
+        ((variance - floor).max(0.0), floor.min(variance), 0.0),
+        100.0 / outcomes,
+        Some(SignTest {
+            unit: "examples",
+            positive,
+            negative,
+            p: sign_test_p(positive, negative),
+        }),
+        examples,
+        Components::TwoFold {
+            spread: variance,
+            within: floor,
         },
         plan,
     ))
@@ -823,16 +1052,19 @@ fn two_way_planned(table: &[Vec<f64>], plan: bool) -> Option<Estimate> {
         j,
         nf,
         mean,
-        vec![
-            VariancePart {
-                variance: a,
-                df: (nf - 1.0).max(1.0),
-            },
-            VariancePart {
-                variance: b,
-                df: jf - 1.0,
-            },
-        ],
+        (
+            vec![
+                VariancePart {
+                    variance: a,
+                    df: (nf - 1.0).max(1.0),
+                },
+                VariancePart {
+                    variance: b,
+                    df: jf - 1.0,
+                },
+            ],
+            None,
+        ),
         (b, a, ms_interaction / cells),
         100.0 / cells,
         Some(SignTest {
@@ -1012,6 +1244,76 @@ mod tests {
         assert!(close(e.seed_variance + e.test_variance, var, 1e-9));
     }
 
+    /// Two repetitions of 2-fold cross-validation of 20 examples (halves of 10), each fold's
+    /// outcomes on its half: repetition 1 halves 0..10 / 10..20, repetition 2 the even / odd ones.
+    fn cv2(outcomes: [[i8; 10]; 4]) -> Vec<Fold> {
+        let halves: [Vec<usize>; 4] = [
+            (10..20).collect(),
+            (0..10).collect(),
+            (0..20).filter(|i| i % 2 == 1).collect(),
+            (0..20).filter(|i| i % 2 == 0).collect(),
+        ];
+        outcomes
+            .iter()
+            .zip(halves)
+            .map(|(o, examples)| Fold {
+                outcomes: o.to_vec(),
+                examples,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn two_fold_cv_takes_its_variance_from_within_the_repetitions() {
+        let mut folds = [[0i8; 10]; 4];
+        // Fold differences (points): +30, +10 | +20, 0; every discordance +1 except one −1.
+        folds[0][..3].copy_from_slice(&[1, 1, 1]);
+        folds[1][..1].copy_from_slice(&[1]);
+        folds[2][..3].copy_from_slice(&[1, 1, -1]);
+        folds[2][3] = 1;
+        let e = two_fold_cv(&cv2(folds)).unwrap();
+        assert_eq!((e.method, e.seeds, e.examples_seen), (Method::TwoFoldCv, 2, 20.0));
+        assert!(close(e.mean, 15.0, 1e-12), "{e:?}");
+        // s̄² = ((30 − 10)²/2 + (20 − 0)²/2)/2 = 200; the variance of the mean is s̄²/2 = 100, on
+        // J = 2 df. The floor: per repetition (Σx² over its folds)/10²·10⁴/4: (3 + 1)·25 = 100
+        // and (4 + 0)·25 = 100, on 19 df.
+        assert_eq!(
+            e.parts,
+            vec![VariancePart {
+                variance: 100.0,
+                df: 2.0
+            }]
+        );
+        let floor = e.floor.unwrap();
+        assert!(close(floor.variance, 100.0, 1e-9) && floor.df == 19.0, "{floor:?}");
+        assert!(close(e.standard_error, 10.0, 1e-9));
+        // The half-width is the wider of the two intervals, t(2)·10 against t(19)·10, plus half a
+        // step (100/40 points).
+        let h = 4.302_652_730 * 10.0 + 2.5;
+        assert!(close(e.half_width, h, 1e-6), "{} vs {h}", e.half_width);
+        assert_eq!(e.df, 2.0, "the t part binds");
+        // McNemar's sign test on the examples' net discordance over the repetitions: examples
+        // 10, 11, 12 and 0 +1 in repetition 1; 1, 3 and 7 +1, 5 −1 in repetition 2.
+        let test = e.sign_test.unwrap();
+        assert_eq!(
+            (test.unit, test.positive, test.negative),
+            ("examples", 7, 1),
+            "{test:?}"
+        );
+        // The p-value is the larger of the two t-tests' (and the sign test's).
+        let p_t = 2.0 * t_cdf(-(15.0 - 2.5) / 10.0, 2.0);
+        assert!(close(e.interval_p(), p_t, 1e-9), "{} vs {p_t}", e.interval_p());
+        // Projections: as run, and more data shrinks the floor's share, not the rest.
+        assert!(close(e.detectable_at(2.0, 1.0), e.detectable, 1e-6 * e.detectable));
+        assert!(e.detectable_at(20.0, 1.0) < e.detectable && e.detectable_at(2.0, 4.0) < e.detectable);
+        // Full agreement: zero width, and the rule of three over the 20 examples.
+        let e = two_fold_cv(&cv2([[0; 10]; 4])).unwrap();
+        assert_eq!((e.mean, e.half_width), (0.0, 0.0));
+        assert!(close(e.rule_of_three().unwrap(), 15.0, 1e-12));
+        // An odd number of folds, or a fold without examples, has no estimate.
+        assert!(two_fold_cv(&cv2(folds)[..3]).is_none());
+    }
+
     #[test]
     fn one_flipped_example_moves_the_interval_by_little() {
         // Equal per-seed differences (4 of 120 each), then one example flipped in one seed.
@@ -1032,6 +1334,21 @@ mod tests {
             seeds_and_test_examples(&equal).unwrap(),
             seeds_and_test_examples(&flipped).unwrap(),
         );
+        assert!(
+            (b.half_width / a.half_width - 1.0).abs() < 0.25,
+            "{} vs {}",
+            a.half_width,
+            b.half_width
+        );
+        // Repeated 2-fold cross-validation: every fold 4 of 60 one way, then one example flipped.
+        let fold = |shift: usize| Fold {
+            outcomes: seed(60, 4, 0),
+            examples: (0..60).map(|i| (i + shift) % 120).collect(),
+        };
+        let equal: Vec<Fold> = vec![fold(60), fold(0), fold(30), fold(90)];
+        let mut flipped = equal.clone();
+        flipped[1].outcomes[50] = 1;
+        let (a, b) = (two_fold_cv(&equal).unwrap(), two_fold_cv(&flipped).unwrap());
         assert!(
             (b.half_width / a.half_width - 1.0).abs() < 0.25,
             "{} vs {}",

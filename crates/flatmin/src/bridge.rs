@@ -517,3 +517,19 @@ pub fn inference_mode_tracked<M: Module>(model: &M) -> M {
     }
     model.clone().map(&mut Off)
 }
+
+/// Whether Burn's wgpu backend finds an adapter on this machine (a GPU, or a software driver
+/// such as Mesa's lavapipe): a first tensor is made on the default wgpu device, and a failure to
+/// find one — which Burn reports by panicking — is caught. Checked once per process.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_adapter_available() -> bool {
+    use std::sync::OnceLock;
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        std::panic::catch_unwind(|| {
+            let device = burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+            to_f64(Tensor::<1>::zeros([1], &device))
+        })
+        .is_ok()
+    })
+}

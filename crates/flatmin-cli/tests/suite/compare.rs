@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::Command;
 
 use flatmin_lab::compare::{
-    OptimizerResult, Outcome, PairedDifference, Scored, SplitDesign, display_name, row_label, score, t_cdf, t_quantile,
-    time_to_reach, verdict, versus_base,
+    OptimizerResult, Outcome, PairedDifference, Scored, SplitDesign, display_name, row_label, score, score_runs, t_cdf,
+    t_quantile, time_to_reach, verdict, versus_base,
 };
 use flatmin_lab::stats::{self, Discordance};
 use serde_json::Value;
@@ -65,6 +65,21 @@ fn per_seed() -> SplitDesign {
     SplitDesign::PerSeed { test_fraction: 0.2 }
 }
 
+fn cv2(repetitions: usize) -> SplitDesign {
+    SplitDesign::TwoFold { repetitions }
+}
+
+/// The test examples of `repetitions` repetitions of 2-fold cross-validation of `2·half`
+/// examples: repetition r's halves are the examples shifted by r·7 (mod 2·half), in two runs.
+fn cv2_examples(repetitions: usize, half: usize) -> Vec<Vec<usize>> {
+    (0..repetitions)
+        .flat_map(|r| {
+            let order: Vec<usize> = (0..2 * half).map(|i| (i + 7 * r) % (2 * half)).collect();
+            [order[half..].to_vec(), order[..half].to_vec()]
+        })
+        .collect()
+}
+
 /// `plus` examples where only the method is right and `minus` where only the base is, of `n`.
 fn seed_outcomes(n: usize, plus: usize, minus: usize) -> Discordance {
     (0..n)
@@ -116,6 +131,29 @@ fn a_clear_win_on_a_fixed_test_set_is_better() {
             e.half_width
         )
     );
+}
+
+#[test]
+fn a_clear_win_with_two_fold_cross_validation_is_better() {
+    // 3 repetitions of 2-fold cross-validation of 400 examples: on every fold of 200 the method
+    // alone is right on 14–23 (the second fold of each repetition 7 more), the base alone on 2.
+    let outcomes: Vec<Discordance> = (0..6).map(|k| seed_outcomes(200, 14 + (k * 7) % 13, 2)).collect();
+    let scored = score_runs(&cv2(3), &outcomes, &cv2_examples(3, 200), 200);
+    assert_eq!(scored.outcome(), Outcome::Better, "{scored:?}");
+    let Scored::Estimated(e) = &scored else { panic!() };
+    assert_eq!((e.method, e.seeds, e.df), (stats::Method::TwoFoldCv, 3, 3.0));
+    assert_eq!(
+        verdict("SAM", &scored, &cv2(3), 2.0),
+        format!(
+            "SAM is better by {:.1} ± {:.1} points at 2.0× the cost per step (95 % CI over 3 repetitions of 2-fold \
+             cross-validation of 400 examples)",
+            e.mean, e.half_width
+        )
+    );
+    // One repetition: an interval on one degree of freedom, wide.
+    let one = score_runs(&cv2(1), &outcomes[..2], &cv2_examples(1, 200), 200);
+    let Scored::Estimated(e) = &one else { panic!() };
+    assert_eq!(e.df, 1.0);
 }
 
 #[test]
@@ -181,6 +219,21 @@ fn zero_width_only_when_every_example_agrees() {
              the rule of three) at 1.0× the cost per step"
         );
     }
+    // Two-fold cross-validation: the same on every fold of 3 repetitions of 60 examples, and
+    // what the rule of three allows over the 60 examples.
+    let same = vec![vec![0i8; 30]; 6];
+    let Scored::Estimated(e) = score_runs(&cv2(3), &same, &cv2_examples(3, 30), 30) else {
+        panic!()
+    };
+    assert_eq!((e.mean, e.half_width), (0.0, 0.0));
+    assert_eq!(
+        verdict("SAM", &Scored::Estimated(e), &cv2(3), 1.0),
+        "SAM: no difference with 3 repetitions (+0.0 ± 0.0 points: the two agree on every test example of every \
+         fold; with 0 of 60 examples discordant, the difference on new data could still be up to about 5.0 points, by \
+         the rule of three) at 1.0× the cost per step"
+    );
+    // Without the folds' test examples cv2 cannot pair them.
+    assert_eq!(score(&cv2(3), &same, 30).outcome(), Outcome::NotScored);
     // Per-seed random splits whose differences happen to be equal still have a width: each
     // seed's own test sampling error floors the variance.
     let outcomes = vec![seed_outcomes(30, 2, 1); 3];
@@ -232,6 +285,7 @@ fn result(name: &str, accs: &[f64], ms: f64, curve: &[f64], seconds: &[f64]) -> 
         training_seconds: seconds.last().copied().unwrap_or(0.0),
         second_pass_fraction: Some(1.0),
         test_correct: correct,
+        test_examples: Vec::new(),
     }
 }
 
@@ -371,6 +425,30 @@ fn compare_runs_end_to_end_on_a_generated_image_folder() {
     );
     assert_eq!(report["seeds"], serde_json::json!([0, 1]));
     assert_eq!(report["base"], "sgd");
+    // The default design: 2 repetitions of 2-fold cross-validation, halves of 30 images (10 per
+    // class), each fold with its own training seed.
+    assert_eq!(report["design"], "cv2");
+    assert_eq!(
+        report["split"],
+        serde_json::json!({"kind": "two_fold", "repetitions": 2})
+    );
+    assert_eq!(
+        (report["runs"]["train"].as_u64(), report["runs"]["test"].as_u64()),
+        (Some(30), Some(30))
+    );
+    let trainings = report["trainings"].as_array().unwrap();
+    assert_eq!(trainings.len(), 4);
+    assert_eq!(
+        trainings
+            .iter()
+            .map(|t| (
+                t["seed"].as_u64().unwrap(),
+                t["training_seed"].as_u64().unwrap(),
+                t["fold"].as_str().unwrap()
+            ))
+            .collect::<Vec<_>>(),
+        [(0, 0, "A→B"), (0, 1, "B→A"), (1, 2, "A→B"), (1, 3, "B→A")]
+    );
 
     let search = &report["rho_search"]["results"][0];
     assert_eq!(search["optimizer"], "sam");
@@ -396,21 +474,21 @@ fn compare_runs_end_to_end_on_a_generated_image_folder() {
             .iter()
             .map(|a| a.as_f64().unwrap())
             .collect();
-        assert_eq!(accs.len(), 2);
+        // One accuracy per fold, each on a half of 30 test images.
+        assert_eq!(accs.len(), 4);
         assert!(accs.iter().all(|a| (0.0..=1.0).contains(a)));
-        // 12 test images: every accuracy is a multiple of 1/12.
         assert!(
-            accs.iter().all(|a| close(a * 12.0, (a * 12.0).round(), 1e-9)),
+            accs.iter().all(|a| close(a * 30.0, (a * 30.0).round(), 1e-9)),
             "{accs:?}"
         );
+        assert_eq!(o["seeds"], serde_json::json!([0, 1, 2, 3]));
         assert_eq!(o["curve"].as_array().unwrap().len(), 2);
         assert!(o["ms_per_step"].as_f64().unwrap() > 0.0);
     }
 
     let v = &report["versus_base"][0];
     let diff = &v["difference_points"];
-    assert_eq!(diff["n"].as_u64(), Some(2));
-    assert!(close(diff["t"].as_f64().unwrap(), 12.706_204_736, 1e-8), "df 1");
+    assert_eq!(diff["n"].as_u64(), Some(4), "one difference per fold");
     let accs = |i: usize| -> Vec<f64> {
         opts[i]["test_accuracy"]
             .as_array()
@@ -420,15 +498,42 @@ fn compare_runs_end_to_end_on_a_generated_image_folder() {
             .collect()
     };
     let (base, sam) = (accs(0), accs(1));
-    let mean = (sam[0] - base[0] + sam[1] - base[1]) * 50.0;
+    let per_fold: Vec<f64> = (0..4).map(|k| 100.0 * (sam[k] - base[k])).collect();
+    let mean = per_fold.iter().sum::<f64>() / 4.0;
     assert!(close(diff["mean"].as_f64().unwrap(), mean, 1e-9));
-    // The reported interval is the corrected resampled t of the per-seed splits.
-    assert_eq!(report["split"]["kind"], "per_seed");
+    let per_seed_points: Vec<f64> = v["per_seed_points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert!(per_seed_points.iter().zip(&per_fold).all(|(a, b)| close(*a, *b, 1e-9)));
+    let per_repetition: Vec<f64> = v["per_repetition_points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(per_repetition.len(), 2);
+    assert!(close(per_repetition[1], (per_fold[2] + per_fold[3]) / 2.0, 1e-9));
+    // The reported interval is repeated 2-fold cross-validation's: the variance from within the
+    // repetitions on J = 2 df, or the floor of independent outcomes when that is wider.
     let estimate = &v["estimate"];
-    assert_eq!(estimate["method"], "random_splits");
+    assert_eq!(estimate["method"], "two_fold_cv");
+    assert_eq!(
+        (estimate["seeds"].as_u64(), estimate["examples_seen"].as_f64()),
+        (Some(2), Some(60.0))
+    );
+    let s2 = ((per_fold[0] - per_fold[1]).powi(2) + (per_fold[2] - per_fold[3]).powi(2)) / 4.0;
+    assert!(
+        close(estimate["parts"][0]["variance"].as_f64().unwrap(), s2 / 2.0, 1e-9),
+        "{estimate}"
+    );
+    assert_eq!(estimate["parts"][0]["df"].as_f64(), Some(2.0));
     assert_eq!(diff["half_width"], estimate["half_width"]);
     assert!(estimate["detectable"].as_f64().unwrap() > 0.0);
-    assert_eq!(chosen_per_seed(&report).len(), 2);
+    // The ρ search: one choice per fold, each on a validation part of the fold's training half.
+    assert_eq!(chosen_per_seed(&report).len(), 4);
     let (lo, hi) = (
         v["interval_points"][0].as_f64().unwrap(),
         v["interval_points"][1].as_f64().unwrap(),
@@ -441,8 +546,8 @@ fn compare_runs_end_to_end_on_a_generated_image_folder() {
         "no_difference" => {
             assert!(lo <= 0.0 && hi >= 0.0, "{lo} {hi}");
             assert!(
-                sentence.starts_with("SAM: no difference detectable with 2 seeds (")
-                    || sentence.starts_with("SAM: no difference with 2 seeds (+0.0 ± 0.0 points: the two agree"),
+                sentence.starts_with("SAM: no difference detectable with 2 repetitions (")
+                    || sentence.starts_with("SAM: no difference with 2 repetitions (+0.0 ± 0.0 points: the two agree"),
                 "{sentence}"
             );
         }
@@ -467,24 +572,57 @@ fn compare_runs_end_to_end_on_a_generated_image_folder() {
     assert!(stdout.contains(&format!("- {sentence}.")), "{stdout}");
     let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
     assert!(md.contains("ρ search") && md.contains("| sam |") && md.contains(&format!("- {sentence}.")));
+    assert!(
+        md.contains("design cv2; seeds 0, 1 (one repetition of 2-fold cross-validation each: 4 trainings")
+            && md.contains("Design: cv2, 2 repetitions of stratified 2-fold cross-validation"),
+        "{md}"
+    );
     for svg in ["compare_accuracy.svg", "compare_curves.svg", "compare_difference.svg"] {
         let text = std::fs::read_to_string(out.join(svg)).unwrap();
         assert!(text.starts_with("<svg") && text.contains("sam"), "{svg}");
     }
 
-    // The same seed on the same split gives the same run (the base, seed 0, alone).
-    let again = compare(&[&common[..], &["--optimizers", "sgd", "--seeds", "1"]].concat());
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
-    let line = String::from_utf8_lossy(&again.stdout)
-        .lines()
-        .find(|l| l.starts_with("| sgd |"))
-        .unwrap()
-        .to_string();
-    assert!(
-        line.contains(&format!("| {:.2} ± 0.00 % |", 100.0 * base[0])),
-        "{line} vs {}",
-        base[0]
+    // The same seed on the same halves gives the same runs (the base, repetition 0, alone).
+    let again_out = scratch("shapes-again");
+    let again = compare(
+        &[
+            &common[..],
+            &[
+                "--optimizers",
+                "sgd",
+                "--seeds",
+                "1",
+                "--out",
+                again_out.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
     );
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let again = json(&again_out.join("compare.json"));
+    assert_eq!(
+        again["optimizers"][0]["test_accuracy"],
+        serde_json::json!([base[0], base[1]])
+    );
+    // --test-fraction alone selects a split per seed (the design before cv2), with its interval.
+    let splits_out = scratch("shapes-splits");
+    let run = compare(
+        &[
+            &common[..],
+            &["--optimizers", "sgd,sam", "--seeds", "2", "--test-fraction", "0.2"],
+            &["--out", splits_out.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let splits = json(&splits_out.join("compare.json"));
+    assert_eq!(
+        (splits["design"].as_str(), splits["split"]["kind"].as_str()),
+        (Some("splits"), Some("per_seed"))
+    );
+    assert_eq!(splits["versus_base"][0]["estimate"]["method"], "random_splits");
+    assert_eq!(splits["optimizers"][0]["test_accuracy"].as_array().unwrap().len(), 2);
+    assert!(splits["versus_base"][0]["per_repetition_points"].is_null());
 }
 
 #[test]
@@ -522,10 +660,35 @@ fn compare_fails_clearly_on_bad_data_and_flags() {
             "--search-seeds applies to a fixed split",
         ),
         (&["--test-limit", "0"][..], "--test-limit 0 leaves no test example"),
+        (
+            &["--design", "cv2", "--split-seed", "1"][..],
+            "--split-seed fixes one test split: it is --design fixed, not --design cv2",
+        ),
+        (
+            &["--design", "splits", "--split-seed", "1"][..],
+            "it is --design fixed, not --design splits",
+        ),
+        (
+            &["--design", "cv2", "--test-fraction", "0.3"][..],
+            "--test-fraction 0.3: --design cv2 tests on halves",
+        ),
+        (&["--design", "halves"][..], "invalid value 'halves' for '--design"),
     ] {
         let run = compare(&[&["--data", d, "--quiet"][..], flags].concat());
         let err = String::from_utf8_lossy(&run.stderr);
         assert!(!run.status.success() && err.contains(message), "{flags:?}: {err}");
+    }
+    // Data with its own train/ and test/ folders has a fixed test set: no resampling design.
+    let folders = scratch("bad-folders");
+    flatmin_lab::data::shapes::write(&folders.join("train"), 3, 8, 2).unwrap();
+    flatmin_lab::data::shapes::write(&folders.join("test"), 2, 8, 3).unwrap();
+    for design in ["cv2", "splits"] {
+        let run = compare(&["--data", folders.to_str().unwrap(), "--design", design, "--quiet"]);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            !run.status.success() && err.contains(&format!("--design {design}:")) && err.contains("--design fixed"),
+            "{err}"
+        );
     }
     // CSV features train an MLP only.
     let csv = scratch("bad-csv");
@@ -637,7 +800,7 @@ fn degenerate_runs_are_named_and_a_fixed_split_counts_its_test_set() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     assert!(
-        stderr.contains("warning: seed 0: no test example of class "),
+        stderr.contains("warning: seed 0, fold A→B: no test example of class "),
         "{stderr}"
     );
     assert!(stderr.contains("warning: a test set of 2 examples"), "{stderr}");
@@ -649,10 +812,12 @@ fn compare_draws_the_frontier_of_gain_against_cost() {
     flatmin_lab::data::shapes::write(&data, 20, 12, 1).unwrap();
     let out = scratch("frontier-out");
     // 40 training images in batches of 8: 5 steps per epoch, so SAM every 5 steps runs the
-    // second pass on exactly a fifth of them.
+    // second pass on exactly a fifth of them (a split per seed: 48 training images, limited to 40).
     let run = compare(&[
         "--data",
         data.to_str().unwrap(),
+        "--design",
+        "splits",
         "--optimizers",
         "sgd,sam,sam-every-5",
         "--seeds",
