@@ -208,16 +208,9 @@ pub(crate) struct Combined {
     pub sharpness_weight: f64,
 }
 
-/// The record names a member may hold, known before it has any state (what a checkpoint with
-/// a fixed layout, such as the Learner's model record, allocates).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Schema {
-    /// Prefixes of per-parameter tensor maps (`<prefix><parameter path>`, one flat tensor of
-    /// the parameter's size each).
-    pub maps: Vec<&'static str>,
-    /// Unsigned scalars, by full name.
-    pub scalars: Vec<String>,
-}
+/// The record names a member may hold (defined with the records, which the per-parameter maps
+/// write without knowing the members).
+pub use crate::record::Schema;
 
 /// A source a replay puts in place of a member's own random draws or choices (ESAM's masks and
 /// selection, bSAM's noise): made by the member's constructor (`Injection::masks`,

@@ -7,8 +7,7 @@ use std::collections::HashMap;
 
 use burn::tensor::Tensor;
 
-use crate::member::Schema;
-use crate::record::{RecordIn, RecordOut};
+use crate::record::{RecordIn, RecordOut, Schema};
 
 /// One flat tensor per parameter path, recorded under `prefix`.
 #[derive(Clone, Debug)]

@@ -222,3 +222,14 @@ impl SamRecord {
         Ok(Self { tensors, scalars })
     }
 }
+
+/// The record names a member may hold, known before it has any state (what a checkpoint with
+/// a fixed layout, such as the Learner's model record, allocates).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Schema {
+    /// Prefixes of per-parameter tensor maps (`<prefix><parameter path>`, one flat tensor of
+    /// the parameter's size each).
+    pub maps: Vec<&'static str>,
+    /// Unsigned scalars, by full name.
+    pub scalars: Vec<String>,
+}
