@@ -623,9 +623,8 @@ impl PassSplit {
     }
 }
 
-fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len() as f64
-}
+// The laboratory's one mean (crate::stats).
+use crate::stats::mean;
 
 fn median(values: &[f64]) -> f64 {
     if values.is_empty() {

@@ -232,19 +232,34 @@ pub fn discordance(base: &[bool], method: &[bool]) -> Discordance {
         .collect()
 }
 
-/// Mean and sample variance (n − 1) of `xs`; the variance is 0 for fewer than two values.
-fn mean_var(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
+// ---------------------------------------------------------------------------------------------
+// Summaries: the one mean and standard deviation of the laboratory (compare, sweep, bench).
+
+/// The mean of `xs` (NaN when there is none).
+pub fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+/// Mean and sample variance (n − 1) of `xs`: both NaN when there is no value, the variance 0 for
+/// one value.
+pub fn mean_var(xs: &[f64]) -> (f64, f64) {
     if xs.is_empty() {
         return (f64::NAN, f64::NAN);
     }
-    let mean = xs.iter().sum::<f64>() / n;
-    let var = if n > 1.0 {
-        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    let m = mean(xs);
+    let var = if xs.len() > 1 {
+        xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() as f64 - 1.0)
     } else {
         0.0
     };
-    (mean, var)
+    (m, var)
+}
+
+/// Mean and sample standard deviation (n − 1) of `xs`: both NaN when there is no value, the
+/// standard deviation 0 for one value.
+pub fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let (m, var) = mean_var(xs);
+    (m, var.sqrt())
 }
 
 /// A seed's difference in points: 100 × the mean discordance.
@@ -818,7 +833,7 @@ fn random_splits_planned(outcomes: &[Discordance], n_train: usize, plan: bool) -
         return None;
     }
     let table = in_points(outcomes);
-    let per_seed: Vec<f64> = table.iter().map(|d| d.iter().sum::<f64>() / d.len() as f64).collect();
+    let per_seed: Vec<f64> = table.iter().map(|d| mean(d)).collect();
     let (mean, s2) = mean_var(&per_seed);
     // Each seed's test-sampling variance under no difference (uncentred: McNemar's), averaged.
     let w = table
@@ -923,7 +938,7 @@ fn two_fold_cv_planned(folds: &[Fold], plan: bool) -> Option<Estimate> {
         sums.push((sum as f64, squares as f64, f.outcomes.len() as f64));
     }
     let points: Vec<f64> = sums.iter().map(|&(sum, _, n)| 100.0 * sum / n).collect();
-    let mean = points.iter().sum::<f64>() / points.len() as f64;
+    let mean = self::mean(&points);
     // Within each repetition the two folds trained on disjoint halves and tested on disjoint
     // halves: their difference carries the test sampling, the training-set dependence and the
     // seeds' noise, but not the part every repetition of this data set shares.
@@ -1156,6 +1171,26 @@ mod tests {
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol
+    }
+
+    #[test]
+    fn mean_and_sample_std_of_known_values() {
+        // 2, 4, 4, 4, 5, 5, 7, 9: mean 5, squared deviations 32, sample variance 32/7.
+        let xs = [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
+        assert_eq!(mean(&xs), 5.0);
+        let (m, var) = mean_var(&xs);
+        assert!(m == 5.0 && close(var, 32.0 / 7.0, 1e-12), "{m} {var}");
+        let (m, sd) = mean_std(&xs);
+        assert!(m == 5.0 && close(sd, (32.0f64 / 7.0).sqrt(), 1e-12), "{m} {sd}");
+        // One value: no spread; none: no mean.
+        assert_eq!(mean_std(&[-3.5]), (-3.5, 0.0));
+        assert_eq!(mean_var(&[-3.5]), (-3.5, 0.0));
+        assert!(mean(&[]).is_nan());
+        let (m, sd) = mean_std(&[]);
+        assert!(m.is_nan() && sd.is_nan());
+        // The spread does not depend on the location.
+        let shifted: Vec<f64> = xs.iter().map(|x| x + 1e3).collect();
+        assert!(close(mean_std(&shifted).1, mean_std(&xs).1, 1e-9));
     }
 
     #[test]

@@ -251,20 +251,8 @@ pub fn frontier_markdown(frontiers: &[NoiseFrontier]) -> String {
     s
 }
 
-/// Mean and sample standard deviation.
-pub fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
-    if xs.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let mean = xs.iter().sum::<f64>() / n;
-    let var = if xs.len() > 1 {
-        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
-}
+// Mean and sample standard deviation: the laboratory's one (crate::stats), kept at this path.
+pub use crate::stats::mean_std;
 
 fn fmt_value(v: f64) -> String {
     let s = format!("{v}");
@@ -491,9 +479,13 @@ pub fn run(out: &Path, spec: &SweepSpec, quiet: bool) -> Result<Vec<Cell>, Train
                 accuracy_std,
                 lambda_mean: (!lambdas.is_empty()).then_some(lm),
                 lambda_std: (!lambdas.is_empty()).then_some(ls),
-                step_ms: runs.iter().map(|r| r.mean_step_ms).sum::<f64>() / runs.len() as f64,
-                training_seconds: runs.iter().map(|r| r.steps as f64 * r.mean_step_ms / 1e3).sum::<f64>()
-                    / runs.len() as f64,
+                step_ms: crate::stats::mean(&runs.iter().map(|r| r.mean_step_ms).collect::<Vec<_>>()),
+                training_seconds: crate::stats::mean(
+                    &runs
+                        .iter()
+                        .map(|r| r.steps as f64 * r.mean_step_ms / 1e3)
+                        .collect::<Vec<_>>(),
+                ),
                 second_pass_fraction: runs
                     .iter()
                     .map(|r| r.second_pass_fraction.map(|f| f * r.steps as f64))
