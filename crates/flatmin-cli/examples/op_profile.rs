@@ -19,6 +19,7 @@ use burn::tensor::module::{
 };
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, MaxPoolOptions, UnfoldOptions};
 use burn::tensor::{Device, Distribution, Tensor};
+use flatmin_lab::cputime::{Clock, cpu_ms};
 
 /// One convolution layer: model, name, uses per pass, input [c, h, w], out channels, kernel,
 /// stride, padding, bias, whether the backward needs its input gradient.
@@ -89,20 +90,7 @@ struct Row {
 
 /// CPU time of every thread of the process, in ms (Linux; NaN elsewhere).
 fn process_cpu_ms() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: std::ffi::c_long,
-        tv_nsec: std::ffi::c_long,
-    }
-    unsafe extern "C" {
-        fn clock_gettime(clock: std::ffi::c_int, tp: *mut Timespec) -> std::ffi::c_int;
-    }
-    let mut t = Timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `t` is a valid, writable timespec; 2 is CLOCK_PROCESS_CPUTIME_ID.
-    if unsafe { clock_gettime(2, &mut t) } != 0 {
-        return f64::NAN;
-    }
-    t.tv_sec as f64 * 1e3 + t.tv_nsec as f64 * 1e-6
+    cpu_ms(Clock::Process)
 }
 
 /// Timings of `reps` calls after two untimed ones: median and least wall time, median and least

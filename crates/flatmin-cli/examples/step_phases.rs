@@ -10,21 +10,12 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use flatmin::{Batch, Pass};
 use flatmin_lab::bench::variant;
+use flatmin_lab::cputime::{Clock, cpu_time};
 use flatmin_lab::models::{Classifier, InputShape, Mlp, ResNetStack, SmallCnn};
 
+/// CPU time of the calling thread, in µs (NaN off Linux).
 fn thread_cpu_us() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: std::ffi::c_long,
-        tv_nsec: std::ffi::c_long,
-    }
-    unsafe extern "C" {
-        fn clock_gettime(clock: std::ffi::c_int, tp: *mut Timespec) -> std::ffi::c_int;
-    }
-    let mut t = Timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `t` is a valid, writable timespec; 3 is CLOCK_THREAD_CPUTIME_ID.
-    unsafe { clock_gettime(3, &mut t) };
-    t.tv_sec as f64 * 1e6 + t.tv_nsec as f64 * 1e-3
+    cpu_time(Clock::Thread).map_or(f64::NAN, |s| s * 1e6)
 }
 
 fn main() {

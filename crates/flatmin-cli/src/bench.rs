@@ -200,16 +200,9 @@ pub struct BenchResult {
 }
 
 /// Why a benchmark could not run.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct BenchError(pub String);
-
-impl std::fmt::Display for BenchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BenchError {}
 
 impl BenchConfig {
     /// Checks the settings; unknown names are errors naming what is accepted.
@@ -732,50 +725,18 @@ pub fn table(result: &BenchResult) -> String {
     s
 }
 
-/// CPU time of the process and of the calling thread (Linux; NaN elsewhere).
+/// CPU time of the process and of the calling thread (Linux; NaN elsewhere), in ms.
 mod cpu {
-    #[cfg(target_os = "linux")]
-    fn clock_ms(clock: std::ffi::c_int) -> f64 {
-        #[repr(C)]
-        struct Timespec {
-            tv_sec: std::ffi::c_long,
-            tv_nsec: std::ffi::c_long,
-        }
-        unsafe extern "C" {
-            fn clock_gettime(clock: std::ffi::c_int, tp: *mut Timespec) -> std::ffi::c_int;
-        }
-        let mut t = Timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: `t` is a valid, writable timespec for the duration of the call.
-        let ok = unsafe { clock_gettime(clock, &mut t) } == 0;
-        if ok {
-            t.tv_sec as f64 * 1e3 + t.tv_nsec as f64 * 1e-6
-        } else {
-            f64::NAN
-        }
-    }
+    use crate::cputime::{Clock, cpu_ms};
 
     /// CPU time of every thread of the process, in ms.
     pub fn process_ms() -> f64 {
-        #[cfg(target_os = "linux")]
-        {
-            clock_ms(2) // CLOCK_PROCESS_CPUTIME_ID
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            f64::NAN
-        }
+        cpu_ms(Clock::Process)
     }
 
     /// CPU time of the calling thread, in ms.
     pub fn thread_ms() -> f64 {
-        #[cfg(target_os = "linux")]
-        {
-            clock_ms(3) // CLOCK_THREAD_CPUTIME_ID
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            f64::NAN
-        }
+        cpu_ms(Clock::Thread)
     }
 }
 

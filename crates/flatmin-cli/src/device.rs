@@ -32,16 +32,9 @@ pub enum DeviceChoice {
 pub const DEVICE_NAMES: [&str; 4] = ["cpu", "wgpu", "cuda", "tch"];
 
 /// A device that cannot be used, with what to do instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct DeviceError(pub String);
-
-impl fmt::Display for DeviceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for DeviceError {}
 
 impl DeviceChoice {
     /// The flag's value for this device.

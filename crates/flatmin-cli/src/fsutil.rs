@@ -69,6 +69,48 @@ pub fn probe_space(dir: &Path, bytes: u64) -> std::io::Result<()> {
     result
 }
 
+/// The bytes the filesystem holding `path` has free for this user (`statvfs`: available blocks
+/// times the fragment size); `Ok(None)` where that cannot be asked (systems other than Unix).
+pub fn free_space(path: &Path) -> std::io::Result<Option<u64>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "a path with a NUL byte"))?;
+        // SAFETY: statvfs is plain data, for which all zeros is a valid value.
+        let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `c_path` is a NUL-terminated string and `stats` a writable statvfs, both alive
+        // for the duration of the call.
+        if unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        #[allow(clippy::unnecessary_cast)] // the field types differ between systems
+        Ok(Some((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64)))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(None)
+    }
+}
+
+/// The bytes of the files at `path`: the file's length, or the sum over everything inside a
+/// folder (symbolic links count for nothing and are not followed). Unreadable entries count 0.
+pub fn disk_usage(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if meta.is_dir() {
+        std::fs::read_dir(path)
+            .map(|entries| entries.flatten().map(|e| disk_usage(&e.path())).sum())
+            .unwrap_or(0)
+    } else if meta.is_file() {
+        meta.len()
+    } else {
+        0
+    }
+}
+
 /// Removes the temporary files (`*.tmp`) of atomic writes that a killed run left in its folder
 /// `dir`. Best effort: a file that cannot be removed stays.
 pub fn remove_temporaries(dir: &Path) {

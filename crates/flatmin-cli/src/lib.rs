@@ -9,6 +9,7 @@ pub mod args;
 pub mod bench;
 pub mod compare;
 pub mod config_record;
+pub mod cputime;
 pub mod data;
 pub mod device;
 mod fault;

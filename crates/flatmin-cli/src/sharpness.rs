@@ -167,8 +167,11 @@ mod tests {
     /// left as it was; `--overwrite` lets the command go on (here to the missing run's error).
     #[test]
     fn an_existing_out_file_is_refused_before_the_measurement() {
-        let dir = std::env::temp_dir().join(format!("flatmin-sharpness-out-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("flatmin-sharpness-out-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path();
         let out = dir.join("lambda.json");
         std::fs::write(&out, b"{\"lambda_max\": 7.9}").unwrap();
         let args = |overwrite| SharpnessArgs {
@@ -189,6 +192,5 @@ mod tests {
         assert_eq!(std::fs::read(&out).unwrap(), b"{\"lambda_max\": 7.9}");
         let later = command(&args(true)).unwrap_err().0;
         assert!(!later.contains("already exists"), "{later}");
-        std::fs::remove_dir_all(&dir).ok();
     }
 }

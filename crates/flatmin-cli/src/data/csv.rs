@@ -1,8 +1,10 @@
 //! CSV files of numeric features with a label column.
 //!
-//! - Cells are separated by commas (or tabs or semicolons: the one the first row uses most);
-//!   double quotes may enclose a cell (`""` inside is a quote); blank lines are skipped; cells
-//!   are trimmed.
+//! - Read by the `csv` crate, as RFC 4180 has it: cells are separated by commas (or tabs or
+//!   semicolons: the one that splits the first row into the most cells, commas winning ties);
+//!   a cell that starts with a double quote is quoted up to the closing quote, and may hold the
+//!   separator, line breaks and `""` (a quote); a quote elsewhere in a cell is just a character.
+//!   Blank lines are skipped; cells are trimmed.
 //! - The first row is a header when one of its cells is not a number where the second row's cell
 //!   of that column is one (or when `--label-column` names one of its cells).
 //! - The label column (`--label-column NAME|INDEX`, columns numbered from 0; default the last)
@@ -14,7 +16,8 @@
 //! in [`Dataset::features`], each row a `F`×1×1 "image"; the trainer standardises each feature
 //! with the training set's mean and standard deviation (computed in `f64`) and only then hands
 //! `f32` values to the model, so a feature like a timestamp near 1.7e9 that varies by 1 keeps its
-//! variation. Errors name the file and the 1-based line.
+//! variation. Errors name the file and the 1-based line (a row's first line, for a row whose
+//! quoted cell spans lines).
 
 use std::path::Path;
 
@@ -26,57 +29,61 @@ fn number(cell: &str) -> Option<f64> {
     cell.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
-/// The cells of one line, or `None` when a quote does not close.
-fn cells(line: &str, delimiter: char) -> Option<Vec<String>> {
-    let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    cur.push('"');
-                    chars.next();
-                } else {
-                    quoted = false;
-                }
-            } else {
-                cur.push(c);
-            }
-        } else if c == '"' {
-            quoted = true;
-        } else if c == delimiter {
-            out.push(cur.trim().to_string());
-            cur.clear();
-        } else {
-            cur.push(c);
-        }
-    }
-    if quoted {
-        return None;
-    }
-    out.push(cur.trim().to_string());
-    Some(out)
+/// A reader of `text` with `delimiter`: no header row (detected below), rows of any length
+/// (checked below), cells trimmed.
+fn reader(text: &str, delimiter: u8) -> ::csv::Reader<&[u8]> {
+    ::csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .trim(::csv::Trim::All)
+        .from_reader(text.as_bytes())
 }
 
-/// The delimiter the line uses most outside quotes (commas win ties).
-fn delimiter(line: &str) -> char {
-    let mut best = (',', 0);
-    for d in [',', '\t', ';'] {
-        let mut quoted = false;
-        let n = line
-            .chars()
-            .filter(|&c| {
-                if c == '"' {
-                    quoted = !quoted;
-                }
-                !quoted && c == d
-            })
-            .count();
+/// Whether a record is a blank line (no cell, or one holding only white space).
+fn blank(record: &::csv::StringRecord) -> bool {
+    record.iter().all(str::is_empty) && record.len() <= 1
+}
+
+/// The delimiter that splits the first row into the most cells (commas win ties).
+fn delimiter(text: &str) -> u8 {
+    let cells = |d: u8| {
+        reader(text, d)
+            .records()
+            .flatten()
+            .find(|r| !blank(r))
+            .map_or(0, |r| r.len())
+    };
+    let mut best = (b',', cells(b','));
+    for d in [b'\t', b';'] {
+        let n = cells(d);
         if n > best.1 {
             best = (d, n);
         }
     }
     best.0
+}
+
+/// The 1-based line of a double quote that opens a cell and never closes, if any. The `csv`
+/// crate reads such a cell to the end of the file without complaint; this is the check it does
+/// not make, with its rule that a quote opens a cell only at the cell's start.
+fn unclosed_quote(text: &str, delimiter: u8) -> Option<usize> {
+    let (mut line, mut opened, mut quoted, mut at_start) = (1, 0, false, true);
+    let mut bytes = text.bytes().peekable();
+    while let Some(b) = bytes.next() {
+        if quoted {
+            if b == b'"' && bytes.next_if_eq(&b'"').is_none() {
+                quoted = false;
+            }
+        } else if b == b'"' && at_start {
+            (quoted, opened) = (true, line);
+        }
+        at_start = !quoted && (b == delimiter || b == b'\n' || b == b'\r');
+        if b == b'\n' {
+            line += 1;
+        }
+    }
+    quoted.then_some(opened)
 }
 
 /// Reads the CSV at `path` (see the module documentation) and splits it (seeded, stratified).
@@ -91,25 +98,44 @@ pub fn load(path: &Path, options: &InputOptions) -> Result<Loaded, InputError> {
         )
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let lines: Vec<(usize, &str)> = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l))
-        .filter(|(_, l)| !l.trim().is_empty())
-        .collect();
-    let Some(&(_, first)) = lines.first() else {
-        return Err(InputError::Empty {
-            path: path.to_path_buf(),
-            detail: "no rows".into(),
-        });
-    };
-    let delim = delimiter(first);
-    let mut rows: Vec<(usize, Vec<String>)> = Vec::with_capacity(lines.len());
-    for &(line, l) in &lines {
-        let row = cells(l, delim).ok_or_else(|| InputError::Quote {
+    let delim = delimiter(text);
+    if let Some(line) = unclosed_quote(text, delim) {
+        return Err(InputError::Quote {
             path: path.to_path_buf(),
             line,
+        });
+    }
+    // The line of a row is that of its first character. The `csv` crate's positions start a row
+    // that follows a CRLF at the LF (csv 1.4.0): its byte offset and line number are one short of
+    // the row's own, so both are taken from the first byte that is not a line break.
+    let breaks: Vec<usize> = text
+        .bytes()
+        .enumerate()
+        .filter(|&(_, b)| b == b'\n')
+        .map(|(i, _)| i)
+        .collect();
+    let line_at = |p: &::csv::Position| {
+        let start = usize::try_from(p.byte()).unwrap_or(usize::MAX).min(text.len());
+        let first = text.as_bytes()[start..]
+            .iter()
+            .position(|&b| b != b'\n' && b != b'\r')
+            .map_or(text.len(), |k| start + k);
+        breaks.partition_point(|&i| i < first) + 1
+    };
+    let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
+    for record in reader(text, delim).records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(String::new(), |p| format!("line {}: ", line_at(p)));
+            InputError::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{line}{e}")),
+            )
         })?;
+        if blank(&record) {
+            continue;
+        }
+        let line = record.position().map_or(0, line_at);
+        let row: Vec<String> = record.iter().map(String::from).collect();
         if let Some((_, first_row)) = rows.first()
             && row.len() != first_row.len()
         {
@@ -121,6 +147,12 @@ pub fn load(path: &Path, options: &InputOptions) -> Result<Loaded, InputError> {
             });
         }
         rows.push((line, row));
+    }
+    if rows.is_empty() {
+        return Err(InputError::Empty {
+            path: path.to_path_buf(),
+            detail: "no rows".into(),
+        });
     }
     let columns = rows[0].1.len();
 

@@ -2,7 +2,6 @@
 //! numeric features ([`super::csv`]), read into the laboratory's [`Split`], and the errors that
 //! name what is wrong and where.
 
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -102,9 +101,10 @@ pub fn parse_image_size(text: &str) -> Result<(usize, usize), InputError> {
 
 /// Why the user's data could not be read. Every variant names the file or folder at fault, and
 /// the line for a CSV.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum InputError {
     /// The file or folder could not be read.
+    #[error("{path}: {source}")]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -112,6 +112,7 @@ pub enum InputError {
         source: io::Error,
     },
     /// An image file that does not decode (unreadable, corrupt, truncated, not an image).
+    #[error("{path}: unreadable image: {detail}")]
     Image {
         /// The image file.
         path: PathBuf,
@@ -119,16 +120,22 @@ pub enum InputError {
         detail: String,
     },
     /// An image folder with no class subfolder.
+    #[error(
+        "{path}: no class folders: an image folder needs one subfolder per class (or train/ and test/ folders that \
+         each have them)"
+    )]
     NoClasses {
         /// The folder.
         path: PathBuf,
     },
     /// A class subfolder with no image in it.
+    #[error("{path}: empty class: the folder holds no .png, .jpg or .jpeg image")]
     EmptyClass {
         /// The class folder.
         path: PathBuf,
     },
     /// Only one class: there is nothing to classify.
+    #[error("{path}: only one class (`{class}`): a classifier needs at least two")]
     OneClass {
         /// The folder or file.
         path: PathBuf,
@@ -136,6 +143,7 @@ pub enum InputError {
         class: String,
     },
     /// More classes than the laboratory's byte labels hold.
+    #[error("{path}: {found} classes, at most 256 are supported (is the label column the right one?)")]
     TooManyClasses {
         /// The folder or file.
         path: PathBuf,
@@ -143,6 +151,7 @@ pub enum InputError {
         found: usize,
     },
     /// The `train/` and `test/` folders do not go together.
+    #[error("{path}: {detail}")]
     SplitFolders {
         /// The folder at fault.
         path: PathBuf,
@@ -150,6 +159,7 @@ pub enum InputError {
         detail: String,
     },
     /// A CSV row with another number of cells than the first row.
+    #[error("{path}:{line}: ragged row: {found} cells, but the first row has {expected}")]
     Ragged {
         /// The file.
         path: PathBuf,
@@ -161,6 +171,7 @@ pub enum InputError {
         found: usize,
     },
     /// A CSV cell that is not what its column needs (a finite number, or a non-empty label).
+    #[error("{path}:{line}: column {column}: `{value}` is not {expected}")]
     BadCell {
         /// The file.
         path: PathBuf,
@@ -174,6 +185,7 @@ pub enum InputError {
         expected: &'static str,
     },
     /// A CSV line whose double quotes do not close.
+    #[error("{path}:{line}: a double quote is not closed")]
     Quote {
         /// The file.
         path: PathBuf,
@@ -181,6 +193,7 @@ pub enum InputError {
         line: usize,
     },
     /// `--label-column` names no column of the CSV.
+    #[error("{path}: no label column `{requested}`: the columns are {available}")]
     MissingLabelColumn {
         /// The file.
         path: PathBuf,
@@ -190,11 +203,13 @@ pub enum InputError {
         available: String,
     },
     /// A CSV with a label column and nothing else.
+    #[error("{path}: no feature column: the file has only the label column")]
     NoFeatures {
         /// The file.
         path: PathBuf,
     },
     /// No image or data row at all, or too few to split.
+    #[error("{path}: {detail}")]
     Empty {
         /// The folder or file.
         path: PathBuf,
@@ -202,6 +217,7 @@ pub enum InputError {
         detail: String,
     },
     /// A reading option out of range.
+    #[error("{flag} {detail}")]
     Option {
         /// The flag.
         flag: &'static str,
@@ -215,84 +231,6 @@ impl InputError {
         Self::Io {
             path: path.to_path_buf(),
             source,
-        }
-    }
-}
-
-impl fmt::Display for InputError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Self::Image { path, detail } => write!(f, "{}: unreadable image: {detail}", path.display()),
-            Self::NoClasses { path } => write!(
-                f,
-                "{}: no class folders: an image folder needs one subfolder per class (or train/ and test/ \
-                 folders that each have them)",
-                path.display()
-            ),
-            Self::EmptyClass { path } => write!(
-                f,
-                "{}: empty class: the folder holds no .png, .jpg or .jpeg image",
-                path.display()
-            ),
-            Self::OneClass { path, class } => write!(
-                f,
-                "{}: only one class (`{class}`): a classifier needs at least two",
-                path.display()
-            ),
-            Self::TooManyClasses { path, found } => write!(
-                f,
-                "{}: {found} classes, at most 256 are supported (is the label column the right one?)",
-                path.display()
-            ),
-            Self::SplitFolders { path, detail } => write!(f, "{}: {detail}", path.display()),
-            Self::Ragged {
-                path,
-                line,
-                expected,
-                found,
-            } => write!(
-                f,
-                "{}:{line}: ragged row: {found} cells, but the first row has {expected}",
-                path.display()
-            ),
-            Self::BadCell {
-                path,
-                line,
-                column,
-                value,
-                expected,
-            } => write!(
-                f,
-                "{}:{line}: column {column}: `{value}` is not {expected}",
-                path.display()
-            ),
-            Self::Quote { path, line } => write!(f, "{}:{line}: a double quote is not closed", path.display()),
-            Self::MissingLabelColumn {
-                path,
-                requested,
-                available,
-            } => write!(
-                f,
-                "{}: no label column `{requested}`: the columns are {available}",
-                path.display()
-            ),
-            Self::NoFeatures { path } => write!(
-                f,
-                "{}: no feature column: the file has only the label column",
-                path.display()
-            ),
-            Self::Empty { path, detail } => write!(f, "{}: {detail}", path.display()),
-            Self::Option { flag, detail } => write!(f, "{flag} {detail}"),
-        }
-    }
-}
-
-impl std::error::Error for InputError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Io { source, .. } => Some(source),
-            _ => None,
         }
     }
 }

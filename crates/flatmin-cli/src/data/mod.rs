@@ -19,7 +19,6 @@ pub mod split;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -104,9 +103,10 @@ pub struct Split {
 }
 
 /// Why a dataset could not be read or written. Every variant names the file at fault.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// A file the format needs does not exist; `also_tried` lists other names looked for.
+    #[error("missing file {path}{}", also_looked_for(.also_tried))]
     Missing {
         /// The file looked for first.
         path: PathBuf,
@@ -114,6 +114,7 @@ pub enum DataError {
         also_tried: Vec<PathBuf>,
     },
     /// The file exists but could not be read or written.
+    #[error("{path}: {source}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -121,6 +122,7 @@ pub enum DataError {
         source: io::Error,
     },
     /// The file starts like gzip but does not decompress.
+    #[error("{path}: starts like gzip but does not decompress: {source}")]
     Gzip {
         /// The file.
         path: PathBuf,
@@ -128,6 +130,11 @@ pub enum DataError {
         source: io::Error,
     },
     /// The file's first four bytes are not the magic number of what it should hold.
+    #[error(
+        "{path}: wrong magic number: expected {expected:#010x} ({}), found {found:#010x} ({})",
+        describe_magic(*.expected),
+        describe_magic(*.found)
+    )]
     WrongMagic {
         /// The file.
         path: PathBuf,
@@ -137,6 +144,7 @@ pub enum DataError {
         found: u32,
     },
     /// A part of the file is shorter than its header (or the format) says.
+    #[error("{path}: truncated {part}: expected {expected} bytes, found {found}")]
     Truncated {
         /// The file.
         path: PathBuf,
@@ -148,6 +156,11 @@ pub enum DataError {
         found: u64,
     },
     /// The file goes on after the last record its header announces.
+    #[error(
+        "{path}: {} unexpected bytes after the last record: the header implies a file of {expected} bytes, \
+         found {found}",
+        .found.saturating_sub(*.expected)
+    )]
     TrailingBytes {
         /// The file.
         path: PathBuf,
@@ -157,6 +170,12 @@ pub enum DataError {
         found: u64,
     },
     /// A record-based file (CIFAR) whose size is not a whole number of records.
+    #[error(
+        "{path}: size {size} bytes is not a multiple of the {record_len}-byte record ({} whole records and {} \
+         bytes left over)",
+        .size / *.record_len as u64,
+        .size % *.record_len as u64
+    )]
     NotWholeRecords {
         /// The file.
         path: PathBuf,
@@ -166,6 +185,7 @@ pub enum DataError {
         record_len: usize,
     },
     /// The image shape in the file is not one this reader (or writer) can hold.
+    #[error("{path}: unsupported image shape: {detail}")]
     UnsupportedShape {
         /// The file.
         path: PathBuf,
@@ -173,11 +193,16 @@ pub enum DataError {
         detail: String,
     },
     /// The file, or the whole training or test part, holds no image.
+    #[error("{path}: holds no images")]
     Empty {
         /// The file or folder.
         path: PathBuf,
     },
     /// A label is not below the number of classes.
+    #[error(
+        "{path}: label out of range in record {record}: label {label}, but there are only {classes} classes (0..={})",
+        .classes.saturating_sub(1)
+    )]
     LabelOutOfRange {
         /// The file.
         path: PathBuf,
@@ -189,6 +214,9 @@ pub enum DataError {
         classes: usize,
     },
     /// The images file and the labels file hold different numbers of records.
+    #[error(
+        "image and label counts disagree: {images_path} holds {images} images but {labels_path} holds {labels} labels"
+    )]
     CountMismatch {
         /// The images file.
         images_path: PathBuf,
@@ -200,6 +228,11 @@ pub enum DataError {
         labels: usize,
     },
     /// The test images differ in shape from the training images.
+    #[error(
+        "{path}: images are {} (channels×height×width) but those of {reference} are {}",
+        shape(.found),
+        shape(.expected)
+    )]
     ShapeMismatch {
         /// The file with the odd shape.
         path: PathBuf,
@@ -211,6 +244,7 @@ pub enum DataError {
         expected: [usize; 3],
     },
     /// A class-name file lists the wrong number of names.
+    #[error("{path}: lists {found} class names, expected {expected} (one per line)")]
     ClassNames {
         /// The file.
         path: PathBuf,
@@ -240,117 +274,17 @@ fn describe_magic(magic: u32) -> String {
     format!("IDX of {kind}, {dims} dimension{plural}")
 }
 
+/// " (also looked for A, B)", or nothing when there were no other names.
+fn also_looked_for(others: &[PathBuf]) -> String {
+    if others.is_empty() {
+        return String::new();
+    }
+    let others: Vec<String> = others.iter().map(|p| p.display().to_string()).collect();
+    format!(" (also looked for {})", others.join(", "))
+}
+
 fn shape(s: &[usize; 3]) -> String {
     format!("{}×{}×{}", s[0], s[1], s[2])
-}
-
-impl fmt::Display for DataError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Missing { path, also_tried } => {
-                write!(f, "missing file {}", path.display())?;
-                if !also_tried.is_empty() {
-                    let others: Vec<String> = also_tried.iter().map(|p| p.display().to_string()).collect();
-                    write!(f, " (also looked for {})", others.join(", "))?;
-                }
-                Ok(())
-            }
-            Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Self::Gzip { path, source } => {
-                write!(
-                    f,
-                    "{}: starts like gzip but does not decompress: {source}",
-                    path.display()
-                )
-            }
-            Self::WrongMagic { path, expected, found } => write!(
-                f,
-                "{}: wrong magic number: expected {expected:#010x} ({}), found {found:#010x} ({})",
-                path.display(),
-                describe_magic(*expected),
-                describe_magic(*found)
-            ),
-            Self::Truncated {
-                path,
-                part,
-                expected,
-                found,
-            } => write!(
-                f,
-                "{}: truncated {part}: expected {expected} bytes, found {found}",
-                path.display()
-            ),
-            Self::TrailingBytes { path, expected, found } => write!(
-                f,
-                "{}: {} unexpected bytes after the last record: the header implies a file of {expected} bytes, found {found}",
-                path.display(),
-                found.saturating_sub(*expected)
-            ),
-            Self::NotWholeRecords { path, size, record_len } => {
-                let whole = size / *record_len as u64;
-                let rest = size % *record_len as u64;
-                write!(
-                    f,
-                    "{}: size {size} bytes is not a multiple of the {record_len}-byte record \
-                     ({whole} whole records and {rest} bytes left over)",
-                    path.display()
-                )
-            }
-            Self::UnsupportedShape { path, detail } => {
-                write!(f, "{}: unsupported image shape: {detail}", path.display())
-            }
-            Self::Empty { path } => write!(f, "{}: holds no images", path.display()),
-            Self::LabelOutOfRange {
-                path,
-                record,
-                label,
-                classes,
-            } => write!(
-                f,
-                "{}: label out of range in record {record}: label {label}, but there are only {classes} classes (0..={})",
-                path.display(),
-                classes.saturating_sub(1)
-            ),
-            Self::CountMismatch {
-                images_path,
-                images,
-                labels_path,
-                labels,
-            } => write!(
-                f,
-                "image and label counts disagree: {} holds {images} images but {} holds {labels} labels",
-                images_path.display(),
-                labels_path.display()
-            ),
-            Self::ShapeMismatch {
-                path,
-                found,
-                reference,
-                expected,
-            } => write!(
-                f,
-                "{}: images are {} (channels×height×width) but those of {} are {}",
-                path.display(),
-                shape(found),
-                reference.display(),
-                shape(expected)
-            ),
-            Self::ClassNames { path, expected, found } => write!(
-                f,
-                "{}: lists {found} class names, expected {expected} (one per line)",
-                path.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for DataError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Io { source, .. } | Self::Gzip { source, .. } => Some(source),
-            _ => None,
-        }
-    }
 }
 
 /// The whole file, or [`DataError::Missing`] / [`DataError::Io`] naming it.

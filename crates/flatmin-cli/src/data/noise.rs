@@ -7,24 +7,25 @@
 //! redraws from all classes). The draws come from [`flatmin::Rng`] seeded with `seed`, so the
 //! same labels, rate and seed always give the same noisy labels.
 
-use std::fmt;
-
 use flatmin::Rng;
 
 /// Why label noise could not be applied. Nothing is changed when it is returned.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum LabelNoiseError {
     /// The rate is not a probability (outside [0, 1], or NaN).
+    #[error("label noise rate {rate} is not in [0, 1]")]
     RateOutOfRange {
         /// The rate asked for.
         rate: f64,
     },
     /// Fewer than two classes (no other class to flip to), or more than `u8` labels can name.
+    #[error("label noise needs 2 to 256 classes (byte labels, at least one other class), got {classes}")]
     UnsupportedClassCount {
         /// The number of classes given.
         classes: usize,
     },
     /// A label is not below the number of classes, so "the other classes" are undefined.
+    #[error("label noise: label {label} at index {index} is out of range for {classes} classes")]
     LabelOutOfRange {
         /// Its index in the slice.
         index: usize,
@@ -34,24 +35,6 @@ pub enum LabelNoiseError {
         classes: usize,
     },
 }
-
-impl fmt::Display for LabelNoiseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::RateOutOfRange { rate } => write!(f, "label noise rate {rate} is not in [0, 1]"),
-            Self::UnsupportedClassCount { classes } => write!(
-                f,
-                "label noise needs 2 to 256 classes (byte labels, at least one other class), got {classes}"
-            ),
-            Self::LabelOutOfRange { index, label, classes } => write!(
-                f,
-                "label noise: label {label} at index {index} is out of range for {classes} classes"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for LabelNoiseError {}
 
 /// A uniform integer in `0..bound` (`bound > 0`), without modulo bias.
 fn uniform_below(rng: &mut Rng, bound: u64) -> u64 {

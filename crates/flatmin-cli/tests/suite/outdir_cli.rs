@@ -554,3 +554,152 @@ fn checkpoint_files_and_their_folder_are_synced_before_checkpoint_json_is_rename
     }
     assert_eq!(checkpoints, 3, "one checkpoint per epoch: {calls:?}");
 }
+
+/// `--overwrite` never removes the old results before the new ones exist: a run stopped after it
+/// has written its first new checkpoint file, before any new result is complete, and then killed
+/// (`kill -9`), leaves every file of the old run byte for byte in the folder (set aside in a
+/// hidden subfolder, which the next run names). Removing the old results at the claim, as
+/// `--overwrite` once did, fails this test.
+#[test]
+fn overwrite_removes_nothing_old_before_the_new_results_are_complete() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = scratch("overwrite-kill");
+    let out = dir.to_str().unwrap();
+    ok(train(&["--optimizer", "sam", "--epochs", "1", "--out", out]));
+    let old = snapshot(&dir);
+    assert!(old.keys().any(|p| p.ends_with("model-e1.bpk")), "{:?}", old.keys());
+    // Every old file is somewhere under the folder, with its bytes.
+    let all_old_kept = |now: &BTreeMap<PathBuf, Vec<u8>>| {
+        old.iter()
+            .all(|(rel, bytes)| now.iter().any(|(p, b)| p.ends_with(rel) && b == bytes))
+    };
+
+    let mut child = bin()
+        .args([
+            "train",
+            "--model",
+            "mlp",
+            "--quiet",
+            "--train-limit",
+            "320",
+            "--test-limit",
+            "100",
+        ])
+        .args(["--optimizer", "sgd", "--epochs", "2", "--overwrite", "--out", out])
+        .env("FLATMIN_PAUSE_AT", "checkpoint:model")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr_pipe = child.stderr.take().unwrap();
+    // Killed however the test ends: a failed assertion must not leave it paused for good.
+    let child = KillOnDrop(child);
+    let mut lines = BufReader::new(stderr_pipe).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line == "flatmin: paused at checkpoint:model" => break,
+            Some(Ok(_)) => continue,
+            _ => panic!("the run ended without reaching its first checkpoint"),
+        }
+    }
+    // The new run is under way: its first model file is written, nothing of it is complete.
+    let during = snapshot(&dir);
+    assert!(during.contains_key(Path::new("model-e1.bpk")), "{:?}", during.keys());
+    assert!(
+        !during.contains_key(Path::new("checkpoint.json")),
+        "{:?}",
+        during.keys()
+    );
+    assert!(
+        all_old_kept(&during),
+        "old results removed before the new ones exist: {:?}",
+        during.keys()
+    );
+    drop(child);
+    let after = snapshot(&dir);
+    assert!(all_old_kept(&after), "{:?}", after.keys());
+
+    // The next run in the folder says where the old results are, and leaves them alone.
+    let next = ok(train(&["--epochs", "1", "--overwrite", "--out", out]));
+    assert!(
+        stderr(&next).contains("holds the results an earlier --overwrite was replacing"),
+        "{}",
+        stderr(&next)
+    );
+    assert!(all_old_kept(&snapshot(&dir)));
+}
+
+/// A child process, killed (`kill -9`) and reaped when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A small tmpfs, unmounted when dropped; `None` where mounting is not allowed (not root).
+struct Tmpfs(Scratch);
+
+impl Tmpfs {
+    fn mount(name: &str, size: &str) -> Option<Self> {
+        let dir = scratch(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| Self(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// On a disk too small to hold the new results beside the old ones, `--overwrite` loses
+/// nothing: refused up front when the free space is below the old results' size (the estimate),
+/// and, when the estimate passes but the training's own room check then fails, the old results
+/// are put back. (Removing the old results first, as `--overwrite` once did, left the folder
+/// without any result in both cases.)
+#[test]
+fn overwrite_on_a_disk_too_small_for_the_new_results_loses_nothing() {
+    use std::io::Write;
+
+    let Some(disk) = Tmpfs::mount("overwrite-tmpfs", "24m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+        return;
+    };
+    let dir = disk.0.join("run");
+    let out = dir.to_str().unwrap();
+    ok(train(&["--optimizer", "sam", "--epochs", "1", "--out", out]));
+    let old = snapshot(&dir);
+    let old_bytes: u64 = old.values().map(|b| b.len() as u64).sum();
+    // Fills the disk with a file until only `spare` bytes are left.
+    let fill = |spare: u64| {
+        let mut file = std::fs::File::create(disk.0.join("filler")).unwrap();
+        let chunk = vec![0u8; 4096];
+        while file.write_all(&chunk).is_ok() {}
+        while file.write_all(&chunk[..1]).is_ok() {}
+        let len = file.metadata().unwrap().len();
+        file.set_len(len.saturating_sub(spare)).unwrap();
+    };
+    let overwrite = || train(&["--optimizer", "sgd", "--epochs", "1", "--overwrite", "--out", out]);
+
+    // Half the old results' size free: refused before anything moves.
+    fill(old_bytes / 2);
+    refused(overwrite(), &["MB free", "nothing was removed"]);
+    assert_eq!(snapshot(&dir), old);
+
+    // Room for one more copy of the old results, not for the two checkpoints the training
+    // proves room for: the training refuses, the old results are back in place.
+    fill(old_bytes + (1 << 20));
+    refused(overwrite(), &["no room for the checkpoints"]);
+    assert_eq!(snapshot(&dir), old);
+}

@@ -509,3 +509,32 @@ fn stratified_splits_keep_every_class_and_are_reproducible() {
     assert_eq!(split::held_out_count(3, 0.99), 2, "a class always keeps one");
     assert_eq!(split::stratified_indices(&labels, 5, 0.2, 3), (kept, held));
 }
+
+/// RFC 4180: a quoted cell may hold line breaks, the separator and `""` (a quote). Such a cell is
+/// one cell of one row, and the line numbers of later errors still count the file's lines.
+#[test]
+fn quoted_cells_may_hold_line_breaks_and_quotes() {
+    let text = "x,y,label\n\
+                1,2,\"first\nline, \"\"two\"\"\"\n\
+                3,4,plain\n\
+                5,6,\"first\nline, \"\"two\"\"\"\r\n\
+                7,8,plain\n\
+                9,10,\"first\nline, \"\"two\"\"\"\n\
+                11,12,plain\n";
+    let l = load(&csv("multiline", text)).unwrap();
+    assert_eq!(l.split.train.class_names, ["first\nline, \"two\"", "plain"]);
+    assert_eq!(l.split.train.channels, 2);
+    assert_eq!(l.split.train.len() + l.split.test.len(), 6);
+    let mut all: Vec<f64> = l.split.train.features.clone().unwrap().0;
+    all.extend(&l.split.test.features.clone().unwrap().0);
+    all.sort_by(f64::total_cmp);
+    assert_eq!(all, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0]);
+    // The bad cell is on line 7 of the file, in the fifth row: the two quoted line breaks before
+    // it count.
+    let bad = text.replace("7,8,plain", "7,eight,plain");
+    let text = csv_err("multiline-bad", &bad, None).1;
+    assert!(
+        text.contains("data.csv:7: column 1 (`y`): `eight` is not a finite number"),
+        "{text}"
+    );
+}
