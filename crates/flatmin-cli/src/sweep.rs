@@ -304,8 +304,8 @@ pub fn variants(spec: &SweepSpec) -> Vec<Variant> {
     out
 }
 
-/// Sets hyperparameter `key` of `config` (a key of [`crate::hyperparams::HYPERPARAMETERS`]; a
-/// switch is on for any value but 0).
+/// Sets hyperparameter `key` of `config` (a key of one of
+/// [`crate::hyperparams::lab_hyperparameters`]; a switch is on for any value but 0).
 pub fn set_hyper(config: &mut TrainConfig, key: &str, value: f64) -> Result<(), TrainError> {
     config
         .hp
