@@ -1036,7 +1036,7 @@ fn two_way_planned(table: &[Vec<f64>], plan: bool) -> Option<Estimate> {
     for m in &mut per_example {
         *m /= jf;
     }
-    let per_seed: Vec<f64> = table.iter().map(|d| d.iter().sum::<f64>() / nf).collect();
+    let per_seed: Vec<f64> = table.iter().map(|d| mean(d)).collect();
     let (mean, seeds_var) = mean_var(&per_seed);
     let (_, examples_var) = mean_var(&per_example);
     let ms_examples = jf * examples_var;
