@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::device::DeviceChoice;
 use crate::hyperparams::{Hyperparams, finite};
-use crate::train::{RESUMABLE, TrainConfig, TrainError, setting_entries};
+use crate::train::{DataSource, RESUMABLE, TrainConfig, TrainError, resolve_data, setting_entries};
 
 /// Flags of `flatmin train`; each overrides the `--config` file, which overrides the defaults.
 /// The fields that are settings carry the names of the `--config` keys (and serialize as them).
@@ -23,10 +23,13 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// fashion-mnist-subset (embedded, default), fashion-mnist, mnist, cifar10, cifar100.
-    #[arg(long)]
+    /// The data: a named dataset, fashion-mnist-subset (embedded, default), fashion-mnist, mnist,
+    /// cifar10, cifar100; or the path of your CSV file (numeric features and a label column) or
+    /// image folder (one subfolder per class), read as `flatmin compare` reads it. A name of the
+    /// list is that dataset (write ./NAME for a folder of the same name).
+    #[arg(long = "data", visible_alias = "dataset", value_name = "NAME|PATH")]
     pub dataset: Option<String>,
-    /// Folder of the dataset files (scripts/fetch-data downloads MNIST and Fashion-MNIST).
+    /// Folder of the named dataset's files (scripts/fetch-data downloads MNIST and Fashion-MNIST).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// mlp, cnn (default), resnet18, wrn-28-10.
@@ -106,6 +109,57 @@ pub struct TrainArgs {
     #[arg(long, value_parser = crate::device::parse_flag)]
     #[serde(skip)]
     pub device: Option<DeviceChoice>,
+    /// How `flatmin train` reads the user's data: flags of the `train` command only
+    /// ([`TrainCommand`]), since `flatmin compare` has flags of its own for the same.
+    #[arg(skip)]
+    #[serde(flatten)]
+    pub input: ReadingArgs,
+}
+
+/// The flags of `flatmin train` that say how to read the user's data (`--data PATH`): the same
+/// flags, meanings and defaults as `flatmin compare`'s. Each is a setting of the run (a key of
+/// `--config` and of summary.json's `config`), recorded only when given.
+#[derive(Args, Debug, Default, Clone, Serialize)]
+pub struct ReadingArgs {
+    /// The CSV's label column: a header name or an index from 0 (default: the last column).
+    #[arg(long)]
+    pub label_column: Option<String>,
+    /// Image channels: 1 (grey) or 3 (RGB); default 3 when any image has colour.
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Resize images to N×N or WIDTHxHEIGHT (default: their own size when all agree, else 28×28
+    /// grey or 32×32 colour).
+    #[arg(long)]
+    pub image_size: Option<String>,
+    /// The fraction of each class held out for testing when the data has no train/ and test/
+    /// folders (default 0.2).
+    #[arg(long, value_parser = finite)]
+    pub test_fraction: Option<f64>,
+    /// The seed of that split (default 0, whatever --seed is: runs of several seeds test on the
+    /// same examples).
+    #[arg(long)]
+    pub split_seed: Option<u64>,
+}
+
+/// Flags of the `flatmin train` command: the training flags and how to read user data.
+#[derive(Args, Debug, Default)]
+pub struct TrainCommand {
+    /// The training flags (shared with sweep and compare).
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// How to read `--data PATH`.
+    #[command(flatten)]
+    pub input: ReadingArgs,
+}
+
+impl TrainCommand {
+    /// The training flags with the reading flags in them.
+    pub fn into_train_args(self) -> TrainArgs {
+        TrainArgs {
+            input: self.input,
+            ..self.train
+        }
+    }
 }
 
 /// Settings from one source, over the defaults or over a resumed run's settings.
@@ -173,12 +227,22 @@ impl TrainArgs {
     }
 
     /// The run's configuration: defaults, then the `--config` file or the preset, then the flags.
+    /// With a CSV file as `--data` and no model chosen (no `--model`, `--config` or `--preset`),
+    /// the model is the MLP: a CSV's features are not images.
     pub fn config(&self) -> Result<TrainConfig, TrainError> {
         let mut config = TrainConfig::default();
         for layer in self.layers()? {
             config = config
                 .overlay(&layer.settings)
                 .map_err(|e| TrainError(format!("{}: {e}", layer.source)))?;
+        }
+        let chosen = self.model.is_some() || self.config.is_some() || self.preset.is_some();
+        if !chosen
+            && self.dataset.is_some()
+            && let Ok(DataSource::User(path)) = resolve_data(&config.dataset)
+            && path.is_file()
+        {
+            config.model = "mlp".into();
         }
         Ok(config)
     }

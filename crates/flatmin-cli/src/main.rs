@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
-use flatmin_lab::args::TrainArgs;
+use flatmin_lab::args::{TrainArgs, TrainCommand};
 use flatmin_lab::device::{self, DeviceChoice};
 use flatmin_lab::outdir::{self, Intent, OutDir};
 use flatmin_lab::replay;
@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     /// Train a model on real data. With no arguments: SAM against its base optimizer on the
     /// embedded Fashion-MNIST subset, with a table of the results.
-    Train(Box<TrainArgs>),
+    Train(Box<TrainCommand>),
     /// Time a step and measure its peak memory: the base optimizer and each variant, in one
     /// process, on synthetic batches.
     Bench(BenchArgs),
@@ -51,7 +51,10 @@ enum Command {
     /// Does SAM help on my data? Every optimizer on the same splits and seeds of an image folder or
     /// CSV, with paired confidence intervals that hold on new data, costs and a verdict.
     // compare refuses the training flags that resume or add runs; they are not listed in its help.
+    // Its own --data PATH takes the place of the training flags' --data NAME|PATH: that flag is
+    // only --dataset here (hidden, and refused with a message pointing at --data).
     #[command(
+        mut_arg("dataset", |a| a.long("dataset").visible_alias(None).hide(true)),
         mut_arg("resume", |a| a.hide(true)),
         mut_arg("compare_base", |a| a.hide(true)),
         mut_arg("device", |a| a.hide(true))
@@ -75,7 +78,9 @@ fn main() -> ExitCode {
             overwrite,
             device,
         } => run_replay(&case, &out, overwrite, device).map_err(|e| format!("flatmin replay: {e}")),
-        Command::Train(args) => run_train(&args, no_train_flags).map_err(|e| format!("flatmin train: {e}")),
+        Command::Train(args) => {
+            run_train(&args.into_train_args(), no_train_flags).map_err(|e| format!("flatmin train: {e}"))
+        }
         Command::Toy(args) => flatmin_lab::toy::command(&args).map_err(|e| format!("flatmin toy: {e}")),
         Command::Sweep(args) => flatmin_lab::sweep::command(&args).map_err(|e| format!("flatmin sweep: {e}")),
         Command::Compare(args) => flatmin_lab::compare::command(&args).map_err(|e| format!("flatmin compare: {e}")),

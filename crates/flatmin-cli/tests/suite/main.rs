@@ -13,6 +13,7 @@ mod faults_cli;
 mod outdir_cli;
 mod train_cli;
 mod train_data;
+mod train_user_data;
 mod user_data;
 // The wgpu test set: `cargo test --features wgpu` (README, GPU).
 #[cfg(feature = "wgpu")]

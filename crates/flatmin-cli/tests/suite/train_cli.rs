@@ -196,7 +196,7 @@ fn bad_settings_are_clear_errors_before_training() {
     );
     fails_with(&["--model", "vgg"], "--model `vgg`");
     fails_with(&["--dataset", "mnist"], "needs --data-dir");
-    fails_with(&["--dataset", "imagenet"], "--dataset `imagenet`");
+    fails_with(&["--dataset", "imagenet"], "--data `imagenet`: not a named dataset");
     fails_with(&["--label-noise", "1.5"], "--label-noise 1.5");
     fails_with(&["--rho=-1"], "rho");
     fails_with(&["--rho", "NaN"], "expected a finite number");
