@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use flatmin_lab::replay::{Case, CaseFileError, ConfigError, FieldError, ParseError, Problem};
 use serde_json::Value;
 
 use crate::common::Scratch;
@@ -19,9 +20,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn scratch(name: &str) -> Scratch {
-    let dir = crate::common::scratch("flatmin-cli-replay", name);
-    std::fs::create_dir_all(&*dir).unwrap();
-    dir
+    crate::common::scratch(&format!("cli-replay-{name}"))
 }
 
 #[test]
@@ -152,4 +151,193 @@ fn malformed_cases_fail_with_a_clear_message() {
     std::fs::write(&bad, "{\"optimizer\": ").unwrap();
     expect_failure_file(&dir, &bad, "not valid JSON");
     expect_failure_file(&dir, &dir.join("missing-case.json"), "missing-case.json");
+}
+
+/// Writes `case` to `dir/name` and reads it back through the typed reader.
+fn read_typed(dir: &Path, name: &str, case: &Value) -> (PathBuf, CaseFileError) {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string(case).unwrap()).unwrap();
+    let e = Case::read(&path)
+        .err()
+        .unwrap_or_else(|| panic!("{name}: should not be read"));
+    (path, e)
+}
+
+/// The field error of a case that failed at reading, with its file.
+fn field_error(e: &CaseFileError) -> (&Path, &FieldError) {
+    match e {
+        CaseFileError::Case {
+            file,
+            source: ParseError::Field(f),
+        } => (file, f),
+        other => panic!("expected a field error, found: {other}"),
+    }
+}
+
+/// Issue 22: a case is read into typed fields; a missing field, a value of the wrong type and a
+/// field the format does not have are each a typed error naming the file and the field's path,
+/// through the library and through the binary.
+#[test]
+fn case_fields_are_read_typed_and_errors_name_the_file_and_the_field() {
+    let dir = scratch("typed");
+
+    // A missing field, nested: `data.X`.
+    let mut c = sam_case();
+    c["data"].as_object_mut().unwrap().remove("X");
+    let (path, e) = read_typed(&dir, "missing-x.json", &c);
+    let (file, f) = field_error(&e);
+    assert_eq!(file, path);
+    assert_eq!(f.problem, Problem::Missing { field: "X".into() });
+    assert_eq!(f.field(), "data.X");
+    assert!(e.to_string().starts_with(&path.display().to_string()), "{e}");
+    assert!(e.to_string().ends_with("`data.X` is missing"), "{e}");
+    expect_failure_file(&dir, &path, "missing-x.json: `data.X` is missing");
+
+    // A missing step field the replay needs: a step's parameter tensor.
+    let mut c = sam_case();
+    c["steps"][3]["params"].as_object_mut().unwrap().remove("2.bias");
+    expect_failure(&dir, &c, "`steps[3].params.2.bias` is missing");
+
+    // A value of the wrong type, deep in a step: the path goes down to the element.
+    let mut c = sam_case();
+    c["steps"][3]["params"]["0.weight"][1][2] = Value::from("x");
+    let (path, e) = read_typed(&dir, "wrong-type.json", &c);
+    let (_, f) = field_error(&e);
+    assert_eq!(f.path_text(), "steps[3].params.0.weight[1][2]");
+    assert!(
+        matches!(&f.problem, Problem::WrongType { found, .. } if found == "string \"x\""),
+        "{f:?}"
+    );
+    expect_failure_file(
+        &dir,
+        &path,
+        "wrong-type.json: `steps[3].params.0.weight[1][2]`: expected a number or a nested list of numbers, found string \"x\"",
+    );
+
+    // Wrong types of the top-level fields, each named.
+    for (field, value, needle) in [
+        (
+            "batch_size",
+            Value::from("16"),
+            "`batch_size`: expected a whole number >= 0, found string \"16\"",
+        ),
+        (
+            "optimizer",
+            Value::from(3),
+            "`optimizer`: expected a string, found integer `3`",
+        ),
+        (
+            "hyperparams",
+            Value::from(vec![1]),
+            "`hyperparams`: expected an object, found a list",
+        ),
+        ("steps", Value::from(2), "`steps`: expected a list, found integer `2`"),
+    ] {
+        let mut c = sam_case();
+        c[field] = value;
+        let (_, e) = read_typed(&dir, &format!("wrong-{field}.json"), &c);
+        assert_eq!(field_error(&e).1.path_text(), field);
+        assert!(e.to_string().ends_with(needle), "expected `{needle}` in: {e}");
+        expect_failure(&dir, &c, needle);
+    }
+    let mut c = sam_case();
+    c["steps"][2]["extra"]["second_pass"] = Value::from("yes");
+    expect_failure(
+        &dir,
+        &c,
+        "`steps[2].extra.second_pass`: expected true or false, found string \"yes\"",
+    );
+    let mut c = sam_case();
+    c["param_shapes"][0][0] = Value::from(-16);
+    expect_failure(&dir, &c, "`param_shapes[0][0]`: expected a whole number >= 0");
+
+    // A field the format does not have, at the top, in `data` and in a step.
+    let mut c = sam_case();
+    c["optimiser"] = Value::from("SAM");
+    let (path, e) = read_typed(&dir, "unknown-top.json", &c);
+    let (_, f) = field_error(&e);
+    assert!(
+        matches!(&f.problem, Problem::Unknown { field, expected } if field == "optimiser" && expected.iter().any(|e| e == "optimizer")),
+        "{f:?}"
+    );
+    assert_eq!(f.field(), "optimiser");
+    expect_failure_file(
+        &dir,
+        &path,
+        "unknown-top.json: `optimiser`: unknown field (expected one of `optimizer`",
+    );
+    let mut c = sam_case();
+    c["data"]["Y"] = c["data"]["y"].clone();
+    expect_failure(&dir, &c, "`data.Y`: unknown field");
+    let mut c = sam_case();
+    c["steps"][4]["param"] = c["steps"][4]["params"].clone();
+    expect_failure(&dir, &c, "`steps[4].param`: unknown field");
+    // `extra` holds per-algorithm records: a record the replay does not read is not an error.
+    let mut c = sam_case();
+    c["steps"][4]["extra"]["my_diagnostic"] = Value::from(1.5);
+    assert!(Case::parse(&c).is_ok());
+
+    // A hyperparameter key no member of the library declares, and a hyperparameter of the wrong
+    // type: typed errors of the registry mapping, naming the file and the key.
+    let mut c = sam_case();
+    c["hyperparams"]["rho_typo"] = Value::from(0.1);
+    let (path, e) = read_typed(&dir, "unknown-hyperparameter.json", &c);
+    match &e {
+        CaseFileError::Case {
+            file,
+            source: ParseError::Config(ConfigError::UnknownKey { key, optimizer }),
+        } => {
+            assert_eq!(file, &path);
+            assert_eq!((key.as_str(), optimizer.as_str()), ("rho_typo", "SAM"));
+        }
+        other => panic!("expected an unknown hyperparameter, found: {other}"),
+    }
+    expect_failure_file(
+        &dir,
+        &path,
+        "unknown-hyperparameter.json: unknown hyperparameter `rho_typo` for optimizer `SAM`",
+    );
+    let mut c: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("oracle/gsam_proportional.json")).unwrap()).unwrap();
+    c["hyperparams"]["rho_schedule"] = Value::from(5);
+    let (path, e) = read_typed(&dir, "wrong-schedule.json", &c);
+    assert!(
+        matches!(&e, CaseFileError::Case { source: ParseError::Config(ConfigError::WrongType { key, .. }), .. } if key == "rho_schedule"),
+        "{e}"
+    );
+    expect_failure_file(
+        &dir,
+        &path,
+        "wrong-schedule.json: `hyperparams.rho_schedule`: expected constant or proportional, found 5",
+    );
+
+    // The document itself must be an object.
+    let bad = dir.join("top-list.json");
+    std::fs::write(&bad, "[1, 2]").unwrap();
+    expect_failure_file(&dir, &bad, "top-list.json: the case: expected an object, found a list");
+}
+
+/// The typed reading keeps what a case means: every shipped fixture reads, and the parsed case
+/// equals the recording field by field where the replay uses it.
+#[test]
+fn typed_reading_keeps_the_recorded_values() {
+    let c = sam_case();
+    let case = Case::load(&fixture("sam.json")).unwrap();
+    assert_eq!(case.names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
+    assert_eq!(case.shapes, vec![vec![16, 8], vec![16], vec![3, 16], vec![3]]);
+    assert_eq!(case.rows(), 64);
+    for (k, step) in case.steps().iter().enumerate() {
+        let rec = &c["steps"][k];
+        assert_eq!(step.step as u64, rec["step"].as_u64().unwrap());
+        assert_eq!(step.loss, rec["loss"].as_f64());
+        let w = step.params.as_ref().unwrap();
+        assert_eq!(w[2][16 + 5], rec["params"]["2.weight"][1][5].as_f64().unwrap());
+        let batch: Vec<usize> = rec["batch_indices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(step.batch, batch);
+    }
 }
