@@ -1,27 +1,23 @@
 //! `flatmin bench` end to end on a tiny setting: it runs, prints its table and writes the JSON
 //! with the contract keys. No timing is asserted (CI machines differ).
 
-use std::process::Command;
-
-use serde_json::Value;
+use crate::common::{bin, json, run_ok, scratch};
 
 #[test]
 fn bench_writes_the_json_contract_and_a_table() {
-    let dir = crate::common::scratch("flatmin-bench", "json");
-    std::fs::create_dir_all(&*dir).unwrap();
+    let dir = scratch("bench-json");
     let out = dir.join("bench.json");
-    let run = Command::new(env!("CARGO_BIN_EXE_flatmin"))
-        .args(["bench", "--steps", "2", "--warmup", "1", "--batch-size", "16"])
-        .args(["--models", "mlp", "--optimizers", "sgd,sam,esam"])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let run = run_ok(
+        bin()
+            .args(["bench", "--steps", "2", "--warmup", "1", "--batch-size", "16"])
+            .args(["--models", "mlp", "--optimizers", "sgd,sam,esam"])
+            .arg("--out")
+            .arg(&out),
+    );
     let table = String::from_utf8_lossy(&run.stdout);
     assert!(table.contains("| mlp | sam |"), "{table}");
 
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let json = json(&out);
     let runs = json["runs"].as_array().expect("runs");
     let names: Vec<&str> = runs.iter().map(|r| r["optimizer"].as_str().unwrap()).collect();
     assert_eq!(names, ["sgd", "sam", "esam"]);
@@ -54,7 +50,7 @@ fn bench_writes_the_json_contract_and_a_table() {
 
 #[test]
 fn bench_rejects_unknown_names() {
-    let run = Command::new(env!("CARGO_BIN_EXE_flatmin"))
+    let run = bin()
         .args(["bench", "--steps", "1", "--models", "vgg"])
         .output()
         .unwrap();
@@ -65,31 +61,29 @@ fn bench_rejects_unknown_names() {
 
 #[test]
 fn bench_reports_the_second_passes_and_the_cost_of_the_cheaper_members() {
-    let dir = crate::common::scratch("flatmin-bench", "cheaper");
-    std::fs::create_dir_all(&*dir).unwrap();
+    let dir = scratch("bench-cheaper");
     let out = dir.join("bench.json");
     // No warm-up and 5 timed steps: SAM every 5 steps runs its second pass on the first only.
-    let run = Command::new(env!("CARGO_BIN_EXE_flatmin"))
-        .args([
-            "bench",
-            "--steps",
-            "5",
-            "--warmup",
-            "0",
-            "--batch-size",
-            "16",
-            "--models",
-            "mlp",
-        ])
-        .args(["--optimizers", "sam,looksam,sam-every-5,rst,ae-sam,bsam"])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let run = run_ok(
+        bin()
+            .args([
+                "bench",
+                "--steps",
+                "5",
+                "--warmup",
+                "0",
+                "--batch-size",
+                "16",
+                "--models",
+                "mlp",
+            ])
+            .args(["--optimizers", "sam,looksam,sam-every-5,rst,ae-sam,bsam"])
+            .arg("--out")
+            .arg(&out),
+    );
     let table = String::from_utf8_lossy(&run.stdout);
     assert!(table.contains("| second passes | cost ratio to base |"), "{table}");
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let json = json(&out);
     let runs = json["runs"].as_array().unwrap();
     let fraction = |name: &str| -> f64 {
         let r = runs

@@ -1,9 +1,6 @@
 //! `flatmin compare`: its statistics on synthetic per-seed results with known answers, and a run
 //! of the real binary on a small image folder of coloured shapes the test writes.
 
-use std::path::Path;
-use std::process::Command;
-
 use flatmin_lab::compare::{
     OptimizerResult, Outcome, PairedDifference, Scored, SplitDesign, display_name, row_label, score, score_runs, t_cdf,
     t_quantile, time_to_reach, verdict, versus_base,
@@ -11,7 +8,7 @@ use flatmin_lab::compare::{
 use flatmin_lab::stats::{self, Discordance};
 use serde_json::Value;
 
-use crate::common::Scratch;
+use crate::common::{bin, json, scratch_path};
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol
@@ -351,14 +348,6 @@ fn rows_name_the_base_actually_used() {
 // ---------------------------------------------------------------------------------------------
 // End to end
 
-fn scratch(name: &str) -> Scratch {
-    crate::common::scratch("flatmin-compare", name)
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
-}
-
 fn chosen_per_seed(report: &Value) -> Vec<f64> {
     report["rho_search"]["results"][0]["chosen_per_seed"]
         .as_array()
@@ -369,18 +358,14 @@ fn chosen_per_seed(report: &Value) -> Vec<f64> {
 }
 
 fn compare(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_flatmin"))
-        .arg("compare")
-        .args(args)
-        .output()
-        .unwrap()
+    bin().arg("compare").args(args).output().unwrap()
 }
 
 #[test]
 fn compare_runs_end_to_end_on_a_generated_image_folder() {
-    let data = scratch("shapes-data");
+    let data = scratch_path("shapes-data");
     flatmin_lab::data::shapes::write(&data, 20, 12, 1).unwrap();
-    let out = scratch("shapes-out");
+    let out = scratch_path("shapes-out");
     let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
     let common = [
         "--data",
@@ -583,7 +568,7 @@ fn compare_runs_end_to_end_on_a_generated_image_folder() {
     }
 
     // The same seed on the same halves gives the same runs (the base, repetition 0, alone).
-    let again_out = scratch("shapes-again");
+    let again_out = scratch_path("shapes-again");
     let again = compare(
         &[
             &common[..],
@@ -605,7 +590,7 @@ fn compare_runs_end_to_end_on_a_generated_image_folder() {
         serde_json::json!([base[0], base[1]])
     );
     // --test-fraction alone selects a split per seed (the design before cv2), with its interval.
-    let splits_out = scratch("shapes-splits");
+    let splits_out = scratch_path("shapes-splits");
     let run = compare(
         &[
             &common[..],
@@ -627,7 +612,7 @@ fn compare_runs_end_to_end_on_a_generated_image_folder() {
 
 #[test]
 fn compare_fails_clearly_on_bad_data_and_flags() {
-    let data = scratch("bad-data");
+    let data = scratch_path("bad-data");
     flatmin_lab::data::shapes::write(&data, 3, 8, 2).unwrap();
     std::fs::write(data.join("square").join("zz-broken.png"), b"\x89PNG\r\n\x1a\n garbage").unwrap();
     let d = data.to_str().unwrap();
@@ -679,7 +664,7 @@ fn compare_fails_clearly_on_bad_data_and_flags() {
         assert!(!run.status.success() && err.contains(message), "{flags:?}: {err}");
     }
     // Data with its own train/ and test/ folders has a fixed test set: no resampling design.
-    let folders = scratch("bad-folders");
+    let folders = scratch_path("bad-folders");
     flatmin_lab::data::shapes::write(&folders.join("train"), 3, 8, 2).unwrap();
     flatmin_lab::data::shapes::write(&folders.join("test"), 2, 8, 3).unwrap();
     for design in ["cv2", "splits"] {
@@ -691,7 +676,7 @@ fn compare_fails_clearly_on_bad_data_and_flags() {
         );
     }
     // CSV features train an MLP only.
-    let csv = scratch("bad-csv");
+    let csv = scratch_path("bad-csv");
     std::fs::create_dir_all(&csv).unwrap();
     std::fs::write(csv.join("d.csv"), "1,2,a\n3,4,b\n5,6,a\n7,8,b\n").unwrap();
     let run = compare(&[
@@ -714,9 +699,9 @@ fn compare_help_lists_no_flag_it_rejects() {
 
 #[test]
 fn degenerate_runs_are_named_and_a_fixed_split_counts_its_test_set() {
-    let data = scratch("degenerate-data");
+    let data = scratch_path("degenerate-data");
     flatmin_lab::data::shapes::write(&data, 10, 8, 3).unwrap();
-    let out = scratch("degenerate-out");
+    let out = scratch_path("degenerate-out");
     let run = compare(&[
         "--data",
         data.to_str().unwrap(),
@@ -808,9 +793,9 @@ fn degenerate_runs_are_named_and_a_fixed_split_counts_its_test_set() {
 
 #[test]
 fn compare_draws_the_frontier_of_gain_against_cost() {
-    let data = scratch("frontier-data");
+    let data = scratch_path("frontier-data");
     flatmin_lab::data::shapes::write(&data, 20, 12, 1).unwrap();
-    let out = scratch("frontier-out");
+    let out = scratch_path("frontier-out");
     // 40 training images in batches of 8: 5 steps per epoch, so SAM every 5 steps runs the
     // second pass on exactly a fifth of them (a split per seed: 48 training images, limited to 40).
     let run = compare(&[

@@ -9,23 +9,9 @@ use flatmin::SelectionRule;
 use flatmin_lab::replay::{self, Case};
 use serde_json::Value;
 
+use crate::common::{fixtures, json_files, selected_positions};
+
 const BAR: f64 = 1e-9;
-
-fn cases(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-}
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
 
 fn check(path: &Path) -> f64 {
     let case = Case::load(path).unwrap_or_else(|e| panic!("{e}"));
@@ -79,12 +65,7 @@ fn check(path: &Path) -> f64 {
             }
             // The official selection rule, applied to our own sharpness, picks what the
             // reference picked: the replay needs the recorded choice only for its RNG-free twin.
-            let picked: Vec<usize> = rec["extra"]["selected_batch_positions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as usize)
-                .collect();
+            let picked = selected_positions(rec);
             let own = flatmin::select_sharpest(ours, gamma.unwrap(), SelectionRule::OfficialStrict);
             assert_eq!(own, picked, "{}: step {k} selection", path.display());
             assert_eq!(step.selected.as_ref(), Some(&picked));
@@ -96,10 +77,8 @@ fn check(path: &Path) -> f64 {
     diff
 }
 
-#[test]
-fn recorded_reference_trajectories_replay_within_1e9() {
-    let files = cases(&fixtures());
-    assert!(files.len() >= 8, "the eight shipped cases are in tests/fixtures");
+/// [`check`] on each of `files`, printing its largest parameter difference.
+fn check_all(files: Vec<PathBuf>) {
     for path in files {
         let diff = check(&path);
         println!(
@@ -110,22 +89,23 @@ fn recorded_reference_trajectories_replay_within_1e9() {
 }
 
 #[test]
+fn recorded_reference_trajectories_replay_within_1e9() {
+    let files = json_files(&fixtures());
+    assert!(files.len() >= 8, "the eight shipped cases are in tests/fixtures");
+    check_all(files);
+}
+
+#[test]
 fn spec_oracle_trajectories_replay_within_1e9() {
-    let files = cases(&fixtures().join("oracle"));
-    for path in files {
-        let diff = check(&path);
-        println!(
-            "{:<40} max |Δparam| = {diff:.3e}",
-            path.file_name().unwrap().to_string_lossy()
-        );
-    }
+    let files = json_files(&fixtures().join("oracle"));
+    check_all(files);
 }
 
 /// MSAM and Unified SAM, recorded from the authors' code (`scripts/record_msam_unified.py`,
 /// fixtures/reference/README.md).
 #[test]
 fn msam_and_unified_sam_reference_trajectories_replay_within_1e9() {
-    let files = cases(&fixtures().join("reference"));
+    let files = json_files(&fixtures().join("reference"));
     let optimizers: Vec<String> = files
         .iter()
         .map(|p| load(p)["optimizer"].as_str().unwrap().to_string())
@@ -138,13 +118,7 @@ fn msam_and_unified_sam_reference_trajectories_replay_within_1e9() {
         optimizers.iter().filter(|o| *o == "UnifiedSAM").count() >= 5,
         "{optimizers:?}"
     );
-    for path in files {
-        let diff = check(&path);
-        println!(
-            "{:<40} max |Δparam| = {diff:.3e}",
-            path.file_name().unwrap().to_string_lossy()
-        );
-    }
+    check_all(files);
 }
 
 #[test]

@@ -3,17 +3,7 @@
 //! `--device wgpu` (`cuda`) naming the flag, the value and how to build with it, before anything
 //! is written.
 
-use std::process::Command;
-
-use crate::common::Scratch;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_flatmin"))
-}
-
-fn scratch(name: &str) -> Scratch {
-    crate::common::scratch("flatmin-device", name)
-}
+use crate::common::{bin, scratch_path};
 
 fn case() -> String {
     format!("{}/tests/fixtures/sgd.json", env!("CARGO_MANIFEST_DIR"))
@@ -30,7 +20,7 @@ fn fails_with(args: &[&str], needles: &[&str]) {
 
 #[test]
 fn an_unknown_device_is_refused_with_the_names() {
-    let out = scratch("unknown");
+    let out = scratch_path("unknown");
     let out = out.to_str().unwrap();
     fails_with(
         &["replay", &case(), "--out", out, "--device", "tpu"],
@@ -45,7 +35,7 @@ fn an_unknown_device_is_refused_with_the_names() {
 
 #[test]
 fn sweep_and_compare_run_on_the_cpu_only() {
-    let out = scratch("sweep");
+    let out = scratch_path("sweep");
     let out = out.to_str().unwrap();
     // In a build without wgpu the flag's parser refuses first; with it, the command does.
     fails_with(&["sweep", "--device", "wgpu", "--out", out], &["--device wgpu"]);
@@ -59,7 +49,7 @@ fn sweep_and_compare_run_on_the_cpu_only() {
 #[cfg(not(feature = "wgpu"))]
 #[test]
 fn wgpu_without_the_feature_is_refused_with_how_to_build_it() {
-    let out = scratch("no-wgpu");
+    let out = scratch_path("no-wgpu");
     let path = out.to_str().unwrap();
     let needles = ["--device wgpu", "without the wgpu backend", "--features wgpu"];
     fails_with(&["replay", &case(), "--out", path, "--device", "wgpu"], &needles);
@@ -71,7 +61,7 @@ fn wgpu_without_the_feature_is_refused_with_how_to_build_it() {
 #[cfg(not(feature = "cuda"))]
 #[test]
 fn cuda_without_the_feature_is_refused_with_how_to_build_it() {
-    let out = scratch("no-cuda");
+    let out = scratch_path("no-cuda");
     let path = out.to_str().unwrap();
     let needles = ["--device cuda", "without the cuda backend", "--features cuda"];
     fails_with(&["train", "--device", "cuda", "--out", path], &needles);

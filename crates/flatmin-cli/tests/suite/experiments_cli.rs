@@ -1,27 +1,15 @@
 //! `flatmin sweep`, `flatmin sharpness` and `flatmin toy` end to end through the real binary, on
 //! grids small enough for CI.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::Scratch;
+use crate::common::{MLP_320, bin, json, run_ok, scratch_path};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_flatmin"))
-}
-
-fn scratch(name: &str) -> Scratch {
-    crate::common::scratch("flatmin-exp", name)
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
-}
-
-const GRID: [&str; 16] = [
+/// A small grid, of runs of [`MLP_320`].
+const GRID: [&str; 10] = [
     "sweep",
     "--optimizers",
     "sgd,sam",
@@ -29,14 +17,8 @@ const GRID: [&str; 16] = [
     "0,0.5",
     "--seeds",
     "2",
-    "--model",
-    "mlp",
     "--epochs",
     "2",
-    "--train-limit",
-    "320",
-    "--test-limit",
-    "100",
     "--quiet",
 ];
 
@@ -63,9 +45,10 @@ fn accuracies(results: &Value) -> Vec<(String, f64, Vec<f64>)> {
 
 #[test]
 fn a_sweep_writes_its_table_results_and_plots() {
-    let out = scratch("grid");
+    let out = scratch_path("grid");
     let run = bin()
         .args(GRID)
+        .args(MLP_320)
         .args([
             "--sharpness",
             "--sharpness-samples",
@@ -101,6 +84,7 @@ fn a_sweep_writes_its_table_results_and_plots() {
     // A second run of the same sweep finds everything done and changes nothing.
     let again = bin()
         .args(GRID)
+        .args(MLP_320)
         .args([
             "--sharpness",
             "--sharpness-samples",
@@ -116,17 +100,19 @@ fn a_sweep_writes_its_table_results_and_plots() {
 
 #[test]
 fn a_killed_sweep_resumes_to_the_same_results() {
-    let straight = scratch("straight");
+    let straight = scratch_path("straight");
     let run = bin()
         .args(GRID)
+        .args(MLP_320)
         .args(["--out", straight.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
 
-    let killed = scratch("killed");
+    let killed = scratch_path("killed");
     let mut child = bin()
         .args(GRID)
+        .args(MLP_320)
         .args(["--out", killed.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -146,6 +132,7 @@ fn a_killed_sweep_resumes_to_the_same_results() {
 
     let resumed = bin()
         .args(GRID)
+        .args(MLP_320)
         .args(["--out", killed.to_str().unwrap()])
         .output()
         .unwrap();
@@ -158,7 +145,7 @@ fn a_killed_sweep_resumes_to_the_same_results() {
 
 #[test]
 fn sweep_settings_are_checked_before_anything_runs() {
-    let out = scratch("bad");
+    let out = scratch_path("bad");
     let fails = |args: &[&str], needle: &str| {
         let run = bin().args(args).output().unwrap();
         assert!(!run.status.success(), "{args:?}");
@@ -249,25 +236,14 @@ fn sweep_settings_are_checked_before_anything_runs() {
 
 #[test]
 fn sharpness_of_a_trained_run() {
-    let run_dir = scratch("sharp-run");
-    let train = bin()
-        .args([
-            "train",
-            "--model",
-            "mlp",
-            "--epochs",
-            "2",
-            "--train-limit",
-            "320",
-            "--test-limit",
-            "100",
-            "--quiet",
-            "--out",
-        ])
-        .arg(&run_dir)
-        .output()
-        .unwrap();
-    assert!(train.status.success(), "{}", String::from_utf8_lossy(&train.stderr));
+    let run_dir = scratch_path("sharp-run");
+    run_ok(
+        bin()
+            .arg("train")
+            .args(MLP_320)
+            .args(["--epochs", "2", "--quiet", "--out"])
+            .arg(&*run_dir),
+    );
     let out = run_dir.join("lambda.json");
     let run = bin()
         .args([
@@ -294,7 +270,7 @@ fn sharpness_of_a_trained_run() {
 
 #[test]
 fn toy_writes_json_and_plot_with_the_papers_basins() {
-    let out = scratch("toy");
+    let out = scratch_path("toy");
     let run = bin().args(["toy", "--out", out.to_str().unwrap()]).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let toy = json(&out.join("toy.json"));
@@ -329,7 +305,7 @@ fn toy_writes_json_and_plot_with_the_papers_basins() {
 
 #[test]
 fn a_sweep_draws_the_frontier_and_varies_the_schedule() {
-    let out = scratch("frontier");
+    let out = scratch_path("frontier");
     let run = bin()
         .args([
             "sweep",
@@ -340,18 +316,8 @@ fn a_sweep_draws_the_frontier_and_varies_the_schedule() {
             "--seeds",
             "2",
         ])
-        .args([
-            "--model",
-            "mlp",
-            "--epochs",
-            "1",
-            "--train-limit",
-            "320",
-            "--test-limit",
-            "100",
-            "--quiet",
-        ])
-        .args(["--out", out.to_str().unwrap()])
+        .args(MLP_320)
+        .args(["--epochs", "1", "--quiet", "--out", out.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
@@ -387,7 +353,7 @@ fn a_sweep_draws_the_frontier_and_varies_the_schedule() {
     assert!(out.join("runs/sam/noise-0.4/seed-1/test_correct.txt").exists());
 
     // --vary sam_every: the schedule follows the axis.
-    let out = scratch("vary-every");
+    let out = scratch_path("vary-every");
     let run = bin()
         .args([
             "sweep",

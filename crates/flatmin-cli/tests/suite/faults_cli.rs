@@ -8,7 +8,6 @@
 //! * a full disk, a read-only or an uncreatable `--out` is a clear error before training starts.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -18,17 +17,9 @@ use burn::tensor::Device;
 use flatmin_lab::train::{checkpoint_config, checkpoint_weights};
 use serde_json::Value;
 
-use crate::common::Scratch;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_flatmin"));
-    c.env_remove("FLATMIN_INJECT_NAN_STEP").env_remove("FLATMIN_PAUSE_AT");
-    c
-}
-
-fn scratch(name: &str) -> Scratch {
-    crate::common::scratch("flatmin-faults", name)
-}
+use crate::common::{
+    MLP_320, MLP_640, Scratch, Tmpfs, bin, files_under, fill, json, json_lines, run_ok, scratch_path, spawn_paused,
+};
 
 /// The run every kill test interrupts: F-SAM (momentum buffers and the EMA in the optimizer
 /// state) on the MLP, 10 steps an epoch.
@@ -39,40 +30,10 @@ fn run_args(epochs: usize) -> Vec<String> {
 }
 
 fn run_args_with(epochs: usize, optimizer: &str) -> Vec<String> {
-    [
-        "train",
-        "--model",
-        "mlp",
-        "--train-limit",
-        "640",
-        "--test-limit",
-        "200",
-        "--batch-size",
-        "64",
-        "--lr",
-        "0.05",
-        "--optimizer",
-        optimizer,
-        "--seed",
-        "5",
-        "--quiet",
-        "--epochs",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([epochs.to_string()])
-    .collect()
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn run_ok(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    out
+    let mut args = vec!["train"];
+    args.extend(MLP_640);
+    args.extend(["--optimizer", optimizer, "--seed", "5", "--quiet", "--epochs"]);
+    args.iter().map(|s| s.to_string()).chain([epochs.to_string()]).collect()
 }
 
 /// The uninterrupted run, made once and shared by the kill tests, and how long it took.
@@ -80,7 +41,7 @@ static REFERENCE: OnceLock<(Scratch, Duration)> = OnceLock::new();
 
 fn reference_run() -> &'static (Scratch, Duration) {
     REFERENCE.get_or_init(|| {
-        let dir = scratch("reference");
+        let dir = scratch_path("reference");
         let started = Instant::now();
         run_ok(bin().args(run_args(EPOCHS)).arg("--out").arg(&dir));
         // A static is never dropped: its folder goes when the test process exits.
@@ -91,7 +52,7 @@ fn reference_run() -> &'static (Scratch, Duration) {
 
 extern "C" fn remove_reference() {
     if let Some((dir, _)) = REFERENCE.get() {
-        let _ = std::fs::remove_dir_all(&dir.0);
+        let _ = std::fs::remove_dir_all(dir.root());
     }
 }
 
@@ -106,11 +67,9 @@ fn reference() -> &'static Path {
 
 /// The figures of each epoch that do not depend on timing.
 fn learning_curve(dir: &Path) -> Vec<[Value; 4]> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let m: Value = serde_json::from_str(l).unwrap();
+    json_lines(&dir.join("metrics.jsonl"))
+        .into_iter()
+        .map(|m| {
             [
                 m["epoch"].clone(),
                 m["train_loss"].clone(),
@@ -225,7 +184,7 @@ fn kill_9_at_random_moments_then_resume_ends_with_the_uninterrupted_weights() {
     let mut span = reference_run().1.max(Duration::from_millis(500));
     let mut rounds = Vec::new();
     for round in 0..4 {
-        let dir = scratch(&format!("random-{round}"));
+        let dir = scratch_path(&format!("random-{round}"));
         let kills = kill_at_random(&dir, &mut draws, span);
         eprintln!("seed {seed}, round {round}: kills (ms after start, checkpoint epoch on disk): {kills:?}");
         // Every round, whatever its kills, ends with the uninterrupted weights.
@@ -283,29 +242,7 @@ fn kill_at_random(dir: &Path, draws: &mut Draws, span: Duration) -> Vec<(u128, O
 
 /// Starts a run that stops for good at `point`, and kills it there once it says so.
 fn kill_at(dir: &Path, point: &str) {
-    let mut child = bin()
-        .args(run_args(EPOCHS))
-        .arg("--out")
-        .arg(dir)
-        .env("FLATMIN_PAUSE_AT", point)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let wanted = format!(
-        "flatmin: paused at {}",
-        point.rsplit_once('@').map_or(point, |(p, _)| p)
-    );
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line == wanted => break,
-            Some(Ok(_)) => continue,
-            _ => panic!("{point}: the run ended without reaching the pause point"),
-        }
-    }
-    kill(child);
+    kill(spawn_paused(bin().args(run_args(EPOCHS)).arg("--out").arg(dir), point));
 }
 
 /// A run killed in the middle of its first checkpoint (model and optimizer files written, no
@@ -314,7 +251,7 @@ fn kill_at(dir: &Path, point: &str) {
 #[test]
 fn a_run_killed_inside_its_first_checkpoint_can_be_run_again_in_its_folder() {
     for point in ["checkpoint:model@1", "checkpoint:optimizer@1"] {
-        let dir = scratch(&format!("first-{}", point.replace([':', '@'], "-")));
+        let dir = scratch_path(&format!("first-{}", point.replace([':', '@'], "-")));
         kill_at(&dir, point);
         assert!(dir.join("model-e1.bpk").exists() && !dir.join("checkpoint.json").exists());
         let out = bin().args(run_args(EPOCHS)).arg("--out").arg(&dir).output().unwrap();
@@ -342,7 +279,7 @@ fn kill_9_at_every_stage_of_a_checkpoint_write_then_resume() {
         (&*format!("checkpoint:metrics@{EPOCHS}"), EPOCHS as u64),
     ];
     for (point, epoch) in points {
-        let dir = scratch(&format!("stage-{}", point.replace([':', '@', '.'], "-")));
+        let dir = scratch_path(&format!("stage-{}", point.replace([':', '@', '.'], "-")));
         kill_at(&dir, point);
         assert_eq!(assert_checkpoint_whole(&dir), Some(epoch), "{point}");
         if point.starts_with("write-half:") {
@@ -362,7 +299,7 @@ fn kill_9_at_every_stage_of_a_checkpoint_write_then_resume() {
 fn injected_non_finite_losses_are_skipped_reported_and_training_goes_on() {
     // SAM (two passes) and ESAM (three calls of the loss: the second pass is the third).
     for optimizer in ["sam", "esam"] {
-        let dir = scratch(&format!("nan-{optimizer}"));
+        let dir = scratch_path(&format!("nan-{optimizer}"));
         let run = run_ok(
             bin()
                 .args(run_args_with(2, optimizer))
@@ -381,11 +318,7 @@ fn injected_non_finite_losses_are_skipped_reported_and_training_goes_on() {
         ]) {
             assert!(line.contains(at) && line.contains(what), "{optimizer}: {line}");
         }
-        let metrics: Vec<Value> = std::fs::read_to_string(dir.join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let metrics = json_lines(&dir.join("metrics.jsonl"));
         assert_eq!(metrics.len(), 2);
         for m in &metrics {
             assert_eq!(m["skipped_steps"], 2, "{m}");
@@ -424,60 +357,17 @@ fn fails_before_training(args: &[String], out: &Path, needle: &str) {
     assert!(!out.join("metrics.jsonl").exists(), "training must not start");
 }
 
-/// A small tmpfs, unmounted (and its folder removed) when dropped; `None` where mounting is not
-/// allowed.
-struct Tmpfs(Scratch);
-
-impl Tmpfs {
-    fn mount(name: &str, size: &str) -> Option<Self> {
-        let dir = scratch(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Self(dir))
-    }
-
-    fn remount_read_only(&self) -> bool {
-        Command::new("mount")
-            .args(["-o", "remount,ro"])
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-/// Fills the filesystem of `dir` with a file `name` until only `spare` bytes are left.
-fn fill(dir: &Path, name: &str, spare: u64) {
-    let mut file = std::fs::File::create(dir.join(name)).unwrap();
-    let chunk = vec![0u8; 4096];
-    while file.write_all(&chunk).is_ok() {}
-    while file.write_all(&chunk[..1]).is_ok() {}
-    let len = file.metadata().unwrap().len();
-    file.set_len(len.saturating_sub(spare)).unwrap();
-}
-
 #[test]
 fn a_full_disk_or_an_unwritable_out_is_a_clear_error_before_training() {
     let args = run_args(2);
     // A folder that cannot be created (a file stands where its parent should be), and one
     // under /proc, which nobody, root included, can create.
-    let file = scratch("a-file");
+    let file = scratch_path("a-file");
     std::fs::write(&file, "not a folder").unwrap();
     fails_before_training(&args, &file.join("run"), "cannot create the folder");
     fails_before_training(&args, Path::new("/proc/flatmin-run"), "cannot create the folder");
 
     let Some(disk) = Tmpfs::mount("tmpfs-full", "1m") else {
-        eprintln!("SKIPPED the full-disk and read-only cases: cannot mount a tmpfs here (not root?)");
         return;
     };
     // A disk with no byte left.
@@ -498,7 +388,6 @@ fn a_full_disk_or_an_unwritable_out_is_a_clear_error_before_training() {
 #[test]
 fn a_disk_that_fills_up_between_kill_and_resume_is_a_clear_error_and_loses_nothing() {
     let Some(disk) = Tmpfs::mount("tmpfs-resume", "16m") else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
         return;
     };
     let dir = disk.0.join("run");
@@ -519,59 +408,36 @@ fn a_disk_that_fills_up_between_kill_and_resume_is_a_clear_error_and_loses_nothi
 
 /// A small sweep: 2 optimizers × 2 noise rates × 2 seeds of the MLP, 3 epochs each.
 fn sweep_args(out: &Path) -> Vec<String> {
-    [
-        "sweep",
-        "--optimizers",
-        "sgd,fsam",
-        "--noise",
-        "0,0.4",
-        "--seeds",
-        "2",
-        "--model",
-        "mlp",
-        "--epochs",
-        "3",
-        "--train-limit",
-        "320",
-        "--test-limit",
-        "100",
-        "--quiet",
-        "--out",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([out.display().to_string()])
-    .collect()
+    let mut args = vec!["sweep", "--optimizers", "sgd,fsam", "--noise", "0,0.4", "--seeds", "2"];
+    args.extend(MLP_320);
+    args.extend(["--epochs", "3", "--quiet", "--out"]);
+    args.iter()
+        .map(|s| s.to_string())
+        .chain([out.display().to_string()])
+        .collect()
 }
 
 /// The folders under `dir` that hold a run (a checkpoint.json), relative to `dir`.
 fn run_dirs(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.file_name().is_some_and(|n| n == "checkpoint.json") {
-                out.push(d.strip_prefix(dir).unwrap().to_path_buf());
-            }
-        }
-    }
+    let mut out: Vec<PathBuf> = files_under(dir)
+        .into_iter()
+        .filter(|path| path.file_name().is_some_and(|n| n == "checkpoint.json"))
+        .map(|path| path.parent().unwrap().to_path_buf())
+        .collect();
     out.sort();
     out
 }
 
 #[test]
 fn kill_9_at_random_moments_of_a_sweep_then_running_it_again_ends_with_the_same_runs() {
-    let straight = scratch("sweep-straight");
+    let straight = scratch_path("sweep-straight");
     let started = Instant::now();
     run_ok(bin().args(sweep_args(&straight)));
     let span = started.elapsed().max(Duration::from_millis(500));
     let runs = run_dirs(&straight);
     assert_eq!(runs.len(), 8, "{runs:?}");
 
-    let dir = scratch("sweep-killed");
+    let dir = scratch_path("sweep-killed");
     let mut draws = Draws(7);
     let mut kills = 0;
     for _ in 0..12 {

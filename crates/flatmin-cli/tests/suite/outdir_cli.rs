@@ -10,19 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use crate::common::Scratch;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_flatmin"));
-    c.env_remove("FLATMIN_INJECT_NAN_STEP").env_remove("FLATMIN_PAUSE_AT");
-    c
-}
-
-fn scratch(name: &str) -> Scratch {
-    crate::common::scratch("flatmin-outdir", name)
-}
+use crate::common::{MLP_320, Tmpfs, bin, files_under, fill, json, ok, scratch_path, spawn_paused, stderr};
 
 /// A quick training on part of the embedded subset; `extra` comes last.
 fn train(extra: &[&str]) -> Output {
@@ -69,15 +57,6 @@ fn csv(dir: &Path) -> PathBuf {
     path
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "{}", stderr(&out));
-    out
-}
-
 /// Refused, with every `needle` in the message; returns the message.
 fn refused(out: Output, needles: &[&str]) -> String {
     let text = stderr(&out);
@@ -90,22 +69,13 @@ fn refused(out: Output, needles: &[&str]) -> String {
 
 /// Every file under `dir`, by relative path, with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.insert(
-                    path.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&path).unwrap(),
-                );
-            }
-        }
-    }
-    files
+    files_under(dir)
+        .into_iter()
+        .map(|rel| {
+            let bytes = std::fs::read(dir.join(&rel)).unwrap();
+            (rel, bytes)
+        })
+        .collect()
 }
 
 fn names(dir: &Path) -> Vec<String> {
@@ -114,13 +84,9 @@ fn names(dir: &Path) -> Vec<String> {
     names
 }
 
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
-}
-
 #[test]
 fn a_second_train_into_a_used_folder_is_refused_and_overwrite_replaces_it_cleanly() {
-    let dir = scratch("train");
+    let dir = scratch_path("train");
     let out = dir.to_str().unwrap();
     ok(train(&["--optimizer", "sam", "--epochs", "2", "--out", out]));
     let marker = json(&dir.join("flatmin-run.json"));
@@ -220,7 +186,7 @@ fn a_second_train_into_a_used_folder_is_refused_and_overwrite_replaces_it_cleanl
 
 #[test]
 fn compare_folders_are_never_overwritten_or_mixed_with_train_folders() {
-    let dir = scratch("compare");
+    let dir = scratch_path("compare");
     let data = csv(&dir.join("data"));
     let cres = dir.join("cres");
     let c = cres.to_str().unwrap();
@@ -280,7 +246,7 @@ fn compare_folders_are_never_overwritten_or_mixed_with_train_folders() {
 
 #[test]
 fn runs_that_fail_early_leave_no_folder() {
-    let dir = scratch("early");
+    let dir = scratch_path("early");
     let data = csv(&dir.join("data"));
     let out = dir.join("out");
     let o = out.to_str().unwrap();
@@ -348,7 +314,7 @@ fn runs_that_fail_early_leave_no_folder() {
 
 #[test]
 fn a_killed_comparison_leaves_no_folder() {
-    let dir = scratch("killed");
+    let dir = scratch_path("killed");
     let data = csv(&dir.join("data"));
     let out = dir.join("out");
     let mut child = bin()
@@ -389,7 +355,7 @@ fn a_killed_comparison_leaves_no_folder() {
 
 #[test]
 fn toy_bench_and_replay_refuse_to_replace_a_result_without_overwrite() {
-    let dir = scratch("files");
+    let dir = scratch_path("files");
     let toy = dir.join("toy");
     let t = toy.to_str().unwrap();
     ok(bin()
@@ -483,25 +449,16 @@ fn calls(log: &str) -> Vec<Call> {
 
 #[test]
 fn checkpoint_files_and_their_folder_are_synced_before_checkpoint_json_is_renamed() {
-    let dir = scratch("fsync");
+    let dir = scratch_path("fsync");
+    // Beside the run's folder, in its scratch folder.
     let log = dir.with_extension("strace");
-    let _log_guard = Scratch(log.clone());
     let traced = Command::new("strace")
         .args(["-e", "trace=fsync,rename", "-y", "-o"])
         .arg(&log)
         .arg(env!("CARGO_BIN_EXE_flatmin"))
-        .args([
-            "train",
-            "--model",
-            "mlp",
-            "--train-limit",
-            "320",
-            "--test-limit",
-            "100",
-            "--epochs",
-            "3",
-            "--quiet",
-        ])
+        .arg("train")
+        .args(MLP_320)
+        .args(["--epochs", "3", "--quiet"])
         .arg("--out")
         .arg(&dir)
         .stdout(Stdio::null())
@@ -562,9 +519,7 @@ fn checkpoint_files_and_their_folder_are_synced_before_checkpoint_json_is_rename
 /// `--overwrite` once did, fails this test.
 #[test]
 fn overwrite_removes_nothing_old_before_the_new_results_are_complete() {
-    use std::io::{BufRead, BufReader};
-
-    let dir = scratch("overwrite-kill");
+    let dir = scratch_path("overwrite-kill");
     let out = dir.to_str().unwrap();
     ok(train(&["--optimizer", "sam", "--epochs", "1", "--out", out]));
     let old = snapshot(&dir);
@@ -575,34 +530,18 @@ fn overwrite_removes_nothing_old_before_the_new_results_are_complete() {
             .all(|(rel, bytes)| now.iter().any(|(p, b)| p.ends_with(rel) && b == bytes))
     };
 
-    let mut child = bin()
-        .args([
-            "train",
-            "--model",
-            "mlp",
-            "--quiet",
-            "--train-limit",
-            "320",
-            "--test-limit",
-            "100",
-        ])
-        .args(["--optimizer", "sgd", "--epochs", "2", "--overwrite", "--out", out])
-        .env("FLATMIN_PAUSE_AT", "checkpoint:model")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr_pipe = child.stderr.take().unwrap();
+    let mut run = bin();
+    run.args(["train", "--quiet"]).args(MLP_320).args([
+        "--optimizer",
+        "sgd",
+        "--epochs",
+        "2",
+        "--overwrite",
+        "--out",
+        out,
+    ]);
     // Killed however the test ends: a failed assertion must not leave it paused for good.
-    let child = KillOnDrop(child);
-    let mut lines = BufReader::new(stderr_pipe).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line == "flatmin: paused at checkpoint:model" => break,
-            Some(Ok(_)) => continue,
-            _ => panic!("the run ended without reaching its first checkpoint"),
-        }
-    }
+    let child = KillOnDrop(spawn_paused(&mut run, "checkpoint:model"));
     // The new run is under way: its first model file is written, nothing of it is complete.
     let during = snapshot(&dir);
     assert!(during.contains_key(Path::new("model-e1.bpk")), "{:?}", during.keys());
@@ -640,29 +579,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// A small tmpfs, unmounted when dropped; `None` where mounting is not allowed (not root).
-struct Tmpfs(Scratch);
-
-impl Tmpfs {
-    fn mount(name: &str, size: &str) -> Option<Self> {
-        let dir = scratch(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        mounted.then(|| Self(dir))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// On a disk too small to hold the new results beside the old ones, `--overwrite` loses
 /// nothing: refused up front when the free space is below the old results' size (the estimate),
 /// and, when the estimate passes but the training's own room check then fails, the old results
@@ -670,10 +586,7 @@ impl Drop for Tmpfs {
 /// without any result in both cases.)
 #[test]
 fn overwrite_on_a_disk_too_small_for_the_new_results_loses_nothing() {
-    use std::io::Write;
-
     let Some(disk) = Tmpfs::mount("overwrite-tmpfs", "24m") else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
         return;
     };
     let dir = disk.0.join("run");
@@ -682,24 +595,16 @@ fn overwrite_on_a_disk_too_small_for_the_new_results_loses_nothing() {
     let old = snapshot(&dir);
     let old_bytes: u64 = old.values().map(|b| b.len() as u64).sum();
     // Fills the disk with a file until only `spare` bytes are left.
-    let fill = |spare: u64| {
-        let mut file = std::fs::File::create(disk.0.join("filler")).unwrap();
-        let chunk = vec![0u8; 4096];
-        while file.write_all(&chunk).is_ok() {}
-        while file.write_all(&chunk[..1]).is_ok() {}
-        let len = file.metadata().unwrap().len();
-        file.set_len(len.saturating_sub(spare)).unwrap();
-    };
     let overwrite = || train(&["--optimizer", "sgd", "--epochs", "1", "--overwrite", "--out", out]);
 
     // Half the old results' size free: refused before anything moves.
-    fill(old_bytes / 2);
+    fill(&disk.0, "filler", old_bytes / 2);
     refused(overwrite(), &["MB free", "nothing was removed"]);
     assert_eq!(snapshot(&dir), old);
 
     // Room for one more copy of the old results, not for the two checkpoints the training
     // proves room for: the training refuses, the old results are back in place.
-    fill(old_bytes + (1 << 20));
+    fill(&disk.0, "filler", old_bytes + (1 << 20));
     refused(overwrite(), &["no room for the checkpoints"]);
     assert_eq!(snapshot(&dir), old);
 }

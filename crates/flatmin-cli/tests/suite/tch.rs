@@ -3,37 +3,15 @@
 //! replayed on `--device tch` in float64 within the fixtures' float64 bar and next to the flex
 //! replay, and `replay --device tch` writing its result file.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use burn::tensor::DType;
 use flatmin_lab::device::DeviceChoice;
 use flatmin_lab::replay::{self, Case};
-use serde_json::Value;
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn cases() -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for dir in [fixtures(), fixtures().join("oracle"), fixtures().join("peer")] {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            // pytorch_optimizer's BSAM is not the authors' rule: flatmin departs from it on
-            // purpose (`conformance::peer_bsam_differs_from_the_authors_rule`).
-            if path.extension().is_some_and(|x| x == "json") && !path.ends_with("peer/bsam_pto.json") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
+use crate::common::{bin, conformance_cases, fixtures, json, run_ok, scratch};
 
 #[test]
 fn every_conformance_case_replays_on_tch_in_float64_like_flex() {
-    let files = cases();
+    let files = conformance_cases();
     assert!(files.len() >= 30, "only {} cases found", files.len());
     for path in files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -57,17 +35,15 @@ fn every_conformance_case_replays_on_tch_in_float64_like_flex() {
 
 #[test]
 fn replay_on_tch_writes_the_device_and_float64() {
-    let dir = crate::common::scratch("flatmin-tch", "replay");
-    std::fs::create_dir_all(&*dir).unwrap();
+    let dir = scratch("tch-replay");
     let out = dir.join("sam.json");
-    let status = Command::new(env!("CARGO_BIN_EXE_flatmin"))
-        .arg("replay")
-        .arg(fixtures().join("sam.json"))
-        .args(["--out", out.to_str().unwrap(), "--device", "tch"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let result: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    run_ok(bin().arg("replay").arg(fixtures().join("sam.json")).args([
+        "--out",
+        out.to_str().unwrap(),
+        "--device",
+        "tch",
+    ]));
+    let result = json(&out);
     assert_eq!(result["device"], "tch");
     assert_eq!(result["dtype"], "float64");
     assert!(

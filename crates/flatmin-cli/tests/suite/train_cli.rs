@@ -2,47 +2,28 @@
 //! after `kill -9`, and clear errors for bad settings before any training starts.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use flatmin_lab::train::checkpoint_weights;
 use serde_json::Value;
 
-use crate::common::Scratch;
+use crate::common::{MLP_320, MLP_640, Scratch, bin, json, json_lines, run_ok, scratch_path, spawn_paused};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_flatmin"))
-}
-
-fn scratch(name: &str) -> Scratch {
-    crate::common::scratch("flatmin-train", name)
-}
-
-/// A quick run: the MLP on part of the embedded subset.
-const QUICK: [&str; 10] = [
-    "--model",
-    "mlp",
-    "--train-limit",
-    "640",
-    "--test-limit",
-    "200",
-    "--batch-size",
-    "64",
-    "--quiet",
-    "--lr",
-];
-
+/// A quick run: the MLP on part of the embedded subset ([`MLP_640`]).
 fn train(extra: &[&str]) -> std::process::Output {
-    bin().arg("train").args(QUICK).arg("0.05").args(extra).output().unwrap()
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    bin()
+        .arg("train")
+        .args(MLP_640)
+        .arg("--quiet")
+        .args(extra)
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn a_run_writes_metrics_summary_and_checkpoint() {
-    let out = scratch("files");
+    let out = scratch_path("files");
     let run = train(&[
         "--optimizer",
         "wsam",
@@ -56,11 +37,7 @@ fn a_run_writes_metrics_summary_and_checkpoint() {
         out.to_str().unwrap(),
     ]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let lines: Vec<Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&out.join("metrics.jsonl"));
     assert_eq!(lines.len(), 2);
     for (i, m) in lines.iter().enumerate() {
         assert_eq!(m["epoch"], i + 1);
@@ -110,15 +87,15 @@ fn a_run_writes_metrics_summary_and_checkpoint() {
 #[test]
 fn resume_after_kill_ends_bitwise_where_an_uninterrupted_run_ends() {
     let args = ["--optimizer", "esam", "--epochs", "20", "--seed", "11"];
-    let straight = scratch("straight");
+    let straight = scratch_path("straight");
     let run = train(&[&args[..], &["--out", straight.to_str().unwrap()]].concat());
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
 
-    let killed = scratch("killed");
+    let killed = scratch_path("killed");
     let mut child = bin()
         .arg("train")
-        .args(QUICK)
-        .arg("0.05")
+        .args(MLP_640)
+        .arg("--quiet")
         .args(args)
         .arg("--out")
         .arg(&killed)
@@ -207,7 +184,7 @@ fn bad_settings_are_clear_errors_before_training() {
         "/nonexistent/flatmin",
     );
     // An --out that cannot be created or written.
-    let file = scratch("a-file");
+    let file = scratch_path("a-file");
     std::fs::write(&file, "not a folder").unwrap();
     fails_with(&["--out", file.join("sub").to_str().unwrap()], "--out");
     fails_with(&["--resume", "/nonexistent/run"], "no checkpoint to resume");
@@ -215,7 +192,7 @@ fn bad_settings_are_clear_errors_before_training() {
 
 #[test]
 fn config_file_sets_the_run_and_unknown_keys_are_errors() {
-    let dir = scratch("config");
+    let dir = scratch_path("config");
     std::fs::create_dir_all(&dir).unwrap();
     let good = dir.join("good.json");
     std::fs::write(&good, r#"{"model": "mlp", "epochs": 1, "train_limit": 256, "test_limit": 100, "optimizer": "fsam", "hp": {"fsam_sigma": 0.5}}"#).unwrap();
@@ -242,7 +219,7 @@ fn config_file_sets_the_run_and_unknown_keys_are_errors() {
 
 #[test]
 fn compare_base_trains_the_base_without_the_methods_hyperparameters() {
-    let out = scratch("compare");
+    let out = scratch_path("compare");
     let run = train(&[
         "--optimizer",
         "fsam",
@@ -270,7 +247,7 @@ fn compare_base_trains_the_base_without_the_methods_hyperparameters() {
 
 #[test]
 fn augmentation_and_label_smoothing_are_seeded_and_change_the_run() {
-    let runs: Vec<Scratch> = (0..3).map(|i| scratch(&format!("augment-{i}"))).collect();
+    let runs: Vec<Scratch> = (0..3).map(|i| scratch_path(&format!("augment-{i}"))).collect();
     let extra = ["--epochs", "2", "--seed", "4", "--augment", "--label-smoothing", "0.1"];
     for dir in &runs[..2] {
         let run = train(&[&extra[..], &["--out", dir.to_str().unwrap()]].concat());
@@ -296,43 +273,14 @@ fn augmentation_and_label_smoothing_are_seeded_and_change_the_run() {
 /// Runs `flatmin train ARGS` until it stops at the fault-injection pause point `point` (the test
 /// build of the binary has them), then kills it there.
 fn run_until_paused(args: &[&str], point: &str) {
-    use std::io::{BufRead, BufReader};
-    let mut child = bin()
-        .arg("train")
-        .args(args)
-        .env("FLATMIN_PAUSE_AT", point)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = Vec::new();
-    let mut paused = false;
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        if line.contains(&format!("paused at {point}")) {
-            paused = true;
-            break;
-        }
-        seen.push(line);
-    }
+    let mut child = spawn_paused(bin().arg("train").args(args), point);
     child.kill().ok();
     child.wait().unwrap();
-    assert!(paused, "the run never reached {point}: {}", seen.join("\n"));
 }
 
-/// The run recorded by the old-format fixture (tests/fixtures/checkpoint-format-1).
-const FORMAT_1_RUN: [&str; 23] = [
-    "--model",
-    "mlp",
-    "--train-limit",
-    "640",
-    "--test-limit",
-    "200",
-    "--batch-size",
-    "64",
-    "--lr",
-    "0.05",
+/// The run recorded by the old-format fixture (tests/fixtures/checkpoint-format-1): [`MLP_640`]
+/// and these.
+const FORMAT_1_RUN: [&str; 13] = [
     "--optimizer",
     "esam",
     "--rho",
@@ -359,21 +307,21 @@ fn a_checkpoint_written_before_format_2_resumes_as_the_same_run() {
     );
     assert_eq!(old["config"]["hp"]["esam_per_element"], true);
 
-    let straight = scratch("format-1-straight");
-    let run = bin()
-        .arg("train")
-        .args(FORMAT_1_RUN)
-        .arg("--out")
-        .arg(&*straight)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let straight = scratch_path("format-1-straight");
+    run_ok(
+        bin()
+            .arg("train")
+            .args(MLP_640)
+            .args(FORMAT_1_RUN)
+            .arg("--out")
+            .arg(&*straight),
+    );
 
     // The same run stopped after its first epoch, its checkpoint.json replaced by the one the
     // previous format wrote at that point (same run, same files).
-    let old_run = scratch("format-1-resumed");
+    let old_run = scratch_path("format-1-resumed");
     let out = ["--out", old_run.to_str().unwrap()];
-    run_until_paused(&[&FORMAT_1_RUN[..], &out].concat(), "checkpoint:metrics");
+    run_until_paused(&[&MLP_640[..], &FORMAT_1_RUN, &out].concat(), "checkpoint:metrics");
     let new: Value = json(&old_run.join("checkpoint.json"));
     assert_eq!((new["format"].as_u64(), new["epoch"].as_u64()), (Some(3), Some(1)));
     // The same settings (a config written now also names the hyperparameters added since, unset).
@@ -412,7 +360,7 @@ fn a_checkpoint_written_before_format_2_resumes_as_the_same_run() {
 
 /// A finished one-epoch run to resume.
 fn finished_run(name: &str) -> Scratch {
-    let dir = scratch(name);
+    let dir = scratch_path(name);
     let run = train(&[
         "--optimizer",
         "sam",
@@ -458,11 +406,11 @@ fn resume_refuses_every_changed_setting_naming_both_values() {
         assert!(stderr.contains(line), "expected `{line}` in {stderr}");
     }
     assert!(!stderr.contains("--epochs:"), "--epochs may change: {stderr}");
+    // Beside the run's folder, in its scratch folder.
     let config = dir
         .parent()
         .unwrap()
         .join(format!("{}-config.json", dir.file_name().unwrap().to_string_lossy()));
-    let _cleanup = Scratch(config.clone());
     std::fs::write(&config, r#"{"hp": {"esam_gamma": 0.5}}"#).unwrap();
     fails_with(
         &[&resume[..], &["--config", config.to_str().unwrap()]].concat(),
@@ -560,35 +508,23 @@ fn train_help_lists_every_schedule_looksam_ae_and_bsam_flag() {
 /// pass on the first step of each epoch, a fifth of them.
 #[test]
 fn sam_every_5_records_a_fifth_of_second_passes_per_epoch_and_over_the_run() {
-    let out = scratch("every-5");
-    let run = bin()
-        .arg("train")
-        .args([
-            "--model",
-            "mlp",
-            "--train-limit",
-            "320",
-            "--test-limit",
-            "100",
-            "--batch-size",
-            "64",
-        ])
-        .args([
-            "--optimizer",
-            "sam-every-5",
-            "--epochs",
-            "2",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let lines: Vec<Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let out = scratch_path("every-5");
+    let run = run_ok(
+        bin()
+            .arg("train")
+            .args(MLP_320)
+            .args([
+                "--batch-size",
+                "64",
+                "--optimizer",
+                "sam-every-5",
+                "--epochs",
+                "2",
+                "--out",
+            ])
+            .arg(&*out),
+    );
+    let lines = json_lines(&out.join("metrics.jsonl"));
     assert_eq!(lines.len(), 2);
     for m in &lines {
         assert_eq!(m["second_pass_fraction"].as_f64(), Some(0.2), "{m}");
@@ -605,7 +541,7 @@ fn sam_every_5_records_a_fifth_of_second_passes_per_epoch_and_over_the_run() {
     assert!(stderr.contains("second pass on 20 % of steps"), "{stderr}");
     // SAM runs it on every step, the base on none.
     for (optimizer, fraction) in [("sam", 1.0), ("sgd", 0.0)] {
-        let out = scratch(&format!("fraction-{optimizer}"));
+        let out = scratch_path(&format!("fraction-{optimizer}"));
         let run = train(&[
             "--optimizer",
             optimizer,
@@ -625,7 +561,7 @@ fn sam_every_5_records_a_fifth_of_second_passes_per_epoch_and_over_the_run() {
 #[test]
 fn the_new_flags_and_config_keys_reach_the_library_configuration() {
     let run_with = |name: &str, args: &[&str]| -> Value {
-        let out = scratch(name);
+        let out = scratch_path(name);
         let run = bin()
             .arg("train")
             .args([
@@ -721,7 +657,7 @@ fn the_new_flags_and_config_keys_reach_the_library_configuration() {
         serde_json::json!({"beta1": 0.8, "beta2": 0.99, "prior_precision": 5.0, "data_size": 128, "damping": 0.2, "s_init": 2.0, "seed": 4})
     );
     // The same keys in a --config file.
-    let dir = scratch("flags-config");
+    let dir = scratch_path("flags-config");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("every.json");
     std::fs::write(

@@ -7,13 +7,7 @@ use flatmin_lab::data::input::{self, InputError, InputOptions, Loaded, parse_ima
 use flatmin_lab::data::split;
 use image::{GrayImage, Luma, Rgb, RgbImage};
 
-use crate::common::Scratch;
-
-fn scratch(name: &str) -> Scratch {
-    let dir = crate::common::scratch("flatmin-userdata", name);
-    std::fs::create_dir_all(&*dir).unwrap();
-    dir
-}
+use crate::common::{Scratch, scratch};
 
 fn rgb(w: u32, h: u32, colour: [u8; 3]) -> RgbImage {
     RgbImage::from_pixel(w, h, Rgb(colour))

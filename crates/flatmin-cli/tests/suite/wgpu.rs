@@ -4,8 +4,7 @@
 //! the wgpu device in float32 against its reference within the fixtures' float32 bar (1e-5
 //! relative, FORMAT.md), and `train`, `replay` and `bench` with `--device wgpu`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use burn::tensor::DType;
 use flatmin::SelectionRule;
@@ -13,51 +12,10 @@ use flatmin_lab::device::DeviceChoice;
 use flatmin_lab::replay::{self, Case};
 use serde_json::Value;
 
-use crate::common::Scratch;
-
-/// Whether the wgpu tests run here: a machine without an adapter skips them, unless
-/// `FLATMIN_REQUIRE_WGPU` is set (CI), where that fails.
-fn wgpu_here() -> bool {
-    let here = flatmin::bridge::wgpu_adapter_available();
-    assert!(
-        here || std::env::var_os("FLATMIN_REQUIRE_WGPU").is_none(),
-        "FLATMIN_REQUIRE_WGPU is set, but wgpu finds no adapter"
-    );
-    here
-}
+use crate::common::{bin, conformance_cases, fixtures, json, run_ok, scratch, selected_positions, wgpu_here};
 
 /// The float32 bar of FORMAT.md: per step and tensor, max |Δ| / max |reference| <= 1e-5.
 const BAR: f64 = 1e-5;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_flatmin"))
-}
-
-fn scratch(name: &str) -> Scratch {
-    let dir = crate::common::scratch("flatmin-wgpu", name);
-    std::fs::create_dir_all(&*dir).unwrap();
-    dir
-}
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn cases() -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for dir in [fixtures(), fixtures().join("oracle"), fixtures().join("peer")] {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            // pytorch_optimizer's BSAM is not the authors' rule: flatmin departs from it on
-            // purpose (`conformance::peer_bsam_differs_from_the_authors_rule`).
-            if path.extension().is_some_and(|x| x == "json") && !path.ends_with("peer/bsam_pto.json") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
 
 fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs().max(f64::MIN_POSITIVE)
@@ -130,12 +88,7 @@ fn check(path: &Path) -> (f64, f64, f64) {
                 let b = b.as_f64().unwrap();
                 assert!((a - b).abs() <= BAR * scale, "{name}: step {k} sharpness {a} vs {b}");
             }
-            let picked: Vec<usize> = rec["extra"]["selected_batch_positions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as usize)
-                .collect();
+            let picked = selected_positions(rec);
             let own = flatmin::select_sharpest(ours, gamma.unwrap(), SelectionRule::OfficialStrict);
             assert_eq!(
                 own, picked,
@@ -151,7 +104,7 @@ fn every_conformance_case_replays_on_wgpu_in_float32_within_1e5_relative() {
     if !wgpu_here() {
         return;
     }
-    let files = cases();
+    let files = conformance_cases();
     assert!(
         files.len() >= 9 + 24 + 2,
         "the recorded, the oracle and pytorch_optimizer's LookSAM cases"
@@ -174,20 +127,18 @@ fn replay_on_wgpu_writes_the_result_file_of_the_cpu() {
     let case = fixtures().join("esam.json");
     let (cpu, gpu) = (dir.join("cpu.json"), dir.join("wgpu.json"));
     let run = |out: &Path, device: &str| {
-        let run = bin()
-            .arg("replay")
-            .arg(&case)
-            .args(["--out", out.to_str().unwrap(), "--device", device])
-            .output()
-            .unwrap();
-        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let run = run_ok(
+            bin()
+                .arg("replay")
+                .arg(&case)
+                .args(["--out", out.to_str().unwrap(), "--device", device]),
+        );
         String::from_utf8_lossy(&run.stdout).to_string()
     };
     assert!(run(&cpu, "cpu").contains("within 1e-9"));
     let stdout = run(&gpu, "wgpu");
     assert!(stdout.contains("on wgpu") && stdout.contains("within 1e-5"), "{stdout}");
-    let read = |p: &Path| -> Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
-    let (a, b) = (read(&cpu), read(&gpu));
+    let (a, b) = (json(&cpu), json(&gpu));
     assert_eq!(
         (a["device"].as_str(), a["dtype"].as_str()),
         (Some("cpu"), Some("float64"))
@@ -215,32 +166,31 @@ fn train_on_wgpu_learns_and_records_the_device() {
     }
     let dir = scratch("train");
     let out = dir.join("run");
-    let run = bin()
-        .arg("train")
-        .args([
-            "--device",
-            "wgpu",
-            "--model",
-            "mlp",
-            "--optimizer",
-            "sam",
-            "--epochs",
-            "2",
-        ])
-        .args([
-            "--train-limit",
-            "256",
-            "--test-limit",
-            "100",
-            "--batch-size",
-            "32",
-            "--quiet",
-        ])
-        .args(["--out", out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let summary: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    run_ok(
+        bin()
+            .arg("train")
+            .args([
+                "--device",
+                "wgpu",
+                "--model",
+                "mlp",
+                "--optimizer",
+                "sam",
+                "--epochs",
+                "2",
+            ])
+            .args([
+                "--train-limit",
+                "256",
+                "--test-limit",
+                "100",
+                "--batch-size",
+                "32",
+                "--quiet",
+            ])
+            .args(["--out", out.to_str().unwrap()]),
+    );
+    let summary = json(&out.join("summary.json"));
     assert_eq!(summary["device"].as_str(), Some("wgpu"));
     let history = summary["history"].as_array().unwrap();
     let loss = |e: usize| history[e]["train_loss"].as_f64().unwrap();
@@ -259,22 +209,21 @@ fn bench_on_wgpu_writes_its_json() {
     }
     let dir = scratch("bench");
     let out = dir.join("bench.json");
-    let run = bin()
-        .args([
-            "bench",
-            "--device",
-            "wgpu",
-            "--models",
-            "mlp",
-            "--optimizers",
-            "sam,esam",
-        ])
-        .args(["--steps", "2", "--warmup", "1", "--batch-size", "16"])
-        .args(["--out", out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let result: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    run_ok(
+        bin()
+            .args([
+                "bench",
+                "--device",
+                "wgpu",
+                "--models",
+                "mlp",
+                "--optimizers",
+                "sam,esam",
+            ])
+            .args(["--steps", "2", "--warmup", "1", "--batch-size", "16"])
+            .args(["--out", out.to_str().unwrap()]),
+    );
+    let result = json(&out);
     assert_eq!(result["device"].as_str(), Some("wgpu"));
     let runs = result["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3, "sgd, sam, esam");

@@ -19,39 +19,21 @@ use crate::common::*;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::InMemDataset;
-use burn::module::Module;
-use burn::optim::decay::WeightDecayConfig;
 use burn::optim::lr_scheduler::constant::ConstantLr;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{ModuleOptimizer, SgdConfig};
 use burn::tensor::Device;
 use burn::tensor::distributed::{DistributedConfig, ReduceOperation};
 use burn::train::metric::LossMetric;
-use burn::train::{ExecutionStrategy, Learner, ModuleSharder, SupervisedTraining};
+use burn::train::{ExecutionStrategy, Learner, SupervisedTraining};
 use flatmin::SamConfig;
-use flatmin_learner::{
-    AscentSync, DataParallel, MSharpness, SamLearner, SamLearnerConfig, distributed_flags, is_distributed, local_view,
-};
+use flatmin_learner::{AscentSync, DataParallel, MSharpness, SamLearner, SamLearnerConfig};
 
-const LR: f64 = 0.1;
 /// Samples per device and step.
 const M: usize = 4;
 /// Float32 tolerance of the DDP runs against one device (the all-reduce sums in its own order).
 const TOLERANCE: f32 = 1e-5;
 
-fn burn_sgd() -> ModuleOptimizer {
-    SgdConfig::new()
-        .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
-        .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
-        .init()
-}
-
 fn gpus() -> Vec<Device> {
     vec![Device::cuda(0), Device::cuda(1)]
-}
-
-fn config(preset: &str) -> SamConfig {
-    SamConfig::preset(preset, SamConfig::sgd_base(0.9, 5e-4)).unwrap()
 }
 
 /// Burn's DDP on the two GPUs, `M` samples per device and step, over `data`.
@@ -111,30 +93,7 @@ fn one_gpu(initial: &Net, sam: &SamConfig, ascent: AscentSync) -> Net {
 
 #[test]
 fn check_1_the_distributed_mark_survives_every_perturbation() {
-    let device = Device::cuda(0).autodiff();
-    let marked = Net::new(&device).map(&mut ModuleSharder);
-    let flags = distributed_flags(&marked);
-    assert!(!flags.is_empty() && flags.values().all(|&d| d));
-    let item = make_item(&samples(8, 0), &device);
-    // Every preset with an ascent, its schedule taken out (the perturbation does not depend on it).
-    for preset in flatmin::PRESETS {
-        let Some(config) = ascending(preset) else {
-            continue;
-        };
-        let local = local_view(&marked);
-        assert!(!is_distributed(&local), "{preset}");
-        let perturbed = perturbed_model(&config, &marked, &local, &item, LR);
-        assert!(distributed_flags(&perturbed).values().all(|&d| d), "{preset}");
-    }
-    // The Learner's optimizer (Burn's SGD) keeps the mark too.
-    let local = local_view(&marked);
-    let loss = flatmin::per_sample_cross_entropy(local.forward(item.x.clone()), item.y.clone()).mean();
-    let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &local);
-    let stepped = burn_sgd().step(LR, marked.clone(), grads);
-    assert!(
-        distributed_flags(&stepped).values().all(|&d| d),
-        "the optimizer keeps the mark"
-    );
+    assert_the_distributed_mark_survives(&Device::cuda(0).autodiff());
 }
 
 #[test]

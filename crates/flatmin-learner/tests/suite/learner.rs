@@ -9,70 +9,11 @@
 //! trainable ones after a Learner run; BatchNorm statistics in the direct-step test below).
 
 use crate::common::*;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::lr_scheduler::constant::ConstantLr;
 use burn::optim::lr_scheduler::linear::LinearLrSchedulerConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{ModuleOptimizer, SgdConfig};
 use burn::tensor::Device;
 use burn::train::metric::LossMetric;
 use burn::train::{Learner, SupervisedTraining};
-use flatmin::SamConfig;
 use flatmin_learner::{SamLearner, SamLearnerConfig};
-
-const LR: f64 = 0.1;
-const BATCH: usize = 8;
-
-fn burn_sgd() -> ModuleOptimizer {
-    SgdConfig::new()
-        .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
-        .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
-        .init()
-}
-
-fn config(preset: &str) -> SamConfig {
-    SamConfig::preset(preset, SamConfig::sgd_base(0.9, 5e-4)).unwrap()
-}
-
-/// Trains with the Learner `build` makes for `epochs` epochs; returns the trained model and the
-/// adapter's statistics.
-fn with_learner(
-    build: impl FnOnce() -> Learner<SamLearner<Net>>,
-    epochs: usize,
-    name: &str,
-) -> (Net, flatmin_learner::SamLearnerStats) {
-    let dir = scratch(name);
-    let result = SupervisedTraining::new(&dir, loader(samples(32, 0), BATCH), loader(samples(16, 9), BATCH))
-        .num_epochs(epochs)
-        .metrics((LossMetric::new(),))
-        .with_application_logger(None)
-        .launch(build());
-    assert!(result.error.is_none(), "{:?}", result.error);
-    let stats = result.model.stats();
-    (result.model.into_inner(), stats)
-}
-
-fn learner(initial: &Net, sam: SamConfig, optim: ModuleOptimizer) -> Learner<SamLearner<Net>> {
-    let model = SamLearner::new(initial.deep_copy(), SamLearnerConfig::new(sam)).unwrap();
-    Learner::new(model, optim, ConstantLr::new(LR))
-}
-
-/// flatmin's own loop over the same batches.
-fn with_flatmin(initial: &Net, sam: &SamConfig, epochs: usize, mut lr: impl FnMut() -> f64) -> Net {
-    let device = Device::flex().autodiff();
-    let mut optim = sam.init().unwrap();
-    let mut model = initial.deep_copy();
-    let data = samples(32, 0);
-    for _ in 0..epochs {
-        for chunk in data.chunks(BATCH) {
-            let item = make_item(chunk, &device);
-            let (next, report) = optim.step(lr(), model, flatmin_loss(&item));
-            report.expect("finite step");
-            model = next;
-        }
-    }
-    model
-}
 
 /// The presets the adapter accepts: all but those that need flatmin's own base optimizer.
 fn accepted() -> Vec<&'static str> {
@@ -93,7 +34,7 @@ fn learner_gives_the_weights_of_flatmins_own_loop_for_every_preset() {
         // 2 epochs of 4 batches of 8.
         let sam = config(preset).for_run(8, 32);
         let (trained, stats) = with_learner(|| learner(&initial, sam.clone(), burn_sgd()), 2, preset);
-        let own = with_flatmin(&initial, &sam, 2, || LR);
+        let own = with_flatmin(&initial, &sam, 2, &device, || LR);
         assert_eq!(stats.steps, 8, "{preset}");
         assert_eq!(stats.skipped, 0, "{preset}");
         let (a, b) = (trainable(&trained), trainable(&own));
@@ -143,27 +84,9 @@ fn decoupled_wsam_follows_the_learners_learning_rate_schedule() {
     };
     let (trained, _) = with_learner(build, 2, "wsam-schedule");
     let mut own_schedule = schedule();
-    let own = with_flatmin(&initial, &sam, 2, || own_schedule.step().base());
+    let own = with_flatmin(&initial, &sam, 2, &device, || own_schedule.step().base());
     let (a, b) = (trainable(&trained), trainable(&own));
     assert!(a == b, "max |Δ| = {}", max_abs_diff(&a, &b));
-}
-
-/// Every tensor of a flatmin optimizer's state as bits, and every scalar, by name.
-type StateBits = (Vec<(String, Vec<u32>)>, Vec<(String, u64)>);
-
-/// Every tensor and scalar of a flatmin optimizer's state, as bits.
-fn state_bits(record: &flatmin::SamRecord) -> StateBits {
-    let tensors = record
-        .tensors
-        .iter()
-        .map(|(k, t)| {
-            (
-                k.clone(),
-                t.clone().into_data().iter::<f32>().map(f32::to_bits).collect(),
-            )
-        })
-        .collect();
-    (tensors, record.scalars.clone().into_iter().collect())
 }
 
 /// 3 epochs of 4 steps straight, against 1 epoch, Burn's checkpoint, and a fresh Learner resumed
@@ -176,22 +99,7 @@ fn resumes(preset: &str) {
     let initial = Net::fixed(&device);
     // AE-SAM's threshold falls over 16 steps: 3 of the 8 resumed steps run the second pass.
     let sam = config(preset).for_run(16, 32);
-    let run = |dir: &std::path::Path, epochs: usize, resume: Option<usize>| {
-        let mut training = SupervisedTraining::new(dir, loader(samples(32, 0), BATCH), loader(samples(8, 9), BATCH))
-            .num_epochs(epochs)
-            .metrics((LossMetric::new(),))
-            .with_default_checkpointers()
-            .with_application_logger(None);
-        if let Some(epoch) = resume {
-            training = training.checkpoint(epoch);
-        }
-        let result = training.launch(learner(&initial, sam.clone(), burn_sgd()));
-        assert!(result.error.is_none(), "{preset}: {:?}", result.error);
-        let stats = result.model.stats();
-        assert_eq!(stats.skipped, 0, "{preset}");
-        let state = state_bits(&result.model.sam_record(0).expect("rank 0"));
-        (trainable(&result.model.into_inner()), state, stats)
-    };
+    let run = |dir: &std::path::Path, epochs, resume| checkpointed_run(&initial, &sam, dir, epochs, resume);
     let (whole, whole_state, _) = run(&scratch(&format!("resume-whole-{preset}")), 3, None);
     let dir = scratch(&format!("resume-parts-{preset}"));
     run(&dir, 1, None);
@@ -368,24 +276,10 @@ fn the_learners_training_loss_metric_is_the_first_pass_loss() {
 /// read at the same point in both runs), three steps, every float compared, statistics included.
 #[test]
 fn batchnorm_statistics_come_from_the_first_pass_only() {
-    use burn::train::TrainStep;
     let device = Device::flex().autodiff();
     let initial = Net::new(&device);
     for preset in ["sam", "esam", "wsam"] {
-        let sam = config(preset);
-        let mut wrapped = SamLearner::new(initial.deep_copy(), SamLearnerConfig::new(sam.clone())).unwrap();
-        let mut optim = burn_sgd();
-        let mut own = sam.init().unwrap();
-        let mut model = initial.deep_copy();
-        for chunk in samples(24, 4).chunks(BATCH) {
-            let item = make_item(chunk, &device);
-            let out = TrainStep::step(&wrapped, item.clone());
-            wrapped = TrainStep::optimize(wrapped, &mut optim, LR.into(), out.grads);
-            let (next, report) = own.step(LR, model, flatmin_loss(&item));
-            report.unwrap();
-            model = next;
-        }
-        let (a, b) = (weights(&wrapped.model), weights(&model));
+        let (a, b) = direct_steps(&initial, &config(preset), &device);
         assert!(a == b, "{preset}: max |Δ| = {}", max_abs_diff(&a, &b));
     }
 }

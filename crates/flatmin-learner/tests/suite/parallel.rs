@@ -5,9 +5,7 @@
 
 use crate::common::*;
 use burn::module::Module;
-use burn::optim::decay::WeightDecayConfig;
 use burn::optim::lr_scheduler::constant::ConstantLr;
-use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::Device;
 use burn::train::metric::LossMetric;
@@ -16,15 +14,6 @@ use flatmin::{Layout, SamConfig};
 use flatmin_learner::{
     AscentSync, DataParallel, MSharpness, SamLearner, SamLearnerConfig, distributed_flags, is_distributed, local_view,
 };
-
-const LR: f64 = 0.1;
-
-fn burn_sgd() -> ModuleOptimizer {
-    SgdConfig::new()
-        .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
-        .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
-        .init()
-}
 
 /// Two "devices" (the same flex device twice) with Burn's MultiDevice strategy, 4 samples per
 /// device and step, 2 epochs.
@@ -124,15 +113,7 @@ fn chunks_are_independent_sam_steps_averaged() {
         let part = make_item(chunk, &device);
         let mut optim = sam.init().unwrap();
         let loss = |m: &Net| flatmin::per_sample_cross_entropy(m.forward(part.x.clone()), part.y.clone()).mean();
-        let first = optim.begin(LR, &model);
-        let grads = GradientsParams::from_grads(loss(first.model()).backward(), first.model());
-        let ascent = optim
-            .ascend(&model, first, grads)
-            .unwrap()
-            .ascent()
-            .expect("SAM ascends");
-        let grads_p = GradientsParams::from_grads(loss(ascent.model()).backward(), ascent.model());
-        let update = ascent.second_pass(grads_p).unwrap();
+        let update = update_from_gradients(&optim, LR, &model, loss);
         let d = optim.descent(update).unwrap();
         let flat: Vec<Vec<f32>> = (0..layout.len())
             .map(|i| d.gradient.get(i).unwrap().clone().into_data().iter::<f32>().collect())

@@ -4,7 +4,6 @@
 //! for bit, and the cosine agrees to rounding.
 
 use crate::common::*;
-use burn::optim::GradientsParams;
 use flatmin::{Batch, SamConfig};
 
 const STEPS: usize = 4;
@@ -18,15 +17,7 @@ fn two_step(config: &SamConfig) -> (Vec<Vec<f64>>, Vec<f64>) {
     let (mut params, mut cosines) = (Vec::new(), Vec::new());
     let loss = |m: &Mlp| data.losses(m, Batch::All).mean();
     for _ in 0..STEPS {
-        let first = optim.begin(LR, &model);
-        let grads = GradientsParams::from_grads(loss(first.model()).backward(), first.model());
-        let ascent = optim
-            .ascend(&model, first, grads)
-            .unwrap()
-            .ascent()
-            .expect("a second pass");
-        let grads_p = GradientsParams::from_grads(loss(ascent.model()).backward(), ascent.model());
-        let update = ascent.second_pass(grads_p).unwrap();
+        let update = update_from_gradients(&optim, LR, &model, loss);
         let (next, report) = optim.finish(model, update);
         model = next;
         cosines.push(report.unwrap().cosine.expect("measured"));

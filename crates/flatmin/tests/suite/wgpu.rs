@@ -14,16 +14,7 @@ use burn::tensor::activation::tanh;
 use burn::tensor::{DType, Device, DeviceKind, Int, Tensor, TensorData};
 use flatmin::{Batch, Member, PRESETS, Rng, Sam, SamConfig, StepError, StepReport, bridge};
 
-/// Whether the wgpu tests run here: a machine without an adapter skips them, unless
-/// `FLATMIN_REQUIRE_WGPU` is set (CI), where that fails.
-fn wgpu_here() -> bool {
-    let here = flatmin::bridge::wgpu_adapter_available();
-    assert!(
-        here || std::env::var_os("FLATMIN_REQUIRE_WGPU").is_none(),
-        "FLATMIN_REQUIRE_WGPU is set, but wgpu finds no adapter"
-    );
-    here
-}
+use crate::common::wgpu_here;
 
 /// The wgpu device; `FLATMIN_WGPU_SET_ON_CPU=1` runs the same tests on flex, to tell a wgpu
 /// difference from one of the test itself.

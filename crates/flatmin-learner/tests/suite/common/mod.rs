@@ -2,7 +2,6 @@
 //! compare: Burn's Learner with `SamLearner`, and flatmin's own `Sam::step`.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::data::dataloader::batcher::Batcher;
@@ -10,12 +9,105 @@ use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::InMemDataset;
 use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, Relu};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::lr_scheduler::constant::ConstantLr;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use burn::train::{ClassificationOutput, InferenceStep};
-use flatmin_learner::{SamOutput, SamStep};
+use burn::train::metric::LossMetric;
+use burn::train::{ClassificationOutput, InferenceStep, Learner, SupervisedTraining, TrainStep};
+use flatmin::SamConfig;
+use flatmin_learner::{SamLearner, SamLearnerConfig, SamOutput, SamStep};
+
+#[path = "../../../../flatmin/tests/suite/common/shared.rs"]
+mod shared;
+pub use shared::*;
 
 pub const FEATURES: usize = 4;
 pub const CLASSES: usize = 3;
+/// The learning rate of every run.
+pub const LR: f64 = 0.1;
+/// Samples per step of the one-device runs.
+pub const BATCH: usize = 8;
+
+/// The Learner's base optimizer: Burn's SGD, momentum 0.9 with dampening 0, weight decay 5e-4.
+pub fn burn_sgd() -> ModuleOptimizer {
+    SgdConfig::new()
+        .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
+        .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
+        .init()
+}
+
+/// `preset` on flatmin's SGD with the settings of [`burn_sgd`].
+pub fn config(preset: &str) -> SamConfig {
+    SamConfig::preset(preset, SamConfig::sgd_base(0.9, 5e-4)).unwrap()
+}
+
+/// A Learner of `SamLearner` on a copy of `initial`, with `optim` at the constant rate [`LR`].
+pub fn learner(initial: &Net, sam: SamConfig, optim: ModuleOptimizer) -> Learner<SamLearner<Net>> {
+    let model = SamLearner::new(initial.deep_copy(), SamLearnerConfig::new(sam)).unwrap();
+    Learner::new(model, optim, ConstantLr::new(LR))
+}
+
+/// Trains with the Learner `build` makes for `epochs` epochs on `samples(32, 0)` in batches of
+/// [`BATCH`]; returns the trained model and the adapter's statistics.
+pub fn with_learner(
+    build: impl FnOnce() -> Learner<SamLearner<Net>>,
+    epochs: usize,
+    name: &str,
+) -> (Net, flatmin_learner::SamLearnerStats) {
+    let dir = scratch(name);
+    let result = SupervisedTraining::new(&dir, loader(samples(32, 0), BATCH), loader(samples(16, 9), BATCH))
+        .num_epochs(epochs)
+        .metrics((LossMetric::new(),))
+        .with_application_logger(None)
+        .launch(build());
+    assert!(result.error.is_none(), "{name}: {:?}", result.error);
+    let stats = result.model.stats();
+    (result.model.into_inner(), stats)
+}
+
+/// flatmin's own loop (`Sam::step`) over the batches of [`with_learner`], on `device`, at the
+/// learning rate `lr` gives at each step.
+pub fn with_flatmin(
+    initial: &Net,
+    sam: &SamConfig,
+    epochs: usize,
+    device: &Device,
+    mut lr: impl FnMut() -> f64,
+) -> Net {
+    let mut optim = sam.init().unwrap();
+    let mut model = initial.deep_copy();
+    let data = samples(32, 0);
+    for _ in 0..epochs {
+        for chunk in data.chunks(BATCH) {
+            let item = make_item(chunk, device);
+            let (next, report) = optim.step(lr(), model, flatmin_loss(&item));
+            report.unwrap_or_else(|e| panic!("a finite step: {e}"));
+            model = next;
+        }
+    }
+    model
+}
+
+/// Three steps of the adapter's `step` and `optimize` called directly (Burn's SGD) and of
+/// `Sam::step` (flatmin's SGD), from copies of `initial`, on `device`: every float of both
+/// models after them ([`weights`], BatchNorm's running statistics included).
+pub fn direct_steps(initial: &Net, sam: &SamConfig, device: &Device) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+    let mut wrapped = SamLearner::new(initial.deep_copy(), SamLearnerConfig::new(sam.clone())).unwrap();
+    let mut optim = burn_sgd();
+    let mut own = sam.init().unwrap();
+    let mut model = initial.deep_copy();
+    for chunk in samples(24, 4).chunks(BATCH) {
+        let item = make_item(chunk, device);
+        let out = TrainStep::step(&wrapped, item.clone());
+        wrapped = TrainStep::optimize(wrapped, &mut optim, LR.into(), out.grads);
+        let (next, report) = own.step(LR, model, flatmin_loss(&item));
+        report.unwrap();
+        model = next;
+    }
+    (weights(&wrapped.model), weights(&model))
+}
 
 #[derive(Module, Debug)]
 pub struct Net {
@@ -189,42 +281,6 @@ pub fn max_abs_diff(a: &[Vec<u32>], b: &[Vec<u32>]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-/// A fresh directory under the test target's scratch space.
-pub fn scratch(name: &str) -> Scratch {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("flatmin-learner")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    Scratch(dir)
-}
-
-/// A scratch directory, removed on drop; a failing test keeps it and prints its path.
-pub struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("scratch kept: {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for Scratch {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
 /// The trainable parameters only, as f32 bits. BatchNorm's running statistics are left out:
 /// Burn's `RunningState` keeps each thread's last update pending and folds it in lazily, so
 /// when they are read depends on which threads touched them (the Learner's workers, the async
@@ -261,4 +317,92 @@ pub fn perturbed_model(config: &flatmin::SamConfig, model: &Net, local: &Net, it
     let grads = flatmin::bridge::backward(loss, first.model());
     let ascent = optim.ascend(model, first, grads).unwrap().ascent().expect("a SAM step");
     ascent.model().clone()
+}
+
+/// Check 1 of the crate's README, on `device`: a model marked by Burn's `ModuleSharder` (what
+/// DDP does) keeps the mark on every parameter of flatmin's perturbed model, for every preset's
+/// perturbation, and `local_view` (where the adapter runs the first pass) clears it; the
+/// Learner's optimizer (Burn's SGD) keeps it too.
+pub fn assert_the_distributed_mark_survives(device: &Device) {
+    use burn::train::ModuleSharder;
+    use flatmin_learner::{distributed_flags, is_distributed, local_view};
+
+    let marked = Net::new(device).map(&mut ModuleSharder);
+    let flags = distributed_flags(&marked);
+    assert!(
+        !flags.is_empty() && flags.values().all(|&d| d),
+        "ModuleSharder marks every parameter"
+    );
+    let item = make_item(&samples(8, 0), device);
+    // ESAM included: its perturbed model once dropped the mark on the tensors its mask left out.
+    // Every preset with an ascent (ρ = 0 and MSAM's single pass have none), its schedule taken
+    // out: the perturbation does not depend on it.
+    for preset in flatmin::PRESETS {
+        let Some(config) = ascending(preset) else {
+            continue;
+        };
+        let local = local_view(&marked);
+        assert!(!is_distributed(&local), "{preset}: local_view clears the mark");
+        let perturbed = distributed_flags(&perturbed_model(&config, &marked, &local, &item, LR));
+        assert_eq!(perturbed.len(), flags.len(), "{preset}");
+        assert!(
+            perturbed.values().all(|&d| d),
+            "{preset}: the perturbed model keeps every parameter's mark"
+        );
+        assert!(is_distributed(&marked), "{preset}: the model keeps its mark");
+    }
+    // The Learner's optimizer (Burn's SGD) keeps the mark too.
+    let local = local_view(&marked);
+    let loss = flatmin::per_sample_cross_entropy(local.forward(item.x.clone()), item.y.clone()).mean();
+    let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &local);
+    let stepped = burn_sgd().step(LR, marked.clone(), grads);
+    assert!(
+        distributed_flags(&stepped).values().all(|&d| d),
+        "the optimizer keeps the mark"
+    );
+}
+
+/// Every tensor of a flatmin optimizer's state as bits, and every scalar, by name.
+pub type StateBits = (Vec<(String, Vec<u32>)>, Vec<(String, u64)>);
+
+/// Every tensor and scalar of a flatmin optimizer's state, as bits.
+pub fn state_bits(record: &flatmin::SamRecord) -> StateBits {
+    let tensors = record
+        .tensors
+        .iter()
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                t.clone().into_data().iter::<f32>().map(f32::to_bits).collect(),
+            )
+        })
+        .collect();
+    (tensors, record.scalars.clone().into_iter().collect())
+}
+
+/// A Learner run with Burn's checkpoints in `dir`, `epochs` epochs of 4 steps of [`BATCH`] from
+/// a copy of `initial`, resumed from the checkpoint of epoch `resume` if given: the trainable
+/// weights ([`trainable`]), the flatmin state ([`state_bits`]) and the adapter's statistics
+/// after it; no step skipped.
+pub fn checkpointed_run(
+    initial: &Net,
+    sam: &SamConfig,
+    dir: &std::path::Path,
+    epochs: usize,
+    resume: Option<usize>,
+) -> (Vec<Vec<u32>>, StateBits, flatmin_learner::SamLearnerStats) {
+    let mut training = SupervisedTraining::new(dir, loader(samples(32, 0), BATCH), loader(samples(8, 9), BATCH))
+        .num_epochs(epochs)
+        .metrics((LossMetric::new(),))
+        .with_default_checkpointers()
+        .with_application_logger(None);
+    if let Some(epoch) = resume {
+        training = training.checkpoint(epoch);
+    }
+    let result = training.launch(learner(initial, sam.clone(), burn_sgd()));
+    assert!(result.error.is_none(), "{sam:?}: {:?}", result.error);
+    let stats = result.model.stats();
+    assert_eq!(stats.skipped, 0, "{sam:?}");
+    let state = state_bits(&result.model.sam_record(0).expect("rank 0"));
+    (trainable(&result.model.into_inner()), state, stats)
 }

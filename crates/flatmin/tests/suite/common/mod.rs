@@ -1,40 +1,13 @@
 //! Small models and data shared by the library's tests, in float64.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-
 use burn::module::{Module, Param};
 use burn::tensor::activation::tanh;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use flatmin::{Batch, Member, Next, Rng, Sam, SamConfig, StepError, StepReport};
 
-/// A fresh folder in the temp dir.
-pub fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("flatmin-lib-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    Scratch(dir)
-}
-
-/// A scratch folder, removed on drop; a failing test keeps it and prints its path.
-pub struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("scratch kept: {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
+mod shared;
+pub use shared::*;
 
 pub fn device() -> Device {
     Device::flex().autodiff()
