@@ -91,8 +91,9 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "out")]
     #[serde(skip)]
     pub resume: Option<PathBuf>,
-    /// Replace the results already in --out: they are removed first, so that nothing mixes
-    /// (without it, a folder that holds results is refused).
+    /// Replace the results already in --out: they are set aside and removed only once the new
+    /// results are complete, so that nothing mixes and nothing is lost (without it, a folder
+    /// that holds results is refused).
     #[arg(long, conflicts_with = "resume")]
     #[serde(skip)]
     pub overwrite: bool,

@@ -465,6 +465,11 @@ fn checkpoint_files_and_their_folder_are_synced_before_checkpoint_json_is_rename
         .stderr(Stdio::null())
         .status();
     if !traced.is_ok_and(|s| s.success()) || !log.exists() {
+        // CI installs strace and sets FLATMIN_REQUIRE_STRACE, so there a skip is a failure.
+        assert!(
+            std::env::var_os("FLATMIN_REQUIRE_STRACE").is_none(),
+            "FLATMIN_REQUIRE_STRACE is set but `strace` could not trace the run"
+        );
         eprintln!("SKIPPED: strace is not available here");
         return;
     }

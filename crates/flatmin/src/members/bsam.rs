@@ -27,16 +27,16 @@ use crate::record::{RecordIn, RecordOut};
 use crate::rng::Rng;
 use crate::vector::ParamVector;
 
-/// bSAM's hyperparameters (the authors' names in brackets).
+/// bSAM's hyperparameters (the authors' names in parentheses).
 #[derive(Config, Debug, PartialEq)]
 pub struct BsamConfig {
-    /// β1, the decay of the momentum `m` [`beta1`].
+    /// β1, the decay of the momentum `m` (`beta1`).
     #[config(default = 0.9)]
     pub beta1: f64,
-    /// β2, the decay of the precision `s` [`beta2`].
+    /// β2, the decay of the precision `s` (`beta2`).
     #[config(default = 0.999)]
     pub beta2: f64,
-    /// The prior precision; the weight decay is `δ = prior_precision / data_size` [`priorprec`].
+    /// The prior precision; the weight decay is `δ = prior_precision / data_size` (`priorprec`).
     #[config(default = 10.0)]
     pub prior_precision: f64,
     /// N, the number of training examples (the authors multiply it by a data-augmentation
@@ -44,10 +44,10 @@ pub struct BsamConfig {
     /// ([`crate::SamConfig::for_run`] fills it in).
     #[config(default = 0)]
     pub data_size: u64,
-    /// Added to the precision's update [`damping`].
+    /// Added to the precision's update (`damping`).
     #[config(default = 0.1)]
     pub damping: f64,
-    /// The precision every weight starts with [`custominit`].
+    /// The precision every weight starts with (`custominit`).
     #[config(default = 1.0)]
     pub s_init: f64,
     /// Seed of the noise generator.
