@@ -13,7 +13,7 @@ use crate::train::{DataSource, RESUMABLE, TrainConfig, TrainError, resolve_data,
 
 /// Flags of `flatmin train`; each overrides the `--config` file, which overrides the defaults.
 /// The fields that are settings carry the names of the `--config` keys (and serialize as them).
-#[derive(Args, Debug, Default, Serialize)]
+#[derive(Args, Debug, Default, Clone, Serialize)]
 pub struct TrainArgs {
     /// Start from a paper-scale preset (e.g. sam-wrn28-10-cifar10; a GPU is needed in practice).
     #[arg(long)]
@@ -182,7 +182,7 @@ impl TrainArgs {
     pub fn cpu_only(&self, command: &str) -> Result<(), TrainError> {
         match self.device() {
             DeviceChoice::Cpu => Ok(()),
-            other => Err(TrainError(format!(
+            other => Err(TrainError::Invalid(format!(
                 "--device {other}: flatmin {command} runs on the cpu only (--device applies to train, replay and bench)"
             ))),
         }
@@ -192,15 +192,16 @@ impl TrainArgs {
     /// flags. Each file is checked on its own first, so that an error names it.
     fn layers(&self) -> Result<Vec<Layer>, TrainError> {
         let file = |source: String, text: &str| -> Result<Layer, TrainError> {
-            TrainConfig::from_json(text).map_err(|e| TrainError(format!("{source}: {e}")))?;
-            let settings = serde_json::from_str(text).map_err(|e| TrainError(format!("{source}: {e}")))?;
+            TrainConfig::from_json(text).map_err(|e| TrainError::Invalid(format!("{source}: {e}")))?;
+            let settings = serde_json::from_str(text).map_err(|e| TrainError::Invalid(format!("{source}: {e}")))?;
             Ok(Layer { source, settings })
         };
         let mut layers = Vec::new();
         match (&self.config, &self.preset) {
-            (Some(_), Some(_)) => return Err(TrainError("give --config or --preset, not both".into())),
+            (Some(_), Some(_)) => return Err(TrainError::Invalid("give --config or --preset, not both".into())),
             (Some(path), None) => {
-                let text = std::fs::read_to_string(path).map_err(|e| TrainError(format!("{}: {e}", path.display())))?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| TrainError::Invalid(format!("{}: {e}", path.display())))?;
                 layers.push(file(path.display().to_string(), &text)?);
             }
             (None, Some(name)) => layers.push(file(format!("--preset {name}"), crate::presets::preset_text(name)?)?),
@@ -222,7 +223,7 @@ impl TrainArgs {
                 map.values_mut().for_each(given);
             }
         }
-        let mut flags = serde_json::to_value(self).map_err(|e| TrainError(e.to_string()))?;
+        let mut flags = serde_json::to_value(self).map_err(|e| TrainError::Invalid(e.to_string()))?;
         given(&mut flags);
         Ok(flags)
     }
@@ -235,7 +236,7 @@ impl TrainArgs {
         for layer in self.layers()? {
             config = config
                 .overlay(&layer.settings)
-                .map_err(|e| TrainError(format!("{}: {e}", layer.source)))?;
+                .map_err(|e| TrainError::Invalid(format!("{}: {e}", layer.source)))?;
         }
         let chosen = self.model.is_some() || self.config.is_some() || self.preset.is_some();
         if !chosen
@@ -253,7 +254,7 @@ impl TrainArgs {
     /// to extend the run); any other difference is an error listing each one with both values.
     pub fn resume_config(&self, run: &TrainConfig) -> Result<TrainConfig, TrainError> {
         if self.compare_base {
-            return Err(TrainError(
+            return Err(TrainError::Invalid(
                 "--compare-base starts two new runs; it does not apply to --resume".into(),
             ));
         }
@@ -262,7 +263,7 @@ impl TrainArgs {
         for layer in self.layers()? {
             asked = asked
                 .overlay(&layer.settings)
-                .map_err(|e| TrainError(format!("{}: {e}", layer.source)))?;
+                .map_err(|e| TrainError::Invalid(format!("{}: {e}", layer.source)))?;
             for (key, _) in setting_entries(&layer.settings) {
                 source.insert(key, layer.source.clone());
             }
@@ -279,7 +280,7 @@ impl TrainArgs {
             })
             .collect();
         if !refused.is_empty() {
-            return Err(TrainError(format!(
+            return Err(TrainError::Invalid(format!(
                 "--resume: a resumed run keeps its settings; only --epochs may change (to extend it). \
                  Refused, as this would mix two runs in one folder:\n{}",
                 refused.join("\n")

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::fsutil;
-use crate::train::{TrainConfig, TrainError};
+use crate::train::TrainConfig;
 
 /// The record of who wrote a folder, in the folder itself.
 pub const MARKER: &str = "flatmin-run.json";
@@ -84,12 +84,6 @@ impl Intent {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct OutDirError(pub String);
-
-impl From<OutDirError> for TrainError {
-    fn from(e: OutDirError) -> Self {
-        TrainError(e.0)
-    }
-}
 
 impl From<OutDirError> for String {
     fn from(e: OutDirError) -> Self {

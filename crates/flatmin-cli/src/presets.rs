@@ -31,7 +31,7 @@ pub fn preset_text(name: &str) -> Result<&'static str, TrainError> {
         .find(|(n, _)| *n == name)
         .map(|(_, text)| *text)
         .ok_or_else(|| {
-            TrainError(format!(
+            TrainError::Invalid(format!(
                 "--preset `{name}`: expected one of {}",
                 PRESETS.map(|(n, _)| n).join(", ")
             ))
@@ -40,7 +40,7 @@ pub fn preset_text(name: &str) -> Result<&'static str, TrainError> {
 
 /// The configuration of preset `name` (its file over the defaults).
 pub fn preset(name: &str) -> Result<TrainConfig, TrainError> {
-    TrainConfig::from_json(preset_text(name)?).map_err(|e| TrainError(format!("--preset {name}: {e}")))
+    TrainConfig::from_json(preset_text(name)?).map_err(|e| TrainError::Invalid(format!("--preset {name}: {e}")))
 }
 
 #[cfg(test)]
@@ -65,7 +65,7 @@ mod tests {
             assert!(c.augment && c.epochs == 200 && c.batch_size == 128, "{name}");
             assert!(name.starts_with(&c.optimizer), "{name} runs {}", c.optimizer);
         }
-        assert!(preset("nope").unwrap_err().0.contains("sam-wrn28-10-cifar10"));
+        assert!(preset("nope").unwrap_err().to_string().contains("sam-wrn28-10-cifar10"));
         assert_eq!(preset("esam-resnet18-cifar10").unwrap().hp.get("esam_beta"), Some(0.6));
     }
 }

@@ -61,7 +61,10 @@ pub fn measure_with_progress(
         "cnn" => measure_with(run, samples, power, SmallCnn::new, progress),
         "resnet18" => measure_with(run, samples, power, ResNet18::new, progress),
         "wrn-28-10" => measure_with(run, samples, power, |s, d| WideResNet::new(s, 28, 10, d), progress),
-        other => Err(TrainError(format!("{}: unknown model `{other}`", run.display()))),
+        other => Err(TrainError::Invalid(format!(
+            "{}: unknown model `{other}`",
+            run.display()
+        ))),
     }
 }
 
@@ -73,15 +76,13 @@ fn measure_with<M: Classifier>(
     progress: impl FnMut(&IterationProgress),
 ) -> Result<EigenEstimate, TrainError> {
     if samples == 0 {
-        return Err(TrainError("--samples must be at least 1".into()));
+        return Err(TrainError::Invalid("--samples must be at least 1".into()));
     }
     let config = train::checkpoint_config(run)?;
     let split = train::load_data(&config)?;
     let (mean, std) = train::channel_stats(&split.train);
     let data = Tensors::new(&split.train, &mean, &std);
-    let device = crate::device::DeviceChoice::Cpu
-        .autodiff()
-        .map_err(|e| TrainError(e.0))?;
+    let device = crate::device::DeviceChoice::Cpu.autodiff().map_err(TrainError::from)?;
     let model = build(data.shape(), &device);
     let model = train::load_model_file(model, &train::checkpoint_model_path(run)?)?;
     let model = flatmin::inference_mode_tracked(&model);
@@ -92,7 +93,7 @@ fn measure_with<M: Classifier>(
         GradientsParams::from_grads(loss.backward(), m)
     };
     top_hessian_eigenvalue_with_progress(&model, gradient, power, progress)
-        .map_err(|e| TrainError(format!("{}: {e}", run.display())))
+        .map_err(|e| TrainError::Invalid(format!("{}: {e}", run.display())))
 }
 
 /// `flatmin sharpness`.
@@ -100,7 +101,7 @@ pub fn command(args: &SharpnessArgs) -> Result<(), TrainError> {
     // An earlier result is never replaced without the user's word, and the check comes before
     // the measurement, not after minutes of it.
     if let Some(out) = &args.out {
-        crate::outdir::check_file(out, args.overwrite).map_err(|e| TrainError(e.0))?;
+        crate::outdir::check_file(out, args.overwrite).map_err(TrainError::from)?;
     }
     let power = PowerIterationConfig::new()
         .with_max_iterations(args.iterations)
@@ -140,8 +141,8 @@ pub fn command(args: &SharpnessArgs) -> Result<(), TrainError> {
             "samples": args.samples,
             "history": est.history,
         });
-        let text = serde_json::to_string_pretty(&value).map_err(|e| TrainError(e.to_string()))?;
-        write_atomic(out, text.as_bytes()).map_err(|e| TrainError(format!("{}: {e}", out.display())))?;
+        let text = serde_json::to_string_pretty(&value).map_err(|e| TrainError::Invalid(e.to_string()))?;
+        write_atomic(out, text.as_bytes()).map_err(|e| TrainError::Invalid(format!("{}: {e}", out.display())))?;
     }
     Ok(())
 }
@@ -184,13 +185,13 @@ mod tests {
             out: Some(out.clone()),
             overwrite,
         };
-        let refused = command(&args(false)).unwrap_err().0;
+        let refused = command(&args(false)).unwrap_err().to_string();
         assert!(
             refused.contains("already exists") && refused.contains("--overwrite"),
             "{refused}"
         );
         assert_eq!(std::fs::read(&out).unwrap(), b"{\"lambda_max\": 7.9}");
-        let later = command(&args(true)).unwrap_err().0;
+        let later = command(&args(true)).unwrap_err().to_string();
         assert!(!later.contains("already exists"), "{later}");
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use flatmin::hessian::PowerIterationConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::args::TrainArgs;
+use crate::args::{ReadingArgs, TrainArgs};
 use crate::frontier::{self, Entry, FrontierPoint, Interval};
 use crate::fsutil::write_atomic;
 use crate::outdir::{Intent, OutDir};
@@ -46,6 +46,9 @@ pub struct SweepArgs {
     /// Training settings shared by every run (`--out` is the sweep's folder).
     #[command(flatten)]
     pub train: TrainArgs,
+    /// How to read `--data PATH`: the same flags as `flatmin train` and `flatmin compare`.
+    #[command(flatten)]
+    pub input: ReadingArgs,
 }
 
 /// What defines a sweep; stored as `sweep.json` so that a re-run can check it is the same one.
@@ -150,7 +153,7 @@ const TEST_CORRECT: &str = "test_correct.txt";
 fn write_test_correct(dir: &Path, correct: &[bool]) -> Result<(), TrainError> {
     let text: String = correct.iter().map(|&c| if c { '1' } else { '0' }).collect();
     let path = dir.join(TEST_CORRECT);
-    write_atomic(&path, text.as_bytes()).map_err(|e| TrainError(format!("{}: {e}", path.display())))
+    write_atomic(&path, text.as_bytes()).map_err(|e| TrainError::Invalid(format!("{}: {e}", path.display())))
 }
 
 fn read_test_correct(dir: &Path) -> Option<Vec<bool>> {
@@ -310,7 +313,7 @@ pub fn set_hyper(config: &mut TrainConfig, key: &str, value: f64) -> Result<(), 
     config
         .hp
         .set(key, value)
-        .map_err(|e| TrainError(format!("--vary {key}: {e}")))
+        .map_err(|e| TrainError::Invalid(format!("--vary {key}: {e}")))
 }
 
 /// The configuration of one run of the grid.
@@ -329,17 +332,17 @@ pub fn run_config(spec: &SweepSpec, variant: &Variant, noise: f64, seed: u64) ->
 fn parse_axis(text: &str) -> Result<(String, Vec<f64>), TrainError> {
     let (key, values) = text
         .split_once('=')
-        .ok_or_else(|| TrainError(format!("--vary `{text}`: expected KEY=V1,V2,…")))?;
+        .ok_or_else(|| TrainError::Invalid(format!("--vary `{text}`: expected KEY=V1,V2,…")))?;
     let values = values
         .split(',')
         .map(|v| {
             v.trim()
                 .parse::<f64>()
-                .map_err(|_| TrainError(format!("--vary `{text}`: `{v}` is not a number")))
+                .map_err(|_| TrainError::Invalid(format!("--vary `{text}`: `{v}` is not a number")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     if values.is_empty() {
-        return Err(TrainError(format!("--vary `{text}`: no values")));
+        return Err(TrainError::Invalid(format!("--vary `{text}`: no values")));
     }
     Ok((key.trim().to_string(), values))
 }
@@ -351,24 +354,28 @@ impl SweepArgs {
             .train
             .out
             .clone()
-            .ok_or_else(|| TrainError("--out DIR is required".into()))?;
+            .ok_or_else(|| TrainError::Invalid("--out DIR is required".into()))?;
         if self.train.optimizer.is_some() {
-            return Err(TrainError(
+            return Err(TrainError::Invalid(
                 "use --optimizers (a list) in a sweep, not --optimizer".into(),
             ));
         }
         if self.train.resume.is_some() || self.train.compare_base {
-            return Err(TrainError(
+            return Err(TrainError::Invalid(
                 "--resume and --compare-base are not sweep flags: run the same sweep again to resume it".into(),
             ));
         }
         if self.seeds == 0 || self.noise.is_empty() || self.optimizers.is_empty() {
-            return Err(TrainError(
+            return Err(TrainError::Invalid(
                 "a sweep needs at least one optimizer, one noise rate and one seed".into(),
             ));
         }
         let spec = SweepSpec {
-            base: self.train.config()?,
+            base: TrainArgs {
+                input: self.input.clone(),
+                ..self.train.clone()
+            }
+            .config()?,
             optimizers: self.optimizers.clone(),
             vary: self.vary.iter().map(|v| parse_axis(v)).collect::<Result<_, _>>()?,
             noise: self.noise.clone(),
@@ -400,20 +407,21 @@ fn read_summary(dir: &Path) -> Option<Summary> {
 
 /// Runs (or finishes) the sweep in `out` and writes its reports. `log` receives progress lines.
 pub fn run(out: &Path, spec: &SweepSpec, quiet: bool) -> Result<Vec<Cell>, TrainError> {
-    std::fs::create_dir_all(out).map_err(|e| TrainError(format!("--out {}: {e}", out.display())))?;
+    std::fs::create_dir_all(out).map_err(|e| TrainError::Invalid(format!("--out {}: {e}", out.display())))?;
     let spec_path = out.join("sweep.json");
     if let Ok(text) = std::fs::read_to_string(&spec_path) {
         let old: SweepSpec =
-            serde_json::from_str(&text).map_err(|e| TrainError(format!("{}: {e}", spec_path.display())))?;
+            serde_json::from_str(&text).map_err(|e| TrainError::Invalid(format!("{}: {e}", spec_path.display())))?;
         if &old != spec {
-            return Err(TrainError(format!(
+            return Err(TrainError::Invalid(format!(
                 "{} holds another sweep; use a new --out folder (or delete it)",
                 spec_path.display()
             )));
         }
     } else {
-        let text = serde_json::to_string_pretty(spec).map_err(|e| TrainError(e.to_string()))?;
-        write_atomic(&spec_path, text.as_bytes()).map_err(|e| TrainError(format!("{}: {e}", spec_path.display())))?;
+        let text = serde_json::to_string_pretty(spec).map_err(|e| TrainError::Invalid(e.to_string()))?;
+        write_atomic(&spec_path, text.as_bytes())
+            .map_err(|e| TrainError::Invalid(format!("{}: {e}", spec_path.display())))?;
     }
     let variants = variants(spec);
     let total = variants.len() * spec.noise.len() * spec.seeds as usize;
@@ -512,7 +520,8 @@ fn sharpness(dir: &Path, spec: &SweepSpec) -> Result<f64, TrainError> {
     let est = crate::sharpness::measure(dir, spec.sharpness_samples, &PowerIterationConfig::new())?;
     let value = serde_json::json!({"lambda_max": est.eigenvalue, "iterations": est.iterations, "converged": est.converged,
             "plateau": est.plateau, "spread": est.spread});
-    write_atomic(&path, value.to_string().as_bytes()).map_err(|e| TrainError(format!("{}: {e}", path.display())))?;
+    write_atomic(&path, value.to_string().as_bytes())
+        .map_err(|e| TrainError::Invalid(format!("{}: {e}", path.display())))?;
     Ok(est.eigenvalue)
 }
 
@@ -563,7 +572,7 @@ pub fn markdown(spec: &SweepSpec, variants: &[Variant], cells: &[Cell]) -> Strin
 fn write_reports(out: &Path, spec: &SweepSpec, variants: &[Variant], cells: &[Cell]) -> Result<(), TrainError> {
     let write = |name: &str, text: &str| {
         write_atomic(&out.join(name), text.as_bytes())
-            .map_err(|e| TrainError(format!("{}: {e}", out.join(name).display())))
+            .map_err(|e| TrainError::Invalid(format!("{}: {e}", out.join(name).display())))
     };
     let frontiers = frontiers(spec, variants, cells);
     let md = format!(
@@ -585,7 +594,7 @@ fn write_reports(out: &Path, spec: &SweepSpec, variants: &[Variant], cells: &[Ce
     let json = serde_json::json!({"spec": spec, "variants": variants, "cells": cells, "frontier": frontiers});
     write(
         "results.json",
-        &serde_json::to_string_pretty(&json).map_err(|e| TrainError(e.to_string()))?,
+        &serde_json::to_string_pretty(&json).map_err(|e| TrainError::Invalid(e.to_string()))?,
     )?;
     if spec.noise.len() > 1 {
         let chart = LineChart {
@@ -650,7 +659,7 @@ pub fn command(args: &SweepArgs) -> Result<(), TrainError> {
         Ok(text) => {
             let old: Option<SweepSpec> = serde_json::from_str(&text).ok();
             if old.as_ref() != Some(&spec) && !args.train.overwrite {
-                return Err(TrainError(format!(
+                return Err(TrainError::Invalid(format!(
                     "{} holds another sweep{}: nothing was written; give --overwrite to replace it, \
                      or a new --out folder",
                     spec_path.display(),

@@ -69,11 +69,12 @@ pub(super) fn first_format() -> u64 {
 /// it: the runs of a sweep, inside the sweep's folder).
 pub(super) fn prepare_out(out: &Path) -> Result<(), TrainError> {
     std::fs::create_dir_all(out)
-        .map_err(|e| TrainError(format!("--out {}: cannot create the folder: {e}", out.display())))?;
+        .map_err(|e| TrainError::Invalid(format!("--out {}: cannot create the folder: {e}", out.display())))?;
     // A run killed in the middle of a write leaves its temporary file; a new run clears them.
     crate::fsutil::remove_temporaries(out);
     let probe = out.join(".write-probe");
-    write_atomic(&probe, b"ok").map_err(|e| TrainError(format!("--out {}: not writable: {e}", out.display())))?;
+    write_atomic(&probe, b"ok")
+        .map_err(|e| TrainError::Invalid(format!("--out {}: not writable: {e}", out.display())))?;
     std::fs::remove_file(&probe).ok();
     Ok(())
 }
@@ -94,7 +95,7 @@ pub(super) fn check_space<M: Module>(out: &Path, model: &M, sam: &SamConfig, res
     let checkpoint = model * (1 + buffers) + (1 << 20);
     let needed = if resume { checkpoint } else { 2 * checkpoint };
     crate::fsutil::probe_space(out, needed).map_err(|e| {
-        TrainError(format!(
+        TrainError::Invalid(format!(
             "--out {}: no room for the checkpoints (about {:.1} MB needed): {e}",
             out.display(),
             needed as f64 / 1e6
@@ -107,7 +108,7 @@ pub(super) fn model_bytes<M: Module>(model: &M) -> Result<Vec<u8>, TrainError> {
         .clone()
         .into_record()
         .into_bytes()
-        .map_err(|e| TrainError(format!("saving the model: {e}")))?;
+        .map_err(|e| TrainError::Invalid(format!("saving the model: {e}")))?;
     Ok(bytes.to_vec())
 }
 
@@ -117,7 +118,7 @@ pub(super) fn write_checkpoint<M: Module>(
     model: &M,
     optim: &flatmin::Sam,
 ) -> Result<(), TrainError> {
-    let io = |p: &Path, e: std::io::Error| TrainError(format!("{}: {e}", p.display()));
+    let io = |p: &Path, e: std::io::Error| TrainError::Invalid(format!("{}: {e}", p.display()));
     let model_path = out.join(&ckpt.model_file);
     write_atomic(&model_path, &model_bytes(model)?).map_err(|e| io(&model_path, e))?;
     crate::fault::pause_point("checkpoint:model");
@@ -125,13 +126,13 @@ pub(super) fn write_checkpoint<M: Module>(
     optim
         .record()
         .save(&optim_path)
-        .map_err(|e| TrainError(e.to_string()))?;
+        .map_err(|e| TrainError::Invalid(e.to_string()))?;
     crate::fault::pause_point("checkpoint:optimizer");
     // Both files are synced (by their writers); their names in the folder must be durable too
     // before checkpoint.json points at them, or a power loss could leave it naming files that
     // are not there.
     crate::fsutil::sync_dir(out).map_err(|e| io(out, e))?;
-    let text = serde_json::to_string_pretty(ckpt).map_err(|e| TrainError(e.to_string()))?;
+    let text = serde_json::to_string_pretty(ckpt).map_err(|e| TrainError::Invalid(e.to_string()))?;
     let ckpt_path = out.join(CHECKPOINT);
     write_atomic(&ckpt_path, text.as_bytes()).map_err(|e| io(&ckpt_path, e))?;
     crate::fault::pause_point("checkpoint:json");
@@ -145,8 +146,8 @@ pub(super) fn write_checkpoint<M: Module>(
 
 /// Loads weights saved by a checkpoint into `model` (built with the same architecture).
 pub(crate) fn load_model_file<M: Module>(model: M, path: &Path) -> Result<M, TrainError> {
-    let bytes = std::fs::read(path).map_err(|e| TrainError(format!("{}: {e}", path.display())))?;
-    load_model_bytes(model, bytes).map_err(|e| TrainError(format!("{}: {e}", path.display())))
+    let bytes = std::fs::read(path).map_err(|e| TrainError::Invalid(format!("{}: {e}", path.display())))?;
+    load_model_bytes(model, bytes).map_err(|e| TrainError::Invalid(format!("{}: {e}", path.display())))
 }
 
 /// Loads weights from the bytes of a checkpoint's model file into `model`.
@@ -164,8 +165,8 @@ pub(crate) fn checkpoint_model_path(out: &Path) -> Result<PathBuf, TrainError> {
 pub(super) fn read_checkpoint(out: &Path) -> Result<Checkpoint, TrainError> {
     let path = out.join(CHECKPOINT);
     let text = std::fs::read_to_string(&path)
-        .map_err(|e| TrainError(format!("{}: no checkpoint to resume: {e}", path.display())))?;
-    parse_checkpoint(&text).map_err(|e| TrainError(format!("{}: {e}", path.display())))
+        .map_err(|e| TrainError::Invalid(format!("{}: no checkpoint to resume: {e}", path.display())))?;
+    parse_checkpoint(&text).map_err(|e| TrainError::Invalid(format!("{}: {e}", path.display())))
 }
 
 /// A checkpoint.json's text, read and checked for what resuming relies on: a format this flatmin
@@ -275,11 +276,11 @@ pub fn checkpoint_config(out: &Path) -> Result<TrainConfig, TrainError> {
 pub(super) fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<(), TrainError> {
     let mut text = String::new();
     for m in history {
-        text.push_str(&serde_json::to_string(m).map_err(|e| TrainError(e.to_string()))?);
+        text.push_str(&serde_json::to_string(m).map_err(|e| TrainError::Invalid(e.to_string()))?);
         text.push('\n');
     }
     let path = out.join("metrics.jsonl");
-    write_atomic(&path, text.as_bytes()).map_err(|e| TrainError(format!("{}: {e}", path.display())))
+    write_atomic(&path, text.as_bytes()).map_err(|e| TrainError::Invalid(format!("{}: {e}", path.display())))
 }
 
 /// The weights of a run's last checkpoint, by parameter path (raw little-endian bytes), for
@@ -287,7 +288,7 @@ pub(super) fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<(), 
 pub fn checkpoint_weights(out: &Path) -> Result<std::collections::BTreeMap<String, Vec<u8>>, TrainError> {
     let ckpt = read_checkpoint(out)?;
     let path = out.join(ckpt.model_file);
-    let err = |e: burn_pack::Error| TrainError(format!("{}: {e}", path.display()));
+    let err = |e: burn_pack::Error| TrainError::Invalid(format!("{}: {e}", path.display()));
     let reader = burn_pack::Reader::from_file(&path).map_err(err)?;
     let mut weights = std::collections::BTreeMap::new();
     for tensor in reader.into_tensors().map_err(err)? {

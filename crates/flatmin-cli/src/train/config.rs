@@ -155,14 +155,14 @@ fn settings(config: &TrainConfig) -> Vec<(String, Value)> {
 impl TrainConfig {
     /// Reads a config from JSON text (the content of a `--config` file); unknown keys are errors.
     pub fn from_json(text: &str) -> Result<Self, TrainError> {
-        serde_json::from_str(text).map_err(|e| TrainError(e.to_string()))
+        serde_json::from_str(text).map_err(|e| TrainError::Invalid(e.to_string()))
     }
 
     /// This configuration with the settings of `layer` over it: a JSON object with any keys of a
     /// `--config` file; `hp` is merged key by key. The one way settings are read: `--config`
     /// files, presets and flags are layers over the defaults, or over a resumed run's settings.
     pub fn overlay(&self, layer: &Value) -> Result<Self, TrainError> {
-        let mut merged = serde_json::to_value(self).map_err(|e| TrainError(e.to_string()))?;
+        let mut merged = serde_json::to_value(self).map_err(|e| TrainError::Invalid(e.to_string()))?;
         let (Some(target), Some(layer)) = (merged.as_object_mut(), layer.as_object()) else {
             return fail("a configuration is a JSON object");
         };
@@ -176,7 +176,7 @@ impl TrainConfig {
                 }
             }
         }
-        serde_json::from_value(merged).map_err(|e| TrainError(e.to_string()))
+        serde_json::from_value(merged).map_err(|e| TrainError::Invalid(e.to_string()))
     }
 
     /// Every setting whose value differs in `other`, by key (the `hp` keys by their own name); a
@@ -230,12 +230,13 @@ impl TrainConfig {
                 self.base
             ));
         }
-        let mut c = SamConfig::preset(&self.optimizer, base).map_err(|e| TrainError(format!("--optimizer: {e}")))?;
+        let mut c =
+            SamConfig::preset(&self.optimizer, base).map_err(|e| TrainError::Invalid(format!("--optimizer: {e}")))?;
         let context = flatmin::Context {
             lr: self.lr,
             seed: self.seed,
         };
-        self.hp.apply(&mut c, context).map_err(TrainError)?;
+        self.hp.apply(&mut c, context).map_err(TrainError::Invalid)?;
         if let Some(swp) = c.member_mut::<flatmin::SwpConfig>() {
             swp.seed = self.seed;
         }
@@ -243,7 +244,7 @@ impl TrainConfig {
             b.seed = self.seed;
         }
         let c = c.for_run(total_steps, data_size);
-        c.validate().map_err(|e| TrainError(e.to_string()))?;
+        c.validate().map_err(|e| TrainError::Invalid(e.to_string()))?;
         Ok(c)
     }
 

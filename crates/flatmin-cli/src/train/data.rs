@@ -113,7 +113,7 @@ fn load_named(config: &TrainConfig, name: &str) -> Result<Split, TrainError> {
         config
             .data_dir
             .clone()
-            .ok_or_else(|| TrainError(format!("--data {name} needs --data-dir (see scripts/fetch-data)")))
+            .ok_or_else(|| TrainError::Invalid(format!("--data {name} needs --data-dir (see scripts/fetch-data)")))
     };
     Ok(match name {
         "fashion-mnist" => data::idx::load_fashion_mnist(&dir()?)?,
@@ -168,7 +168,7 @@ pub fn limit_and_noise(config: &TrainConfig, split: &mut Split) -> Result<(), Tr
             config.label_noise,
             config.seed ^ LABEL_NOISE_STREAM,
         )
-        .map_err(|e| TrainError(e.to_string()))?;
+        .map_err(|e| TrainError::Invalid(e.to_string()))?;
     }
     Ok(())
 }

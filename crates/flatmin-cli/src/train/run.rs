@@ -116,7 +116,7 @@ fn check_sizes(config: &TrainConfig, train: usize, test: usize) -> Result<(usize
     let per_epoch = train / config.batch_size;
     let total = per_epoch
         .checked_mul(config.epochs)
-        .ok_or_else(|| TrainError(format!("--epochs {}: too many steps to count", config.epochs)))?;
+        .ok_or_else(|| TrainError::Invalid(format!("--epochs {}: too many steps to count", config.epochs)))?;
     Ok((per_epoch, total))
 }
 
@@ -262,13 +262,13 @@ fn set_up<'a, M: Classifier>(
     let (mean, std) = channel_stats(&split.train);
     let train = Tensors::new(&split.train, &mean, &std);
     let test = Tensors::new(&split.test, &mean, &std);
-    let device = options.device.autodiff().map_err(|e| TrainError(e.0))?;
+    let device = options.device.autodiff().map_err(TrainError::from)?;
     device.seed(config.seed);
     let model = build(train.shape(), &device);
     let sam = config.sam_config_for_run(total as u64, train.len() as u64)?;
-    let optim = sam.init().map_err(|e| TrainError(e.to_string()))?;
+    let optim = sam.init().map_err(|e| TrainError::Invalid(e.to_string()))?;
     // Hidden fault injection for the robustness tests (crate::fault); empty in a normal run.
-    let faults = crate::fault::Faults::from_env().map_err(TrainError)?;
+    let faults = crate::fault::Faults::from_env().map_err(TrainError::Invalid)?;
     let second_call = if sam.needs_sample_losses() { 3 } else { 2 };
     let fixed = Fixed {
         config,
@@ -291,7 +291,7 @@ fn resume_state<M: Classifier>(fixed: &Fixed, state: &mut RunState, model: M) ->
     let options = fixed.options;
     let out = options
         .out
-        .ok_or_else(|| TrainError("--resume needs the run's folder".into()))?;
+        .ok_or_else(|| TrainError::Invalid("--resume needs the run's folder".into()))?;
     let ckpt = read_checkpoint(out)?;
     check_same_data(&ckpt, &fixed.data, &out.join(CHECKPOINT))?;
     state.changes = resume_changes(&ckpt, fixed.config, &fixed.sam, &out.join(CHECKPOINT))?;
@@ -307,11 +307,11 @@ fn resume_state<M: Classifier>(fixed: &Fixed, state: &mut RunState, model: M) ->
     let optim_path = out.join(&ckpt.optimizer_file);
     let optim = std::mem::replace(
         &mut state.optim,
-        fixed.sam.init().map_err(|e| TrainError(e.to_string()))?,
+        fixed.sam.init().map_err(|e| TrainError::Invalid(e.to_string()))?,
     );
     state.optim = flatmin::SamRecord::load(&optim_path, &fixed.device)
         .and_then(|record| optim.load_record(record, &model))
-        .map_err(|e| TrainError(format!("{}: {e}", optim_path.display())))?;
+        .map_err(|e| TrainError::Invalid(format!("{}: {e}", optim_path.display())))?;
     state.start_epoch = ckpt.epoch;
     state.steps = ckpt.steps;
     state.seconds = ckpt.seconds;
@@ -492,7 +492,7 @@ fn finish(fixed: &Fixed, state: RunState, test_correct: Vec<bool>) -> Result<Sum
         .history
         .last()
         .cloned()
-        .ok_or_else(|| TrainError("no epoch was run".into()))?;
+        .ok_or_else(|| TrainError::Invalid("no epoch was run".into()))?;
     let summary = Summary {
         optimizer: config.optimizer.clone(),
         hyperparams: crate::config_record::config_json(&fixed.sam),
@@ -516,9 +516,9 @@ fn finish(fixed: &Fixed, state: RunState, test_correct: Vec<bool>) -> Result<Sum
         data: Some(fixed.data.clone()),
     };
     if let Some(out) = fixed.options.out {
-        let text = serde_json::to_string_pretty(&summary).map_err(|e| TrainError(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&summary).map_err(|e| TrainError::Invalid(e.to_string()))?;
         write_atomic(&out.join("summary.json"), text.as_bytes())
-            .map_err(|e| TrainError(format!("{}: {e}", out.join("summary.json").display())))?;
+            .map_err(|e| TrainError::Invalid(format!("{}: {e}", out.join("summary.json").display())))?;
     }
     Ok(summary)
 }

@@ -625,7 +625,9 @@ fn the_new_flags_and_config_keys_reach_the_library_configuration() {
             "ae-sam",
             "--ae-delta",
             "0.5",
-            "--ae-c-start=-2",
+            // A negative value after a space, as after `=`.
+            "--ae-c-start",
+            "-2",
             "--ae-c-end",
             "0.5",
         ],
@@ -671,6 +673,8 @@ fn the_new_flags_and_config_keys_reach_the_library_configuration() {
 
 #[test]
 fn bad_schedule_looksam_ae_and_bsam_values_are_refused_naming_them() {
+    // A negative number is the flag's value (refused by its range), not an unknown argument.
+    fails_with(&["--looksam-alpha", "-1"], "looksam_alpha");
     fails_with(&["--sam-every", "0"], "sam_every");
     fails_with(&["--sam-every", "2.5"], "sam_every");
     fails_with(&["--sam-probability", "1.5"], "sam_probability");

@@ -261,3 +261,63 @@ fn a_malformed_csv_is_the_same_error_as_in_compare() {
     let message = |err: &str| err.split_once(": ").map(|(_, m)| m.trim().to_string()).unwrap();
     assert_eq!(message(&train_err), message(&compare_err));
 }
+
+#[test]
+fn a_sweep_reads_the_users_data_with_the_same_flags() {
+    // The label in the first column: without --label-column the last (numeric) column would be
+    // read as the label, so the flag must reach the sweep's runs.
+    let mut text = String::from("species,x,y\n");
+    for i in 0..24 {
+        let (class, base) = if i % 2 == 0 { ("a", 0.0) } else { ("b", 4.0) };
+        text.push_str(&format!("{class},{},{}\n", base + f64::from(i) * 0.01, base));
+    }
+    let (_dir, data) = csv("sweep-csv", &text);
+    let (_out_dir, out) = scratch_path("sweep-csv-out");
+    let run = bin()
+        .args(["sweep", "--optimizers", "sgd", "--seeds", "1", "--data", &data])
+        .args(["--label-column", "species", "--test-fraction", "0.25"])
+        .args(["--batch-size", "8", "--epochs", "1", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let spec = json(&out.join("sweep.json"));
+    assert_eq!(spec["base"]["dataset"], Value::from(data.as_str()), "{spec}");
+    assert_eq!(spec["base"]["label_column"], "species", "{spec}");
+    assert_eq!(spec["base"]["test_fraction"], 0.25, "{spec}");
+    assert_eq!(spec["base"]["model"], "mlp", "a CSV trains the MLP: {spec}");
+    // The one run read two classes and held out a quarter of each.
+    let summaries: Vec<Value> = walk(&out)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "summary.json"))
+        .map(|p| json(&p))
+        .collect();
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert_eq!(summaries[0]["data"]["classes"], 2, "{}", summaries[0]);
+    assert_eq!(summaries[0]["data"]["test"], 6, "{}", summaries[0]);
+    // A reading flag with a named dataset is refused by the sweep as by train.
+    let named = bin()
+        .args(["sweep", "--optimizers", "sgd", "--data", "mnist", "--label-column", "0"])
+        .args(["--out", "/nonexistent/flatmin/sweep"])
+        .output()
+        .unwrap();
+    let err = stderr(&named);
+    assert!(
+        !named.status.success() && err.contains("--label-column: applies to the user's data"),
+        "{err}"
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
