@@ -8,6 +8,7 @@ mod compare;
 mod compare_grid;
 mod conformance;
 mod device_cli;
+mod doc_counts;
 mod experiments_cli;
 mod faults_cli;
 mod outdir_cli;
