@@ -25,6 +25,7 @@ pub mod outdir;
 pub mod plot;
 pub mod presets;
 pub mod replay;
+pub mod reproduction;
 pub mod sharpness;
 pub mod stats;
 pub mod sweep;

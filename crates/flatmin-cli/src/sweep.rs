@@ -106,8 +106,10 @@ pub struct RunResult {
     /// was recorded).
     pub second_pass_fraction: Option<f64>,
     /// Whether the final model classifies each test example right (from the run folder's
-    /// `test_correct.txt`; `None` for runs made before it was written). Not in results.json.
-    #[serde(skip)]
+    /// `test_correct.txt`; `None` for runs made before it was written). In results.json as a
+    /// string of `0` and `1`, one per test example, so that the intervals can be made again
+    /// from the results alone (REPRODUCTION.md's tables are).
+    #[serde(serialize_with = "outcomes_as_digits", skip_serializing_if = "Option::is_none")]
     pub test_correct: Option<Vec<bool>>,
 }
 
@@ -157,7 +159,19 @@ fn write_test_correct(dir: &Path, correct: &[bool]) -> Result<(), TrainError> {
 }
 
 fn read_test_correct(dir: &Path) -> Option<Vec<bool>> {
-    let text = std::fs::read_to_string(dir.join(TEST_CORRECT)).ok()?;
+    outcomes_from_digits(&std::fs::read_to_string(dir.join(TEST_CORRECT)).ok()?)
+}
+
+/// Per-example outcomes as `0`/`1` digits (`test_correct.txt`, results.json).
+fn outcomes_as_digits<S: serde::Serializer>(correct: &Option<Vec<bool>>, s: S) -> Result<S::Ok, S::Error> {
+    match correct {
+        Some(c) => s.serialize_str(&c.iter().map(|&c| if c { '1' } else { '0' }).collect::<String>()),
+        None => s.serialize_none(),
+    }
+}
+
+/// The outcomes of a string of `0`/`1` digits; `None` if any other character is in it.
+pub fn outcomes_from_digits(text: &str) -> Option<Vec<bool>> {
     text.trim()
         .chars()
         .map(|c| match c {
