@@ -100,10 +100,21 @@ struct Compared {
 /// The results folder and the sweeps read from it.
 struct Results {
     root: PathBuf,
+    /// The sweeps read so far, by folder name: each results.json is read and parsed once.
+    read: std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<Sweep>>>,
 }
 
 impl Results {
-    fn sweep(&self, name: &str) -> Result<Sweep, RenderError> {
+    fn sweep(&self, name: &str) -> Result<std::rc::Rc<Sweep>, RenderError> {
+        if let Some(sweep) = self.read.borrow().get(name) {
+            return Ok(sweep.clone());
+        }
+        let sweep = std::rc::Rc::new(self.parse(name)?);
+        self.read.borrow_mut().insert(name.to_string(), sweep.clone());
+        Ok(sweep)
+    }
+
+    fn parse(&self, name: &str) -> Result<Sweep, RenderError> {
         let path = self.root.join(name).join("results.json");
         let text = std::fs::read_to_string(&path).map_err(|e| RenderError::File {
             path: path.clone(),
@@ -120,7 +131,7 @@ impl Results {
         let (sweep, label) = reference
             .split_once('/')
             .ok_or_else(|| bad(mark, "expected SWEEP/LABEL"))?;
-        find(&self.sweep(sweep)?, label, noise, mark)
+        find(&*self.sweep(sweep)?, label, noise, mark)
     }
 }
 
@@ -687,6 +698,7 @@ const CLOSE: &str = "<!-- end rendered -->";
 pub fn render(page: &str, root: &Path) -> Result<String, RenderError> {
     let results = Results {
         root: root.to_path_buf(),
+        read: Default::default(),
     };
     let mut out = String::new();
     let mut rest = page;

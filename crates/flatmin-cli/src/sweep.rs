@@ -153,9 +153,8 @@ pub struct NoiseFrontier {
 const TEST_CORRECT: &str = "test_correct.txt";
 
 fn write_test_correct(dir: &Path, correct: &[bool]) -> Result<(), TrainError> {
-    let text: String = correct.iter().map(|&c| if c { '1' } else { '0' }).collect();
     let path = dir.join(TEST_CORRECT);
-    write_atomic(&path, text.as_bytes()).map_err(|e| TrainError::Invalid(format!("{}: {e}", path.display())))
+    write_atomic(&path, digits(correct).as_bytes()).map_err(|e| TrainError::Invalid(format!("{}: {e}", path.display())))
 }
 
 fn read_test_correct(dir: &Path) -> Option<Vec<bool>> {
@@ -163,9 +162,14 @@ fn read_test_correct(dir: &Path) -> Option<Vec<bool>> {
 }
 
 /// Per-example outcomes as `0`/`1` digits (`test_correct.txt`, results.json).
+fn digits(correct: &[bool]) -> String {
+    correct.iter().map(|&c| if c { '1' } else { '0' }).collect()
+}
+
+/// [`digits`] for results.json.
 fn outcomes_as_digits<S: serde::Serializer>(correct: &Option<Vec<bool>>, s: S) -> Result<S::Ok, S::Error> {
     match correct {
-        Some(c) => s.serialize_str(&c.iter().map(|&c| if c { '1' } else { '0' }).collect::<String>()),
+        Some(c) => s.serialize_str(&digits(c)),
         None => s.serialize_none(),
     }
 }
