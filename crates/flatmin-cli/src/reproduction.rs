@@ -17,6 +17,9 @@
 //! - `cost BENCH.json OPTIMIZER,…`: the bench's second-pass share and cost ratio per model.
 //! - `claims`: the papers' claims ([`CLAIMS`]), each one comparison.
 //!
+//! A label with spaces (a swept variant, `sam rho=0.02`) is written with `+` in a mark:
+//! `differences rho sam+rho=0.02`.
+//!
 //! Intervals are the fixed test set's (seeds and test examples,
 //! [`stats::seeds_and_test_examples`]) and are decided in families as one `flatmin compare` run
 //! decides its verdicts: in a table of differences, the comparisons at one noise rate are one
@@ -142,7 +145,10 @@ fn bad(mark: &str, message: impl Into<String>) -> RenderError {
     }
 }
 
+/// The cell of variant `label` at `noise`; a mark writes a label's spaces as `+` (marks are split
+/// at whitespace), e.g. `sam+rho=0.02`.
 fn find(sweep: &Sweep, label: &str, noise: f64, mark: &str) -> Result<Cell, RenderError> {
+    let label = label.replace('+', " ");
     sweep
         .cells
         .iter()
@@ -292,7 +298,8 @@ fn differences(results: &Results, args: &[&str], mark: &str) -> Result<String, R
         return Err(bad(mark, "expected SWEEP BASE"));
     };
     let sweep = results.sweep(name)?;
-    let others: Vec<&Variant> = sweep.variants.iter().filter(|v| v.label != *base).collect();
+    let base_label = base.replace('+', " ");
+    let others: Vec<&Variant> = sweep.variants.iter().filter(|v| v.label != base_label).collect();
     // One family per noise rate, as one `flatmin compare` run would decide them.
     let (mut estimates, mut groups) = (Vec::new(), Vec::new());
     for v in &others {
