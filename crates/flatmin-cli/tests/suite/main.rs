@@ -13,6 +13,7 @@ mod experiments_cli;
 mod faults_cli;
 mod outdir_cli;
 mod reproduction_page;
+mod result_pages;
 mod train_cli;
 mod train_data;
 mod train_user_data;
