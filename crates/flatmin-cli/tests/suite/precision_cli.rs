@@ -38,7 +38,10 @@ fn half_precision_runs_record_their_precision_and_resume_in_it() {
         assert_eq!(summary["history"][0]["skipped_steps"], 0, "{precision}");
         let optimizer = std::fs::read(out.join("optimizer-e1.bpk")).unwrap();
         let holds = |name: &str| optimizer.windows(name.len()).any(|w| w == name.as_bytes());
-        assert!(holds("master/") && holds("loss_scale/bits"), "{precision}: no master weights or scale");
+        assert!(
+            holds("master/") && holds("loss_scale/bits"),
+            "{precision}: no master weights or scale"
+        );
 
         let resumed = bin()
             .arg("train")
@@ -54,7 +57,15 @@ fn half_precision_runs_record_their_precision_and_resume_in_it() {
 
         let changed = bin()
             .arg("train")
-            .args(["--quiet", "--epochs", "3", "--precision", "f32", "--resume", out.to_str().unwrap()])
+            .args([
+                "--quiet",
+                "--epochs",
+                "3",
+                "--precision",
+                "f32",
+                "--resume",
+                out.to_str().unwrap(),
+            ])
             .output()
             .unwrap();
         assert!(!changed.status.success());
@@ -84,8 +95,14 @@ fn an_unknown_precision_is_refused() {
 #[ignore = "about a minute: two 200-step CNN runs"]
 fn bf16_cnn_follows_the_f32_run_over_200_steps() {
     let common = ["--train-limit", "3200", "--epochs", "4", "--test-limit", "2000"];
-    let f32_run = train(&scratch_path("cnn-f32"), &[common.as_slice(), &["--precision", "f32"]].concat());
-    let bf16_run = train(&scratch_path("cnn-bf16"), &[common.as_slice(), &["--precision", "bf16"]].concat());
+    let f32_run = train(
+        &scratch_path("cnn-f32"),
+        &[common.as_slice(), &["--precision", "f32"]].concat(),
+    );
+    let bf16_run = train(
+        &scratch_path("cnn-bf16"),
+        &[common.as_slice(), &["--precision", "bf16"]].concat(),
+    );
     assert_eq!(bf16_run["steps"], 200);
     let (a, b) = (train_losses(&f32_run), train_losses(&bf16_run));
     let acc = |s: &Value| 100.0 * s["test_accuracy"].as_f64().unwrap();
@@ -101,5 +118,10 @@ fn bf16_cnn_follows_the_f32_run_over_200_steps() {
         assert!((x - y).abs() <= 0.03 * x, "train loss {y} against {x}");
     }
     assert!((test_loss(&f32_run) - test_loss(&bf16_run)).abs() <= 0.03 * test_loss(&f32_run));
-    assert!((acc(&f32_run) - acc(&bf16_run)).abs() <= 0.5, "{} vs {}", acc(&bf16_run), acc(&f32_run));
+    assert!(
+        (acc(&f32_run) - acc(&bf16_run)).abs() <= 0.5,
+        "{} vs {}",
+        acc(&bf16_run),
+        acc(&f32_run)
+    );
 }
