@@ -358,3 +358,46 @@ fn bad_loss_scaling_settings_are_named() {
     assert_eq!(bad(mixed(1.0, 2.0, 1.0, 10)).field, "precision.backoff_factor");
     assert_eq!(bad(mixed(1.0, 2.0, 0.5, 0)).field, "precision.growth_interval");
 }
+
+/// On Burn's wgpu backend (`--features wgpu`; lavapipe where there is no GPU): each half type the
+/// adapter offers trains with master weights — the loss falls, the model keeps its type and the
+/// master weights are f32 — and the test says which types the adapter offers.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_trains_the_half_types_its_adapter_offers() {
+    if !crate::common::wgpu_here() {
+        eprintln!("no wgpu adapter here");
+        return;
+    }
+    let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice).autodiff();
+    let mut trained = 0;
+    for dtype in [DType::F16, DType::BF16] {
+        let offered = device.supports_dtype(dtype);
+        eprintln!("wgpu adapter offers {dtype:?}: {offered}");
+        if !offered {
+            continue;
+        }
+        let precision = Precision::Mixed {
+            init_scale: 1024.0,
+            growth_factor: 2.0,
+            backoff_factor: 0.5,
+            growth_interval: 2000,
+        };
+        let mut mixed = sam(precision);
+        let (net, losses) = train(&mut mixed, bridge::cast_floats(Net::new(&device), dtype), 20, 0.05);
+        eprintln!("wgpu {dtype:?}: loss {} -> {}", losses[0], losses[19]);
+        assert!(losses[19] < 0.8 * losses[0], "{dtype:?}: {losses:?}");
+        assert_eq!(bridge::float_dtype(&net, &Layout::of(&net)), Some(dtype));
+        assert!(
+            mixed
+                .master_weights()
+                .unwrap()
+                .slots()
+                .iter()
+                .flatten()
+                .all(|t| t.dtype() == DType::F32)
+        );
+        trained += 1;
+    }
+    eprintln!("{trained} half type(s) trained on wgpu");
+}
