@@ -104,10 +104,10 @@ impl Sam {
     /// mixed precision, a non-finite gradient of an f16 model makes the loss scale back off (the
     /// step itself changed nothing). [`Sam::step`] does this itself.
     pub fn skipped<M: Module>(&mut self, model: &M, error: &StepError) {
-        let scaled = self
-            .mixed_for(model, &Layout::of(model))
-            .is_some_and(|m| m.loss_scale.is_some());
-        if scaled && matches!(error, StepError::NonFinite { what: "gradient", .. }) {
+        if !self.config.precision.is_mixed() || !matches!(error, StepError::NonFinite { what: "gradient", .. }) {
+            return;
+        }
+        if bridge::float_dtype(model, &Layout::of(model)) == Some(burn::tensor::DType::F16) {
             self.scaler.back_off(&self.config.precision);
         }
     }
@@ -183,6 +183,10 @@ impl Sam {
             layout: None,
             mixed: None,
         };
+        if base_only && !self.config.precision.is_mixed() {
+            first.work = work;
+            return first;
+        }
         let layout = Layout::of(model);
         first.mixed = self.mixed_for(model, &layout);
         if base_only {
