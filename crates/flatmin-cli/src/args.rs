@@ -80,6 +80,11 @@ pub struct TrainArgs {
     /// Label smoothing of the cross-entropy.
     #[arg(long, value_parser = finite)]
     pub label_smoothing: Option<f64>,
+    /// The float type the model is stored and computes in: f32 (default), bf16 or f16. bf16
+    /// and f16 train with f32 master weights and optimizer state (f16 with dynamic loss
+    /// scaling); the checkpoint holds them.
+    #[arg(long, value_parser = ["f32", "bf16", "f16"])]
+    pub precision: Option<String>,
     /// Write metrics.jsonl, summary.json and checkpoints here.
     #[arg(long)]
     #[serde(skip)]

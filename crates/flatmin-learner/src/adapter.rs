@@ -167,8 +167,19 @@ pub struct SamLearnerStats {
 }
 
 /// The refusal of a method that needs flatmin's own base optimizer, which an optimizer outside
-/// flatmin (the Learner's) cannot stand in for.
+/// flatmin (the Learner's) cannot stand in for: bSAM, MSAM, and mixed precision, whose update
+/// belongs on the f32 master weights that only flatmin's own loop keeps.
 pub(crate) fn refuse_own_update(sam: &SamConfig) -> Result<(), ConfigError> {
+    if sam.precision.is_mixed() {
+        return Err(ConfigError {
+            field: "precision",
+            value: "Mixed".into(),
+            expected: "Precision::Native with the Learner: Burn's optimizer updates the Learner's model in its \
+                       own float type and cannot keep flatmin's f32 master weights, so train a bf16 or f16 \
+                       model with mixed precision in flatmin's own loop (Sam::step, or flatmin train \
+                       --precision)",
+        });
+    }
     if !sam.needs_own_update() {
         return Ok(());
     }
@@ -253,7 +264,9 @@ pub struct SamLearner<M: Module> {
 
 impl<M: SamStep> SamLearner<M> {
     /// Wraps `model`; the SAM configuration is validated here, and a method that needs
-    /// flatmin's own base optimizer (bSAM, MSAM: [`SamConfig::needs_own_update`]) is refused.
+    /// flatmin's own base optimizer (bSAM, MSAM: [`SamConfig::needs_own_update`]) is refused,
+    /// as is mixed precision ([`flatmin::Precision::Mixed`]), whose master weights Burn's
+    /// optimizer cannot update.
     pub fn new(model: M, config: SamLearnerConfig) -> Result<Self, ConfigError> {
         config.sam.validate()?;
         refuse_own_update(&config.sam)?;

@@ -32,7 +32,7 @@ use std::collections::HashMap;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::{GradientCheckpointingStrategy, Tensor};
+use burn::tensor::{DType, GradientCheckpointingStrategy, Tensor};
 
 use crate::vector::ParamVector;
 pub use crate::vector::to_f64;
@@ -147,6 +147,47 @@ impl ModuleVisitor for ValueVisitor {
             self.out[i] = Some(value.reshape([n]));
         }
     }
+}
+
+/// The float type of `model`'s first parameter on `layout` (`None`: it has none): what decides
+/// whether a step keeps master weights.
+pub fn float_dtype<M: Module>(model: &M, layout: &Layout) -> Option<DType> {
+    struct First {
+        id: Option<ParamId>,
+        dtype: Option<DType>,
+    }
+    impl ModuleVisitor for First {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self.dtype.is_none() && Some(param.id) == self.id {
+                self.dtype = Some(param.val().dtype());
+            }
+        }
+    }
+    let mut first = First {
+        id: layout.entries.first().map(|e| e.id),
+        dtype: None,
+    };
+    model.visit(&mut first);
+    first.dtype
+}
+
+/// `model` with every float tensor — parameters and buffers such as BatchNorm's running
+/// statistics — cast to `dtype` (bf16 or f16 to store a model in half precision; f32 to read
+/// one back), ids and flags kept.
+pub fn cast_floats<M: Module>(model: M, dtype: DType) -> M {
+    struct Cast(DType);
+    impl ModuleMapper for Cast {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (id, tensor, mapper) = param.consume();
+            if tensor.dtype() == self.0 {
+                return Param::from_mapped_value(id, tensor, mapper);
+            }
+            let flags = Flags::of(&tensor);
+            let cast = tensor.inner().cast(self.0);
+            Param::from_mapped_value(id, flags.lift(cast, id), mapper)
+        }
+    }
+    model.map(&mut Cast(dtype))
 }
 
 /// Every float tensor of `model` — parameters and buffers such as BatchNorm's running
@@ -379,12 +420,14 @@ pub fn weighted_sum(parts: &[(&ParamVector, f64)]) -> ParamVector {
     ParamVector::new(out)
 }
 
-/// Adds a vector's entries to the parameters, carrying their flags over.
+/// Adds a vector's entries to the parameters (or, with `replace`, puts them in their place,
+/// cast to each parameter's float type), carrying their flags over.
 struct AddMapper {
     index: HashMap<ParamId, usize>,
     /// Taken slot by slot: a tensor held only here takes the sum in place.
     slots: Vec<Option<Tensor<1>>>,
     flags: HashMap<ParamId, Flags>,
+    replace: bool,
 }
 
 impl ModuleMapper for AddMapper {
@@ -397,6 +440,10 @@ impl ModuleMapper for AddMapper {
         let (id, tensor, mapper) = param.consume();
         let flags = self.flags.get(&id).copied().unwrap_or_else(|| Flags::of(&tensor));
         let inner = match update {
+            Some(update) if self.replace => {
+                let (shape, dtype) = (tensor.shape(), tensor.dtype());
+                update.reshape(shape).cast(dtype)
+            }
             Some(update) => {
                 let shape = tensor.shape();
                 tensor.inner() + update.reshape(shape)
@@ -467,7 +514,40 @@ pub fn perturbed_by<M: Module>(model: &M, layout: &Layout, e: ParamVector) -> M 
         index: layout.index(),
         slots: e.into_slots(),
         flags,
+        replace: false,
     })
+}
+
+/// A copy of `model` whose parameters present in `points` hold those values, cast to each
+/// parameter's float type: the second pass's model at `w + e` when `w + e` was computed in f32
+/// from master weights. BatchNorm statistics are its own, ids and flags kept, as in
+/// [`perturbed`].
+pub fn perturbed_to<M: Module>(model: &M, layout: &Layout, points: ParamVector) -> M {
+    let flags = flags(model);
+    let decoupled = model.valid().train();
+    decoupled.map(&mut AddMapper {
+        index: layout.index(),
+        slots: points.into_slots(),
+        flags,
+        replace: true,
+    })
+}
+
+/// `model` whose parameters present in `points` hold those values, cast to each parameter's
+/// float type, sharing `model`'s BatchNorm running statistics: [`shifted_sharing_statistics`]
+/// for a point computed in f32 from master weights.
+pub fn moved_sharing_statistics<M: Module>(model: &M, layout: &Layout, points: ParamVector) -> M {
+    let mut slots = points.into_slots();
+    let present: Vec<bool> = slots.iter().map(Option::is_some).collect();
+    update(
+        model.clone(),
+        layout,
+        &|i| present.get(i).copied().unwrap_or(false),
+        &mut |i, w| match slots.get_mut(i).and_then(Option::take) {
+            Some(point) => point.cast(w.dtype()),
+            None => w,
+        },
+    )
 }
 
 /// `model` at `w + e`, sharing `model`'s BatchNorm running statistics (unlike [`perturbed`]): a

@@ -69,6 +69,86 @@ impl RhoSchedule {
     }
 }
 
+/// How a step treats a model whose weights are stored in a half-precision float type (bf16 or
+/// f16), which Burn trains in that type alone: no master copy, no loss scaling.
+///
+/// ```
+/// use flatmin::{Precision, SamConfig};
+///
+/// let config = SamConfig::new(SamConfig::sgd_base(0.9, 0.0)).with_precision(Precision::mixed());
+/// assert!(config.init().is_ok());
+/// let bad = SamConfig::new(SamConfig::sgd_base(0.9, 0.0)).with_precision(Precision::Mixed {
+///     init_scale: 65536.0,
+///     growth_factor: 1.0, // must grow
+///     backoff_factor: 0.5,
+///     growth_interval: 2000,
+/// });
+/// assert_eq!(bad.init().err().unwrap().field, "precision.growth_factor");
+/// ```
+#[derive(Config, Debug, PartialEq)]
+pub enum Precision {
+    /// Every step computes in the model's own float type: no copy, no cast, no scaling (the
+    /// default, and what every flatmin so far did).
+    Native,
+    /// Mixed precision with master weights, for a model stored in bf16 or f16: the optimizer
+    /// keeps the weights and its state in f32, computes the perturbation, the norms and the
+    /// update there, and writes the perturbed and updated models back in the model's type.
+    /// An f16 model's loss is also multiplied by a dynamic scale before each backward pass
+    /// (f16 gradients underflow without it) and the gradients divided by it in f32: a step with
+    /// a non-finite gradient is skipped and the scale multiplied by `backoff_factor`; after
+    /// `growth_interval` good steps in a row it is multiplied by `growth_factor`. An f32 or f64
+    /// model is trained as with [`Precision::Native`].
+    Mixed {
+        /// The scale of the first step (PyTorch's `GradScaler`: 2^16).
+        init_scale: f64,
+        /// What the scale is multiplied by after `growth_interval` good steps (> 1).
+        growth_factor: f64,
+        /// What the scale is multiplied by after a step with a non-finite gradient (in (0, 1)).
+        backoff_factor: f64,
+        /// How many good steps in a row make the scale grow (>= 1).
+        growth_interval: u64,
+    },
+}
+
+impl Precision {
+    /// Mixed precision with PyTorch's `GradScaler` defaults: scale 65536, growth 2, backoff
+    /// 0.5, interval 2000.
+    pub fn mixed() -> Self {
+        Precision::Mixed {
+            init_scale: 65536.0,
+            growth_factor: 2.0,
+            backoff_factor: 0.5,
+            growth_interval: 2000,
+        }
+    }
+
+    /// Whether a model stored in a half-precision type gets master weights.
+    pub fn is_mixed(&self) -> bool {
+        matches!(self, Precision::Mixed { .. })
+    }
+
+    /// Checks the loss scaling's settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Precision::Mixed {
+            init_scale,
+            growth_factor,
+            backoff_factor,
+            growth_interval,
+        } = *self
+        {
+            Range::POSITIVE.check("precision.init_scale", init_scale)?;
+            Range::new(1.0, false, f64::INFINITY, false, "a finite number > 1")
+                .check("precision.growth_factor", growth_factor)?;
+            Range::new(0.0, false, 1.0, false, "a number in (0, 1)")
+                .check("precision.backoff_factor", backoff_factor)?;
+            if growth_interval == 0 {
+                return Err(ConfigError::new("precision.growth_interval", 0, "an integer >= 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Configuration of a [`Sam`](crate::Sam) optimizer.
 ///
 /// ```
@@ -105,6 +185,10 @@ pub struct SamConfig {
     /// per parameter tensor and a read back to the host. Off by default.
     #[config(default = false)]
     pub measure: bool,
+    /// How a model stored in bf16 or f16 is trained: in its own type (the default), or with f32
+    /// master weights and, for f16, dynamic loss scaling.
+    #[config(default = "Precision::Native")]
+    pub precision: Precision,
 }
 
 /// The step's own hyperparameters, with the key names of reference trajectories.
@@ -139,6 +223,7 @@ impl SamConfig {
         self.base.validate()?;
         check_all(self, CORE)?;
         self.rho_schedule.validate(self.rho)?;
+        self.precision.validate()?;
         for m in &self.members {
             m.spec().validate()?;
         }

@@ -135,6 +135,10 @@ pub enum StepError {
     /// optimizer's momentum): the step must be finished by [`Sam::finish`](crate::Sam::finish)
     /// or [`Sam::step`](crate::Sam::step).
     OwnUpdate,
+    /// A base optimizer outside flatmin was asked to apply a mixed-precision step: the update
+    /// belongs on the f32 master weights flatmin keeps, which only
+    /// [`Sam::finish`](crate::Sam::finish) or [`Sam::step`](crate::Sam::step) update.
+    MasterWeights,
 }
 
 impl fmt::Display for StepError {
@@ -184,6 +188,11 @@ impl fmt::Display for StepError {
                 "this step needs flatmin's own base optimizer (bSAM is its own, MSAM steps along its \
                  momentum): finish it with Sam::finish or Sam::step, not with an outside optimizer \
                  (Sam::descent)"
+            ),
+            StepError::MasterWeights => write!(
+                f,
+                "this step keeps f32 master weights (Precision::Mixed on a bf16 or f16 model): finish \
+                 it with Sam::finish or Sam::step, not with an outside optimizer (Sam::descent)"
             ),
         }
     }

@@ -147,7 +147,7 @@ mod vector;
 
 pub use base::{AdamBaseConfig, AdamBaseState, BaseConfig, BaseState, SgdBaseConfig, SgdBaseState};
 pub use bridge::{Layout, ParamEntry, ParamFlags, inference_mode_tracked};
-pub use config::{RhoSchedule, SamConfig};
+pub use config::{Precision, RhoSchedule, SamConfig};
 pub use error::{ConfigError, Pass, RecordError, SettingError, StepError};
 pub use hyperparameter::{Context, Declaration, Kind, Range, RunFigure, Value};
 pub use loss::per_sample_cross_entropy;

@@ -91,7 +91,11 @@ pub(super) fn check_space<M: Module>(out: &Path, model: &M, sam: &SamConfig, res
     } else {
         sam.base.buffers_per_parameter()
     };
-    let buffers = base_buffers + sam.record_schema().maps.len() as u64;
+    let mut buffers = base_buffers + sam.record_schema().maps.len() as u64;
+    if sam.precision.is_mixed() {
+        // A half-precision model's optimizer state and master weights are kept in f32.
+        buffers *= 2;
+    }
     let checkpoint = model * (1 + buffers) + (1 << 20);
     let needed = if resume { checkpoint } else { 2 * checkpoint };
     crate::fsutil::probe_space(out, needed).map_err(|e| {

@@ -49,6 +49,10 @@ pub struct TrainConfig {
     pub label_smoothing: f64,
     /// Use only the first N test images.
     pub test_limit: Option<usize>,
+    /// The float type the model is stored and computes in: `f32` (default), or `bf16` / `f16`
+    /// with f32 master weights and optimizer state (and, for f16, dynamic loss scaling):
+    /// [`flatmin::Precision::Mixed`].
+    pub precision: String,
     /// Algorithm hyperparameters over the preset's defaults (keys: [`hyperparams::lab_hyperparameters`]).
     pub hp: Hyperparams,
     /// User data only: the CSV's label column, a header name or a 0-based index (the last
@@ -88,6 +92,7 @@ impl Default for TrainConfig {
             label_noise: 0.0,
             train_limit: None,
             test_limit: None,
+            precision: "f32".into(),
             hp: Hyperparams::default(),
             augment: false,
             label_smoothing: 0.0,
@@ -243,9 +248,22 @@ impl TrainConfig {
         if let Some(b) = c.member_mut::<flatmin::BsamConfig>() {
             b.seed = self.seed;
         }
+        if self.model_dtype()? != burn::tensor::DType::F32 {
+            c.precision = flatmin::Precision::mixed();
+        }
         let c = c.for_run(total_steps, data_size);
         c.validate().map_err(|e| TrainError::Invalid(e.to_string()))?;
         Ok(c)
+    }
+
+    /// The float type of `--precision`: f32, bf16 or f16.
+    pub fn model_dtype(&self) -> Result<burn::tensor::DType, TrainError> {
+        match self.precision.as_str() {
+            "f32" => Ok(burn::tensor::DType::F32),
+            "bf16" => Ok(burn::tensor::DType::BF16),
+            "f16" => Ok(burn::tensor::DType::F16),
+            other => fail(format!("--precision `{other}`: expected f32, bf16 or f16")),
+        }
     }
 
     /// The checks a run makes before it starts: every setting in range, and the library

@@ -50,6 +50,9 @@ pub struct Summary {
     pub dataset: String,
     /// The model.
     pub model: String,
+    /// The float type the model was stored and computed in (`--precision`: f32, bf16, f16).
+    #[serde(default = "f32_precision")]
+    pub precision: String,
     /// Epochs.
     pub epochs: usize,
     /// Seed.
@@ -167,4 +170,9 @@ pub fn table(summaries: &[Summary]) -> String {
         ));
     }
     s
+}
+
+/// The precision of a summary written before `--precision` existed.
+fn f32_precision() -> String {
+    "f32".into()
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{DType, Device, Int, Tensor};
 use flatmin::{Batch, Rng, SamConfig};
 
 use super::progress::EpochBar;
@@ -191,6 +191,8 @@ struct Fixed<'a> {
     test: Tensors,
     device: Device,
     sam: SamConfig,
+    /// The float type of the model and its input batches (`--precision`).
+    dtype: DType,
     faults: crate::fault::Faults,
     /// Which call of the loss closure is the second pass (fault injection).
     second_call: usize,
@@ -264,7 +266,9 @@ fn set_up<'a, M: Classifier>(
     let test = Tensors::new(&split.test, &mean, &std);
     let device = options.device.autodiff().map_err(TrainError::from)?;
     device.seed(config.seed);
-    let model = build(train.shape(), &device);
+    let dtype = config.model_dtype()?;
+    // Built in f32 (the initializers' type), then stored in the run's precision.
+    let model = flatmin::bridge::cast_floats(build(train.shape(), &device), dtype);
     let sam = config.sam_config_for_run(total as u64, train.len() as u64)?;
     let optim = sam.init().map_err(|e| TrainError::Invalid(e.to_string()))?;
     // Hidden fault injection for the robustness tests (crate::fault); empty in a normal run.
@@ -277,6 +281,7 @@ fn set_up<'a, M: Classifier>(
         test,
         device,
         sam,
+        dtype,
         faults,
         second_call,
         per_epoch,
@@ -336,7 +341,7 @@ fn run_epoch<M: Classifier>(
     let bar = EpochBar::new(fixed.options, epoch, fixed.config.epochs, fixed.per_epoch);
     let (model, totals) = train_epoch(fixed, state, model, epoch, &bar);
     bar.finish();
-    let (test_loss, test_accuracy, test_correct) = evaluate(&model, &fixed.test, &fixed.device);
+    let (test_loss, test_accuracy, test_correct) = evaluate(&model, &fixed.test, &fixed.device, fixed.dtype);
     let elapsed = started.elapsed().as_secs_f64();
     state.seconds += elapsed;
     state.step_ms_total += totals.step_ms;
@@ -384,12 +389,14 @@ fn train_epoch<M: Classifier>(
             Rng::seeded(config.seed ^ AUGMENT_STREAM ^ (state.steps as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
         });
         let (x, y) = fixed.train.batch_with(rows, &fixed.device, augment.as_mut());
+        let x = x.cast(fixed.dtype);
         t.lr = cosine_lr(config.lr, state.steps, fixed.total);
         let mut first_logits: Option<Tensor<2>> = None;
         let (fault, mut calls) = (fixed.faults.at(state.steps + 1), 0);
         let t0 = Instant::now();
         let (next, report) = state.optim.step(t.lr, model, |m: &M, batch: Batch| {
-            let logits = m.forward(batch.rows(x.clone()));
+            // The loss in f32 whatever the model's type (a no-op for an f32 model).
+            let logits = m.forward(batch.rows(x.clone())).cast(DType::F32);
             if first_logits.is_none() {
                 first_logits = Some(logits.clone().detach());
             }
@@ -509,6 +516,7 @@ fn finish(fixed: &Fixed, state: RunState, test_correct: Vec<bool>) -> Result<Sum
         mean_step_ms: state.step_ms_total / state.steps.max(1) as f64,
         device: fixed.options.device.name().to_string(),
         second_pass_fraction: run_second_pass_fraction(&state.history, fixed.per_epoch),
+        precision: config.precision.clone(),
         config: config.clone(),
         changes: state.changes,
         history: state.history,
@@ -539,7 +547,7 @@ fn row_correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> Vec<bool> {
 
 /// Test loss, accuracy and per-example correctness, in inference mode (BatchNorm uses running
 /// statistics).
-fn evaluate<M: Classifier>(model: &M, test: &Tensors, device: &Device) -> (f64, f64, Vec<bool>) {
+fn evaluate<M: Classifier>(model: &M, test: &Tensors, device: &Device, dtype: DType) -> (f64, f64, Vec<bool>) {
     let model = model.valid();
     let device = device.clone().without_autodiff();
     let mut loss = 0.0;
@@ -547,7 +555,7 @@ fn evaluate<M: Classifier>(model: &M, test: &Tensors, device: &Device) -> (f64, 
     let rows: Vec<usize> = (0..test.len()).collect();
     for chunk in rows.chunks(500) {
         let (x, y) = test.batch(chunk, &device);
-        let logits = model.forward(x);
+        let logits = model.forward(x.cast(dtype)).cast(DType::F32);
         let losses = flatmin::per_sample_cross_entropy(logits.clone(), y.clone());
         loss += losses.sum().into_scalar::<f64>();
         correct.extend(row_correct(logits, y));

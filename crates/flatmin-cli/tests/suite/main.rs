@@ -12,6 +12,7 @@ mod doc_counts;
 mod experiments_cli;
 mod faults_cli;
 mod outdir_cli;
+mod precision_cli;
 mod reproduction_page;
 mod result_pages;
 mod train_cli;

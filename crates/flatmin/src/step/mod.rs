@@ -17,15 +17,18 @@ use crate::error::{ConfigError, Pass, RecordError, StepError};
 use crate::member::{BaseView, Injection, MemberHooks, Schema, StepInfo};
 use crate::record::{RecordOut, SamRecord};
 use crate::report::{StepReport, StepTimings};
+use crate::vector::ParamVector;
 
 mod batch;
 mod clock;
 mod phases;
+mod precision;
 mod stages;
 
 pub use batch::Batch;
 use clock::PassClock;
 pub use phases::{Descent, Update};
+use precision::{LossScaler, MasterWeights, Mixed};
 pub use stages::{Ascent, FirstPass, Next, PassInput, SecondForward};
 
 /// A SAM-family optimizer, built by [`SamConfig::init`].
@@ -41,6 +44,11 @@ pub struct Sam {
     steps: u64,
     clock: PassClock,
     timings: StepTimings,
+    /// The f32 master weights of a half-precision model under [`Precision::Mixed`](crate::Precision::Mixed),
+    /// taken from the model on the first step and kept by every step since.
+    master: Option<MasterWeights>,
+    /// The loss scale of an f16 model under [`Precision::Mixed`](crate::Precision::Mixed).
+    scaler: LossScaler,
 }
 
 impl SamConfig {
@@ -54,6 +62,8 @@ impl SamConfig {
             steps: 0,
             clock: PassClock::default(),
             timings: StepTimings::default(),
+            master: None,
+            scaler: LossScaler::new(&self.precision),
         })
     }
 }
@@ -72,6 +82,54 @@ impl Sam {
     /// Where the wall time of the last one-call [`Sam::step`] went (passes and optimizer work).
     pub fn last_timings(&self) -> StepTimings {
         self.timings
+    }
+
+    /// The f32 master weights a mixed-precision run keeps of a bf16 or f16 model, one flat
+    /// tensor per parameter in visiting order (`None` before its first step, and for a model
+    /// trained in its own float type).
+    pub fn master_weights(&self) -> Option<&ParamVector> {
+        self.master.as_ref().map(|m| &m.weights)
+    }
+
+    /// The loss scale an f16 model's passes are multiplied by under
+    /// [`Precision::Mixed`](crate::Precision::Mixed) (`None` under
+    /// [`Precision::Native`](crate::Precision::Native); bf16, f32 and f64 models do not use it).
+    /// A caller that runs its own backward pass multiplies its loss by it and says so with
+    /// [`PassInput::scaled_by`].
+    pub fn loss_scale(&self) -> Option<f64> {
+        self.config.precision.is_mixed().then_some(self.scaler.scale)
+    }
+
+    /// Tells the optimizer that a step of the two-step API on `model` ended with `error`: under
+    /// mixed precision, a non-finite gradient of an f16 model makes the loss scale back off (the
+    /// step itself changed nothing). [`Sam::step`] does this itself.
+    pub fn skipped<M: Module>(&mut self, model: &M, error: &StepError) {
+        if !self.config.precision.is_mixed() || !matches!(error, StepError::NonFinite { what: "gradient", .. }) {
+            return;
+        }
+        if bridge::float_dtype(model, &Layout::of(model)) == Some(burn::tensor::DType::F16) {
+            self.scaler.back_off(&self.config.precision);
+        }
+    }
+
+    /// The master weights and loss scale of a step on `model`, when it is a mixed-precision
+    /// step (a bf16 or f16 model under [`Precision::Mixed`](crate::Precision::Mixed)): the kept
+    /// copy, or the model's weights in f32 on the first step (or when the model's parameters
+    /// are no longer those the copy was taken of).
+    fn mixed_for<M: Module>(&self, model: &M, layout: &Layout) -> Option<Mixed> {
+        if !self.config.precision.is_mixed() {
+            return None;
+        }
+        let dtype = bridge::float_dtype(model, layout);
+        if !precision::is_half(dtype) {
+            return None;
+        }
+        let weights = match &self.master {
+            Some(master) if master.layout == *layout => master.weights.clone(),
+            _ => precision::to_f32(&bridge::values(model, layout)),
+        };
+        let loss_scale = (dtype == Some(burn::tensor::DType::F16)).then_some(self.scaler.scale);
+        Some(Mixed { weights, loss_scale })
     }
 
     /// Puts a recorded source in place of a member's own draws or choices (ESAM's masks and
@@ -123,12 +181,19 @@ impl Sam {
             offset: None,
             per_sample,
             layout: None,
+            mixed: None,
         };
-        if base_only {
+        if base_only && !self.config.precision.is_mixed() {
             first.work = work;
             return first;
         }
         let layout = Layout::of(model);
+        first.mixed = self.mixed_for(model, &layout);
+        if base_only {
+            first.work = work;
+            first.layout = Some(layout);
+            return first;
+        }
         let info = StepInfo {
             layout: &layout,
             step: self.steps,
@@ -140,7 +205,10 @@ impl Sam {
         // the model's BatchNorm statistics, which the first pass updates.
         let offset = if self.config.needs_own_update() {
             let w = if work.iter().any(|m| m.offset_reads_weights()) {
-                bridge::values(model, &layout)
+                match &first.mixed {
+                    Some(mixed) => mixed.weights.clone(),
+                    None => bridge::values(model, &layout),
+                }
             } else {
                 Default::default()
             };
@@ -149,7 +217,10 @@ impl Sam {
             None
         };
         if let Some((offset, _)) = &offset {
-            first.view = bridge::shifted_sharing_statistics(model, &layout, offset.clone());
+            first.view = match &first.mixed {
+                Some(mixed) => bridge::moved_sharing_statistics(model, &layout, mixed.shifted(offset)),
+                None => bridge::shifted_sharing_statistics(model, &layout, offset.clone()),
+            };
         } else if plan != Some(false)
             && let Some(mask) = work.iter_mut().find_map(|m| m.tensor_mask(layout.len()))
         {
@@ -178,7 +249,10 @@ impl Sam {
         input: impl Into<PassInput>,
     ) -> Result<Next<M>, StepError> {
         let expect = first.expect(None);
-        let input = input.into().evaluate(&first.view, expect, &mut PassClock::default())?;
+        let precision = first.precision();
+        let input = input
+            .into()
+            .evaluate(&first.view, expect, precision, &mut PassClock::default())?;
         self.ascend_evaluated(model, first, input)
     }
 
@@ -204,17 +278,23 @@ impl Sam {
             tensor_mask,
             offset,
             layout,
+            mixed,
             ..
         } = first;
         let layout = layout.unwrap_or_else(|| Layout::of(model));
-        // MSAM: the base optimizer's decay is taken at the first pass's point, the view's weights.
+        // MSAM: the base optimizer's decay is taken at the first pass's point, the view's weights
+        // (in f32 from the master weights in a mixed-precision step).
         let decay_at = (offset.is_some()
             && work.iter().any(|m| m.decays_at_first_pass_point())
             && self.base.gradient_weight_decay() != 0.0)
-            .then(|| bridge::values(&view, &layout));
+            .then(|| match (&mixed, &offset) {
+                (Some(mixed), Some((offset, _))) => mixed.shifted(offset),
+                _ => bridge::values(&view, &layout),
+            });
         drop(view);
         let grads = input.grads.as_ref().expect("the first pass was evaluated");
-        let measured = phases::measure_first(model, &layout, grads, tensor_mask.as_deref())?;
+        let g = precision::gradients(model, &layout, grads, mixed.is_some(), input.scaled_by);
+        let measured = phases::measure_first(g, tensor_mask.as_deref())?;
         let second = if decided {
             plan.unwrap_or(true)
         } else {
@@ -243,12 +323,13 @@ impl Sam {
                 input.loss,
                 self.config.measure,
                 lr,
+                mixed,
             )?;
             return Ok(Next::Update(update));
         }
         let g_norm = measured.squared.sqrt();
         let g = measured.g;
-        let (perturbed, e_norm) = phases::perturb(&info, model, &mut work, &g, g_norm);
+        let (perturbed, e_norm) = phases::perturb(&info, model, &mut work, &g, g_norm, mixed.as_ref());
         let rho = info.rho;
         Ok(Next::Ascent(Ascent {
             model: perturbed,
@@ -270,6 +351,7 @@ impl Sam {
             first_count: input.count,
             sharpness: None,
             selected: None,
+            mixed,
         }))
     }
 
@@ -286,7 +368,19 @@ impl Sam {
                 }),
             );
         }
-        let model = phases::apply(&mut self.base, model, &mut update);
+        let layout = update.descent.layout.clone();
+        let scaled = update.mixed.as_ref().is_some_and(|m| m.loss_scale.is_some());
+        if update.mixed.is_some() {
+            // The step's copy of the master weights is then the only one: updated in place.
+            self.master = None;
+        }
+        let (model, master) = phases::apply(&mut self.base, model, &mut update);
+        if let Some(weights) = master {
+            self.master = Some(MasterWeights { layout, weights });
+        }
+        if scaled {
+            self.scaler.good_step(&self.config.precision);
+        }
         self.members = update.work;
         self.steps += 1;
         (model, Ok(update.descent.report))
@@ -305,6 +399,9 @@ impl Sam {
         }
         if self.config.needs_own_update() {
             return Err(StepError::OwnUpdate);
+        }
+        if update.mixed.is_some() {
+            return Err(StepError::MasterWeights);
         }
         self.members = update.work;
         self.steps += 1;
@@ -335,7 +432,10 @@ impl Sam {
         let update = self.run_phases(lr, &model, &mut loss_fn, &mut clock);
         let out = match update {
             Ok(update) => self.finish(model, update),
-            Err(e) => (model, Err(e)),
+            Err(e) => {
+                self.skipped(&model, &e);
+                (model, Err(e))
+            }
         };
         self.clock = clock;
         self.timings = self.clock.timings(started.elapsed());
@@ -354,7 +454,7 @@ impl Sam {
             Next::Update(update) => return Ok(update),
             Next::Ascent(ascent) => ascent,
         };
-        if self.releases_g() {
+        if self.releases_g() && ascent.mixed.is_none() {
             // Nothing after the perturbation needs `g` (and the report's cosine, if measured,
             // comes from `e`): its memory is free during the second pass.
             ascent.g = Default::default();
@@ -384,6 +484,17 @@ impl Sam {
             m.save(&mut out);
         }
         out.scalar("steps".into(), self.steps);
+        if self.config.precision.is_mixed() {
+            if let Some(master) = &self.master {
+                for (entry, t) in master.layout.entries.iter().zip(master.weights.slots()) {
+                    if let Some(t) = t {
+                        out.tensor(format!("{MASTER}{}", entry.path), t);
+                    }
+                }
+            }
+            out.scalar(LOSS_SCALE.into(), self.scaler.scale.to_bits());
+            out.scalar(GOOD_STEPS.into(), self.scaler.good_steps);
+        }
         SamRecord::from_out(out)
     }
 
@@ -398,6 +509,9 @@ impl Sam {
             m.load(&mut record)?;
         }
         self.base.load(&mut record)?;
+        if self.config.precision.is_mixed() {
+            self.load_precision(&mut record, model)?;
+        }
         if let Some(name) = record.tensors.keys().min() {
             return Err(RecordError::Mismatch(format!("unknown tensor `{name}`")));
         }
@@ -413,14 +527,78 @@ impl Sam {
         Ok(self)
     }
 
+    /// The master weights (`master/<path>`, f32, one per parameter of `model`) and the loss
+    /// scale (`loss_scale/bits`, `loss_scale/good_steps`) of a mixed-precision record. A record
+    /// without them (taken before the first step, or by a flatmin before mixed precision)
+    /// leaves the initial scale, and the master weights are read from the model.
+    fn load_precision<M: Module>(
+        &mut self,
+        record: &mut crate::record::RecordIn,
+        model: &M,
+    ) -> Result<(), RecordError> {
+        let mut master = record.map(MASTER);
+        if !master.is_empty() {
+            let layout = Layout::of(model);
+            let mut slots = Vec::with_capacity(layout.len());
+            for entry in &layout.entries {
+                let t = master.remove(&entry.path);
+                if let Some(t) = &t
+                    && (t.dims()[0] != entry.numel() || t.dtype() != burn::tensor::DType::F32)
+                {
+                    return Err(RecordError::Mismatch(format!(
+                        "master weights of `{}`: {} values of {:?}, but the parameter has {} (kept in F32)",
+                        entry.path,
+                        t.dims()[0],
+                        t.dtype(),
+                        entry.numel()
+                    )));
+                }
+                slots.push(t);
+            }
+            if let Some(path) = master.keys().min() {
+                return Err(RecordError::Mismatch(format!(
+                    "master weights of `{path}`: the model has no such parameter"
+                )));
+            }
+            self.master = Some(MasterWeights {
+                layout,
+                weights: ParamVector::new(slots),
+            });
+        }
+        if record.scalars.contains_key(LOSS_SCALE) {
+            let scale = f64::from_bits(record.uint(LOSS_SCALE)?);
+            if !(scale.is_finite() && scale > 0.0) {
+                return Err(RecordError::Mismatch(format!(
+                    "scalar `{LOSS_SCALE}`: {scale}, expected a finite loss scale > 0"
+                )));
+            }
+            self.scaler = LossScaler {
+                scale,
+                good_steps: record.uint(GOOD_STEPS)?,
+            };
+        }
+        Ok(())
+    }
+
     fn check_fits<M: Module>(&self, model: &M) -> Result<(), RecordError> {
         let layout = Layout::of(model);
+        // Under mixed precision a half-precision model's optimizer state is kept in f32.
+        let kept_in_f32 = self.config.precision.is_mixed() && precision::is_half(bridge::float_dtype(model, &layout));
         let values = bridge::values(model, &layout);
         let params: std::collections::HashMap<&str, (usize, burn::tensor::DType)> = layout
             .entries
             .iter()
             .enumerate()
-            .filter_map(|(i, e)| values.get(i).map(|v| (e.path.as_str(), (e.numel(), v.dtype()))))
+            .filter_map(|(i, e)| {
+                let dtype = |v: &Tensor<1>| {
+                    if kept_in_f32 {
+                        burn::tensor::DType::F32
+                    } else {
+                        v.dtype()
+                    }
+                };
+                values.get(i).map(|v| (e.path.as_str(), (e.numel(), dtype(v))))
+            })
             .collect();
         let check = |what: &str, path: &str, t: &Tensor<1>| match params.get(path) {
             None => Err(RecordError::Mismatch(format!(
@@ -447,6 +625,12 @@ impl Sam {
     }
 }
 
+/// The record's prefix of the f32 master weights of a mixed-precision run.
+const MASTER: &str = "master/";
+/// The record's loss scale (the bits of an `f64`) and its count of good steps in a row.
+const LOSS_SCALE: &str = "loss_scale/bits";
+const GOOD_STEPS: &str = "loss_scale/good_steps";
+
 impl SamConfig {
     /// The record names this configuration's members may hold, known before any step: what a
     /// checkpoint of fixed layout (the Learner's model record) allocates. The step count
@@ -460,6 +644,10 @@ impl SamConfig {
             let s = m.spec().build().schema();
             schema.maps.extend(s.maps);
             schema.scalars.extend(s.scalars);
+        }
+        if self.precision.is_mixed() {
+            schema.maps.push(MASTER);
+            schema.scalars.extend([LOSS_SCALE.to_string(), GOOD_STEPS.to_string()]);
         }
         schema
     }

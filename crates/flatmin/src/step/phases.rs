@@ -13,7 +13,8 @@ use crate::member::{BaseView, Combined, Measures, MemberHooks, Radius, StepInfo}
 use crate::perturbation;
 use crate::report::StepReport;
 use crate::vector::{self, ParamVector, read};
-use burn::optim::GradientsParams;
+
+use super::precision::Mixed;
 
 /// What a step hands to a base optimizer that flatmin does not run ([`Sam::descent`](crate::Sam::descent)).
 ///
@@ -45,6 +46,8 @@ pub struct Update {
     pub(crate) work: Vec<Box<dyn MemberHooks>>,
     pub(crate) lr: f64,
     pub(crate) step: u64,
+    /// The f32 master weights of a mixed-precision step, which the update is applied to.
+    pub(crate) mixed: Option<Mixed>,
 }
 
 impl Update {
@@ -73,14 +76,8 @@ pub(crate) struct Measured {
     pub squared: f64,
 }
 
-/// `g` of `model` from the first pass's gradients, masked, measured and checked.
-pub(crate) fn measure_first<M: Module>(
-    model: &M,
-    layout: &Layout,
-    grads: &GradientsParams,
-    tensor_mask: Option<&[bool]>,
-) -> Result<Measured, StepError> {
-    let mut g = bridge::gradients(model, layout, grads);
+/// `g` (the first pass's gradients, read off the model), masked, measured and checked.
+pub(crate) fn measure_first(mut g: ParamVector, tensor_mask: Option<&[bool]>) -> Result<Measured, StepError> {
     if let Some(mask) = tensor_mask {
         let slots = g
             .into_slots()
@@ -122,6 +119,7 @@ pub(crate) fn base_step(
     loss: Option<f64>,
     measure: bool,
     lr: f64,
+    mixed: Option<Mixed>,
 ) -> Result<Update, StepError> {
     let Measured { g, squared } = measured;
     let g_norm = squared.sqrt();
@@ -169,17 +167,20 @@ pub(crate) fn base_step(
         work,
         lr,
         step: info.step,
+        mixed,
     })
 }
 
 /// The perturbation: the direction (F-SAM), ESAM's per-element mask, the ball (a geometry
-/// member, or SAM's), `e`'s norm and the model at `w + e`.
+/// member, or SAM's), `e`'s norm and the model at `w + e` (computed in f32 from the master
+/// weights of a mixed-precision step, written in the model's float type).
 pub(crate) fn perturb<M: Module>(
     info: &StepInfo,
     model: &M,
     work: &mut [Box<dyn MemberHooks>],
     g: &ParamVector,
     g_norm: f64,
+    mixed: Option<&Mixed>,
 ) -> (M, f64) {
     let layout = info.layout;
     let direction = work.iter_mut().find_map(|m| m.direction(info, g));
@@ -189,7 +190,10 @@ pub(crate) fn perturb<M: Module>(
     let element_mask = work.iter_mut().find_map(|m| m.element_mask(info, &d));
     let beta = work.iter().find_map(|m| m.beta()).unwrap_or(1.0);
     let w = if work.iter().any(|m| m.needs_weights()) {
-        bridge::values(model, layout)
+        match mixed {
+            Some(mixed) => mixed.weights.clone(),
+            None => bridge::values(model, layout),
+        }
     } else {
         ParamVector::default()
     };
@@ -205,7 +209,11 @@ pub(crate) fn perturb<M: Module>(
         .unwrap_or_else(|| perturbation::euclidean(&radius, &d));
     drop((d, w));
     let (e, e_norm) = perturbation::masked(made, element_mask.as_ref());
-    (bridge::perturbed_by(model, layout, e), e_norm)
+    let perturbed = match mixed {
+        Some(mixed) => bridge::perturbed_to(model, layout, mixed.shifted(&e)),
+        None => bridge::perturbed_by(model, layout, e),
+    };
+    (perturbed, e_norm)
 }
 
 /// The combination of `g` and `g_p` (a member's, or plain `g_p`), checked, with the measured
@@ -306,8 +314,9 @@ pub(crate) fn cosine_from_e<M: Module>(
 /// The base optimizer (or a member that is its own) applied to `model` with the descent, then
 /// decoupled WSAM's sharpness step outside its state. Nothing here can fail: the state is
 /// updated in place (its buffers held only here are written in place) and each weight is
-/// handed over to its update.
-pub(crate) fn apply<M: Module>(base: &mut BaseOptimizer, model: M, update: &mut Update) -> M {
+/// handed over to its update. In a mixed-precision step the update is applied to the f32
+/// master weights, returned, and the model gets them cast to its float type.
+pub(crate) fn apply<M: Module>(base: &mut BaseOptimizer, model: M, update: &mut Update) -> (M, Option<ParamVector>) {
     let mut states = std::mem::take(&mut base.states);
     let lr = update.lr;
     let descent = &update.descent;
@@ -318,18 +327,38 @@ pub(crate) fn apply<M: Module>(base: &mut BaseOptimizer, model: M, update: &mut 
     let layout = &descent.layout;
     let sharpness_step = lr * descent.sharpness_weight;
     let base_ref = &*base;
+    let mut master = update.mixed.take().map(|m| m.weights.into_slots());
     let model = bridge::update(model, layout, &|i| descent.gradient.has(i), &mut |i, w| {
         let d = descent.gradient.get(i).expect("present").clone();
         let path = &layout.entries[i].path;
+        // A mixed-precision step updates the master copy; the model's own value is let go.
+        let (w, dtype) = match master.as_mut() {
+            Some(slots) => {
+                let dtype = w.dtype();
+                let held = slots
+                    .get_mut(i)
+                    .and_then(Option::take)
+                    .expect("master weights cover the layout");
+                (held, Some(dtype))
+            }
+            None => (w, None),
+        };
         let new = match own {
             Some(k) => work[k].update(path, lr, w, d, first.and_then(|f| f.get(i)).cloned()),
             None => base_ref.update(&mut states, path, lr, w, d, decay_at.and_then(|v| v.get(i)).cloned()),
         };
-        match descent.sharpness.as_ref().and_then(|s| s.get(i)) {
+        let new = match descent.sharpness.as_ref().and_then(|s| s.get(i)) {
             Some(s) => new - s.clone().mul_scalar(sharpness_step),
             None => new,
+        };
+        match (dtype, master.as_mut()) {
+            (Some(dtype), Some(slots)) => {
+                slots[i] = Some(new.clone());
+                new.cast(dtype)
+            }
+            _ => new,
         }
     });
     base.states = states;
-    model
+    (model, master.map(ParamVector::new))
 }

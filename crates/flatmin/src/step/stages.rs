@@ -14,6 +14,7 @@ use burn::tensor::Tensor;
 use super::batch::{Batch, Expect};
 use super::clock::{PassClock, Phase};
 use super::phases::{self, Update};
+use super::precision::{self, Mixed, PassPrecision};
 use crate::bridge::{self, Layout};
 use crate::error::{Pass, StepError};
 use crate::member::{MemberHooks, StepInfo};
@@ -34,6 +35,9 @@ pub struct PassInput {
     pub(crate) values: Vec<f64>,
     /// How many losses the pass returned, once known.
     pub(crate) count: Option<usize>,
+    /// The factor the loss was multiplied by before the backward pass (mixed precision's loss
+    /// scale): the gradients are divided by it.
+    pub(crate) scaled_by: Option<f64>,
 }
 
 impl PassInput {
@@ -47,7 +51,17 @@ impl PassInput {
             grads: Some(grads),
             loss,
             values: losses,
+            scaled_by: None,
         }
+    }
+
+    /// Says that the gradients handed in came from a loss multiplied by `scale` (a caller that
+    /// runs its own backward pass on an f16 model with [`Sam::loss_scale`](crate::Sam::loss_scale)):
+    /// the step divides them by it in f32. Gradients handed in without it are taken as they
+    /// are, unscaled — correct, but an f16 gradient may have underflowed.
+    pub fn scaled_by(mut self, scale: f64) -> Self {
+        self.scaled_by = Some(scale);
+        self
     }
 
     /// The gradients, once the backward pass has run (to average them over devices, say).
@@ -71,6 +85,7 @@ impl PassInput {
         mut self,
         model: &M,
         expect: Expect,
+        precision: PassPrecision,
         clock: &mut PassClock,
     ) -> Result<Self, StepError> {
         let Some(losses) = self.losses.take() else {
@@ -84,7 +99,7 @@ impl PassInput {
         if expect.per_sample {
             self.values = bridge::to_f64(losses.clone().detach().inner());
         }
-        let mean = losses.mean();
+        let mean = precision.mean(losses);
         let loss = bridge::to_f64(mean.clone().detach().inner())[0];
         if !loss.is_finite() {
             return Err(StepError::NonFinite {
@@ -92,7 +107,9 @@ impl PassInput {
                 what: "loss",
             });
         }
-        self.grads = Some(clock.time(|| bridge::backward(mean, model)));
+        let scaled = precision.scaled(mean);
+        self.grads = Some(clock.time(|| bridge::backward(scaled, model)));
+        self.scaled_by = precision.loss_scale;
         self.loss = Some(loss);
         self.count = Some(count);
         Ok(self)
@@ -108,6 +125,7 @@ impl From<Tensor<1>> for PassInput {
             loss: None,
             values: Vec::new(),
             count: None,
+            scaled_by: None,
         }
     }
 }
@@ -121,6 +139,7 @@ impl From<GradientsParams> for PassInput {
             loss: None,
             values: Vec::new(),
             count: None,
+            scaled_by: None,
         }
     }
 }
@@ -143,6 +162,8 @@ pub struct FirstPass<M> {
     pub(crate) per_sample: bool,
     /// The model's parameters, when `begin` read them.
     pub(crate) layout: Option<Layout>,
+    /// The f32 master weights and loss scale of a mixed-precision step.
+    pub(crate) mixed: Option<Mixed>,
 }
 
 impl<M: Module> FirstPass<M> {
@@ -182,9 +203,15 @@ impl<M: Module> FirstPass<M> {
         F: FnMut(&M, Batch<'_>, Pass) -> Tensor<1>,
     {
         let losses = clock.time(|| loss_fn(&self.view, Batch::of(rows), Pass::First));
-        let input = PassInput::from(losses).evaluate(&self.view, self.expect(rows.map(<[usize]>::len)), clock)?;
+        let expect = self.expect(rows.map(<[usize]>::len));
+        let input = PassInput::from(losses).evaluate(&self.view, expect, self.precision(), clock)?;
         clock.mark(Phase::FirstPassEnd);
         Ok(input)
+    }
+
+    /// How this step's passes treat their losses (mixed precision).
+    pub(crate) fn precision(&self) -> PassPrecision {
+        PassPrecision::of(self.mixed.as_ref())
     }
 
     pub(crate) fn expect(&self, count: Option<usize>) -> Expect {
@@ -203,10 +230,16 @@ impl<M: Module> FirstPass<M> {
             return Ok(self.plan.unwrap_or(true));
         }
         let owned = std::mem::replace(input, PassInput::from(GradientsParams::new()));
-        let evaluated = owned.evaluate(&self.view, self.expect(None), &mut PassClock::default())?;
+        let evaluated = owned.evaluate(
+            &self.view,
+            self.expect(None),
+            self.precision(),
+            &mut PassClock::default(),
+        )?;
         *input = evaluated;
         let layout = Layout::of(model);
-        let g = bridge::gradients(model, &layout, input.grads.as_ref().expect("evaluated"));
+        let grads = input.grads.as_ref().expect("evaluated");
+        let g = precision::gradients(model, &layout, grads, self.mixed.is_some(), input.scaled_by);
         let squared = crate::vector::read(vec![g.squared_norm_lazy()])[0];
         let run = decide(&mut self.work, self.step, squared);
         self.decided = true;
@@ -274,6 +307,8 @@ pub struct Ascent<M> {
     pub(crate) first_count: Option<usize>,
     pub(crate) sharpness: Option<Vec<f64>>,
     pub(crate) selected: Option<Vec<usize>>,
+    /// The f32 master weights and loss scale of a mixed-precision step.
+    pub(crate) mixed: Option<Mixed>,
 }
 
 impl<M: Module> Ascent<M> {
@@ -424,7 +459,8 @@ impl<M: Module> Ascent<M> {
         let on = view(&self.model);
         let losses = clock.time(|| loss_fn(&on, Batch::of(rows.as_deref()), Pass::Second));
         expect.check(losses.dims()[0])?;
-        let loss = losses.mean();
+        let precision = PassPrecision::of(self.mixed.as_ref());
+        let loss = precision.mean(losses);
         let value = bridge::to_f64(loss.clone().detach().inner())[0];
         if !value.is_finite() {
             return Err(StepError::NonFinite {
@@ -432,7 +468,12 @@ impl<M: Module> Ascent<M> {
                 what: "loss",
             });
         }
-        Ok(SecondForward { loss, value, view: on })
+        Ok(SecondForward {
+            loss,
+            value,
+            view: on,
+            loss_scale: precision.loss_scale,
+        })
     }
 
     fn second_expect(&self, requested: Option<usize>) -> Expect {
@@ -454,37 +495,38 @@ impl<M: Module> Ascent<M> {
         if self.needs_selection() {
             return Err(StepError::SelectionMissing);
         }
-        let input = input.evaluate(&self.model, self.second_expect(None), clock)?;
+        let precision = PassPrecision::of(self.mixed.as_ref());
+        let input = input.evaluate(&self.model, self.second_expect(None), precision, clock)?;
         conclude(self, input)
     }
 }
 
 /// The forward of a second pass, ready for its backward.
 pub struct SecondForward<M> {
-    /// The mean loss at `w + e`, on the autodiff tape.
+    /// The mean loss at `w + e`, on the autodiff tape (in f32 in a mixed-precision step, not
+    /// multiplied by the loss scale: [`SecondForward::backward`] does that).
     pub loss: Tensor<1>,
     /// Its value.
     pub value: f64,
     view: M,
+    /// The loss scale [`SecondForward::backward`] multiplies the loss by (f16).
+    loss_scale: Option<f64>,
 }
 
 impl<M: Module> SecondForward<M> {
     /// The backward pass on the model the forward ran on: the second pass's input for
     /// [`Ascent::second_pass`].
     pub fn backward(self) -> PassInput {
-        let grads = bridge::backward(self.loss, &self.view);
-        PassInput {
-            losses: None,
-            grads: Some(grads),
-            loss: Some(self.value),
-            values: Vec::new(),
-            count: None,
-        }
+        self.backward_timed(&mut PassClock::default())
     }
 
     pub(crate) fn backward_timed(self, clock: &mut PassClock) -> PassInput {
         let value = self.value;
-        let (loss, view) = (self.loss, self.view);
+        let precision = PassPrecision {
+            to_f32: false,
+            loss_scale: self.loss_scale,
+        };
+        let (loss, view) = (precision.scaled(self.loss), self.view);
         let grads = clock.time(|| bridge::backward(loss, &view));
         PassInput {
             losses: None,
@@ -492,6 +534,7 @@ impl<M: Module> SecondForward<M> {
             loss: Some(value),
             values: Vec::new(),
             count: None,
+            scaled_by: self.loss_scale,
         }
     }
 }
@@ -515,7 +558,8 @@ fn check_selection(selected: &[usize], batch: usize) -> Result<(), StepError> {
 /// completed from the ascent.
 fn conclude<M: Module>(ascent: Ascent<M>, input: PassInput) -> Result<Update, StepError> {
     let grads_p = input.grads.as_ref().expect("the second pass was evaluated");
-    let gp = bridge::gradients(&ascent.model, &ascent.layout, grads_p);
+    let mixed = ascent.mixed.is_some();
+    let gp = precision::gradients(&ascent.model, &ascent.layout, grads_p, mixed, input.scaled_by);
     let Ascent {
         model: perturbed,
         origin,
@@ -534,6 +578,7 @@ fn conclude<M: Module>(ascent: Ascent<M>, input: PassInput) -> Result<Update, St
         loss,
         sharpness,
         selected,
+        mixed,
         ..
     } = ascent;
     let known = if g_from_e && measure {
@@ -571,5 +616,6 @@ fn conclude<M: Module>(ascent: Ascent<M>, input: PassInput) -> Result<Update, St
         work,
         lr,
         step,
+        mixed,
     })
 }

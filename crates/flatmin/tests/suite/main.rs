@@ -9,6 +9,7 @@ mod equivalences;
 mod faults;
 mod hessian;
 mod lean_step;
+mod mixed_precision;
 mod msam;
 mod properties;
 mod records;

@@ -1,0 +1,158 @@
+//! Mixed precision, written once for every driver: which steps keep f32 master weights, the
+//! dynamic loss scale of an f16 model, and the gradients read back in f32 and unscaled. The
+//! phases compute in f32 from [`Mixed::weights`] and write the model's float type back through
+//! the bridge; the members never see the difference.
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{DType, Tensor};
+
+use crate::bridge::{self, Layout};
+use crate::config::Precision;
+use crate::vector::ParamVector;
+
+/// The f32 weights of a step on a half-precision model, and the loss scale of its passes.
+#[derive(Clone, Debug)]
+pub(crate) struct Mixed {
+    /// `w` in f32, slot by slot on the step's layout.
+    pub weights: ParamVector,
+    /// The loss scale of an f16 model's passes (`None`: bf16, unscaled).
+    pub loss_scale: Option<f64>,
+}
+
+impl Mixed {
+    /// `w + offset` in f32, where `offset` is present (the other slots left out).
+    pub fn shifted(&self, offset: &ParamVector) -> ParamVector {
+        offset.zip_map(&self.weights, |e, w| {
+            w.expect("master weights cover the layout").clone() + e.clone()
+        })
+    }
+
+    /// How the passes of this step treat their losses.
+    pub fn pass(&self) -> PassPrecision {
+        PassPrecision {
+            to_f32: true,
+            loss_scale: self.loss_scale,
+        }
+    }
+}
+
+/// How a pass treats its loss before the backward pass: taken to f32 (a mixed-precision step),
+/// and multiplied by the loss scale (f16).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct PassPrecision {
+    pub to_f32: bool,
+    pub loss_scale: Option<f64>,
+}
+
+impl PassPrecision {
+    /// The precision of a step's passes (`None`: native, nothing done).
+    pub fn of(mixed: Option<&Mixed>) -> Self {
+        mixed.map(Mixed::pass).unwrap_or_default()
+    }
+
+    /// The mean of the losses: as stored natively, in f32 in a mixed-precision step.
+    pub fn mean(&self, losses: Tensor<1>) -> Tensor<1> {
+        if self.to_f32 {
+            losses.cast(DType::F32).mean()
+        } else {
+            losses.mean()
+        }
+    }
+
+    /// The mean loss the backward pass starts from: multiplied by the loss scale, if any.
+    pub fn scaled(&self, mean: Tensor<1>) -> Tensor<1> {
+        match self.loss_scale {
+            Some(scale) => mean.mul_scalar(scale),
+            None => mean,
+        }
+    }
+}
+
+/// The master weights kept between steps, on the layout they were read on.
+#[derive(Clone, Debug)]
+pub(crate) struct MasterWeights {
+    pub layout: Layout,
+    pub weights: ParamVector,
+}
+
+/// The dynamic loss scale of an f16 model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct LossScaler {
+    pub scale: f64,
+    /// Good steps in a row since the scale last changed.
+    pub good_steps: u64,
+}
+
+impl LossScaler {
+    /// The scale a configuration starts with (1 where it scales nothing).
+    pub fn new(precision: &Precision) -> Self {
+        let scale = match *precision {
+            Precision::Mixed { init_scale, .. } => init_scale,
+            Precision::Native => 1.0,
+        };
+        Self { scale, good_steps: 0 }
+    }
+
+    /// A step taken: after `growth_interval` of them in a row the scale grows.
+    pub fn good_step(&mut self, precision: &Precision) {
+        if let Precision::Mixed {
+            growth_factor,
+            growth_interval,
+            ..
+        } = *precision
+        {
+            self.good_steps += 1;
+            if self.good_steps >= growth_interval {
+                let grown = self.scale * growth_factor;
+                if grown.is_finite() {
+                    self.scale = grown;
+                }
+                self.good_steps = 0;
+            }
+        }
+    }
+
+    /// A step skipped for a non-finite gradient: the scale backs off.
+    pub fn back_off(&mut self, precision: &Precision) {
+        if let Precision::Mixed { backoff_factor, .. } = *precision {
+            let smaller = self.scale * backoff_factor;
+            if smaller > 0.0 {
+                self.scale = smaller;
+            }
+            self.good_steps = 0;
+        }
+    }
+}
+
+/// Whether a model of float type `dtype` gets master weights under `precision`.
+pub(crate) fn is_half(dtype: Option<DType>) -> bool {
+    matches!(dtype, Some(DType::F16 | DType::BF16))
+}
+
+/// The gradients of `model` on `layout`: as stored natively; in f32 and divided by the scale the
+/// loss was multiplied by in a mixed-precision step.
+pub(crate) fn gradients<M: Module>(
+    model: &M,
+    layout: &Layout,
+    grads: &GradientsParams,
+    mixed: bool,
+    scaled_by: Option<f64>,
+) -> ParamVector {
+    let g = bridge::gradients(model, layout, grads);
+    if !mixed {
+        return g;
+    }
+    g.map(|_, t| {
+        let t = t.clone().cast(DType::F32);
+        match scaled_by {
+            Some(scale) if scale != 1.0 => t.div_scalar(scale),
+            _ => t,
+        }
+    })
+}
+
+/// Every present slot of `values` in f32.
+pub(crate) fn to_f32(values: &ParamVector) -> ParamVector {
+    values.map(|_, t| t.clone().cast(DType::F32))
+}
