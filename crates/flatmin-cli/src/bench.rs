@@ -20,7 +20,7 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use flatmin::{Batch, Rng, Sam};
 use serde::Serialize;
 
@@ -54,6 +54,9 @@ pub struct BenchConfig {
     /// Where the steps run. On wgpu the memory figures are the host process's only (the
     /// device's own memory is not counted), and a step's time ends when its report is read back.
     pub device: DeviceChoice,
+    /// The float type the models are stored and compute in: `f32`, or `bf16` / `f16` with f32
+    /// master weights and optimizer state, exactly as `flatmin train --precision` runs them.
+    pub precision: String,
 }
 
 impl Default for BenchConfig {
@@ -67,6 +70,7 @@ impl Default for BenchConfig {
             lr: 0.01,
             seed: 0,
             device: DeviceChoice::Cpu,
+            precision: "f32".into(),
         }
     }
 }
@@ -197,6 +201,8 @@ pub struct BenchResult {
     pub load_average: [f64; 2],
     /// The device the steps ran on (`cpu`, `wgpu`, `cuda` or `tch`).
     pub device: String,
+    /// The float type the models were stored and computed in (`f32`, `bf16` or `f16`).
+    pub precision: String,
 }
 
 /// Why a benchmark could not run.
@@ -234,7 +240,25 @@ impl BenchConfig {
         if self.batch_size < 2 {
             return Err(BenchError("--batch-size must be at least 2".into()));
         }
+        self.dtype()?;
         Ok(())
+    }
+
+    /// The float type of `precision`.
+    fn dtype(&self) -> Result<DType, BenchError> {
+        self.train_config("sgd", 0)
+            .model_dtype()
+            .map_err(|e| BenchError(e.to_string()))
+    }
+
+    /// The `flatmin train` configuration a variant is built from: the preset and the precision.
+    fn train_config(&self, optimizer: &str, seed: u64) -> TrainConfig {
+        TrainConfig {
+            optimizer: optimizer.to_string(),
+            seed,
+            precision: self.precision.clone(),
+            ..TrainConfig::default()
+        }
     }
 
     /// The optimizers in measuring order: the base first, then the others as given, once each.
@@ -263,11 +287,11 @@ pub fn variant(name: &str, seed: u64) -> Result<Sam, BenchError> {
 /// [`variant`] for a run of `total_steps` steps (AE-SAM's threshold moves over them) on
 /// [`BENCH_DATA_SIZE`] examples.
 pub fn variant_for_run(name: &str, seed: u64, total_steps: u64) -> Result<Sam, BenchError> {
-    let config = TrainConfig {
-        optimizer: name.to_string(),
-        seed,
-        ..TrainConfig::default()
-    };
+    built(&BenchConfig::default().train_config(name, seed), total_steps)
+}
+
+/// The optimizer of `config` for a run of `total_steps` steps on [`BENCH_DATA_SIZE`] examples.
+fn built(config: &TrainConfig, total_steps: u64) -> Result<Sam, BenchError> {
     let sam = config
         .sam_config_for_run(total_steps, BENCH_DATA_SIZE)
         .map_err(|e| BenchError(e.to_string()))?;
@@ -286,6 +310,7 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<Bench
         peak_reset: memory::reset_peak(),
         load_average: [load_average(), f64::NAN],
         device: config.device.name().to_string(),
+        precision: config.precision.clone(),
     };
     for model in &config.models {
         let (runs, size) = match model.as_str() {
@@ -374,7 +399,8 @@ const MEMORY_ROUNDS: usize = 2;
 fn step<M: Classifier>(v: &mut Variant<M>, lr: f64, x: &Tensor<4>, y: &Tensor<1, Int>) -> bool {
     let model = v.model.take().expect("model");
     let (next, report) = v.optim.step(lr, model, |m: &M, batch: Batch| {
-        let logits = m.forward(batch.rows(x.clone()));
+        // The loss in f32 whatever the model's type, as `flatmin train` computes it.
+        let logits = m.forward(batch.rows(x.clone())).cast(DType::F32);
         flatmin::per_sample_cross_entropy(logits, batch.rows_int(y.clone()))
     });
     v.model = Some(next);
@@ -397,16 +423,22 @@ fn bench_model<M: Classifier>(
     let device = config.device.autodiff().map_err(|e| BenchError(e.0))?;
     // Every variant starts from the same weights, each with its own model: a built model, not a
     // clone, so that BatchNorm running statistics (shared by clones) are not shared.
+    // Built in f32 (the initializers' type), then stored in the run's precision.
+    let dtype = config.dtype()?;
     let fresh = || {
         device.seed(config.seed);
-        build(shape, &device)
+        flatmin::bridge::cast_floats(build(shape, &device), dtype)
     };
     let params = fresh().num_params();
     let (x, y) = synthetic_batch(shape, config.batch_size, config.seed, &device);
+    let x = x.cast(dtype);
     let mut variants = Vec::new();
     for v in config.variants() {
         variants.push(Variant {
-            optim: variant_for_run(&v, config.seed, (config.warmup + config.steps + MEMORY_ROUNDS) as u64)?,
+            optim: built(
+                &config.train_config(&v, config.seed),
+                (config.warmup + config.steps + MEMORY_ROUNDS) as u64,
+            )?,
             name: v,
             model: Some(fresh()),
             step_ms: Vec::new(),
@@ -540,7 +572,7 @@ fn pass_anatomy<M: Classifier>(
         .config()
         .member::<flatmin::SelectionConfig>()
         .map_or(1.0, |s| s.gamma);
-    let loss = |m: &M, x: Tensor<4>| flatmin::per_sample_cross_entropy(m.forward(x), y.clone()).mean();
+    let loss = |m: &M, x: Tensor<4>| flatmin::per_sample_cross_entropy(m.forward(x).cast(DType::F32), y.clone()).mean();
     // A pass first: Burn initializes parameters lazily, and a clone of a model that never ran
     // shares its initializer, so `no_grad` on the clone would leave the original untracked too.
     let _ = loss(model, x.clone()).backward();
@@ -714,7 +746,8 @@ pub fn table(result: &BenchResult) -> String {
     }
     let _ = write!(
         s,
-        "\nbatch {}, {} warm-up steps, {} threads; peak memory reset per step: {}; load average {:.2} at the start, {:.2} at the end",
+        "\nprecision {}, batch {}, {} warm-up steps, {} threads; peak memory reset per step: {}; load average {:.2} at the start, {:.2} at the end",
+        result.precision,
         result.batch_size,
         result.warmup,
         result.threads,
@@ -791,6 +824,11 @@ mod tests {
             ..BenchConfig::default()
         };
         assert!(c.check().unwrap_err().0.contains("adamsam"));
+        let c = BenchConfig {
+            precision: "fp8".into(),
+            ..BenchConfig::default()
+        };
+        assert!(c.check().unwrap_err().0.contains("fp8"));
     }
 
     #[test]

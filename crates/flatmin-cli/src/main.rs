@@ -249,6 +249,10 @@ struct BenchArgs {
     /// cpu (default), wgpu, cuda or tch (builds with that feature).
     #[arg(long, default_value = "cpu", value_parser = device::parse_flag)]
     device: DeviceChoice,
+    /// The float type the models are stored and compute in: f32 (default), bf16 or f16 (f32
+    /// master weights and optimizer state, as `train --precision`). Compare two runs' peak memory.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
+    precision: String,
 }
 
 fn run_bench(args: &BenchArgs) -> Result<(), String> {
@@ -263,6 +267,7 @@ fn run_bench(args: &BenchArgs) -> Result<(), String> {
         warmup: args.warmup,
         batch_size: args.batch_size,
         device: args.device,
+        precision: args.precision.clone(),
         ..bench::BenchConfig::default()
     };
     let result = bench::run(&config, |line| eprintln!("{line}")).map_err(|e| e.to_string())?;

@@ -107,3 +107,35 @@ fn bench_reports_the_second_passes_and_the_cost_of_the_cheaper_members() {
     assert_eq!(sam["cost_ratio_to_base"], sam["ratio_to_base"]);
     assert!(sam["median_one_pass_step_ms"].is_null());
 }
+
+#[test]
+fn bench_runs_a_half_precision_model_and_names_its_precision() {
+    let dir = scratch("bench-bf16");
+    let out = dir.join("bench.json");
+    let run = run_ok(
+        bin()
+            .args(["bench", "--steps", "2", "--warmup", "1", "--batch-size", "16"])
+            .args(["--models", "cnn", "--optimizers", "sam", "--precision", "bf16"])
+            .arg("--out")
+            .arg(&out),
+    );
+    let table = String::from_utf8_lossy(&run.stdout);
+    assert!(table.contains("precision bf16,"), "{table}");
+    let json = json(&out);
+    assert_eq!(json["precision"], "bf16");
+    let runs = json["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2);
+    for r in runs {
+        for key in ["median_step_ms", "step_heap_mb"] {
+            let v = r[key].as_f64().unwrap_or_else(|| panic!("{key} in {r}"));
+            assert!(v.is_finite() && v > 0.0, "{key} = {v}");
+        }
+    }
+    let refused = bin()
+        .args(["bench", "--steps", "1", "--precision", "fp8"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("fp8") && err.contains("bf16"), "{err}");
+}
