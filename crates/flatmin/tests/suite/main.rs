@@ -20,4 +20,6 @@ mod two_step;
 mod unified;
 // The wgpu test set: `cargo test --features wgpu` (README, GPU).
 #[cfg(feature = "wgpu")]
+mod launches;
+#[cfg(feature = "wgpu")]
 mod wgpu;
