@@ -3,7 +3,8 @@
 //! hand edit of a figure) fails here.
 //!
 //! - BENCHMARKS.md, *The recorded run*: every row of its tables is a row of
-//!   `benchmarks/bench.md`; *ESAM's compute floor*: each model's figures are `bench.json`'s.
+//!   `benchmarks/bench.md`; *ESAM's compute floor*: each model's figures are `bench.json`'s;
+//!   *Memory in bf16*: each row's figures are those of `benchmarks/precision/{f32,bf16}.json`.
 //! - README.md, the main job's table: its rows are `reproduction/main-job.md`'s; the compare
 //!   example's tables: their rows are `reproduction/compare-shapes/compare.md`'s.
 
@@ -127,6 +128,46 @@ fn esam_s_compute_floor_is_the_committed_runs() {
             format!("{:.2} / {:.2}", run("ratio_to_base"), run("mean_ratio_to_base")),
         ];
         assert_eq!(cells, expected, "BENCHMARKS.md, ESAM's floor, {model}");
+    }
+}
+
+#[test]
+fn the_bf16_memory_table_is_the_committed_pair_of_runs() {
+    let page = read("BENCHMARKS.md");
+    let load = |p: &str| -> serde_json::Value {
+        serde_json::from_str(&read(&format!("benchmarks/precision/{p}.json"))).unwrap()
+    };
+    let (f32_run, bf16_run) = (load("f32"), load("bf16"));
+    assert_eq!(
+        (&f32_run["precision"], &bf16_run["precision"]),
+        (&"f32".into(), &"bf16".into())
+    );
+    let rows = table_rows(section(&page, "## Memory in bf16"));
+    assert_eq!(rows.len(), 6, "sgd and sam on three models");
+    for row in rows {
+        let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+        let find = |run: &serde_json::Value| {
+            run["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["model"] == cells[0] && r["optimizer"] == cells[1])
+                .unwrap_or_else(|| panic!("no run {} {}", cells[0], cells[1]))
+                .clone()
+        };
+        let (a, b) = (find(&f32_run), find(&bf16_run));
+        let f = |r: &serde_json::Value, key: &str, digits: usize| format!("{:.*}", digits, r[key].as_f64().unwrap());
+        let expected = [
+            cells[0].to_string(),
+            cells[1].to_string(),
+            f(&a, "peak_rss_mb", 1),
+            f(&b, "peak_rss_mb", 1),
+            f(&a, "step_heap_mb", 2),
+            f(&b, "step_heap_mb", 2),
+            f(&a, "median_step_ms", 2),
+            f(&b, "median_step_ms", 2),
+        ];
+        assert_eq!(cells, expected, "BENCHMARKS.md, Memory in bf16");
     }
 }
 

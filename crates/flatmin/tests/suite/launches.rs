@@ -49,7 +49,10 @@ impl Deep {
     }
 
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let x = self.layers.iter().fold(x, |x, layer| tanh(layer.forward(x.clone())).add(x));
+        let x = self
+            .layers
+            .iter()
+            .fold(x, |x, layer| tanh(layer.forward(x.clone())).add(x));
         self.head.forward(x)
     }
 }
@@ -71,7 +74,10 @@ impl Data {
     }
 
     fn losses(&self, model: &Deep, batch: Batch) -> Tensor<1> {
-        flatmin::per_sample_cross_entropy(model.forward(batch.rows(self.x.clone())), batch.rows_int(self.y.clone()))
+        flatmin::per_sample_cross_entropy(
+            model.forward(batch.rows(self.x.clone())),
+            batch.rows_int(self.y.clone()),
+        )
     }
 }
 
@@ -148,7 +154,10 @@ fn kernel_launches_per_step_for_161_parameter_tensors() {
     println!("a forward and backward pass alone: {} launches", pass - idle);
     assert!(pass > idle, "the pass launches kernels: the observer sees them");
     let (sgd_own, sam_own) = (figures[0].2, figures[1].2);
-    assert!(figures[1].1 > figures[0].1, "SAM's step launches more than the base step's");
+    assert!(
+        figures[1].1 > figures[0].1,
+        "SAM's step launches more than the base step's"
+    );
     // The bound the fused build is held to: SAM's own work within 10 launches per tensor
     // (unfused, it issues about 13 operations per tensor for SAM with momentum SGD).
     assert!(
