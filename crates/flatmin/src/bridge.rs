@@ -508,13 +508,19 @@ pub fn perturbed<M: Module>(model: &M, layout: &Layout, e: &ParamVector) -> M {
 
 /// [`perturbed`] with `e` handed over: a tensor of `e` held only here takes `w + e` in place.
 pub fn perturbed_by<M: Module>(model: &M, layout: &Layout, e: ParamVector) -> M {
+    decoupled_copy(model, layout, e, false)
+}
+
+/// A copy of `model` with its own BatchNorm statistics, ids and flags kept, whose parameters
+/// present in `slots` are shifted by them (`replace`: set to them, cast to each one's type).
+fn decoupled_copy<M: Module>(model: &M, layout: &Layout, slots: ParamVector, replace: bool) -> M {
     let flags = flags(model);
     let decoupled = model.valid().train();
     decoupled.map(&mut AddMapper {
         index: layout.index(),
-        slots: e.into_slots(),
+        slots: slots.into_slots(),
         flags,
-        replace: false,
+        replace,
     })
 }
 
@@ -523,14 +529,7 @@ pub fn perturbed_by<M: Module>(model: &M, layout: &Layout, e: ParamVector) -> M 
 /// from master weights. BatchNorm statistics are its own, ids and flags kept, as in
 /// [`perturbed`].
 pub fn perturbed_to<M: Module>(model: &M, layout: &Layout, points: ParamVector) -> M {
-    let flags = flags(model);
-    let decoupled = model.valid().train();
-    decoupled.map(&mut AddMapper {
-        index: layout.index(),
-        slots: points.into_slots(),
-        flags,
-        replace: true,
-    })
+    decoupled_copy(model, layout, points, true)
 }
 
 /// `model` whose parameters present in `points` hold those values, cast to each parameter's

@@ -9,7 +9,7 @@
 //! the median over several steps after warm-up (autotune and compilation happen in the first
 //! ones). Run with `--nocapture` to see the figures; the test checks that the count is
 //! measured (every region launches kernels) and bounds flatmin's own launches per parameter
-//! tensor — the fused build's figures are in README's GPU section.
+//! tensor — the figures are in README's GPU section.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -158,10 +158,10 @@ fn kernel_launches_per_step_for_161_parameter_tensors() {
         figures[1].1 > figures[0].1,
         "SAM's step launches more than the base step's"
     );
-    // The bound the fused build is held to: SAM's own work within 10 launches per tensor
-    // (unfused, it issues about 13 operations per tensor for SAM with momentum SGD).
+    // The bound the fused build is held to: SAM's own work within 5 launches per tensor (4.3
+    // on lavapipe on 2026-12-06; 12.0 unfused, 6.3 fused with a dot per tensor for the norms).
     assert!(
-        sam_own <= 10 * tensors && sgd_own <= sam_own,
+        sam_own <= 5 * tensors && sgd_own <= sam_own,
         "flatmin's own launches: sgd {sgd_own}, sam {sam_own} for {tensors} tensors"
     );
 }
