@@ -581,9 +581,12 @@ fn pass_anatomy<M: Classifier>(
     let layout = flatmin::Layout::of(model);
     let keep: Vec<bool> = layout.entries.iter().map(|e| e.shape.len() == 1).collect();
     let vectors_only = flatmin::bridge::with_tracked(model, &layout, &keep);
+    // A GPU queues the work: the timer stops once the device has done it (a no-op on the CPU).
+    let device = x.device();
     let timed = |f: &dyn Fn()| {
         let t = Instant::now();
         f();
+        let _ = device.sync();
         t.elapsed().as_secs_f64() * 1e3
     };
     let (mut forward, mut activation, mut full) = (Vec::new(), Vec::new(), Vec::new());
@@ -755,6 +758,15 @@ pub fn table(result: &BenchResult) -> String {
         result.load_average[0],
         result.load_average[1]
     );
+    if [DeviceChoice::Wgpu.name(), DeviceChoice::Cuda.name()].contains(&result.device.as_str()) {
+        let _ = write!(
+            s,
+            "\non {}, a step's passes are queued, not run, when the step times them (the work lands at \
+             the step's first read-back): the pass, phase and optimizer columns split nothing; compare \
+             whole steps",
+            result.device
+        );
+    }
     s
 }
 

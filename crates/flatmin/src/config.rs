@@ -70,7 +70,8 @@ impl RhoSchedule {
 }
 
 /// How a step treats a model whose weights are stored in a half-precision float type (bf16 or
-/// f16), which Burn trains in that type alone: no master copy, no loss scaling.
+/// f16). Burn alone trains such a model in that type, without a master copy or loss scaling;
+/// [`Precision::Mixed`] adds both.
 ///
 /// ```
 /// use flatmin::{Precision, SamConfig};

@@ -209,7 +209,7 @@ fn bench_on_wgpu_writes_its_json() {
     }
     let dir = scratch("bench");
     let out = dir.join("bench.json");
-    run_ok(
+    let run = run_ok(
         bin()
             .args([
                 "bench",
@@ -228,4 +228,7 @@ fn bench_on_wgpu_writes_its_json() {
     let runs = result["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3, "sgd, sam, esam");
     assert!(runs.iter().all(|r| r["median_step_ms"].as_f64().unwrap() > 0.0));
+    // The table says that a queued pass's columns split nothing there.
+    let table = String::from_utf8_lossy(&run.stdout);
+    assert!(table.contains("on wgpu, a step's passes are queued"), "{table}");
 }
