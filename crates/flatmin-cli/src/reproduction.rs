@@ -145,10 +145,15 @@ fn bad(mark: &str, message: impl Into<String>) -> RenderError {
     }
 }
 
-/// The cell of variant `label` at `noise`; a mark writes a label's spaces as `+` (marks are split
-/// at whitespace), e.g. `sam+rho=0.02`.
+/// The variant label a mark names: a mark writes a label's spaces as `+` (marks are split at
+/// whitespace), e.g. `sam+rho=0.02`.
+fn label_of(written: &str) -> String {
+    written.replace('+', " ")
+}
+
+/// The cell of variant `label` (as a mark writes it: [`label_of`]) at `noise`.
 fn find(sweep: &Sweep, label: &str, noise: f64, mark: &str) -> Result<Cell, RenderError> {
-    let label = label.replace('+', " ");
+    let label = label_of(label);
     sweep
         .cells
         .iter()
@@ -298,7 +303,7 @@ fn differences(results: &Results, args: &[&str], mark: &str) -> Result<String, R
         return Err(bad(mark, "expected SWEEP BASE"));
     };
     let sweep = results.sweep(name)?;
-    let base_label = base.replace('+', " ");
+    let base_label = label_of(base);
     let others: Vec<&Variant> = sweep.variants.iter().filter(|v| v.label != base_label).collect();
     // One family per noise rate, as one `flatmin compare` run would decide them.
     let (mut estimates, mut groups) = (Vec::new(), Vec::new());
