@@ -795,7 +795,9 @@ mod tests {
     /// and must neither hang nor change what they compute.
     fn simulated_learner(sam: &SamConfig, model: &Tiny) -> SamLearner<Tiny> {
         let device = Device::flex().autodiff();
-        let parallel = DataParallel::new(vec![device.clone(), device.clone()], AscentSync::PerDevice);
+        let mut parallel = DataParallel::new(vec![device.clone(), device.clone()], AscentSync::PerDevice);
+        // A worker that fails fails the test within seconds, not after the default 10 minutes.
+        parallel.timeout = std::time::Duration::from_secs(30);
         let mut wrapped = SamLearner::new(
             model.clone(),
             SamLearnerConfig::new(sam.clone()).with_parallel(parallel),
@@ -812,6 +814,10 @@ mod tests {
                 let w = wrapped.clone();
                 std::thread::spawn(move || {
                     let d = Device::flex().autodiff();
+                    // Each worker forks the model, as Burn's multi-device strategies do: two
+                    // threads' passes on the very same parameter tensors share autodiff graph
+                    // nodes, and one thread's backward may consume the other's tape.
+                    let w = w.fork(&d);
                     let out = TrainStep::step(&w, shard(j + salt, poisoned == Some(j), &d));
                     (j, bits(&w.model, &out.grads))
                 })
