@@ -536,31 +536,32 @@ pub fn perturbed_to<M: Module>(model: &M, layout: &Layout, points: ParamVector) 
 /// float type, sharing `model`'s BatchNorm running statistics: [`shifted_sharing_statistics`]
 /// for a point computed in f32 from master weights.
 pub fn moved_sharing_statistics<M: Module>(model: &M, layout: &Layout, points: ParamVector) -> M {
-    let mut slots = points.into_slots();
-    let present: Vec<bool> = slots.iter().map(Option::is_some).collect();
-    update(
-        model.clone(),
-        layout,
-        &|i| present.get(i).copied().unwrap_or(false),
-        &mut |i, w| match slots.get_mut(i).and_then(Option::take) {
-            Some(point) => point.cast(w.dtype()),
-            None => w,
-        },
-    )
+    combined_sharing_statistics(model, layout, points, |w, point| point.cast(w.dtype()))
 }
 
 /// `model` at `w + e`, sharing `model`'s BatchNorm running statistics (unlike [`perturbed`]): a
 /// forward pass on it in training mode updates them, as the step's first pass must (bSAM's first
 /// pass runs at noisy weights). Ids and flags are kept; `model`'s own values are untouched.
 pub fn shifted_sharing_statistics<M: Module>(model: &M, layout: &Layout, e: ParamVector) -> M {
-    let mut slots = e.into_slots();
+    combined_sharing_statistics(model, layout, e, |w, offset| w + offset)
+}
+
+/// `model` (sharing its running statistics) whose parameters present in `slots` become
+/// `combine(w, slot)`; the others are left as they are.
+fn combined_sharing_statistics<M: Module>(
+    model: &M,
+    layout: &Layout,
+    slots: ParamVector,
+    combine: impl Fn(Tensor<1>, Tensor<1>) -> Tensor<1>,
+) -> M {
+    let mut slots = slots.into_slots();
     let present: Vec<bool> = slots.iter().map(Option::is_some).collect();
     update(
         model.clone(),
         layout,
         &|i| present.get(i).copied().unwrap_or(false),
         &mut |i, w| match slots.get_mut(i).and_then(Option::take) {
-            Some(offset) => w + offset,
+            Some(slot) => combine(w, slot),
             None => w,
         },
     )
