@@ -84,7 +84,7 @@ use std::sync::{Arc, Mutex};
 use burn::module::{Content, Devices, Module, ModuleDisplay, ModuleDisplayDefault, ModuleMapper, ModuleVisitor};
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::optim::{GradientsParams, ModuleOptimizer, MultiGradientsParams};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
 use flatmin::bridge::{self, is_distributed};
 use flatmin::{
@@ -119,6 +119,14 @@ pub struct SamLearnerConfig {
     /// Learner's first optimizer step. Afterwards it reads the learning rate of the Learner's
     /// previous optimizer step: the Learner sets this step's only after `TrainStep::step`.
     pub initial_lr: f64,
+    /// Mixed precision (autocast): the float type (bf16 or f16) the passes run in, on a copy of
+    /// the model cast each step. The Learner's model stays in f32 and is the master weights: the
+    /// perturbation and norms are computed from it in f32, the combined gradient comes back in
+    /// f32 (unscaled) and the Learner's optimizer updates the model with f32 state. Needs
+    /// `sam.precision` to be [`Precision::Mixed`](flatmin::Precision::Mixed), whose loss
+    /// scaling applies to an f16 pass. `None` (the default): the passes run in the model's type.
+    /// Set both with [`SamLearnerConfig::with_mixed_precision`].
+    pub pass_dtype: Option<DType>,
 }
 
 impl SamLearnerConfig {
@@ -129,7 +137,32 @@ impl SamLearnerConfig {
             parallel: DataParallel::single(),
             average_devices: true,
             initial_lr: 0.0,
+            pass_dtype: None,
         }
+    }
+
+    /// With mixed precision: the passes in `dtype` (bf16 or f16) on a copy of the f32 model,
+    /// which stays the master weights that the Learner's optimizer updates; `sam.precision`
+    /// becomes [`Precision::mixed`](flatmin::Precision::mixed) (PyTorch's `GradScaler`
+    /// defaults) unless it is mixed already.
+    ///
+    /// ```
+    /// use burn::tensor::DType;
+    /// use flatmin::SamConfig;
+    /// use flatmin_learner::SamLearnerConfig;
+    ///
+    /// let sam = SamConfig::preset("sam", SamConfig::sgd_base(0.0, 0.0))?;
+    /// let config = SamLearnerConfig::new(sam).with_mixed_precision(DType::BF16);
+    /// assert!(config.sam.precision.is_mixed());
+    /// assert_eq!(config.pass_dtype, Some(DType::BF16));
+    /// # Ok::<(), flatmin::ConfigError>(())
+    /// ```
+    pub fn with_mixed_precision(mut self, dtype: DType) -> Self {
+        if !self.sam.precision.is_mixed() {
+            self.sam.precision = flatmin::Precision::mixed();
+        }
+        self.pass_dtype = Some(dtype);
+        self
     }
 
     /// With these data-parallel settings.
@@ -166,20 +199,57 @@ pub struct SamLearnerStats {
     pub last_report: Option<StepReport>,
 }
 
-/// The refusal of a method that needs flatmin's own base optimizer, which an optimizer outside
-/// flatmin (the Learner's) cannot stand in for: bSAM, MSAM, and mixed precision, whose update
-/// belongs on the f32 master weights that only flatmin's own loop keeps.
-pub(crate) fn refuse_own_update(sam: &SamConfig) -> Result<(), ConfigError> {
-    if sam.precision.is_mixed() {
-        return Err(ConfigError {
-            field: "precision",
-            value: "Mixed".into(),
-            expected: "Precision::Native with the Learner: Burn's optimizer updates the Learner's model in its \
-                       own float type and cannot keep flatmin's f32 master weights, so train a bf16 or f16 \
-                       model with mixed precision in flatmin's own loop (Sam::step, or flatmin train \
-                       --precision)",
-        });
+/// The refusal of mixed precision where the step's f32 master weights have no home: in
+/// [`MSharpness`](crate::MSharpness), whose caller applies the result.
+pub(crate) fn refuse_mixed(sam: &SamConfig) -> Result<(), ConfigError> {
+    if !sam.precision.is_mixed() {
+        return Ok(());
     }
+    Err(ConfigError {
+        field: "precision",
+        value: "Mixed".into(),
+        expected: "Precision::Native with MSharpness: train with mixed precision in a SamLearner \
+                   (SamLearnerConfig::with_mixed_precision) or in flatmin's own loop (Sam::step)",
+    })
+}
+
+/// The precision settings of a [`SamLearner`] for a model stored in `model_dtype`: the Learner's
+/// model must hold f32 master weights when the passes run in half precision, and mixed
+/// precision needs a half-precision pass type.
+fn check_precision(config: &SamLearnerConfig, model_dtype: Option<DType>) -> Result<(), ConfigError> {
+    let mixed = config.sam.precision.is_mixed();
+    match config.pass_dtype {
+        Some(dtype) if !matches!(dtype, DType::BF16 | DType::F16) => Err(ConfigError {
+            field: "pass_dtype",
+            value: format!("{dtype:?}"),
+            expected: "BF16 or F16: the float type the passes run in under mixed precision",
+        }),
+        Some(dtype) if !mixed => Err(ConfigError {
+            field: "precision",
+            value: format!("Native with pass_dtype {dtype:?}"),
+            expected: "Precision::Mixed when the passes run in half precision \
+                       (SamLearnerConfig::with_mixed_precision sets both)",
+        }),
+        Some(_) if model_dtype.is_some_and(|d| d != DType::F32) => Err(ConfigError {
+            field: "model",
+            value: format!("{:?}", model_dtype.expect("checked")),
+            expected: "a model stored in F32 under mixed precision: it holds the master weights that the \
+                       Learner's optimizer updates, and the passes run on a copy in pass_dtype",
+        }),
+        None if mixed => Err(ConfigError {
+            field: "pass_dtype",
+            value: "None".into(),
+            expected: "BF16 or F16 with Precision::Mixed: the Learner's optimizer updates the model in \
+                       its own type, so the model stays in f32 and the passes run on a half-precision \
+                       copy (SamLearnerConfig::with_mixed_precision)",
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The refusal of a method that needs flatmin's own base optimizer, which an optimizer outside
+/// flatmin (the Learner's) cannot stand in for: bSAM and MSAM.
+pub(crate) fn refuse_own_update(sam: &SamConfig) -> Result<(), ConfigError> {
     if !sam.needs_own_update() {
         return Ok(());
     }
@@ -264,12 +334,13 @@ pub struct SamLearner<M: Module> {
 
 impl<M: SamStep> SamLearner<M> {
     /// Wraps `model`; the SAM configuration is validated here, and a method that needs
-    /// flatmin's own base optimizer (bSAM, MSAM: [`SamConfig::needs_own_update`]) is refused,
-    /// as is mixed precision ([`flatmin::Precision::Mixed`]), whose master weights Burn's
-    /// optimizer cannot update.
+    /// flatmin's own base optimizer (bSAM, MSAM: [`SamConfig::needs_own_update`]) is refused.
+    /// Under mixed precision ([`SamLearnerConfig::with_mixed_precision`]) the model must be
+    /// stored in f32 (it is the master weights).
     pub fn new(model: M, config: SamLearnerConfig) -> Result<Self, ConfigError> {
         config.sam.validate()?;
         refuse_own_update(&config.sam)?;
+        check_precision(&config, bridge::float_dtype(&model, &Layout::of(&model)))?;
         let parties = config.parallel.parties();
         let checkpointed = Checkpointed::new(
             &config.sam,
@@ -487,7 +558,14 @@ impl State {
 
 /// One worker's SAM step: the combined gradient, or why the step was skipped. The optimizer
 /// `sam` is committed only when the step is taken (under DDP: on every device).
-fn run<M, F>(state: &State, sam: &mut Sam, rank: usize, model: &M, loss_fn: &mut F) -> Result<Descent, SkipReason>
+fn run<M, F>(
+    state: &State,
+    sam: &mut Sam,
+    rank: usize,
+    model: &M,
+    master: Option<&M>,
+    loss_fn: &mut F,
+) -> Result<Descent, SkipReason>
 where
     M: Module,
     F: FnMut(&M, Batch<'_>, Pass) -> Tensor<1>,
@@ -500,7 +578,7 @@ where
     });
     // The first pass never synchronizes: under DDP it runs on a view without the distributed
     // mark, so each device keeps its own gradient (m-sharpness) unless the exchange shares it.
-    let (mut first, input) = first_pass(sam, lr, model, None, ddp, loss_fn);
+    let (mut first, input) = first_pass(sam, lr, model, master, None, ddp, loss_fn);
     // The decision: known before the pass, or (AE-SAM) made now from this device's own `g`,
     // before any exchange. Under DDP, such a step is a SAM step only where every device's policy
     // asks for one, so the devices never disagree on whether a second pass (and its all-reduce)
@@ -615,8 +693,27 @@ impl<M: SamStep> TrainStep for SamLearner<M> {
                 }
                 out.losses
             };
-            let result = run(state, &mut sam, rank, &self.model, &mut loss_fn);
-            if sam.steps() != steps {
+            // Mixed precision: the passes run on a half-precision copy; the model is the master.
+            let half = state
+                .config
+                .pass_dtype
+                .map(|dtype| bridge::autocast_copy(&self.model, dtype));
+            let result = match &half {
+                Some(half) => run(state, &mut sam, rank, half, Some(&self.model), &mut loss_fn),
+                None => run(state, &mut sam, rank, &self.model, None, &mut loss_fn),
+            };
+            let mut changed = sam.steps() != steps;
+            if let Some(half) = &half {
+                // The first pass updated the copy's BatchNorm statistics: they are the model's.
+                bridge::copy_running_statistics(half, &self.model);
+                if result.is_err() {
+                    // Every skip backs the f16 loss scale off, another device's too, so that the
+                    // devices' scales (and the first-pass gradients they exchange) stay alike.
+                    sam.overflowed(half);
+                    changed = true;
+                }
+            }
+            if changed {
                 slot.committed(&sam);
             }
             result

@@ -59,6 +59,7 @@ impl MSharpness {
     pub fn new(config: &SamConfig, m: usize, ascent: AscentSync) -> Result<Self, ConfigError> {
         config.validate()?;
         crate::adapter::refuse_own_update(config)?;
+        crate::adapter::refuse_mixed(config)?;
         if m == 0 {
             return Err(ConfigError {
                 field: "m",
@@ -122,7 +123,7 @@ impl MSharpness {
         let mut firsts = Vec::with_capacity(k);
         let mut inputs: Vec<PassInput> = Vec::with_capacity(k);
         for (j, sam) in self.sams.iter().take(k).enumerate() {
-            let (first, input) = first_pass(sam, lr, model, whole(j), false, &mut loss3);
+            let (first, input) = first_pass(sam, lr, model, None, whole(j), false, &mut loss3);
             inputs.push(input?);
             firsts.push(first);
         }

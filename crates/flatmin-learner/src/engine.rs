@@ -81,12 +81,14 @@ impl SamGradients {
 
 /// A step begun on `model` at learning rate `lr`, and its first pass on `rows` of the batch.
 /// With `local`, the step is begun on a [`local_view`], so that Burn's DDP does not all-reduce
-/// the first pass. The stage is handed back whatever the pass gave: a data-parallel driver
-/// still has to meet the other devices.
+/// the first pass. With `master`, `model` is its half-precision copy and the step's master
+/// weights are `master`'s ([`Sam::begin_with_master`]). The stage is handed back whatever the
+/// pass gave: a data-parallel driver still has to meet the other devices.
 pub(crate) fn first_pass<M, F>(
     sam: &Sam,
     lr: f64,
     model: &M,
+    master: Option<&M>,
     rows: Option<&[usize]>,
     local: bool,
     loss_fn: &mut F,
@@ -95,10 +97,10 @@ where
     M: Module,
     F: FnMut(&M, Batch<'_>, Pass) -> Tensor<1>,
 {
-    let first = if local {
-        sam.begin(lr, &local_view(model))
-    } else {
-        sam.begin(lr, model)
+    let view = if local { local_view(model) } else { model.clone() };
+    let first = match master {
+        Some(master) => sam.begin_with_master(lr, &view, master),
+        None => sam.begin(lr, &view),
     };
     let input = first.run(rows, &mut *loss_fn);
     (first, input)

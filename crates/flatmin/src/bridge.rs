@@ -175,19 +175,83 @@ pub fn float_dtype<M: Module>(model: &M, layout: &Layout) -> Option<DType> {
 /// statistics — cast to `dtype` (bf16 or f16 to store a model in half precision; f32 to read
 /// one back), ids and flags kept.
 pub fn cast_floats<M: Module>(model: M, dtype: DType) -> M {
-    struct Cast(DType);
+    cast_with_flags(model, dtype, HashMap::new())
+}
+
+/// `model` with every float tensor cast to `dtype`; a parameter listed in `flags` gets those
+/// flags (the others keep their own).
+fn cast_with_flags<M: Module>(model: M, dtype: DType, flags: HashMap<ParamId, Flags>) -> M {
+    struct Cast(DType, HashMap<ParamId, Flags>);
     impl ModuleMapper for Cast {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
             let (id, tensor, mapper) = param.consume();
-            if tensor.dtype() == self.0 {
+            let flags = self.1.get(&id).copied().unwrap_or_else(|| Flags::of(&tensor));
+            if tensor.dtype() == self.0 && Flags::of(&tensor) == flags {
                 return Param::from_mapped_value(id, tensor, mapper);
             }
-            let flags = Flags::of(&tensor);
             let cast = tensor.inner().cast(self.0);
             Param::from_mapped_value(id, flags.lift(cast, id), mapper)
         }
     }
-    model.map(&mut Cast(dtype))
+    model.map(&mut Cast(dtype, flags))
+}
+
+/// A copy of `model` with every float tensor in `dtype` (bf16 or f16), for the passes of a
+/// mixed-precision step whose f32 master weights are `model` itself
+/// ([`Sam::begin_with_master`](crate::Sam::begin_with_master)). Parameter ids and flags are
+/// kept, so the copy's gradients are keyed like `model`'s parameters; the copy owns its
+/// BatchNorm running statistics (in `dtype`), so `model`'s stay in their own type: a training
+/// pass on the copy updates the copy's, and [`copy_running_statistics`] takes them back.
+pub fn autocast_copy<M: Module>(model: &M, dtype: DType) -> M {
+    let flags = flags(model);
+    cast_with_flags(model.valid().train(), dtype, flags)
+}
+
+/// Writes the BatchNorm running statistics of `from` into `to`'s (which Burn's clones of `to`
+/// share), each cast to `to`'s type: what a training pass on an [`autocast_copy`] left in its
+/// own statistics, taken back to the model it was copied from. Statistics of `to` that `from`
+/// does not have stay as they are.
+pub fn copy_running_statistics<M: Module>(from: &M, to: &M) {
+    #[derive(Default)]
+    struct Collect {
+        running: bool,
+        stats: HashMap<ParamId, Tensor<1>>,
+    }
+    impl ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            self.running = is_running_stat(name, container_type);
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.running = false;
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self.running {
+                let value = param.val();
+                let n = value.shape().num_elements();
+                self.stats
+                    .insert(param.id, Tensor::from_inner(value.inner().reshape([n])));
+            }
+        }
+    }
+    struct Write(HashMap<ParamId, Tensor<1>>);
+    impl ModuleMapper for Write {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (id, tensor, mapper) = param.consume();
+            let Some(stat) = self.0.remove(&id) else {
+                return Param::from_mapped_value(id, tensor, mapper);
+            };
+            let value = stat.inner().reshape(tensor.shape()).cast(tensor.dtype());
+            Param::from_mapped_value(id, Tensor::from_inner(value), mapper)
+        }
+    }
+    let mut collect = Collect::default();
+    // `valid` first folds each statistic's pending update of this thread into its value.
+    from.valid().visit(&mut collect);
+    if collect.stats.is_empty() {
+        return;
+    }
+    // A running statistic maps in place, into the state `to` and its clones share.
+    let _ = to.clone().map(&mut Write(collect.stats));
 }
 
 /// Every float tensor of `model` — parameters and buffers such as BatchNorm's running

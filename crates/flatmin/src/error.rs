@@ -137,7 +137,9 @@ pub enum StepError {
     OwnUpdate,
     /// A base optimizer outside flatmin was asked to apply a mixed-precision step: the update
     /// belongs on the f32 master weights flatmin keeps, which only
-    /// [`Sam::finish`](crate::Sam::finish) or [`Sam::step`](crate::Sam::step) update.
+    /// [`Sam::finish`](crate::Sam::finish) or [`Sam::step`](crate::Sam::step) update (a step
+    /// begun with [`Sam::begin_with_master`](crate::Sam::begin_with_master) on the caller's f32
+    /// model may be handed over).
     MasterWeights,
 }
 
@@ -192,7 +194,8 @@ impl fmt::Display for StepError {
             StepError::MasterWeights => write!(
                 f,
                 "this step keeps f32 master weights (Precision::Mixed on a bf16 or f16 model): finish \
-                 it with Sam::finish or Sam::step, not with an outside optimizer (Sam::descent)"
+                 it with Sam::finish or Sam::step, or begin it with Sam::begin_with_master on the f32 \
+                 model an outside optimizer (Sam::descent) updates"
             ),
         }
     }

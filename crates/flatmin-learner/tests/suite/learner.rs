@@ -72,23 +72,6 @@ fn the_adapter_refuses_msam() {
     refused("msam", "momentum of flatmin's own base optimizer");
 }
 
-/// Mixed precision keeps f32 master weights that Burn's optimizer, which updates the Learner's
-/// model, cannot update: the adapter and `MSharpness` refuse it by name.
-#[test]
-fn the_adapter_refuses_mixed_precision() {
-    let device = Device::flex().autodiff();
-    let sam = config("sam").with_precision(flatmin::Precision::mixed());
-    let Err(e) = SamLearner::new(Net::new(&device), SamLearnerConfig::new(sam.clone())) else {
-        panic!("mixed precision accepted by the adapter");
-    };
-    assert_eq!((e.field, e.value.as_str()), ("precision", "Mixed"));
-    assert!(e.expected.contains("master weights"), "{e}");
-    let Err(e) = flatmin_learner::MSharpness::new(&sam, 4, flatmin_learner::AscentSync::PerDevice) else {
-        panic!("mixed precision accepted by MSharpness");
-    };
-    assert_eq!(e.field, "precision");
-}
-
 #[test]
 fn decoupled_wsam_follows_the_learners_learning_rate_schedule() {
     let device = Device::flex().autodiff();

@@ -6,6 +6,7 @@ mod common;
 #[cfg(feature = "cuda")]
 mod gpu;
 mod learner;
+mod mixed;
 mod parallel;
 // The wgpu test set: `cargo test --features wgpu` (README, GPU).
 #[cfg(feature = "wgpu")]

@@ -104,10 +104,19 @@ impl Sam {
     /// mixed precision, a non-finite gradient of an f16 model makes the loss scale back off (the
     /// step itself changed nothing). [`Sam::step`] does this itself.
     pub fn skipped<M: Module>(&mut self, model: &M, error: &StepError) {
-        if !self.config.precision.is_mixed() || !matches!(error, StepError::NonFinite { what: "gradient", .. }) {
-            return;
+        if matches!(error, StepError::NonFinite { what: "gradient", .. }) {
+            self.overflowed(model);
         }
-        if bridge::float_dtype(model, &Layout::of(model)) == Some(burn::tensor::DType::F16) {
+    }
+
+    /// Tells the optimizer that a step on `model` was skipped for an overflow, here or where it
+    /// cannot see (another device's step, which every device skips with): under mixed
+    /// precision, the loss scale of an f16 model backs off, so that the devices' scales stay
+    /// equal. Otherwise nothing changes.
+    pub fn overflowed<M: Module>(&mut self, model: &M) {
+        if self.config.precision.is_mixed()
+            && bridge::float_dtype(model, &Layout::of(model)) == Some(burn::tensor::DType::F16)
+        {
             self.scaler.back_off(&self.config.precision);
         }
     }
@@ -116,7 +125,9 @@ impl Sam {
     /// step (a bf16 or f16 model under [`Precision::Mixed`](crate::Precision::Mixed)): the kept
     /// copy, or the model's weights in f32 on the first step (or when the model's parameters
     /// are no longer those the copy was taken of).
-    fn mixed_for<M: Module>(&self, model: &M, layout: &Layout) -> Option<Mixed> {
+    ///
+    /// With `master`, the master weights are that model's (the caller's f32 copy of `model`).
+    fn mixed_for<M: Module>(&self, model: &M, layout: &Layout, master: Option<&M>) -> Option<Mixed> {
         if !self.config.precision.is_mixed() {
             return None;
         }
@@ -124,12 +135,17 @@ impl Sam {
         if !precision::is_half(dtype) {
             return None;
         }
-        let weights = match &self.master {
-            Some(master) if master.layout == *layout => master.weights.clone(),
-            _ => precision::to_f32(&bridge::values(model, layout)),
+        let weights = match (master, &self.master) {
+            (Some(master), _) => precision::to_f32(&bridge::values(master, layout)),
+            (None, Some(kept)) if kept.layout == *layout => kept.weights.clone(),
+            (None, _) => precision::to_f32(&bridge::values(model, layout)),
         };
         let loss_scale = (dtype == Some(burn::tensor::DType::F16)).then_some(self.scaler.scale);
-        Some(Mixed { weights, loss_scale })
+        Some(Mixed {
+            weights,
+            loss_scale,
+            external: master.is_some(),
+        })
     }
 
     /// Puts a recorded source in place of a member's own draws or choices (ESAM's masks and
@@ -156,6 +172,47 @@ impl Sam {
     /// with what this step drew before it (ESAM's per-tensor mask, bSAM's noise, MSAM's point).
     /// Nothing in the optimizer changes until the step is finished.
     pub fn begin<M: Module>(&self, lr: f64, model: &M) -> FirstPass<M> {
+        self.begin_inner(lr, model, None)
+    }
+
+    /// Begins a mixed-precision step whose f32 master weights are the caller's: `model` is a
+    /// bf16 or f16 copy of `master` (the same parameters, as [`bridge::autocast_copy`] makes it)
+    /// that the passes run on, and `master` holds the weights in f32. The perturbation is
+    /// computed from `master` in f32 and written to a copy of `model`; the gradients are read
+    /// back in f32 (unscaled for f16) and [`Sam::descent`] hands the combined gradient over for
+    /// an optimizer outside flatmin (Burn's, in a `Learner`) to apply to `master`, in f32 with
+    /// f32 state: PyTorch's autocast, for the SAM step. flatmin keeps no master copy of its own;
+    /// the loss scale is its own, as in [`Sam::step`]. Under [`Precision::Native`], or when
+    /// `model` is not in half precision, this is [`Sam::begin`] on `model`.
+    ///
+    /// [`Precision::Native`]: crate::Precision::Native
+    ///
+    /// ```
+    /// use burn::nn::{Linear, LinearConfig};
+    /// use burn::tensor::{DType, Device, Tensor};
+    /// use flatmin::{Precision, Sam, SamConfig, bridge};
+    ///
+    /// let device = Device::default().autodiff();
+    /// let master = LinearConfig::new(4, 1).init(&device);        // f32: what the outside optimizer updates
+    /// let config = SamConfig::preset("sam", SamConfig::sgd_base(0.0, 0.0))?.with_precision(Precision::mixed());
+    /// let mut sam = config.init()?;
+    /// let x = Tensor::<2>::ones([8, 4], &device);
+    /// let half = bridge::autocast_copy(&master, DType::BF16);   // the passes run in bf16
+    /// let loss = |m: &Linear, _: flatmin::Batch<'_>| m.forward(x.clone().cast(DType::BF16)).powi_scalar(2).mean();
+    /// let first = sam.begin_with_master(0.1, &half, &master);
+    /// let input = first.run(None, |m: &Linear, b, _| loss(m, b))?;
+    /// let flatmin::Next::Ascent(ascent) = sam.ascend(&half, first, input)? else { unreachable!() };
+    /// let second = ascent.second_forward(None, |m: &Linear| m.clone(), |m: &Linear, b, _| loss(m, b))?;
+    /// let update = ascent.second_pass(second.backward())?;
+    /// let descent = sam.descent(update)?;                         // g_p in f32, for master's optimizer
+    /// assert_eq!(descent.gradient.get(0).unwrap().dtype(), DType::F32);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn begin_with_master<M: Module>(&self, lr: f64, model: &M, master: &M) -> FirstPass<M> {
+        self.begin_inner(lr, model, Some(master))
+    }
+
+    fn begin_inner<M: Module>(&self, lr: f64, model: &M, master: Option<&M>) -> FirstPass<M> {
         let mut work: Vec<Box<dyn MemberHooks>> = self.members.iter().map(|m| m.clone_box()).collect();
         let base_only = self.config.is_base_only();
         let decides_after = self.config.members.iter().any(|m| m.spec().decides_after_first_pass());
@@ -188,7 +245,7 @@ impl Sam {
             return first;
         }
         let layout = Layout::of(model);
-        first.mixed = self.mixed_for(model, &layout);
+        first.mixed = self.mixed_for(model, &layout, master);
         if base_only {
             first.work = work;
             first.layout = Some(layout);
@@ -389,7 +446,9 @@ impl Sam {
     /// The update handed to a base optimizer outside flatmin (Burn's, in a `Learner`): the step
     /// is committed as [`Sam::finish`] commits it (the members' state, the step count), but
     /// flatmin's own base optimizer neither runs nor changes. A step that needs flatmin's own
-    /// base optimizer (bSAM, MSAM) is refused.
+    /// base optimizer (bSAM, MSAM) is refused, as is a mixed-precision step on flatmin's own
+    /// master weights; one begun with [`Sam::begin_with_master`] hands over the gradient in f32
+    /// (unscaled) for the caller's f32 model, and counts toward the loss scale's growth.
     pub fn descent(&mut self, update: Update) -> Result<Descent, StepError> {
         if update.step != self.steps {
             return Err(StepError::Stale {
@@ -400,8 +459,13 @@ impl Sam {
         if self.config.needs_own_update() {
             return Err(StepError::OwnUpdate);
         }
-        if update.mixed.is_some() {
-            return Err(StepError::MasterWeights);
+        let scaled = match &update.mixed {
+            Some(mixed) if !mixed.external => return Err(StepError::MasterWeights),
+            Some(mixed) => mixed.loss_scale.is_some(),
+            None => false,
+        };
+        if scaled {
+            self.scaler.good_step(&self.config.precision);
         }
         self.members = update.work;
         self.steps += 1;

@@ -18,6 +18,10 @@ pub(crate) struct Mixed {
     pub weights: ParamVector,
     /// The loss scale of an f16 model's passes (`None`: bf16, unscaled).
     pub loss_scale: Option<f64>,
+    /// The master weights are the caller's (an f32 model the step was begun with, see
+    /// [`Sam::begin_with_master`](crate::Sam::begin_with_master)): an optimizer outside flatmin
+    /// applies the update to them, so [`Sam::descent`](crate::Sam::descent) may hand it over.
+    pub external: bool,
 }
 
 impl Mixed {

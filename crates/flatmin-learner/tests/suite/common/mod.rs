@@ -127,7 +127,11 @@ impl Net {
         }
     }
 
+    /// The logits of `x`, taken to the net's float type first (a half-precision copy's passes
+    /// get the batch in f32).
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let dtype = self.l1.weight.val().dtype();
+        let x = if x.dtype() == dtype { x } else { x.cast(dtype) };
         self.l2.forward(self.relu.forward(self.bn.forward(self.l1.forward(x))))
     }
 
