@@ -25,6 +25,17 @@
 //! refused: bSAM is its own base optimizer, and MSAM takes its step along the momentum of
 //! flatmin's base optimizer, which the Learner's optimizer does not share.
 //!
+//! # Mixed precision
+//!
+//! With [`SamLearnerConfig::with_mixed_precision`] the wrapped model stays in f32 and is the
+//! master weights: Burn's optimizer updates it in its own type. `step` casts it to the pass type
+//! ([`bridge::autocast_copy`]: BatchNorm's running statistics in their own copy), runs the SAM
+//! step on the copy with the f32 model as master ([`Sam::begin_with_master`]), returns the f32
+//! gradient that [`Sam::descent`] hands over (divided by the f16 loss scale), and copies the
+//! copy's BatchNorm statistics back ([`bridge::copy_running_statistics`]). Every skipped step
+//! backs the f16 scale off ([`Sam::overflowed`]). The checkpoint has no master-weight slots (the
+//! model is the master) and holds the scale among the scalars.
+//!
 //! # Checkpoints
 //!
 //! The Learner checkpoints a model by visiting its parameters (`Module::into_record` collects
@@ -39,7 +50,7 @@
 //! | path | kind, shape | holds |
 //! |---|---|---|
 //! | `sam_state.learner` | int `[4]` | a nonce and the learning rate's bits |
-//! | `sam_state.rank<r>.scalars` | int `[2·S]` | rank `r`'s scalars of [`SamConfig::record_schema`] (`steps`, `rng/0`…, `ae/mean`, …) |
+//! | `sam_state.rank<r>.scalars` | int `[2·S]` | rank `r`'s scalars of [`SamConfig::record_schema_for_descent`] (`steps`, `rng/0`…, `ae/mean`, …; under mixed precision `loss_scale/bits`, `loss_scale/good_steps`) |
 //! | `sam_state.rank<r>.present.<map>` | int `[P]` | 0/1: whether rank `r` holds an entry of the map for each of the model's `P` parameters |
 //! | `sam_state.rank<r>.maps.<map>.<parameter path>` | float `[numel]` | that entry, flattened (zeros while absent) |
 //!

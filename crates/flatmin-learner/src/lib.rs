@@ -14,9 +14,12 @@
 //!   per-device batch) and only the update is averaged; [`AscentSync`] offers the synchronized
 //!   ascent and groups of devices.
 //! * [`MSharpness`]: the same m-sharpness on one device, the batch split into chunks of `m`.
+//! * Mixed precision ([`SamLearnerConfig::with_mixed_precision`]): the passes in bf16 or f16 on
+//!   a copy of the f32 model, which stays the master weights Burn's optimizer updates; norms and
+//!   perturbation in f32, dynamic loss scaling for f16.
 //!
-//! See the crate's README for the Learner example, several GPUs, and how m-sharpness bears on
-//! the batch size and ρ.
+//! See the crate's README for the Learner example, mixed precision, several GPUs, and how
+//! m-sharpness bears on the batch size and ρ.
 
 #![warn(missing_docs)]
 

@@ -4,7 +4,8 @@
 //! (`adapter.rs`, "Checkpoints"); in short:
 //!
 //! * the **slots** are fixed when the learner is made, from the configuration's
-//!   [`record_schema`](flatmin::SamConfig::record_schema) and the wrapped model's [`Layout`]:
+//!   [`record_schema_for_descent`](flatmin::SamConfig::record_schema_for_descent) and the
+//!   wrapped model's [`Layout`]:
 //!   per device rank, one float tensor per (state map, model parameter) shaped like the flattened
 //!   parameter, one integer tensor of 0/1 presence flags per state map, one integer tensor of the
 //!   schema's scalars; and once, an integer tensor of the learner's own scalars (the learning
@@ -134,7 +135,8 @@ impl Checkpointed {
         let ranks = (0..parties)
             .map(|_| config.init().map(Rank::new))
             .collect::<Result<Vec<_>, _>>()?;
-        let schema = config.record_schema();
+        // The Learner's model is the master weights of a mixed-precision run: no slots for them.
+        let schema = config.record_schema_for_descent();
         let mut maps: Vec<&'static str> = Vec::new();
         for m in schema.maps {
             if !maps.contains(&m) {

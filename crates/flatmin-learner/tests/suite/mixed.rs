@@ -21,17 +21,7 @@ fn bf16_exact(device: &Device) -> Net {
 /// model, passes in `dtype`) and of `Sam::step` on a copy of `initial` stored in `dtype`
 /// (flatmin's SGD on its own master weights): the Learner's model (every float, BatchNorm's
 /// statistics included) and flatmin's master weights and model, cast to f32, as bits.
-fn direct_mixed_steps(
-    initial: &Net,
-    sam: &SamConfig,
-    dtype: DType,
-    device: &Device,
-) -> (
-    Vec<Vec<u32>>,
-    Vec<Vec<u32>>,
-    Vec<Vec<u32>>,
-    flatmin_learner::SamLearnerStats,
-) {
+fn direct_mixed_steps(initial: &Net, sam: &SamConfig, dtype: DType, device: &Device) -> DirectMixed {
     let config = SamLearnerConfig::new(sam.clone()).with_mixed_precision(dtype);
     let mut wrapped = SamLearner::new(initial.deep_copy(), config).unwrap();
     let mut optim = burn_sgd();
@@ -45,18 +35,20 @@ fn direct_mixed_steps(
         report.unwrap();
         model = next;
     }
-    let master: Vec<Vec<u32>> = own
-        .master_weights()
-        .expect("a bf16 model keeps master weights")
-        .slots()
-        .iter()
-        .flatten()
-        .map(|t| t.clone().into_data().iter::<f32>().map(f32::to_bits).collect())
-        .collect();
+    let master = master_bits(&own);
     let stats = wrapped.stats();
     let own_model = weights(&bridge::cast_floats(model, DType::F32));
     (weights(&wrapped.model), own_model, master, stats)
 }
+
+/// What [`direct_mixed_steps`] returns: the Learner's model, flatmin's model and master weights
+/// (all as f32 bits, one list per tensor) and the adapter's statistics.
+type DirectMixed = (
+    Vec<Vec<u32>>,
+    Vec<Vec<u32>>,
+    Vec<Vec<u32>>,
+    flatmin_learner::SamLearnerStats,
+);
 
 fn config_of(wrapped: &SamLearner<Net>) -> SamConfig {
     wrapped.config().sam.clone()
@@ -118,24 +110,14 @@ fn the_learner_trains_with_bf16_passes() {
     let layout = flatmin::Layout::of(&trained);
     assert_eq!(bridge::float_dtype(&trained, &layout), Some(DType::F32));
     let mut own = sam.init().unwrap();
-    let mut model = bridge::cast_floats(initial.deep_copy(), DType::BF16);
-    let data = samples(32, 0);
-    for _ in 0..2 {
-        for chunk in data.chunks(BATCH) {
-            let item = make_item(chunk, &device);
-            let (next, report) = own.step(LR, model, flatmin_loss(&item));
-            report.unwrap();
-            model = next;
-        }
-    }
-    let master: Vec<Vec<u32>> = own
-        .master_weights()
-        .unwrap()
-        .slots()
-        .iter()
-        .flatten()
-        .map(|t| t.clone().into_data().iter::<f32>().map(f32::to_bits).collect())
-        .collect();
+    own_loop(
+        &mut own,
+        bridge::cast_floats(initial.deep_copy(), DType::BF16),
+        2,
+        &device,
+        || LR,
+    );
+    let master = master_bits(&own);
     let a = trainable(&trained);
     assert!(a == master, "max |Δ| = {}", max_abs_diff(&a, &master));
 }
@@ -225,4 +207,52 @@ fn the_precision_settings_that_cannot_work_are_refused_by_name() {
         panic!("mixed precision accepted by MSharpness");
     };
     assert_eq!(e.field, "precision");
+}
+
+/// Three epochs of f16 passes straight, against one epoch, Burn's checkpoint and a resumed
+/// Learner: the same f32 weights and the same flatmin state, the loss scale and its count of
+/// good steps included (the scale grows every 3 steps here, so it changes across the resume).
+/// The checkpoint has no slots for master weights: the model is them.
+#[test]
+fn a_resumed_learner_keeps_the_loss_scale() {
+    let device = Device::flex().autodiff();
+    let initial = Net::fixed(&device);
+    let sam = config("sam").with_precision(Precision::Mixed {
+        init_scale: 1024.0,
+        growth_factor: 2.0,
+        backoff_factor: 0.5,
+        growth_interval: 3,
+    });
+    let run = |dir: &std::path::Path, epochs, resume| checkpointed_run(&initial, &sam, dir, epochs, resume);
+    let (whole, whole_state, _) = run(&scratch("mixed-resume-whole"), 3, None);
+    let dir = scratch("mixed-resume-parts");
+    run(&dir, 1, None);
+    let (resumed, resumed_state, stats) = run(&dir, 3, Some(1));
+    assert_eq!(stats.steps, 8, "the resumed Learner ran epochs 2 and 3");
+    let scalar = |name: &str| whole_state.1.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+    // 12 steps, growth every 3: 1024 · 2⁴.
+    assert_eq!(scalar("loss_scale/bits").map(f64::from_bits), Some(16384.0));
+    assert_eq!(scalar("loss_scale/good_steps"), Some(0));
+    assert!(
+        !whole_state.0.iter().any(|(k, _)| k.starts_with("master/")),
+        "no master weights in the state"
+    );
+    assert!(
+        whole_state == resumed_state,
+        "{:?}\nvs\n{:?}",
+        whole_state.1,
+        resumed_state.1
+    );
+    assert!(whole == resumed, "max |Δ| = {}", max_abs_diff(&whole, &resumed));
+    let wrapped = SamLearner::new(
+        initial.deep_copy(),
+        SamLearnerConfig::new(sam.clone()).with_mixed_precision(DType::F16),
+    )
+    .unwrap();
+    let paths: Vec<String> = flatmin::Layout::of(&wrapped)
+        .entries
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert!(!paths.iter().any(|p| p.contains("master")), "{paths:?}");
 }

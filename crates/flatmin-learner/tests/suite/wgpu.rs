@@ -102,3 +102,63 @@ fn a_resumed_learner_ends_where_an_uninterrupted_one_does_on_wgpu() {
         );
     }
 }
+
+/// Mixed precision on the wgpu device with the half type its adapter offers (lavapipe: f16,
+/// not bf16): two epochs of the Learner with half passes on the f32 model take every step, keep
+/// the model in f32 and lower the loss, and give the master weights of flatmin's own loop on a
+/// model stored in that type.
+#[test]
+fn the_learner_trains_with_half_passes_on_wgpu() {
+    use burn::tensor::DType;
+    use flatmin::bridge;
+    if !wgpu_here() {
+        return;
+    }
+    let device = wgpu();
+    let Some(dtype) = [DType::BF16, DType::F16]
+        .into_iter()
+        .find(|d| device.supports_dtype(*d))
+    else {
+        println!("the wgpu adapter offers no half type: skipped");
+        return;
+    };
+    // f32 weights that are values of the half type, so that both loops start alike.
+    let initial = bridge::cast_floats(bridge::cast_floats(Net::new(&device), dtype), DType::F32);
+    let before = training_loss(&initial, &device);
+    // An initial scale of 1024, not PyTorch's 65536: f16 gradients of the scaled loss overflow
+    // at 65536 on this net, and skipped steps are the f16 test's matter (`mixed.rs`).
+    let sam = config("sam").with_precision(flatmin::Precision::Mixed {
+        init_scale: 1024.0,
+        growth_factor: 2.0,
+        backoff_factor: 0.5,
+        growth_interval: 2000,
+    });
+    let build = || {
+        let config = flatmin_learner::SamLearnerConfig::new(sam.clone()).with_mixed_precision(dtype);
+        let model = flatmin_learner::SamLearner::new(initial.deep_copy(), config).unwrap();
+        burn::train::Learner::new(
+            model,
+            burn_sgd(),
+            burn::optim::lr_scheduler::constant::ConstantLr::new(LR),
+        )
+    };
+    let (trained, stats) = with_learner(build, 2, &format!("wgpu-mixed-{dtype:?}"));
+    assert_eq!((stats.steps, stats.skipped), (8, 0), "{:?}", stats.last_skip);
+    let layout = flatmin::Layout::of(&trained);
+    assert_eq!(bridge::float_dtype(&trained, &layout), Some(DType::F32));
+    let after = training_loss(&trained, &device);
+    let mut own = sam.init().unwrap();
+    own_loop(
+        &mut own,
+        bridge::cast_floats(initial.deep_copy(), dtype),
+        2,
+        &device,
+        || LR,
+    );
+    let master = master_bits(&own);
+    let a = trainable(&trained);
+    let diff = max_abs_diff(&a, &master);
+    println!("{dtype:?} passes on wgpu: Learner vs own loop max |Δ| = {diff:e}; loss {before:.4} -> {after:.4}");
+    assert!(a == master, "max |Δ| = {diff}");
+    assert!(after < before, "loss {before} -> {after}");
+}

@@ -715,4 +715,13 @@ impl SamConfig {
         }
         schema
     }
+
+    /// [`SamConfig::record_schema`] of a run whose updates an optimizer outside flatmin applies
+    /// ([`Sam::descent`]): without the master weights, which such a run's caller holds (its
+    /// f32 model, [`Sam::begin_with_master`]); the loss scale stays.
+    pub fn record_schema_for_descent(&self) -> Schema {
+        let mut schema = self.record_schema();
+        schema.maps.retain(|m| *m != MASTER);
+        schema
+    }
 }

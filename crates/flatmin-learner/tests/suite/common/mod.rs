@@ -43,9 +43,14 @@ pub fn config(preset: &str) -> SamConfig {
     SamConfig::preset(preset, SamConfig::sgd_base(0.9, 5e-4)).unwrap()
 }
 
-/// A Learner of `SamLearner` on a copy of `initial`, with `optim` at the constant rate [`LR`].
+/// A Learner of `SamLearner` on a copy of `initial`, with `optim` at the constant rate [`LR`];
+/// a mixed-precision `sam` runs its passes in f16.
 pub fn learner(initial: &Net, sam: SamConfig, optim: ModuleOptimizer) -> Learner<SamLearner<Net>> {
-    let model = SamLearner::new(initial.deep_copy(), SamLearnerConfig::new(sam)).unwrap();
+    let mut config = SamLearnerConfig::new(sam);
+    if config.sam.precision.is_mixed() {
+        config = config.with_mixed_precision(burn::tensor::DType::F16);
+    }
+    let model = SamLearner::new(initial.deep_copy(), config).unwrap();
     Learner::new(model, optim, ConstantLr::new(LR))
 }
 
@@ -69,15 +74,19 @@ pub fn with_learner(
 
 /// flatmin's own loop (`Sam::step`) over the batches of [`with_learner`], on `device`, at the
 /// learning rate `lr` gives at each step.
-pub fn with_flatmin(
-    initial: &Net,
-    sam: &SamConfig,
+pub fn with_flatmin(initial: &Net, sam: &SamConfig, epochs: usize, device: &Device, lr: impl FnMut() -> f64) -> Net {
+    own_loop(&mut sam.init().unwrap(), initial.deep_copy(), epochs, device, lr)
+}
+
+/// [`with_flatmin`] with the optimizer given (so that its state can be read afterwards) and the
+/// model taken as it is (a model stored in bf16, say).
+pub fn own_loop(
+    optim: &mut flatmin::Sam,
+    mut model: Net,
     epochs: usize,
     device: &Device,
     mut lr: impl FnMut() -> f64,
 ) -> Net {
-    let mut optim = sam.init().unwrap();
-    let mut model = initial.deep_copy();
     let data = samples(32, 0);
     for _ in 0..epochs {
         for chunk in data.chunks(BATCH) {
@@ -88,6 +97,18 @@ pub fn with_flatmin(
         }
     }
     model
+}
+
+/// The f32 master weights of a mixed-precision optimizer, as bits, one list per parameter.
+pub fn master_bits(optim: &flatmin::Sam) -> Vec<Vec<u32>> {
+    optim
+        .master_weights()
+        .expect("a model stored in half precision keeps master weights")
+        .slots()
+        .iter()
+        .flatten()
+        .map(|t| t.clone().into_data().iter::<f32>().map(f32::to_bits).collect())
+        .collect()
 }
 
 /// Three steps of the adapter's `step` and `optimize` called directly (Burn's SGD) and of
