@@ -192,7 +192,7 @@ impl Sam {
     /// use burn::tensor::{DType, Device, Tensor};
     /// use flatmin::{Precision, Sam, SamConfig, bridge};
     ///
-    /// let device = Device::default().autodiff();
+    /// let device = Device::flex().autodiff();
     /// let master = LinearConfig::new(4, 1).init(&device);        // f32: what the outside optimizer updates
     /// let config = SamConfig::preset("sam", SamConfig::sgd_base(0.0, 0.0))?.with_precision(Precision::mixed());
     /// let mut sam = config.init()?;
