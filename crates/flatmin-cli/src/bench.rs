@@ -51,8 +51,9 @@ pub struct BenchConfig {
     pub lr: f64,
     /// Seed of the weights and the synthetic batch.
     pub seed: u64,
-    /// Where the steps run. On wgpu the memory figures are the host process's only (the
-    /// device's own memory is not counted), and a step's time ends when its report is read back.
+    /// Where the steps run. On wgpu and CUDA each pass waits for the device at both ends
+    /// ([`Sam::set_synced_timings`]), so that the optimizer's own work is split off as on the
+    /// CPU, and the device's own memory is measured beside the process's.
     pub device: DeviceChoice,
     /// The float type the models are stored and compute in: `f32`, or `bf16` / `f16` with f32
     /// master weights and optimizer state, exactly as `flatmin train --precision` runs them.
@@ -108,6 +109,16 @@ pub struct BenchRun {
     pub step_heap_mb: f64,
     /// `step_heap_mb` minus the base optimizer's, in MB.
     pub extra_heap_mb_over_base: f64,
+    /// The device's memory in use, the most seen during a step, in MB (MiB): read from the
+    /// device's allocator (Burn's `memory_pool_usage`), the device's queue drained each time,
+    /// after each pass's forward (its activations held for the backward, beside the step's
+    /// weights, perturbed copy and gradients) and when the step has ended. Every variant's
+    /// weights and state are held throughout, as for `peak_rss_mb`; the backward's own
+    /// temporaries are not seen. `null` on a device whose allocator does not report (the CPU
+    /// backends).
+    pub device_in_use_mb: Option<f64>,
+    /// `device_in_use_mb` minus the base optimizer's, in MB.
+    pub extra_device_mb_over_base: Option<f64>,
     /// Fastest step, in ms.
     pub min_step_ms: f64,
     /// Median CPU time of a step over all the process's threads, in ms: the work, whatever
@@ -149,6 +160,12 @@ pub struct BenchModel {
     pub param_mb: f64,
     /// Resident memory before the memory rounds (every variant's weights and state), in MB.
     pub rss_before_mb: f64,
+    /// The device's memory in use before the memory rounds (every variant's weights and
+    /// state), in MB; `null` where the device's allocator does not report.
+    pub device_in_use_before_mb: Option<f64>,
+    /// The device's memory reserved by its allocator after the memory rounds (what is in use
+    /// and the pages it keeps for reuse), in MB; `null` where it does not report.
+    pub device_reserved_mb: Option<f64>,
     /// What a pass of this model is made of, and ESAM's compute floor from it.
     pub anatomy: PassAnatomy,
 }
@@ -203,6 +220,9 @@ pub struct BenchResult {
     pub device: String,
     /// The float type the models were stored and computed in (`f32`, `bf16` or `f16`).
     pub precision: String,
+    /// Whether each pass waited for the device at both ends ([`Sam::set_synced_timings`]):
+    /// on wgpu and CUDA, where the host otherwise only queues the passes.
+    pub synced_passes: bool,
 }
 
 /// Why a benchmark could not run.
@@ -311,6 +331,7 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&str)) -> Result<Bench
         load_average: [load_average(), f64::NAN],
         device: config.device.name().to_string(),
         precision: config.precision.clone(),
+        synced_passes: config.device.queues_work(),
     };
     for model in &config.models {
         let (runs, size) = match model.as_str() {
@@ -389,19 +410,30 @@ struct Variant<M> {
     second_pass: Vec<bool>,
     peak_kb: u64,
     heap_bytes: usize,
+    /// The most device bytes in use seen during the memory rounds' steps.
+    device_bytes: Option<u64>,
     failures: usize,
 }
 
 /// Untimed rounds in which each variant's peak memory is measured.
 const MEMORY_ROUNDS: usize = 2;
 
-/// One step of a variant on the batch `(x, y)`; whether it ran the second pass.
-fn step<M: Classifier>(v: &mut Variant<M>, lr: f64, x: &Tensor<4>, y: &Tensor<1, Int>) -> bool {
+/// One step of a variant on the batch `(x, y)`; whether it ran the second pass. `after_forward`
+/// is called when each pass's forward has been queued, its activations held for the backward.
+fn step<M: Classifier>(
+    v: &mut Variant<M>,
+    lr: f64,
+    x: &Tensor<4>,
+    y: &Tensor<1, Int>,
+    mut after_forward: impl FnMut(),
+) -> bool {
     let model = v.model.take().expect("model");
     let (next, report) = v.optim.step(lr, model, |m: &M, batch: Batch| {
         // The loss in f32 whatever the model's type, as `flatmin train` computes it.
         let logits = m.forward(batch.rows(x.clone())).cast(DType::F32);
-        flatmin::per_sample_cross_entropy(logits, batch.rows_int(y.clone()))
+        let losses = flatmin::per_sample_cross_entropy(logits, batch.rows_int(y.clone()));
+        after_forward();
+        losses
     });
     v.model = Some(next);
     match report {
@@ -435,10 +467,14 @@ fn bench_model<M: Classifier>(
     let mut variants = Vec::new();
     for v in config.variants() {
         variants.push(Variant {
-            optim: built(
-                &config.train_config(&v, config.seed),
-                (config.warmup + config.steps + MEMORY_ROUNDS) as u64,
-            )?,
+            optim: {
+                let mut optim = built(
+                    &config.train_config(&v, config.seed),
+                    (config.warmup + config.steps + MEMORY_ROUNDS) as u64,
+                )?;
+                optim.set_synced_timings(config.device.queues_work());
+                optim
+            },
             name: v,
             model: Some(fresh()),
             step_ms: Vec::new(),
@@ -450,6 +486,7 @@ fn bench_model<M: Classifier>(
             second_pass: Vec::new(),
             peak_kb: 0,
             heap_bytes: 0,
+            device_bytes: None,
             failures: 0,
         });
     }
@@ -465,7 +502,7 @@ fn bench_model<M: Classifier>(
             let v = &mut variants[(k + round) % count];
             let (cpu0, thread0) = (cpu::process_ms(), cpu::thread_ms());
             let t0 = Instant::now();
-            let second_pass = step(v, config.lr, &x, &y);
+            let second_pass = step(v, config.lr, &x, &y, || {});
             let ms = t0.elapsed().as_secs_f64() * 1e3;
             if timed {
                 v.second_pass.push(second_pass);
@@ -485,6 +522,7 @@ fn bench_model<M: Classifier>(
     // cost the timed steps page faults they do not have in training).
     memory::trim();
     let rss_before_kb = memory::status_kb("VmRSS").unwrap_or(0);
+    let device_before = device_memory::in_use(&device);
     // Heap counting only here: its shared counters would slow the timed steps.
     crate::malloc::set_heap_counting(true);
     for round in 0..MEMORY_ROUNDS {
@@ -493,7 +531,12 @@ fn bench_model<M: Classifier>(
             memory::trim();
             memory::reset_peak();
             crate::malloc::reset_heap_peak();
-            step(v, config.lr, &x, &y);
+            let mut device_peak = device_memory::in_use(&device);
+            step(v, config.lr, &x, &y, || {
+                device_peak = device_peak.max(device_memory::in_use(&device));
+            });
+            device_peak = device_peak.max(device_memory::in_use(&device));
+            v.device_bytes = v.device_bytes.max(device_peak);
             v.peak_kb = v.peak_kb.max(memory::status_kb("VmHWM").unwrap_or(0));
             v.heap_bytes = v.heap_bytes.max(crate::malloc::heap_peak_growth());
         }
@@ -512,6 +555,8 @@ fn bench_model<M: Classifier>(
     let base_peak = variants[0].peak_kb as f64 / 1024.0;
     let mb = |bytes: usize| bytes as f64 / (1024.0 * 1024.0);
     let base_heap = mb(variants[0].heap_bytes);
+    let device_mb = |bytes: Option<u64>| bytes.map(|b| b as f64 / (1024.0 * 1024.0));
+    let base_device = device_mb(variants[0].device_bytes);
     let runs = variants
         .iter()
         .map(|v| {
@@ -532,6 +577,8 @@ fn bench_model<M: Classifier>(
                 extra_rss_mb_over_base: peak_rss_mb - base_peak,
                 step_heap_mb: mb(v.heap_bytes),
                 extra_heap_mb_over_base: mb(v.heap_bytes) - base_heap,
+                device_in_use_mb: device_mb(v.device_bytes),
+                extra_device_mb_over_base: device_mb(v.device_bytes).zip(base_device).map(|(a, b)| a - b),
                 min_step_ms: v.step_ms.iter().copied().fold(f64::INFINITY, f64::min),
                 median_step_cpu_ms: median(&v.cpu_ms),
                 cpu_ratio_to_base: median(&v.cpu_ms) / base_cpu_ms,
@@ -553,6 +600,8 @@ fn bench_model<M: Classifier>(
         params,
         param_mb: params as f64 * 4.0 / (1024.0 * 1024.0),
         rss_before_mb: rss_before_kb as f64 / 1024.0,
+        device_in_use_before_mb: device_mb(device_before),
+        device_reserved_mb: device_mb(device_memory::reserved(&device)),
         anatomy,
     };
     Ok((runs, size))
@@ -758,14 +807,46 @@ pub fn table(result: &BenchResult) -> String {
         result.load_average[0],
         result.load_average[1]
     );
-    if [DeviceChoice::Wgpu.name(), DeviceChoice::Cuda.name()].contains(&result.device.as_str()) {
+    if result.synced_passes {
         let _ = write!(
             s,
-            "\non {}, a step's passes are queued, not run, when the step times them (the work lands at \
-             the step's first read-back): the pass, phase and optimizer columns split nothing; compare \
-             whole steps",
+            "\non {}, each pass waited for the device at both ends: the passes' kernels are timed in \
+             the pass columns and the optimizer's queued work in its own (the waits add a round trip \
+             per pass to every variant's step)",
             result.device
         );
+    }
+    if result.runs.iter().any(|r| r.device_in_use_mb.is_some()) {
+        s.push_str(
+            "\n\nDevice memory (the allocator's bytes in use, the most seen after each pass's forward and at \
+             the step's end; every variant's weights and state held throughout):\n\n\
+             | model | optimizer | device MB in use | extra over base MB |\n\
+             |---|---|---|---|\n",
+        );
+        let cell = |v: Option<f64>, signed: bool| match v {
+            Some(v) if signed => format!("{v:+.2}"),
+            Some(v) => format!("{v:.2}"),
+            None => "–".into(),
+        };
+        for r in &result.runs {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                r.model,
+                r.optimizer,
+                cell(r.device_in_use_mb, false),
+                cell(r.extra_device_mb_over_base, true)
+            );
+        }
+        for m in &result.models {
+            let _ = write!(
+                s,
+                "\n{}: device memory in use before the memory rounds {} MB, reserved by the allocator after them {} MB",
+                m.model,
+                cell(m.device_in_use_before_mb, false),
+                cell(m.device_reserved_mb, false)
+            );
+        }
     }
     s
 }
@@ -782,6 +863,21 @@ mod cpu {
     /// CPU time of the calling thread, in ms.
     pub fn thread_ms() -> f64 {
         cpu_ms(Clock::Thread)
+    }
+}
+
+/// The device's own memory, as its allocator reports it (wgpu, CUDA; `None` on the CPU backends).
+mod device_memory {
+    use burn::tensor::Device;
+
+    /// Bytes of the device's live allocations, after its queue has drained.
+    pub fn in_use(device: &Device) -> Option<u64> {
+        device.memory_pool_usage().map(|u| u.bytes_in_use)
+    }
+
+    /// Bytes the device's allocator holds: in use, and kept for reuse.
+    pub fn reserved(device: &Device) -> Option<u64> {
+        device.memory_pool_usage().map(|u| u.bytes_reserved)
     }
 }
 

@@ -37,6 +37,12 @@ pub const DEVICE_NAMES: [&str; 4] = ["cpu", "wgpu", "cuda", "tch"];
 pub struct DeviceError(pub String);
 
 impl DeviceChoice {
+    /// Whether the host only queues work that the device runs later (wgpu, CUDA): a step's
+    /// clock then has to wait for the device to time its passes.
+    pub fn queues_work(self) -> bool {
+        matches!(self, Self::Wgpu | Self::Cuda)
+    }
+
     /// The flag's value for this device.
     pub fn name(self) -> &'static str {
         match self {

@@ -32,7 +32,7 @@ use std::collections::HashMap;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::{DType, GradientCheckpointingStrategy, Tensor};
+use burn::tensor::{DType, Device, GradientCheckpointingStrategy, Tensor};
 
 use crate::vector::ParamVector;
 pub use crate::vector::to_f64;
@@ -147,6 +147,11 @@ impl ModuleVisitor for ValueVisitor {
             self.out[i] = Some(value.reshape([n]));
         }
     }
+}
+
+/// The device of `model`'s first parameter (`None`: it has none).
+pub fn device<M: Module>(model: &M) -> Option<Device> {
+    model.devices().into_iter().next()
 }
 
 /// The float type of `model`'s first parameter on `layout` (`None`: it has none): what decides

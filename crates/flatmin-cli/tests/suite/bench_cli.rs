@@ -43,7 +43,16 @@ fn bench_writes_the_json_contract_and_a_table() {
         assert!(phase("mean_step_ms") > 0.0, "{r}");
         // The flatmin command counts heap bytes: a step's working memory is never zero.
         assert!(phase("step_heap_mb") > 0.0, "{r}");
+        // The CPU backend's allocator reports no device memory: the keys are there, null.
+        assert!(
+            r["device_in_use_mb"].is_null() && r["extra_device_mb_over_base"].is_null(),
+            "{r}"
+        );
     }
+    // The CPU runs synchronously: no pass waits for a device.
+    assert_eq!(json["synced_passes"].as_bool(), Some(false));
+    assert!(json["models"][0]["device_reserved_mb"].is_null());
+    assert!(!table.contains("Device memory"), "{table}");
     assert!(table.contains("selection forward"), "{table}");
     assert_eq!(runs[0]["ratio_to_base"].as_f64(), Some(1.0));
 }

@@ -44,6 +44,8 @@ pub struct Sam {
     steps: u64,
     clock: PassClock,
     timings: StepTimings,
+    /// Whether [`Sam::step`] waits for the device around each pass ([`Sam::set_synced_timings`]).
+    synced_timings: bool,
     /// The f32 master weights of a half-precision model under [`Precision::Mixed`](crate::Precision::Mixed),
     /// taken from the model on the first step and kept by every step since.
     master: Option<MasterWeights>,
@@ -62,6 +64,7 @@ impl SamConfig {
             steps: 0,
             clock: PassClock::default(),
             timings: StepTimings::default(),
+            synced_timings: false,
             master: None,
             scaler: LossScaler::new(&self.precision),
         })
@@ -82,6 +85,31 @@ impl Sam {
     /// Where the wall time of the last one-call [`Sam::step`] went (passes and optimizer work).
     pub fn last_timings(&self) -> StepTimings {
         self.timings
+    }
+
+    /// Makes [`Sam::last_timings`] split the step truthfully on a backend that queues its work
+    /// (wgpu, CUDA): [`Sam::step`] then waits for the model's device before and after each pass,
+    /// so that a pass's time holds its own kernels and the optimizer's queued work is counted as
+    /// the optimizer's. Without it the host only queues the passes, and their kernels run at the
+    /// step's next read-back, inside what the timings call the optimizer's work.
+    ///
+    /// Off by default: each wait is a round trip to the device (four in a SAM step) that stops
+    /// the host from running ahead of it. The CPU backends run synchronously and need no waits.
+    ///
+    /// ```
+    /// use flatmin::SamConfig;
+    ///
+    /// let mut sam = SamConfig::preset("sam", SamConfig::sgd_base(0.9, 5e-4)).unwrap().init().unwrap();
+    /// sam.set_synced_timings(true);
+    /// assert!(sam.synced_timings());
+    /// ```
+    pub fn set_synced_timings(&mut self, synced: bool) {
+        self.synced_timings = synced;
+    }
+
+    /// Whether [`Sam::step`] waits for the device around each pass ([`Sam::set_synced_timings`]).
+    pub fn synced_timings(&self) -> bool {
+        self.synced_timings
     }
 
     /// The f32 master weights a mixed-precision run keeps of a bf16 or f16 model, one flat
@@ -491,7 +519,8 @@ impl Sam {
         F: FnMut(&M, Batch<'_>) -> Tensor<1>,
     {
         let started = Instant::now();
-        let mut clock = PassClock::default();
+        let device = self.synced_timings.then(|| bridge::device(&model)).flatten();
+        let mut clock = PassClock::synced_on(device);
         let mut loss_fn = |m: &M, batch: Batch<'_>, _: Pass| loss_fn(m, batch);
         let update = self.run_phases(lr, &model, &mut loss_fn, &mut clock);
         let out = match update {

@@ -11,8 +11,9 @@
 //! measured (every region launches kernels) and bounds flatmin's own launches per parameter
 //! tensor — the figures are in README's GPU section.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
@@ -23,14 +24,36 @@ use flatmin::{Batch, Rng, SamConfig, bridge};
 
 use crate::common::wgpu_here;
 
-/// Counts every kernel launch while installed.
+/// Counts every kernel launch while installed, and each kernel's launches by name.
 #[derive(Default)]
-struct Counter(AtomicUsize);
+struct Counter(AtomicUsize, Mutex<BTreeMap<&'static str, usize>>);
 
 impl LaunchObserver for Counter {
-    fn launched(&self, _kernel: &'static str) {
+    fn launched(&self, kernel: &'static str) {
         self.0.fetch_add(1, Ordering::Relaxed);
+        *self.1.lock().unwrap().entry(kernel).or_default() += 1;
     }
+}
+
+impl Counter {
+    /// The launches by kernel name so far.
+    fn by_kernel(&self) -> BTreeMap<&'static str, usize> {
+        self.1.lock().unwrap().clone()
+    }
+}
+
+/// `after - before`, by kernel, largest first.
+fn kernels_between(
+    before: &BTreeMap<&'static str, usize>,
+    after: &BTreeMap<&'static str, usize>,
+) -> Vec<(&'static str, usize)> {
+    let mut out: Vec<_> = after
+        .iter()
+        .map(|(k, n)| (*k, n - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out
 }
 
 /// 80 dense layers of 16 → 16 with bias and a 16 → 3 head without: 161 parameter tensors.
@@ -112,14 +135,18 @@ fn kernel_launches_per_step_for_161_parameter_tensors() {
     assert_eq!(tensors, 161);
 
     let idle = median((0..5).map(|_| launches(&counter, || settle(&model))).collect());
+    let mut pass_kernels = Vec::new();
     let pass = median(
         (0..7)
             .map(|_| {
-                launches(&counter, || {
+                let before = counter.by_kernel();
+                let n = launches(&counter, || {
                     let grads = bridge::backward(data.losses(&model, Batch::of(None)).mean(), &model);
                     drop(grads);
                     settle(&model);
-                })
+                });
+                pass_kernels = kernels_between(&before, &counter.by_kernel());
+                n
             })
             .collect(),
     );
@@ -129,8 +156,10 @@ fn kernel_launches_per_step_for_161_parameter_tensors() {
         let mut optim = SamConfig::preset(name, sgdm.clone()).unwrap().init().unwrap();
         let mut net = model.clone();
         let mut counts = Vec::new();
+        let mut step_kernels = Vec::new();
         for k in 0..9 {
             let mut stepped = None;
+            let before = counter.by_kernel();
             let n = launches(&counter, || {
                 let (next, report) = optim.step(0.05, net.clone(), |m: &Deep, b: Batch| data.losses(m, b));
                 report.unwrap_or_else(|e| panic!("{name}: step {k}: {e}"));
@@ -138,6 +167,7 @@ fn kernel_launches_per_step_for_161_parameter_tensors() {
                 stepped = Some(next);
             });
             net = stepped.unwrap();
+            step_kernels = kernels_between(&before, &counter.by_kernel());
             if k >= 3 {
                 counts.push(n);
             }
@@ -149,6 +179,17 @@ fn kernel_launches_per_step_for_161_parameter_tensors() {
             passes * (pass - idle),
             own as f64 / tensors as f64
         );
+        // flatmin's own launches of the last step by kernel: the step's less its passes'.
+        let own_kernels: Vec<String> = step_kernels
+            .iter()
+            .map(|(kernel, n)| {
+                let in_passes = passes * pass_kernels.iter().find(|(k, _)| k == kernel).map_or(0, |(_, n)| *n);
+                (kernel, *n as i64 - in_passes as i64)
+            })
+            .filter(|(_, n)| *n != 0)
+            .map(|(kernel, n)| format!("{n} {kernel}"))
+            .collect();
+        println!("{name}: flatmin's own launches by kernel: {}", own_kernels.join(", "));
         figures.push((name, step, own));
     }
     println!("a forward and backward pass alone: {} launches", pass - idle);
