@@ -52,7 +52,7 @@ fn kernels_between(
         .map(|(k, n)| (*k, n - before.get(k).copied().unwrap_or(0)))
         .filter(|(_, n)| *n > 0)
         .collect();
-    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out.sort_by_key(|k| std::cmp::Reverse(k.1));
     out
 }
 
