@@ -555,7 +555,7 @@ fn bench_model<M: Classifier>(
     let base_peak = variants[0].peak_kb as f64 / 1024.0;
     let mb = |bytes: usize| bytes as f64 / (1024.0 * 1024.0);
     let base_heap = mb(variants[0].heap_bytes);
-    let device_mb = |bytes: Option<u64>| bytes.map(|b| b as f64 / (1024.0 * 1024.0));
+    let device_mb = |bytes: Option<u64>| bytes.map(|b| mb(b as usize));
     let base_device = device_mb(variants[0].device_bytes);
     let runs = variants
         .iter()

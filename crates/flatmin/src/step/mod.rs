@@ -42,7 +42,6 @@ pub struct Sam {
     base: BaseOptimizer,
     members: Vec<Box<dyn MemberHooks>>,
     steps: u64,
-    clock: PassClock,
     timings: StepTimings,
     /// Whether [`Sam::step`] waits for the device around each pass ([`Sam::set_synced_timings`]).
     synced_timings: bool,
@@ -62,7 +61,6 @@ impl SamConfig {
             members: self.members.iter().map(|m| m.spec().build()).collect(),
             config: self.clone(),
             steps: 0,
-            clock: PassClock::default(),
             timings: StepTimings::default(),
             synced_timings: false,
             master: None,
@@ -530,8 +528,7 @@ impl Sam {
                 (model, Err(e))
             }
         };
-        self.clock = clock;
-        self.timings = self.clock.timings(started.elapsed());
+        self.timings = clock.timings(started.elapsed());
         out
     }
 
