@@ -81,30 +81,26 @@ impl ParamVector {
 
     /// The squared global L2 norm, as a one-element device tensor (not read back).
     ///
-    /// On a device where every operation is a kernel launch (a GPU, LibTorch), the tensors are
-    /// joined into one buffer and dotted once: one copy per tensor and one reduction, where a
-    /// dot per tensor and the joining of their results take two launches per tensor. On the
-    /// CPU backend (`flex`), where an operation costs little but a copy of every gradient does,
-    /// each tensor is dotted in place.
+    /// On a device where every operation is a kernel launch (a GPU, LibTorch), the small tensors
+    /// (under 65,536 elements: biases, normalizations' scales) are joined into one buffer and
+    /// dotted once, one copy each and one reduction where a dot each would cost several
+    /// launches; a large tensor, whose copy would cost more than its launches, is dotted in
+    /// place. On the CPU backend (`flex`), where an operation costs little but a copy does, each
+    /// tensor is dotted in place.
     pub fn squared_norm_lazy(&self) -> Option<Tensor<1>> {
-        let present: Vec<&Tensor<1>> = self.tensors.iter().flatten().collect();
-        let first = present.first()?;
-        if present.len() > 1 && launches_cost(first) && present.iter().all(|t| t.dtype() == first.dtype()) {
-            let joined = Tensor::cat(present.into_iter().cloned().collect(), 0);
-            return Some(dot(&joined, &joined));
-        }
-        sum_all(present.into_iter().map(|t| dot(t, t)))
+        inner_lazy(self.tensors.iter().flatten().map(|t| (t, t)).collect(), true)
     }
 
-    /// The inner product with `other` over the slots both hold, as a device tensor.
+    /// The inner product with `other` over the slots both hold, as a device tensor (joined
+    /// as in [`ParamVector::squared_norm_lazy`]).
     pub fn dot_lazy(&self, other: &Self) -> Option<Tensor<1>> {
-        sum_all(
-            self.tensors
-                .iter()
-                .zip(&other.tensors)
-                .filter_map(|(a, b)| Some((a.as_ref()?, b.as_ref()?)))
-                .map(|(a, b)| dot(a, b)),
-        )
+        let pairs = self
+            .tensors
+            .iter()
+            .zip(&other.tensors)
+            .filter_map(|(a, b)| Some((a.as_ref()?, b.as_ref()?)))
+            .collect();
+        inner_lazy(pairs, false)
     }
 
     /// The global L2 norm (0 when no slot is present).
@@ -113,17 +109,84 @@ impl ParamVector {
     }
 }
 
+/// Tensors under this many elements are joined before a global inner product on a device
+/// where operations are launches (their copy costs less than the launches of a dot); larger
+/// ones are dotted where they are.
+pub(crate) const JOIN_BELOW: usize = 65_536;
+
+/// `Σ a_i·b_i` over pairs of flat tensors, as a device tensor: see
+/// [`ParamVector::squared_norm_lazy`]. `same`: every pair is a tensor with itself (a squared
+/// norm), so the joined buffer is made once.
+fn inner_lazy(pairs: Vec<(&Tensor<1>, &Tensor<1>)>, same: bool) -> Option<Tensor<1>> {
+    let first = pairs.first()?.0;
+    if !launches_cost(first) {
+        return sum_all(pairs.into_iter().map(|(a, b)| dot(a, b)));
+    }
+    let dtype = first.dtype();
+    let (small, large): (Vec<_>, Vec<_>) = pairs
+        .into_iter()
+        .partition(|(a, b)| a.dims()[0] < JOIN_BELOW && a.dtype() == dtype && b.dtype() == dtype);
+    let mut terms: Vec<Tensor<1>> = large.into_iter().map(|(a, b)| dot(a, b)).collect();
+    if small.len() > 1 {
+        let a = Tensor::cat(small.iter().map(|p| p.0.clone()).collect(), 0);
+        let b = match same {
+            true => a.clone(),
+            false => Tensor::cat(small.iter().map(|p| p.1.clone()).collect(), 0),
+        };
+        terms.push(dot(&a, &b));
+    } else {
+        terms.extend(small.into_iter().map(|(a, b)| dot(a, b)));
+    }
+    sum_all(terms.into_iter())
+}
+
 /// `a · b` of two flat tensors of one length, as a one-element device tensor.
 ///
-/// A `[1, n] × [n, 1]` matrix product: one pass over both operands and no temporary of their
-/// size, where `(a * b).sum()` first writes an `n`-element product and then reads it again
-/// (on the `flex` CPU backend, 15 µs against 115 µs for 200 k `f32` elements).
+/// On the CPU backend (`flex`) a `[1, n] × [n, 1]` matrix product: one pass over both operands
+/// and no temporary of their size, where `(a * b).sum()` first writes an `n`-element product
+/// and then reads it again (15 µs against 115 µs for 200 k `f32` elements). Where operations
+/// are launches, the product summed in rows ([`sum_in_rows`]): Burn 0.22.1's reductions of a
+/// whole long tensor give wrong sums on wgpu (lavapipe, 2026-12-07): the matrix product
+/// counts at most 65,535 vector lanes of `K` (203,530 ones dotted with themselves gave
+/// 131,070) and `sum()` at most about 262,000 elements (1,000,000 ones summed to 262,132),
+/// silently.
 pub(crate) fn dot(a: &Tensor<1>, b: &Tensor<1>) -> Tensor<1> {
     let n = a.dims()[0];
     if n == 0 {
         return Tensor::zeros([1], (&a.device(), a.dtype()));
     }
+    if launches_cost(a) {
+        return sum_in_rows(a.clone() * b.clone());
+    }
     a.clone().reshape([1, n]).matmul(b.clone().reshape([n, 1])).reshape([1])
+}
+
+/// Elements per row of [`sum_in_rows`].
+const ROW: usize = 4096;
+
+/// The sum of a flat tensor in reductions no longer than [`ROW`]: rows of `ROW` elements
+/// summed across (at most `ROW` rows at a time), their sums summed, and the remainder summed
+/// alone. Each reduction stays far inside the sizes Burn's wgpu kernels sum correctly.
+fn sum_in_rows(x: Tensor<1>) -> Tensor<1> {
+    let n = x.dims()[0];
+    if n <= ROW {
+        return x.sum();
+    }
+    let block = ROW * ROW;
+    if n > block {
+        return (0..n)
+            .step_by(block)
+            .map(|start| sum_in_rows(x.clone().slice(start..(start + block).min(n))))
+            .reduce(|a, b| a + b)
+            .expect("n > 0");
+    }
+    let rows = n / ROW;
+    let head = rows * ROW;
+    let total = x.clone().slice(0..head).reshape([rows, ROW]).sum_dim(1).sum();
+    match head < n {
+        true => total + x.slice(head..n).sum(),
+        false => total,
+    }
 }
 
 /// The sum of one-element device tensors (`None` slots left out), itself on the device.

@@ -283,3 +283,57 @@ fn every_preset_on_wgpu_agrees_with_the_cpu_in_float32() {
         assert!(rel <= 1e-5, "{name}: {rel:e}");
     }
 }
+
+/// `Σ a·b` in f64 over the f32 values of two equally long lists.
+fn exact_dot(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
+    a.iter()
+        .zip(b)
+        .flat_map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64))
+        .sum()
+}
+
+/// Norms and inner products of long tensors are their sums on wgpu, where Burn 0.22.1's
+/// whole-tensor reductions are not: its `[1, n] × [n, 1]` product counts at most 65,535
+/// vector lanes (203,530 ones dotted with themselves give 131,070 on lavapipe) and its `sum()`
+/// about 262,000 elements. The vectors mix tensors longer than those limits (odd and even
+/// lengths, one beyond a block of rows), one just over the join threshold, and many small
+/// ones that are joined, with a slot missing from one side.
+#[test]
+fn norms_and_inner_products_of_long_tensors_are_exact_on_wgpu() {
+    if !wgpu_here() {
+        return;
+    }
+    let device = wgpu();
+    let mut sizes = vec![1_000_001, 203_530, 262_146, 65_537, 17_000_000];
+    sizes.extend((0..40).map(|i| 100 + 7 * i));
+    let mut rng = Rng::seeded(3);
+    let mut values = |n: usize| -> Vec<f32> { (0..n).map(|_| (rng.uniform() * 2.0 - 1.0) as f32).collect() };
+    let a: Vec<Vec<f32>> = sizes.iter().map(|&n| values(n)).collect();
+    let b: Vec<Vec<f32>> = sizes.iter().map(|&n| values(n)).collect();
+    let to_vector = |lists: &[Vec<f32>], skip: Option<usize>| {
+        let slots = lists.iter().enumerate().map(|(i, v)| {
+            (Some(i) != skip)
+                .then(|| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), (&device, DType::F32)))
+        });
+        flatmin::ParamVector::new(slots.collect())
+    };
+    let (va, vb) = (to_vector(&a, None), to_vector(&b, Some(1)));
+    let sums: Vec<f64> = [va.squared_norm_lazy(), va.dot_lazy(&vb), vb.squared_norm_lazy()]
+        .into_iter()
+        .map(|t| bridge::to_f64(t.expect("present"))[0])
+        .collect();
+    let (mut a_kept, mut b_kept) = (a.clone(), b.clone());
+    a_kept.remove(1);
+    b_kept.remove(1);
+    let want = [
+        exact_dot(&a, &a),
+        exact_dot(&a_kept, &b_kept),
+        exact_dot(&b_kept, &b_kept),
+    ];
+    for (what, (got, want)) in ["‖a‖²", "a·b", "‖b‖²"].iter().zip(sums.iter().zip(want)) {
+        let scale = exact_dot(&a, &a).max(1.0);
+        println!("{what}: {got} (exact {want})");
+        assert!((got - want).abs() <= 1e-5 * scale, "{what}: {got} against {want}");
+    }
+    assert!((va.norm() - want[0].sqrt()).abs() <= 1e-5 * want[0].sqrt());
+}
