@@ -4,7 +4,8 @@
 //! * a short training run of every preset on a model with BatchNorm: the loss falls, and the
 //!   running statistics are those of the first pass alone;
 //! * the two-step API takes the one-call API's steps, for every preset;
-//! * every preset's trajectory on wgpu agrees with the same float32 run on the CPU (flex).
+//! * every preset's trajectory on wgpu agrees with the same float32 run on the CPU (flex);
+//! * norms of long tensors, and SAM on a model of 150,010 parameters, are right on wgpu.
 //!
 //! The conformance cases on wgpu are in flatmin-cli's test set.
 
@@ -336,4 +337,74 @@ fn norms_and_inner_products_of_long_tensors_are_exact_on_wgpu() {
         assert!((got - want).abs() <= 1e-5 * scale, "{what}: {got} against {want}");
     }
     assert!((va.norm() - want[0].sqrt()).abs() <= 1e-5 * want[0].sqrt());
+}
+
+/// 6 → 15,001 → 3 without a second bias: 150,010 parameters, one tensor of 90,006, so the
+/// norms cross the lengths Burn 0.22.1's whole-tensor reductions get wrong on wgpu.
+#[derive(Module, Debug)]
+struct Wide {
+    l1: Linear,
+    l2: Linear,
+}
+
+impl Wide {
+    fn new(device: &Device) -> Self {
+        let mut rng = Rng::seeded(5);
+        let hidden = 15_001;
+        let mut l1 = LinearConfig::new(6, hidden).init(device);
+        let mut l2 = LinearConfig::new(hidden, 3).with_bias(false).init(device);
+        l1.weight = Param::from_tensor(tensor(draw(&mut rng, 6 * hidden, 0.4), [6, hidden], device));
+        l1.bias = Some(Param::from_tensor(tensor(
+            draw(&mut rng, hidden, 0.1),
+            [hidden],
+            device,
+        )));
+        l2.weight = Param::from_tensor(tensor(draw(&mut rng, hidden * 3, 0.01), [hidden, 3], device));
+        Self { l1, l2 }
+    }
+
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.l2.forward(tanh(self.l1.forward(x)))
+    }
+
+    fn trainable(&self) -> Vec<f64> {
+        let layout = flatmin::Layout::of(self);
+        bridge::values(self, &layout)
+            .into_slots()
+            .into_iter()
+            .flatten()
+            .flat_map(|t| t.into_data().iter::<f64>().collect::<Vec<_>>())
+            .collect()
+    }
+}
+
+/// SAM on a model of 150,010 parameters takes the CPU's float32 steps on wgpu, and reports the
+/// CPU's gradient norms: the perturbation is as large as ρ says.
+#[test]
+fn a_model_with_long_tensors_takes_the_cpus_sam_steps_on_wgpu() {
+    if !wgpu_here() {
+        return;
+    }
+    let (gpu, cpu) = (wgpu(), Device::flex().autodiff());
+    let config = SamConfig::preset("sam", sgdm()).unwrap();
+    let run = |device: &Device| {
+        let data = Data::new(4, device);
+        let mut optim = config.init().unwrap();
+        let mut net = Wide::new(device);
+        let mut norms = Vec::new();
+        for _ in 0..3 {
+            let (next, report) = optim.step(0.05, net, |m: &Wide, b: Batch| data.losses(|x| m.forward(x), b));
+            let report = report.expect("a finite step");
+            norms.push(report.grad_norm);
+            norms.push(report.perturbation_norm);
+            net = next;
+        }
+        (net.trainable(), norms)
+    };
+    let ((w_gpu, n_gpu), (w_cpu, n_cpu)) = (run(&gpu), run(&cpu));
+    let rel = max_abs(&w_gpu, &w_cpu) / scale(&w_cpu);
+    let norm_rel = max_abs(&n_gpu, &n_cpu) / scale(&n_cpu);
+    println!("weights {rel:.3e}, norms {n_gpu:?} against {n_cpu:?}");
+    assert!(rel <= 1e-5, "weights: {rel:e}");
+    assert!(norm_rel <= 1e-5, "‖g‖ and ‖e‖: {n_gpu:?} against {n_cpu:?}");
 }
