@@ -112,7 +112,7 @@ impl ParamVector {
 /// Tensors under this many elements are joined before a global inner product on a device
 /// where operations are launches (their copy costs less than the launches of a dot); larger
 /// ones are dotted where they are.
-pub(crate) const JOIN_BELOW: usize = 65_536;
+const JOIN_BELOW: usize = 65_536;
 
 /// `Σ a_i·b_i` over pairs of flat tensors, as a device tensor: see
 /// [`ParamVector::squared_norm_lazy`]. `same`: every pair is a tensor with itself (a squared
