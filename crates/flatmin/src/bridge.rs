@@ -149,6 +149,73 @@ impl ModuleVisitor for ValueVisitor {
     }
 }
 
+/// What tells each parameter's tensor on `layout` apart from any other (`None` where the
+/// backend gives tensors no identity, or the model has no parameter): the check that a model
+/// still holds the very tensors a step wrote into it, so that a step may keep its own copy of
+/// the weights between steps (a joined buffer on a GPU, [`crate::vector::ParamVector`]) and
+/// take it up again only while the model is as that step left it — a model changed outside
+/// the optimizer (loaded, edited, another optimizer's step) holds other tensors.
+///
+/// On Burn's fused CubeCL backends (wgpu, CUDA) the identity is the fusion stream's tensor
+/// id, which a clone shares and no other tensor ever gets. Elsewhere there is none.
+pub(crate) fn identities<M: Module>(model: &M, layout: &Layout) -> Option<Vec<String>> {
+    struct Ids {
+        index: HashMap<ParamId, usize>,
+        out: Vec<Option<String>>,
+    }
+    impl ModuleVisitor for Ids {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(&i) = self.index.get(&param.id) {
+                self.out[i] = identity(param.val().inner());
+            }
+        }
+    }
+    if layout.is_empty() {
+        return None;
+    }
+    let mut ids = Ids {
+        index: layout.index(),
+        out: vec![None; layout.len()],
+    };
+    model.visit(&mut ids);
+    ids.out.into_iter().collect()
+}
+
+/// Whether `model`'s parameters have identities ([`identities`]): its first one has.
+pub(crate) fn has_identities<M: Module>(model: &M) -> bool {
+    struct First(Option<bool>);
+    impl ModuleVisitor for First {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self.0.is_none() {
+                self.0 = Some(identity(param.val().inner()).is_some());
+            }
+        }
+    }
+    let mut first = First(None);
+    model.visit(&mut first);
+    first.0.unwrap_or(false)
+}
+
+/// The identity of a tensor on a fused CubeCL device (see [`identities`]).
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn identity<const D: usize>(tensor: Tensor<D>) -> Option<String> {
+    use burn::backend::{BackendTensor, DispatchTensorKind};
+    fn of(kind: &DispatchTensorKind) -> Option<String> {
+        match kind {
+            DispatchTensorKind::Cube(BackendTensor::Float(fused)) => Some(fused.id.to_string()),
+            DispatchTensorKind::Autodiff(inner) => of(inner),
+            _ => None,
+        }
+    }
+    of(&tensor.into_dispatch().kind)
+}
+
+/// Without a fused CubeCL backend in the build no tensor has an identity.
+#[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+fn identity<const D: usize>(_: Tensor<D>) -> Option<String> {
+    None
+}
+
 /// The device of `model`'s first parameter (`None`: it has none).
 pub fn device<M: Module>(model: &M) -> Option<Device> {
     model.devices().into_iter().next()

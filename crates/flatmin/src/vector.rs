@@ -2,6 +2,14 @@
 //! part (no gradient this pass). Norms and inner products are global over all present tensors,
 //! as in every reference implementation (crates/flatmin/ALGORITHMS.md §1.3), and are read back to the host
 //! in one transfer per call.
+//!
+//! Where each operation is a kernel launch (a GPU), a vector may also be *joined*: its tensors
+//! are views of one buffer, each at an offset aligned for the device, with zeros between them,
+//! so that a step's element-wise work and norms are one operation over the buffer instead of
+//! one per tensor ([`ParamVector::joined`]). Every slot is still a tensor of its own, so code
+//! that works slot by slot reads a joined vector as any other.
+
+use std::sync::Arc;
 
 use burn::tensor::Tensor;
 
@@ -9,12 +17,127 @@ use burn::tensor::Tensor;
 #[derive(Clone, Debug, Default)]
 pub struct ParamVector {
     tensors: Vec<Option<Tensor<1>>>,
+    /// The buffer the slots are views of, when the vector is joined.
+    joined: Option<Joined>,
 }
+
+/// The buffer of a joined [`ParamVector`] and where each slot lies in it.
+#[derive(Clone, Debug)]
+struct Joined {
+    buffer: Tensor<1>,
+    segments: Arc<Segments>,
+}
+
+/// Where each slot of a joined vector lies in its buffer: `(start, len)`, `None` for an absent
+/// slot; the buffer's length. Two vectors with equal segments can be combined buffer to buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Segments {
+    slots: Vec<Option<(usize, usize)>>,
+    total: usize,
+}
+
+impl Segments {
+    /// `(start, len)` of each slot in the buffer, `None` where the slot is absent.
+    pub(crate) fn slots(&self) -> &[Option<(usize, usize)>] {
+        &self.slots
+    }
+}
+
+/// Bytes each segment of a joined buffer starts at a multiple of: a view at such an offset
+/// (whose length is a multiple of the device's own alignment) is the buffer itself, not a
+/// copy (Burn's CubeCL `slice`); 256 is the largest storage-offset alignment WebGPU allows a
+/// device to ask for, so it suits every wgpu and CUDA device.
+const SEGMENT_ALIGN_BYTES: usize = 256;
 
 impl ParamVector {
     /// Wraps per-parameter flat tensors.
     pub fn new(tensors: Vec<Option<Tensor<1>>>) -> Self {
-        Self { tensors }
+        Self { tensors, joined: None }
+    }
+
+    /// This vector with its tensors views of one buffer, where operations are kernel launches
+    /// and there are at least two tensors of one float type: one copy per tensor now, after
+    /// which [`ParamVector::scaled`], [`ParamVector::plus`], the norms and the base
+    /// optimizer's update are one operation each. Anywhere else (the CPU backend, whose
+    /// results the conformance cases pin bit for bit) the vector as it is.
+    pub(crate) fn joined(&self) -> Self {
+        if self.joined.is_some() {
+            return self.clone();
+        }
+        let mut present = self.tensors.iter().flatten();
+        let Some(first) = present.next() else {
+            return self.clone();
+        };
+        let dtype = first.dtype();
+        if !launches_cost(first) || self.tensors.iter().flatten().count() < 2 || present.any(|t| t.dtype() != dtype) {
+            return self.clone();
+        }
+        let align = (SEGMENT_ALIGN_BYTES / dtype.size()).max(1);
+        let mut at = 0;
+        let slots = self
+            .tensors
+            .iter()
+            .map(|t| {
+                t.as_ref().map(|t| {
+                    let len = t.dims()[0];
+                    let start = at;
+                    at += len.div_ceil(align) * align;
+                    (start, len)
+                })
+            })
+            .collect();
+        let segments = Arc::new(Segments { slots, total: at });
+        let mut buffer = Tensor::zeros([segments.total], (&first.device(), dtype));
+        for (t, seg) in self.tensors.iter().zip(&segments.slots) {
+            if let (Some(t), Some((start, len))) = (t, seg) {
+                buffer = buffer.slice_assign(*start..start + len, t.clone());
+            }
+        }
+        Self::from_buffer(buffer, segments)
+    }
+
+    /// The vector whose slots are the views of `buffer` at `segments`.
+    fn from_buffer(buffer: Tensor<1>, segments: Arc<Segments>) -> Self {
+        let tensors = segments
+            .slots
+            .iter()
+            .map(|seg| seg.map(|(start, len)| buffer.clone().slice(start..start + len)))
+            .collect();
+        Self {
+            tensors,
+            joined: Some(Joined { buffer, segments }),
+        }
+    }
+
+    /// The buffers of `self` and `other` when both are joined alike (equal segments).
+    fn joined_alike<'a>(&'a self, other: &'a Self) -> Option<(&'a Tensor<1>, &'a Tensor<1>, &'a Arc<Segments>)> {
+        let (a, b) = (self.joined.as_ref()?, other.joined.as_ref()?);
+        (Arc::ptr_eq(&a.segments, &b.segments) || a.segments == b.segments).then_some((
+            &a.buffer,
+            &b.buffer,
+            &a.segments,
+        ))
+    }
+
+    /// The buffer and segments of a joined vector (`None`: not joined).
+    pub(crate) fn buffer(&self) -> Option<(&Tensor<1>, &Arc<Segments>)> {
+        self.joined.as_ref().map(|j| (&j.buffer, &j.segments))
+    }
+
+    /// The joined vector of `buffer` (whose padding between segments is zero) at `segments`.
+    pub(crate) fn with_buffer(buffer: Tensor<1>, segments: &Arc<Segments>) -> Self {
+        Self::from_buffer(buffer, segments.clone())
+    }
+
+    /// `self + other` where `other` is present (the other slots left out), as one operation
+    /// when both are joined alike: the weights moved by an offset.
+    pub(crate) fn plus(&self, other: &Self) -> Self {
+        if let Some((a, b, segments)) = self.joined_alike(other) {
+            return Self::from_buffer(a.clone() + b.clone(), segments.clone());
+        }
+        other.zip_map(self, |e, w| {
+            w.expect("the weights cover the offset").clone() + e.clone()
+        })
     }
 
     /// Number of slots (parameters of the layout).
@@ -74,9 +197,12 @@ impl ParamVector {
         )
     }
 
-    /// `scale * self`.
+    /// `scale * self` (one operation over the buffer of a joined vector).
     pub fn scaled(&self, scale: f64) -> Self {
-        self.map(|_, t| t.clone().mul_scalar(scale))
+        match &self.joined {
+            Some(j) => Self::from_buffer(j.buffer.clone().mul_scalar(scale), j.segments.clone()),
+            None => self.map(|_, t| t.clone().mul_scalar(scale)),
+        }
     }
 
     /// The squared global L2 norm, as a one-element device tensor (not read back).
@@ -88,12 +214,18 @@ impl ParamVector {
     /// place. On the CPU backend (`flex`), where an operation costs little but a copy does, each
     /// tensor is dotted in place.
     pub fn squared_norm_lazy(&self) -> Option<Tensor<1>> {
+        if let Some(j) = &self.joined {
+            return Some(dot(&j.buffer, &j.buffer));
+        }
         inner_lazy(self.tensors.iter().flatten().map(|t| (t, t)).collect(), true)
     }
 
     /// The inner product with `other` over the slots both hold, as a device tensor (joined
     /// as in [`ParamVector::squared_norm_lazy`]).
     pub fn dot_lazy(&self, other: &Self) -> Option<Tensor<1>> {
+        if let Some((a, b, _)) = self.joined_alike(other) {
+            return Some(dot(a, b));
+        }
         let pairs = self
             .tensors
             .iter()

@@ -10,6 +10,7 @@ mod adam;
 mod sgd;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use burn::config::Config;
 use burn::tensor::Tensor;
@@ -19,9 +20,11 @@ pub use adam::{AdamBaseConfig, AdamBaseState};
 pub(crate) use sgd::HYPERPARAMETERS as SGD_HYPERPARAMETERS;
 pub use sgd::{SgdBaseConfig, SgdBaseState};
 
+use crate::bridge::Layout;
 use crate::error::{ConfigError, RecordError};
 use crate::member::BaseView;
 use crate::record::{RecordIn, RecordOut};
+use crate::vector::{ParamVector, Segments};
 
 /// Which base optimizer applies the combined gradient.
 #[derive(Config, Debug, PartialEq)]
@@ -71,6 +74,30 @@ impl BaseState {
             .filter_map(|(n, t)| t.as_ref().map(|t| (n, t)))
             .collect()
     }
+
+    /// The state of the parameter at `start..start + len` of a joined state (views).
+    fn view(&self, start: usize, len: usize) -> Self {
+        let cut = |t: &Option<Tensor<1>>| t.as_ref().map(|t| t.clone().slice(start..start + len));
+        match self {
+            BaseState::Sgd(s) => BaseState::Sgd(Box::new(SgdBaseState {
+                momentum: cut(&s.momentum),
+                step: s.step,
+            })),
+            BaseState::Adam(s) => BaseState::Adam(Box::new(AdamBaseState {
+                exp_avg: cut(&s.exp_avg),
+                exp_avg_sq: cut(&s.exp_avg_sq),
+                step: s.step,
+            })),
+        }
+    }
+}
+
+/// The state of every parameter as one buffer per kind, from the last update over joined
+/// buffers ([`BaseOptimizer::update_joined`]); the per-parameter states are its views.
+#[derive(Clone, Debug)]
+struct JoinedState {
+    segments: Arc<Segments>,
+    state: BaseState,
 }
 
 /// A base optimizer with its per-parameter state, keyed by parameter path.
@@ -78,6 +105,8 @@ impl BaseState {
 pub(crate) struct BaseOptimizer {
     config: BaseConfig,
     pub(crate) states: HashMap<String, BaseState>,
+    /// Set by an update over joined buffers, cleared by any other change of `states`.
+    joined: Option<JoinedState>,
 }
 
 /// Record names: `base/<parameter path>/<field>`.
@@ -89,7 +118,143 @@ impl BaseOptimizer {
         Self {
             config,
             states: HashMap::new(),
+            joined: None,
         }
+    }
+
+    /// Every parameter's update at once, over the buffers of `weights` and `grad` joined alike
+    /// ([`ParamVector::joined`]): the same rule as [`BaseOptimizer::update`], applied to the
+    /// buffers, with the per-parameter states left as views of the new state's buffers. It
+    /// runs when the state can be one buffer too — no parameter on the layout has state yet,
+    /// or the state is the one the last joined update left on the same segments — and returns
+    /// the new weights, joined; when every parameter has state of its own (a loaded record, a
+    /// step that updated them one by one) it is joined first. `None` when none of this can be
+    /// (states of different step counts, say), with nothing changed: the caller updates
+    /// parameter by parameter.
+    pub(crate) fn update_joined(
+        &mut self,
+        layout: &Layout,
+        lr: f64,
+        weights: &ParamVector,
+        grad: &ParamVector,
+    ) -> Option<ParamVector> {
+        let (w, segments) = weights.buffer()?;
+        let (g, grad_segments) = grad.buffer()?;
+        if segments != grad_segments {
+            return None;
+        }
+        let paths: Vec<(usize, &str, (usize, usize))> = layout
+            .entries
+            .iter()
+            .zip(segments.slots())
+            .enumerate()
+            .filter_map(|(i, (e, seg))| Some((i, e.path.as_str(), (*seg)?)))
+            .collect();
+        let mut whole = match self.joined.take() {
+            Some(kept) if kept.segments == *segments => kept.state,
+            kept => {
+                self.joined = kept;
+                if paths.iter().all(|(_, p, _)| !self.states.contains_key(*p)) {
+                    match &self.config {
+                        BaseConfig::Sgd(_) => BaseState::Sgd(Box::default()),
+                        BaseConfig::Adam(_) => BaseState::Adam(Box::default()),
+                    }
+                } else {
+                    self.join_states(&paths, segments)?
+                }
+            }
+        };
+        let new = match (&self.config, &mut whole) {
+            (BaseConfig::Sgd(c), BaseState::Sgd(state)) => c.update(lr, w.clone(), g.clone(), None, state),
+            (BaseConfig::Adam(c), BaseState::Adam(state)) => c.update(lr, w.clone(), g.clone(), None, state),
+            _ => unreachable!("states are created by the configured optimizer"),
+        };
+        for (_, path, (start, len)) in paths {
+            self.states.insert(path.to_string(), whole.view(start, len));
+        }
+        self.joined = Some(JoinedState {
+            segments: segments.clone(),
+            state: whole,
+        });
+        Some(ParamVector::with_buffer(new, segments))
+    }
+
+    /// The per-parameter states of `paths` (slot, path, segment) joined into one state on
+    /// `segments` (one copy each; after a record is loaded, or a step updated them one by one),
+    /// when every one of them has a state of the same kind, the same buffers and the same step
+    /// count.
+    fn join_states(&self, paths: &[(usize, &str, (usize, usize))], segments: &Segments) -> Option<BaseState> {
+        let states: Vec<&BaseState> = paths
+            .iter()
+            .map(|(_, p, _)| self.states.get(*p))
+            .collect::<Option<_>>()?;
+        let join = |buffer: &dyn Fn(&BaseState) -> Option<&Tensor<1>>| -> Option<Option<Tensor<1>>> {
+            let present = states.iter().filter(|s| buffer(s).is_some()).count();
+            if present == 0 {
+                return Some(None);
+            }
+            if present != states.len() {
+                return None;
+            }
+            let mut slots = vec![None; segments.slots().len()];
+            for ((i, _, _), s) in paths.iter().zip(&states) {
+                slots[*i] = buffer(s).cloned();
+            }
+            let joined = ParamVector::new(slots).joined();
+            let (t, at) = joined.buffer()?;
+            (**at == *segments).then(|| Some(t.clone()))
+        };
+        match &self.config {
+            BaseConfig::Sgd(_) => {
+                let sgd: Vec<&SgdBaseState> = states
+                    .iter()
+                    .map(|s| match s {
+                        BaseState::Sgd(s) => Some(&**s),
+                        BaseState::Adam(_) => None,
+                    })
+                    .collect::<Option<_>>()?;
+                let step = sgd[0].step;
+                if sgd.iter().any(|s| s.step != step) {
+                    return None;
+                }
+                let momentum = join(&|s| match s {
+                    BaseState::Sgd(s) => s.momentum.as_ref(),
+                    BaseState::Adam(_) => None,
+                })?;
+                Some(BaseState::Sgd(Box::new(SgdBaseState { momentum, step })))
+            }
+            BaseConfig::Adam(_) => {
+                let adam: Vec<&AdamBaseState> = states
+                    .iter()
+                    .map(|s| match s {
+                        BaseState::Adam(s) => Some(&**s),
+                        BaseState::Sgd(_) => None,
+                    })
+                    .collect::<Option<_>>()?;
+                let step = adam[0].step;
+                if adam.iter().any(|s| s.step != step) {
+                    return None;
+                }
+                let exp_avg = join(&|s| match s {
+                    BaseState::Adam(s) => s.exp_avg.as_ref(),
+                    BaseState::Sgd(_) => None,
+                })?;
+                let exp_avg_sq = join(&|s| match s {
+                    BaseState::Adam(s) => s.exp_avg_sq.as_ref(),
+                    BaseState::Sgd(_) => None,
+                })?;
+                Some(BaseState::Adam(Box::new(AdamBaseState {
+                    exp_avg,
+                    exp_avg_sq,
+                    step,
+                })))
+            }
+        }
+    }
+
+    /// Marks the per-parameter states as changed one by one: no longer views of a joined state.
+    pub(crate) fn unjoin(&mut self) {
+        self.joined = None;
     }
 
     /// One update of the parameter at `path` with gradient `grad` (an L2 weight decay taken at
@@ -145,6 +310,7 @@ impl BaseOptimizer {
             states.insert(path, state);
         }
         self.states = states;
+        self.joined = None;
         Ok(())
     }
 }

@@ -114,7 +114,7 @@ impl Sam {
     /// tensor per parameter in visiting order (`None` before its first step, and for a model
     /// trained in its own float type).
     pub fn master_weights(&self) -> Option<&ParamVector> {
-        self.master.as_ref().map(|m| &m.weights)
+        self.master.as_ref().filter(|m| m.half).map(|m| &m.weights)
     }
 
     /// The loss scale an f16 model's passes are multiplied by under
@@ -147,30 +147,48 @@ impl Sam {
         }
     }
 
-    /// The master weights and loss scale of a step on `model`, when it is a mixed-precision
-    /// step (a bf16 or f16 model under [`Precision::Mixed`](crate::Precision::Mixed)): the kept
-    /// copy, or the model's weights in f32 on the first step (or when the model's parameters
-    /// are no longer those the copy was taken of).
-    ///
-    /// With `master`, the master weights are that model's (the caller's f32 copy of `model`).
+    /// The step's own weights: under [`Precision::Mixed`](crate::Precision::Mixed), for a bf16
+    /// or f16 model, its f32 master weights and loss scale — the kept copy, or the model's
+    /// weights in f32 on the first step (or when the model's parameters are no longer those the
+    /// copy was taken of); with `master`, that model's (the caller's f32 copy of `model`).
+    /// Otherwise, on a fused GPU (where tensors have identities), the model's weights joined in
+    /// one buffer — kept from the last step while the model holds the tensors it wrote, read
+    /// and joined again when it does not — so that `w + e` and the update are one operation
+    /// each. `None` elsewhere: the CPU backend, LibTorch.
     fn mixed_for<M: Module>(&self, model: &M, layout: &Layout, master: Option<&M>) -> Option<Mixed> {
-        if !self.config.precision.is_mixed() {
-            return None;
-        }
         let dtype = bridge::float_dtype(model, layout);
-        if !precision::is_half(dtype) {
-            return None;
+        if !(self.config.precision.is_mixed() && precision::is_half(dtype)) {
+            return self.held_for(model, layout, master.is_some());
         }
         let weights = match (master, &self.master) {
-            (Some(master), _) => precision::to_f32(&bridge::values(master, layout)),
-            (None, Some(kept)) if kept.layout == *layout => kept.weights.clone(),
-            (None, _) => precision::to_f32(&bridge::values(model, layout)),
+            (Some(master), _) => precision::to_f32(&bridge::values(master, layout)).joined(),
+            (None, Some(kept)) if kept.half && kept.fit(model, layout) => kept.weights.clone(),
+            (None, _) => precision::to_f32(&bridge::values(model, layout)).joined(),
         };
         let loss_scale = (dtype == Some(burn::tensor::DType::F16)).then_some(self.scaler.scale);
         Some(Mixed {
             weights,
+            half: true,
             loss_scale,
             external: master.is_some(),
+        })
+    }
+
+    /// The joined weights of a model on a fused GPU ([`Sam::mixed_for`]); none for a step whose
+    /// weights an outside optimizer updates (`external`).
+    fn held_for<M: Module>(&self, model: &M, layout: &Layout, external: bool) -> Option<Mixed> {
+        if external || !bridge::has_identities(model) {
+            return None;
+        }
+        let weights = match &self.master {
+            Some(kept) if !kept.half && kept.fit(model, layout) => kept.weights.clone(),
+            _ => bridge::values(model, layout).joined(),
+        };
+        Some(Mixed {
+            weights,
+            half: false,
+            loss_scale: None,
+            external: false,
         })
     }
 
@@ -266,7 +284,7 @@ impl Sam {
             layout: None,
             mixed: None,
         };
-        if base_only && !self.config.precision.is_mixed() {
+        if base_only && !self.config.precision.is_mixed() && !bridge::has_identities(model) {
             first.work = work;
             return first;
         }
@@ -376,7 +394,8 @@ impl Sam {
             });
         drop(view);
         let grads = input.grads.as_ref().expect("the first pass was evaluated");
-        let g = precision::gradients(model, &layout, grads, mixed.is_some(), input.scaled_by);
+        let half = mixed.as_ref().is_some_and(|m| m.half);
+        let g = precision::gradients(model, &layout, grads, half, input.scaled_by);
         let measured = phases::measure_first(g, tensor_mask.as_deref())?;
         let second = if decided {
             plan.unwrap_or(true)
@@ -453,13 +472,18 @@ impl Sam {
         }
         let layout = update.descent.layout.clone();
         let scaled = update.mixed.as_ref().is_some_and(|m| m.loss_scale.is_some());
-        if update.mixed.is_some() {
-            // The step's copy of the master weights is then the only one: updated in place.
-            self.master = None;
-        }
+        let half = update.mixed.as_ref().is_some_and(|m| m.half);
+        // The step's copy of the weights is then the only one: updated in place.
+        self.master = None;
         let (model, master) = phases::apply(&mut self.base, model, &mut update);
         if let Some(weights) = master {
-            self.master = Some(MasterWeights { layout, weights });
+            let identities = bridge::identities(&model, &layout);
+            self.master = Some(MasterWeights {
+                layout,
+                weights,
+                half,
+                identities,
+            });
         }
         if scaled {
             self.scaler.good_step(&self.config.precision);
@@ -486,10 +510,14 @@ impl Sam {
             return Err(StepError::OwnUpdate);
         }
         let scaled = match &update.mixed {
-            Some(mixed) if !mixed.external => return Err(StepError::MasterWeights),
+            Some(mixed) if mixed.half && !mixed.external => return Err(StepError::MasterWeights),
             Some(mixed) => mixed.loss_scale.is_some(),
             None => false,
         };
+        // The outside optimizer changes the model: weights kept joined would be stale.
+        if self.master.as_ref().is_some_and(|m| !m.half) {
+            self.master = None;
+        }
         if scaled {
             self.scaler.good_step(&self.config.precision);
         }
@@ -544,7 +572,7 @@ impl Sam {
             Next::Update(update) => return Ok(update),
             Next::Ascent(ascent) => ascent,
         };
-        if self.releases_g() && ascent.mixed.is_none() {
+        if self.releases_g() && ascent.mixed.as_ref().is_none_or(|m| !m.half) {
             // Nothing after the perturbation needs `g` (and the report's cosine, if measured,
             // comes from `e`): its memory is free during the second pass.
             ascent.g = Default::default();
@@ -575,7 +603,7 @@ impl Sam {
         }
         out.scalar("steps".into(), self.steps);
         if self.config.precision.is_mixed() {
-            if let Some(master) = &self.master {
+            if let Some(master) = self.master.as_ref().filter(|m| m.half) {
                 for (entry, t) in master.layout.entries.iter().zip(master.weights.slots()) {
                     if let Some(t) = t {
                         out.tensor(format!("{MASTER}{}", entry.path), t);
@@ -595,6 +623,8 @@ impl Sam {
     /// step.
     pub fn load_record<M: Module>(mut self, record: SamRecord, model: &M) -> Result<Self, RecordError> {
         let mut record = record.into_in();
+        // Weights kept from earlier steps belong to the state being replaced.
+        self.master = None;
         for m in &mut self.members {
             m.load(&mut record)?;
         }
@@ -653,6 +683,8 @@ impl Sam {
             self.master = Some(MasterWeights {
                 layout,
                 weights: ParamVector::new(slots),
+                half: true,
+                identities: None,
             });
         }
         if record.scalars.contains_key(LOSS_SCALE) {

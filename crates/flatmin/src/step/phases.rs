@@ -314,31 +314,59 @@ pub(crate) fn cosine_from_e<M: Module>(
 /// The base optimizer (or a member that is its own) applied to `model` with the descent, then
 /// decoupled WSAM's sharpness step outside its state. Nothing here can fail: the state is
 /// updated in place (its buffers held only here are written in place) and each weight is
-/// handed over to its update. In a mixed-precision step the update is applied to the f32
-/// master weights, returned, and the model gets them cast to its float type.
+/// handed over to its update. When the step holds its own weights (a mixed-precision step's
+/// f32 master weights, or a fused GPU's joined ones: [`Mixed`]) the update is applied to them,
+/// they are returned, and the model gets them (cast to its float type). Over joined weights and
+/// a joined descent the base update is one operation for all parameters
+/// ([`BaseOptimizer::update_joined`]); otherwise it runs parameter by parameter.
 pub(crate) fn apply<M: Module>(base: &mut BaseOptimizer, model: M, update: &mut Update) -> (M, Option<ParamVector>) {
+    let own = update.work.iter().position(|m| m.own_update());
+    if own.is_none() && update.first.is_none() && update.decay_at.is_none() {
+        let descent = &update.descent;
+        let joined = update
+            .mixed
+            .as_ref()
+            .and_then(|mixed| base.update_joined(&descent.layout, update.lr, &mixed.weights, &descent.gradient));
+        if let Some(new) = joined {
+            let new = match &descent.sharpness {
+                Some(s) => new.plus(&s.scaled(-(update.lr * descent.sharpness_weight))),
+                None => new,
+            };
+            update.mixed = None;
+            let model = bridge::update(model, &descent.layout, &|i| new.has(i), &mut |i, w| {
+                let value = new.get(i).expect("present").clone();
+                match value.dtype() == w.dtype() {
+                    true => value,
+                    false => value.cast(w.dtype()),
+                }
+            });
+            return (model, Some(new));
+        }
+    }
+    base.unjoin();
     let mut states = std::mem::take(&mut base.states);
     let lr = update.lr;
     let descent = &update.descent;
     let first = update.first.as_ref();
     let decay_at = update.decay_at.as_ref();
     let work = &mut update.work;
-    let own = work.iter().position(|m| m.own_update());
     let layout = &descent.layout;
     let sharpness_step = lr * descent.sharpness_weight;
     let base_ref = &*base;
-    let mut master = update.mixed.take().map(|m| m.weights.into_slots());
+    let held = update.mixed.take();
+    let half = held.as_ref().is_some_and(|m| m.half);
+    let mut master = held.map(|m| m.weights.into_slots());
     let model = bridge::update(model, layout, &|i| descent.gradient.has(i), &mut |i, w| {
         let d = descent.gradient.get(i).expect("present").clone();
         let path = &layout.entries[i].path;
-        // A mixed-precision step updates the master copy; the model's own value is let go.
+        // A step holding its own weights updates them; the model's own value is let go.
         let (w, dtype) = match master.as_mut() {
             Some(slots) => {
                 let dtype = w.dtype();
                 let held = slots
                     .get_mut(i)
                     .and_then(Option::take)
-                    .expect("master weights cover the layout");
+                    .expect("held weights cover the layout");
                 (held, Some(dtype))
             }
             None => (w, None),
@@ -354,11 +382,16 @@ pub(crate) fn apply<M: Module>(base: &mut BaseOptimizer, model: M, update: &mut 
         match (dtype, master.as_mut()) {
             (Some(dtype), Some(slots)) => {
                 slots[i] = Some(new.clone());
-                new.cast(dtype)
+                match new.dtype() == dtype {
+                    true => new,
+                    false => new.cast(dtype),
+                }
             }
             _ => new,
         }
     });
     base.states = states;
-    (model, master.map(ParamVector::new))
+    // Joined weights updated one by one are no longer joined: the next step joins them again.
+    let master = master.filter(|_| half).map(ParamVector::new);
+    (model, master)
 }

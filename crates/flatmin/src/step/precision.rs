@@ -1,7 +1,9 @@
-//! Mixed precision, written once for every driver: which steps keep f32 master weights, the
-//! dynamic loss scale of an f16 model, and the gradients read back in f32 and unscaled. The
-//! phases compute in f32 from [`Mixed::weights`] and write the model's float type back through
-//! the bridge; the members never see the difference.
+//! The step's own copy of the weights, written once for every driver: the f32 master weights of
+//! a mixed-precision step, the dynamic loss scale of an f16 model, and the gradients read back
+//! in f32 and unscaled; and, on a fused GPU, the weights of any model kept joined in one buffer
+//! between steps, so that `w + e` and the update are one operation each
+//! ([`ParamVector::joined`]). The phases compute from [`Mixed::weights`] and write the model's
+//! float type back through the bridge; the members never see the difference.
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -11,11 +13,15 @@ use crate::bridge::{self, Layout};
 use crate::config::Precision;
 use crate::vector::ParamVector;
 
-/// The f32 weights of a step on a half-precision model, and the loss scale of its passes.
+/// The step's own weights: f32 master weights of a half-precision model (and the loss scale of
+/// its passes), or the weights of a model on a fused GPU kept joined between steps.
 #[derive(Clone, Debug)]
 pub(crate) struct Mixed {
-    /// `w` in f32, slot by slot on the step's layout.
+    /// `w` (in f32 when `half`), slot by slot on the step's layout.
     pub weights: ParamVector,
+    /// The model is in half precision and these are its f32 master weights; otherwise they are
+    /// the model's own values in its own type, held joined (nothing is cast).
+    pub half: bool,
     /// The loss scale of an f16 model's passes (`None`: bf16, unscaled).
     pub loss_scale: Option<f64>,
     /// The master weights are the caller's (an f32 model the step was begun with, see
@@ -27,15 +33,13 @@ pub(crate) struct Mixed {
 impl Mixed {
     /// `w + offset` in f32, where `offset` is present (the other slots left out).
     pub fn shifted(&self, offset: &ParamVector) -> ParamVector {
-        offset.zip_map(&self.weights, |e, w| {
-            w.expect("master weights cover the layout").clone() + e.clone()
-        })
+        self.weights.plus(offset)
     }
 
     /// How the passes of this step treat their losses.
     pub fn pass(&self) -> PassPrecision {
         PassPrecision {
-            to_f32: true,
+            to_f32: self.half,
             loss_scale: self.loss_scale,
         }
     }
@@ -73,11 +77,29 @@ impl PassPrecision {
     }
 }
 
-/// The master weights kept between steps, on the layout they were read on.
+/// The weights kept between steps, on the layout they were read on: taken up again while the
+/// model holds the tensors the last step wrote (`identities`, where the backend has them).
 #[derive(Clone, Debug)]
 pub(crate) struct MasterWeights {
     pub layout: Layout,
     pub weights: ParamVector,
+    /// f32 master weights of a half-precision model (saved in records); otherwise the model's
+    /// own values, joined.
+    pub half: bool,
+    /// The identities of the model's parameter tensors the step left ([`bridge::identities`]).
+    pub identities: Option<Vec<String>>,
+}
+
+impl MasterWeights {
+    /// Whether these are still the weights of `model` on `layout`: the same parameters, and,
+    /// where tensors have identities, the very tensors the last step wrote.
+    pub fn fit<M: Module>(&self, model: &M, layout: &Layout) -> bool {
+        self.layout == *layout
+            && match &self.identities {
+                Some(ids) => bridge::identities(model, layout).as_ref() == Some(ids),
+                None => self.half,
+            }
+    }
 }
 
 /// The dynamic loss scale of an f16 model.
@@ -135,17 +157,19 @@ pub(crate) fn is_half(dtype: Option<DType>) -> bool {
 }
 
 /// The gradients of `model` on `layout`: as stored natively; in f32 and divided by the scale the
-/// loss was multiplied by in a mixed-precision step.
+/// loss was multiplied by in a mixed-precision step (`half`). Joined where operations are
+/// kernel launches ([`ParamVector::joined`]): their norms and what is made of them are then
+/// one operation each.
 pub(crate) fn gradients<M: Module>(
     model: &M,
     layout: &Layout,
     grads: &GradientsParams,
-    mixed: bool,
+    half: bool,
     scaled_by: Option<f64>,
 ) -> ParamVector {
     let g = bridge::gradients(model, layout, grads);
-    if !mixed {
-        return g;
+    if !half {
+        return g.joined();
     }
     g.map(|_, t| {
         let t = t.clone().cast(DType::F32);
@@ -154,6 +178,7 @@ pub(crate) fn gradients<M: Module>(
             _ => t,
         }
     })
+    .joined()
 }
 
 /// Every present slot of `values` in f32.

@@ -239,7 +239,8 @@ impl<M: Module> FirstPass<M> {
         *input = evaluated;
         let layout = Layout::of(model);
         let grads = input.grads.as_ref().expect("evaluated");
-        let g = precision::gradients(model, &layout, grads, self.mixed.is_some(), input.scaled_by);
+        let half = self.mixed.as_ref().is_some_and(|m| m.half);
+        let g = precision::gradients(model, &layout, grads, half, input.scaled_by);
         let squared = crate::vector::read(vec![g.squared_norm_lazy()])[0];
         let run = decide(&mut self.work, self.step, squared);
         self.decided = true;
@@ -558,8 +559,8 @@ fn check_selection(selected: &[usize], batch: usize) -> Result<(), StepError> {
 /// completed from the ascent.
 fn conclude<M: Module>(ascent: Ascent<M>, input: PassInput) -> Result<Update, StepError> {
     let grads_p = input.grads.as_ref().expect("the second pass was evaluated");
-    let mixed = ascent.mixed.is_some();
-    let gp = precision::gradients(&ascent.model, &ascent.layout, grads_p, mixed, input.scaled_by);
+    let half = ascent.mixed.as_ref().is_some_and(|m| m.half);
+    let gp = precision::gradients(&ascent.model, &ascent.layout, grads_p, half, input.scaled_by);
     let Ascent {
         model: perturbed,
         origin,

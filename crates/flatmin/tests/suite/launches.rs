@@ -199,12 +199,16 @@ fn kernel_launches_per_step_for_161_parameter_tensors() {
         figures[1].1 > figures[0].1,
         "SAM's step launches more than the base step's"
     );
-    // The bound the fused build is held to: SAM's own work within 8 launches per tensor, which
-    // an unfused build (12.0) breaks. Fusion's kernel count varies from run to run: on lavapipe
-    // on 2026-12-06, 4.3 in most runs, 5.9 in one fresh-clone CI run (whose pass alone took 548
-    // launches instead of 424); fused with a dot per tensor for the norms, 6.3.
+    // The bounds the fused build is held to. With the step's weights, gradients and base state
+    // joined in one buffer each (README, *GPU*), flatmin's own work is one copy per tensor for
+    // each gradient it joins (one for the base step, two for SAM) and a handful of kernels over
+    // the buffers: on lavapipe, 2026-12-07, 165 launches (1.02 per tensor) for the base step and
+    // 331 (2.06) for SAM; per tensor, as before, they were 364 (2.26) and 706 (4.39). Fusion's
+    // kernel count varies from run to run (one fresh-clone CI run of 2026-12-06 saw a pass of
+    // 548 launches instead of 424), hence the margin: 1.75 and 3.5 per tensor, which the
+    // per-tensor step breaks.
     assert!(
-        sam_own <= 8 * tensors && sgd_own <= sam_own,
+        4 * sgd_own <= 7 * tensors && 2 * sam_own <= 7 * tensors && sgd_own <= sam_own,
         "flatmin's own launches: sgd {sgd_own}, sam {sam_own} for {tensors} tensors"
     );
 }

@@ -403,3 +403,110 @@ fn a_model_with_long_tensors_takes_the_cpus_sam_steps_on_wgpu() {
     assert!(rel <= 1e-5, "weights: {rel:e}");
     assert!(norm_rel <= 1e-5, "‖g‖: {n_gpu:?} against {n_cpu:?}");
 }
+
+/// `model` with every trainable parameter multiplied by `factor`, ids kept: a change made
+/// outside the optimizer (weight surgery, an average of checkpoints) that the next step must
+/// take up, although the optimizer kept the weights of its last step joined on the GPU.
+fn scaled_outside<M: Module>(model: M, factor: f64) -> M {
+    let layout = flatmin::Layout::of(&model);
+    bridge::update(model, &layout, &|_| true, &mut |_, w| w.mul_scalar(factor))
+}
+
+/// 6 → 16 → 3 with biases and no BatchNorm, seeded: every parameter has a gradient well above
+/// float32 noise, so Adam (which divides it by its own size) agrees across backends. (Before a
+/// BatchNorm a bias has no gradient but rounding, which Adam blows up to a full step.)
+#[derive(Module, Debug)]
+struct Small {
+    l1: Linear,
+    l2: Linear,
+}
+
+impl Small {
+    fn new(seed: u64, device: &Device) -> Self {
+        let mut rng = Rng::seeded(seed);
+        let mut l1 = LinearConfig::new(6, 16).init(device);
+        let mut l2 = LinearConfig::new(16, 3).init(device);
+        l1.weight = Param::from_tensor(tensor(draw(&mut rng, 6 * 16, 0.4), [6, 16], device));
+        l1.bias = Some(Param::from_tensor(tensor(draw(&mut rng, 16, 0.1), [16], device)));
+        l2.weight = Param::from_tensor(tensor(draw(&mut rng, 16 * 3, 0.4), [16, 3], device));
+        l2.bias = Some(Param::from_tensor(tensor(draw(&mut rng, 3, 0.1), [3], device)));
+        Self { l1, l2 }
+    }
+
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.l2.forward(tanh(self.l1.forward(x)))
+    }
+}
+
+/// On a fused GPU the optimizer keeps the weights its step wrote, joined in one buffer, and
+/// takes them up again only while the model holds the very tensors it wrote (README, *GPU*). A
+/// model changed between steps (here every weight halved, ids kept) is stepped as changed:
+/// the run agrees with the CPU's, which keeps nothing. Kept weights taken up regardless would
+/// undo the change and leave the runs far apart.
+#[test]
+fn a_model_changed_between_steps_is_stepped_as_changed_on_wgpu() {
+    if !wgpu_here() {
+        return;
+    }
+    let (gpu, cpu) = (wgpu(), Device::flex().autodiff());
+    for (name, base) in [
+        ("sam", sgdm()),
+        ("sam", SamConfig::adam_base(0.0, false)),
+        ("sgd", sgdm()),
+    ] {
+        let config = SamConfig::preset(name, base).unwrap();
+        let run = |device: &Device| {
+            let data = Data::new(5, device);
+            let mut optim = config.init().unwrap();
+            let mut net = Small::new(6, device);
+            for k in 0..4 {
+                if k == 2 {
+                    net = scaled_outside(net, 0.5);
+                }
+                let (next, report) = optim.step(0.05, net, |m: &Small, b: Batch| data.losses(|x| m.forward(x), b));
+                report.unwrap_or_else(|e| panic!("{name}: step {k}: {e}"));
+                net = next;
+            }
+            trainable(&net)
+        };
+        let (on_gpu, on_cpu) = (run(&gpu), run(&cpu));
+        let rel = max_abs(&on_gpu, &on_cpu) / scale(&on_cpu);
+        println!("{name}: max |wgpu - cpu| / max |cpu| = {rel:.3e}");
+        assert!(rel <= 1e-5, "{name}: {rel:e}");
+    }
+}
+
+/// The base optimizer's state on a fused GPU is one buffer per kind, each parameter's state a
+/// view of it: a record taken mid-run and loaded into a new optimizer resumes the run, whose
+/// weights end where the uninterrupted run's do (SGD with momentum and Adam).
+#[test]
+fn a_record_taken_on_wgpu_resumes_the_run() {
+    if !wgpu_here() {
+        return;
+    }
+    let device = wgpu();
+    let data = Data::new(7, &device);
+    for base in [sgdm(), SamConfig::adam_base(1e-4, true)] {
+        let config = SamConfig::preset("sam", base).unwrap();
+        let steps = |optim: &mut Sam, mut net: BnNet, n: usize| {
+            for k in 0..n {
+                let (next, report) = optim.step(0.05, net, |m: &BnNet, b: Batch| data.losses(|x| m.forward(x), b));
+                report.unwrap_or_else(|e| panic!("step {k}: {e}"));
+                net = next;
+            }
+            net
+        };
+        let mut whole = config.init().unwrap();
+        let straight = steps(&mut whole, BnNet::new(8, &device), 4);
+        let mut first = config.init().unwrap();
+        let half = steps(&mut first, BnNet::new(8, &device), 2);
+        let bytes = first.record().to_bytes().unwrap();
+        let record = flatmin::SamRecord::from_bytes(bytes, &device).unwrap();
+        let mut resumed = config.init().unwrap().load_record(record, &half).unwrap();
+        let resumed_net = steps(&mut resumed, half, 2);
+        let (a, b) = (straight.trainable(), resumed_net.trainable());
+        let rel = max_abs(&a, &b) / scale(&a);
+        println!("resumed against uninterrupted: {rel:.3e}");
+        assert!(rel <= 1e-6, "{rel:e}");
+    }
+}
