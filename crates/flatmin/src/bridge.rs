@@ -196,6 +196,11 @@ pub(crate) fn has_identities<M: Module>(model: &M) -> bool {
     first.0.unwrap_or(false)
 }
 
+/// Whether `tensor` lives on a fused CubeCL device, whose tensors have identities.
+pub(crate) fn has_identity(tensor: &Tensor<1>) -> bool {
+    identity(tensor.clone()).is_some()
+}
+
 /// The identity of a tensor on a fused CubeCL device (see [`identities`]).
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 fn identity<const D: usize>(tensor: Tensor<D>) -> Option<String> {

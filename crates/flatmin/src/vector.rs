@@ -17,8 +17,9 @@ use burn::tensor::Tensor;
 #[derive(Clone, Debug, Default)]
 pub struct ParamVector {
     tensors: Vec<Option<Tensor<1>>>,
-    /// The buffer the slots are views of, when the vector is joined.
-    joined: Option<Joined>,
+    /// The buffer the slots are views of, when the vector is joined (boxed: a Burn tensor
+    /// handle is large, and most vectors are not joined).
+    joined: Option<Box<Joined>>,
 }
 
 /// The buffer of a joined [`ParamVector`] and where each slot lies in it.
@@ -45,8 +46,8 @@ impl Segments {
 
 /// Bytes each segment of a joined buffer starts at a multiple of: a view at such an offset
 /// (whose length is a multiple of the device's own alignment) is the buffer itself, not a
-/// copy (Burn's CubeCL `slice`); 256 is the largest storage-offset alignment WebGPU allows a
-/// device to ask for, so it suits every wgpu and CUDA device.
+/// copy (Burn's CubeCL `slice`); 256 is the most the WebGPU and Vulkan specifications let a
+/// device require of a storage buffer's offset.
 const SEGMENT_ALIGN_BYTES: usize = 256;
 
 impl ParamVector {
@@ -55,11 +56,13 @@ impl ParamVector {
         Self { tensors, joined: None }
     }
 
-    /// This vector with its tensors views of one buffer, where operations are kernel launches
-    /// and there are at least two tensors of one float type: one copy per tensor now, after
-    /// which [`ParamVector::scaled`], [`ParamVector::plus`], the norms and the base
-    /// optimizer's update are one operation each. Anywhere else (the CPU backend, whose
-    /// results the conformance cases pin bit for bit) the vector as it is.
+    /// This vector with its tensors views of one buffer, on a fused GPU (whose tensors have
+    /// identities, [`bridge::identities`](crate::bridge)) and when there are at least two
+    /// tensors of one float type: one copy per tensor now, after which
+    /// [`ParamVector::scaled`], [`ParamVector::plus`], the norms and the base optimizer's
+    /// update are one operation each, and a view costs nothing. Anywhere else the vector as it
+    /// is: on the CPU backend a copy costs more than an operation (and the conformance cases
+    /// pin its results bit for bit); on LibTorch a view would not be kept between steps.
     pub(crate) fn joined(&self) -> Self {
         if self.joined.is_some() {
             return self.clone();
@@ -69,7 +72,10 @@ impl ParamVector {
             return self.clone();
         };
         let dtype = first.dtype();
-        if !launches_cost(first) || self.tensors.iter().flatten().count() < 2 || present.any(|t| t.dtype() != dtype) {
+        if !crate::bridge::has_identity(first)
+            || self.tensors.iter().flatten().count() < 2
+            || present.any(|t| t.dtype() != dtype)
+        {
             return self.clone();
         }
         let align = (SEGMENT_ALIGN_BYTES / dtype.size()).max(1);
@@ -105,7 +111,7 @@ impl ParamVector {
             .collect();
         Self {
             tensors,
-            joined: Some(Joined { buffer, segments }),
+            joined: Some(Box::new(Joined { buffer, segments })),
         }
     }
 

@@ -175,9 +175,10 @@ impl Sam {
     }
 
     /// The joined weights of a model on a fused GPU ([`Sam::mixed_for`]); none for a step whose
-    /// weights an outside optimizer updates (`external`).
+    /// weights an outside optimizer updates (`external`), nor for a member that is its own base
+    /// optimizer or decays at another point (bSAM, MSAM), whose update goes tensor by tensor.
     fn held_for<M: Module>(&self, model: &M, layout: &Layout, external: bool) -> Option<Mixed> {
-        if external || !bridge::has_identities(model) {
+        if external || self.config.needs_own_update() || !bridge::has_identities(model) {
             return None;
         }
         let weights = match &self.master {

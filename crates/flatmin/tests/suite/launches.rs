@@ -126,6 +126,8 @@ fn kernel_launches_per_step_for_161_parameter_tensors() {
     if !wgpu_here() {
         return;
     }
+    // The observer sees every kernel of the process: no other wgpu test runs meanwhile.
+    let _device = crate::common::wgpu_alone();
     let device = Device::wgpu(DeviceKind::DefaultDevice).autodiff();
     let data = Data::new(&device);
     let counter = Arc::new(Counter::default());
@@ -203,10 +205,9 @@ fn kernel_launches_per_step_for_161_parameter_tensors() {
     // joined in one buffer each (README, *GPU*), flatmin's own work is one copy per tensor for
     // each gradient it joins (one for the base step, two for SAM) and a handful of kernels over
     // the buffers: on lavapipe, 2026-12-07, 165 launches (1.02 per tensor) for the base step and
-    // 331 (2.06) for SAM; per tensor, as before, they were 364 (2.26) and 706 (4.39). Fusion's
-    // kernel count varies from run to run (one fresh-clone CI run of 2026-12-06 saw a pass of
-    // 548 launches instead of 424), hence the margin: 1.75 and 3.5 per tensor, which the
-    // per-tensor step breaks.
+    // 331 (2.06) for SAM; per tensor, as before, they were 364 (2.26) and 706 (4.39). The
+    // margin (1.75 and 3.5 per tensor, which the per-tensor step breaks) is for fusion and
+    // autotune, which move the kernel count from run to run.
     assert!(
         4 * sgd_own <= 7 * tensors && 2 * sam_own <= 7 * tensors && sgd_own <= sam_own,
         "flatmin's own launches: sgd {sgd_own}, sam {sam_own} for {tensors} tensors"

@@ -370,6 +370,7 @@ fn wgpu_trains_the_half_types_its_adapter_offers() {
         eprintln!("no wgpu adapter here");
         return;
     }
+    let _device = crate::common::wgpu_shared();
     let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice).autodiff();
     let mut trained = 0;
     for dtype in [DType::F16, DType::BF16] {

@@ -144,6 +144,7 @@ fn every_preset_trains_on_wgpu_and_keeps_batchnorm_statistics_to_the_first_pass(
     if !wgpu_here() {
         return;
     }
+    let _device = crate::common::wgpu_shared();
     let device = wgpu();
     let data = Data::new(7, &device);
     for name in PRESETS {
@@ -223,6 +224,7 @@ fn two_step_api_equals_one_call_on_wgpu_for_every_preset() {
     if !wgpu_here() {
         return;
     }
+    let _device = crate::common::wgpu_shared();
     let device = wgpu();
     let data = Data::new(5, &device);
     for name in PRESETS {
@@ -256,6 +258,7 @@ fn every_preset_on_wgpu_agrees_with_the_cpu_in_float32() {
     if !wgpu_here() {
         return;
     }
+    let _device = crate::common::wgpu_shared();
     let (gpu, cpu) = (wgpu(), Device::flex().autodiff());
     let (data_gpu, data_cpu) = (Data::new(9, &gpu), Data::new(9, &cpu));
     for name in PRESETS {
@@ -309,6 +312,7 @@ fn norms_and_inner_products_of_long_tensors_are_exact_on_wgpu() {
     if !wgpu_here() {
         return;
     }
+    let _device = crate::common::wgpu_shared();
     let device = wgpu();
     let mut sizes = vec![1_000_001, 203_530, 262_146, 65_537, 17_000_000];
     sizes.extend((0..40).map(|i| 100 + 7 * i));
@@ -381,6 +385,7 @@ fn a_model_with_long_tensors_takes_the_cpus_sam_steps_on_wgpu() {
     if !wgpu_here() {
         return;
     }
+    let _device = crate::common::wgpu_shared();
     let (gpu, cpu) = (wgpu(), Device::flex().autodiff());
     let config = SamConfig::preset("sam", sgdm()).unwrap();
     let run = |device: &Device| {
@@ -448,6 +453,7 @@ fn a_model_changed_between_steps_is_stepped_as_changed_on_wgpu() {
     if !wgpu_here() {
         return;
     }
+    let _device = crate::common::wgpu_shared();
     let (gpu, cpu) = (wgpu(), Device::flex().autodiff());
     for (name, base) in [
         ("sam", sgdm()),
@@ -484,6 +490,7 @@ fn a_record_taken_on_wgpu_resumes_the_run() {
     if !wgpu_here() {
         return;
     }
+    let _device = crate::common::wgpu_shared();
     let device = wgpu();
     let data = Data::new(7, &device);
     for base in [sgdm(), SamConfig::adam_base(1e-4, true)] {

@@ -9,6 +9,23 @@ use flatmin::{Batch, Member, Next, Rng, Sam, SamConfig, StepError, StepReport};
 mod shared;
 pub use shared::*;
 
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// This test process's wgpu device: CubeCL's launch observer sees every kernel the process
+/// launches, so the launch count (`launches.rs`) takes the device alone and every other test
+/// that runs kernels on wgpu shares it; they run side by side, never beside the count.
+static WGPU_DEVICE: RwLock<()> = RwLock::new(());
+
+/// A share of the wgpu device, held for a test's run.
+pub fn wgpu_shared() -> RwLockReadGuard<'static, ()> {
+    WGPU_DEVICE.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The wgpu device alone, for the launch count.
+pub fn wgpu_alone() -> RwLockWriteGuard<'static, ()> {
+    WGPU_DEVICE.write().unwrap_or_else(PoisonError::into_inner)
+}
+
 pub fn device() -> Device {
     Device::flex().autodiff()
 }
