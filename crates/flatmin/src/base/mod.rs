@@ -75,20 +75,36 @@ impl BaseState {
             .collect()
     }
 
-    /// The state of the parameter at `start..start + len` of a joined state (views).
-    fn view(&self, start: usize, len: usize) -> Self {
-        let cut = |t: &Option<Tensor<1>>| t.as_ref().map(|t| t.clone().slice(start..start + len));
+    /// The step count and the buffers (SGD: the momentum; Adam: its two moments), in order.
+    fn parts(&self) -> (u64, Vec<Option<&Tensor<1>>>) {
         match self {
-            BaseState::Sgd(s) => BaseState::Sgd(Box::new(SgdBaseState {
-                momentum: cut(&s.momentum),
-                step: s.step,
-            })),
-            BaseState::Adam(s) => BaseState::Adam(Box::new(AdamBaseState {
-                exp_avg: cut(&s.exp_avg),
-                exp_avg_sq: cut(&s.exp_avg_sq),
-                step: s.step,
+            BaseState::Sgd(s) => (s.step, vec![s.momentum.as_ref()]),
+            BaseState::Adam(s) => (s.step, vec![s.exp_avg.as_ref(), s.exp_avg_sq.as_ref()]),
+        }
+    }
+
+    /// A state of this one's kind made of a step count and buffers in [`BaseState::parts`]' order.
+    fn with_parts(&self, step: u64, buffers: Vec<Option<Tensor<1>>>) -> Self {
+        let mut buffers = buffers.into_iter();
+        let mut next = || buffers.next().flatten();
+        match self {
+            BaseState::Sgd(_) => BaseState::Sgd(Box::new(SgdBaseState { momentum: next(), step })),
+            BaseState::Adam(_) => BaseState::Adam(Box::new(AdamBaseState {
+                exp_avg: next(),
+                exp_avg_sq: next(),
+                step,
             })),
         }
+    }
+
+    /// The state of the parameter at `start..start + len` of a joined state (views).
+    fn view(&self, start: usize, len: usize) -> Self {
+        let (step, buffers) = self.parts();
+        let cut = buffers
+            .into_iter()
+            .map(|t| t.map(|t| t.clone().slice(start..start + len)))
+            .collect();
+        self.with_parts(step, cut)
     }
 }
 
@@ -204,52 +220,16 @@ impl BaseOptimizer {
             let (t, at) = joined.buffer()?;
             (**at == *segments).then(|| Some(t.clone()))
         };
-        match &self.config {
-            BaseConfig::Sgd(_) => {
-                let sgd: Vec<&SgdBaseState> = states
-                    .iter()
-                    .map(|s| match s {
-                        BaseState::Sgd(s) => Some(&**s),
-                        BaseState::Adam(_) => None,
-                    })
-                    .collect::<Option<_>>()?;
-                let step = sgd[0].step;
-                if sgd.iter().any(|s| s.step != step) {
-                    return None;
-                }
-                let momentum = join(&|s| match s {
-                    BaseState::Sgd(s) => s.momentum.as_ref(),
-                    BaseState::Adam(_) => None,
-                })?;
-                Some(BaseState::Sgd(Box::new(SgdBaseState { momentum, step })))
-            }
-            BaseConfig::Adam(_) => {
-                let adam: Vec<&AdamBaseState> = states
-                    .iter()
-                    .map(|s| match s {
-                        BaseState::Adam(s) => Some(&**s),
-                        BaseState::Sgd(_) => None,
-                    })
-                    .collect::<Option<_>>()?;
-                let step = adam[0].step;
-                if adam.iter().any(|s| s.step != step) {
-                    return None;
-                }
-                let exp_avg = join(&|s| match s {
-                    BaseState::Adam(s) => s.exp_avg.as_ref(),
-                    BaseState::Sgd(_) => None,
-                })?;
-                let exp_avg_sq = join(&|s| match s {
-                    BaseState::Adam(s) => s.exp_avg_sq.as_ref(),
-                    BaseState::Sgd(_) => None,
-                })?;
-                Some(BaseState::Adam(Box::new(AdamBaseState {
-                    exp_avg,
-                    exp_avg_sq,
-                    step,
-                })))
-            }
+        let (step, buffers) = states[0].parts();
+        let alike =
+            |s: &&BaseState| std::mem::discriminant(*s) == std::mem::discriminant(states[0]) && s.parts().0 == step;
+        if !states.iter().all(alike) {
+            return None;
         }
+        let joined = (0..buffers.len())
+            .map(|k| join(&|s: &BaseState| s.parts().1[k]))
+            .collect::<Option<Vec<_>>>()?;
+        Some(states[0].with_parts(step, joined))
     }
 
     /// Marks the per-parameter states as changed one by one: no longer views of a joined state.

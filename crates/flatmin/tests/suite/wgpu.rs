@@ -349,28 +349,44 @@ fn norms_and_inner_products_of_long_tensors_are_exact_on_wgpu() {
     assert!((va.norm() - want[0].sqrt()).abs() <= 1e-5 * want[0].sqrt());
 }
 
-/// 6 → 15,001 → 3 without a second bias: 150,010 parameters, one tensor of 90,006, so the
-/// norms cross the lengths Burn 0.22.1's whole-tensor reductions get wrong on wgpu.
+/// 6 → `hidden` → 3 with tanh, seeded (Burn's initializers are per device).
 #[derive(Module, Debug)]
-struct Wide {
+struct TwoLayer {
     l1: Linear,
     l2: Linear,
 }
 
-impl Wide {
-    fn new(device: &Device) -> Self {
-        let mut rng = Rng::seeded(5);
-        let hidden = 15_001;
+impl TwoLayer {
+    /// The output layer's weights drawn within `out_scale`, with a bias when `out_bias`.
+    fn new(seed: u64, hidden: usize, out_scale: f64, out_bias: bool, device: &Device) -> Self {
+        let mut rng = Rng::seeded(seed);
         let mut l1 = LinearConfig::new(6, hidden).init(device);
-        let mut l2 = LinearConfig::new(hidden, 3).with_bias(false).init(device);
+        let mut l2 = LinearConfig::new(hidden, 3).with_bias(out_bias).init(device);
         l1.weight = Param::from_tensor(tensor(draw(&mut rng, 6 * hidden, 0.4), [6, hidden], device));
         l1.bias = Some(Param::from_tensor(tensor(
             draw(&mut rng, hidden, 0.1),
             [hidden],
             device,
         )));
-        l2.weight = Param::from_tensor(tensor(draw(&mut rng, hidden * 3, 0.01), [hidden, 3], device));
+        l2.weight = Param::from_tensor(tensor(draw(&mut rng, hidden * 3, out_scale), [hidden, 3], device));
+        if out_bias {
+            l2.bias = Some(Param::from_tensor(tensor(draw(&mut rng, 3, 0.1), [3], device)));
+        }
         Self { l1, l2 }
+    }
+
+    /// 6 → 15,001 → 3 without a second bias: 150,010 parameters, one tensor of 90,006, so the
+    /// norms cross the lengths Burn 0.22.1's whole-tensor reductions get wrong on wgpu.
+    fn wide(device: &Device) -> Self {
+        Self::new(5, 15_001, 0.01, false, device)
+    }
+
+    /// 6 → 16 → 3 with biases and no BatchNorm: every parameter has a gradient well above
+    /// float32 noise, so Adam (which divides it by its own size) agrees across backends.
+    /// (Before a BatchNorm a bias has no gradient but rounding, which Adam blows up to a full
+    /// step.)
+    fn small(seed: u64, device: &Device) -> Self {
+        Self::new(seed, 16, 0.4, true, device)
     }
 
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
@@ -391,10 +407,10 @@ fn a_model_with_long_tensors_takes_the_cpus_sam_steps_on_wgpu() {
     let run = |device: &Device| {
         let data = Data::new(4, device);
         let mut optim = config.init().unwrap();
-        let mut net = Wide::new(device);
+        let mut net = TwoLayer::wide(device);
         let mut norms = Vec::new();
         for _ in 0..3 {
-            let (next, report) = optim.step(0.05, net, |m: &Wide, b: Batch| data.losses(|x| m.forward(x), b));
+            let (next, report) = optim.step(0.05, net, |m: &TwoLayer, b: Batch| data.losses(|x| m.forward(x), b));
             let report = report.expect("a finite step");
             norms.push(report.grad_norm);
             net = next;
@@ -415,32 +431,6 @@ fn a_model_with_long_tensors_takes_the_cpus_sam_steps_on_wgpu() {
 fn scaled_outside<M: Module>(model: M, factor: f64) -> M {
     let layout = flatmin::Layout::of(&model);
     bridge::update(model, &layout, &|_| true, &mut |_, w| w.mul_scalar(factor))
-}
-
-/// 6 → 16 → 3 with biases and no BatchNorm, seeded: every parameter has a gradient well above
-/// float32 noise, so Adam (which divides it by its own size) agrees across backends. (Before a
-/// BatchNorm a bias has no gradient but rounding, which Adam blows up to a full step.)
-#[derive(Module, Debug)]
-struct Small {
-    l1: Linear,
-    l2: Linear,
-}
-
-impl Small {
-    fn new(seed: u64, device: &Device) -> Self {
-        let mut rng = Rng::seeded(seed);
-        let mut l1 = LinearConfig::new(6, 16).init(device);
-        let mut l2 = LinearConfig::new(16, 3).init(device);
-        l1.weight = Param::from_tensor(tensor(draw(&mut rng, 6 * 16, 0.4), [6, 16], device));
-        l1.bias = Some(Param::from_tensor(tensor(draw(&mut rng, 16, 0.1), [16], device)));
-        l2.weight = Param::from_tensor(tensor(draw(&mut rng, 16 * 3, 0.4), [16, 3], device));
-        l2.bias = Some(Param::from_tensor(tensor(draw(&mut rng, 3, 0.1), [3], device)));
-        Self { l1, l2 }
-    }
-
-    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.l2.forward(tanh(self.l1.forward(x)))
-    }
 }
 
 /// On a fused GPU the optimizer keeps the weights its step wrote, joined in one buffer, and
@@ -464,12 +454,12 @@ fn a_model_changed_between_steps_is_stepped_as_changed_on_wgpu() {
         let run = |device: &Device| {
             let data = Data::new(5, device);
             let mut optim = config.init().unwrap();
-            let mut net = Small::new(6, device);
+            let mut net = TwoLayer::small(6, device);
             for k in 0..4 {
                 if k == 2 {
                     net = scaled_outside(net, 0.5);
                 }
-                let (next, report) = optim.step(0.05, net, |m: &Small, b: Batch| data.losses(|x| m.forward(x), b));
+                let (next, report) = optim.step(0.05, net, |m: &TwoLayer, b: Batch| data.losses(|x| m.forward(x), b));
                 report.unwrap_or_else(|e| panic!("{name}: step {k}: {e}"));
                 net = next;
             }
