@@ -102,8 +102,9 @@ impl ParamVector {
         Self::from_buffer(buffer, segments)
     }
 
-    /// The vector whose slots are the views of `buffer` at `segments`.
-    fn from_buffer(buffer: Tensor<1>, segments: Arc<Segments>) -> Self {
+    /// The joined vector whose slots are the views of `buffer` (its padding between segments
+    /// zero) at `segments`.
+    pub(crate) fn from_buffer(buffer: Tensor<1>, segments: Arc<Segments>) -> Self {
         let tensors = segments
             .slots
             .iter()
@@ -128,11 +129,6 @@ impl ParamVector {
     /// The buffer and segments of a joined vector (`None`: not joined).
     pub(crate) fn buffer(&self) -> Option<(&Tensor<1>, &Arc<Segments>)> {
         self.joined.as_ref().map(|j| (&j.buffer, &j.segments))
-    }
-
-    /// The joined vector of `buffer` (whose padding between segments is zero) at `segments`.
-    pub(crate) fn with_buffer(buffer: Tensor<1>, segments: &Arc<Segments>) -> Self {
-        Self::from_buffer(buffer, segments.clone())
     }
 
     /// `self + other` where `other` is present (the other slots left out), as one operation

@@ -192,7 +192,7 @@ impl BaseOptimizer {
             segments: segments.clone(),
             state: whole,
         });
-        Some(ParamVector::with_buffer(new, segments))
+        Some(ParamVector::from_buffer(new, segments.clone()))
     }
 
     /// The per-parameter states of `paths` (slot, path, segment) joined into one state on

@@ -157,9 +157,8 @@ pub(crate) fn is_half(dtype: Option<DType>) -> bool {
 }
 
 /// The gradients of `model` on `layout`: as stored natively; in f32 and divided by the scale the
-/// loss was multiplied by in a mixed-precision step (`half`). Joined where operations are
-/// kernel launches ([`ParamVector::joined`]): their norms and what is made of them are then
-/// one operation each.
+/// loss was multiplied by in a mixed-precision step (`half`). Joined on a fused GPU
+/// ([`ParamVector::joined`]): their norms and what is made of them are then one operation each.
 pub(crate) fn gradients<M: Module>(
     model: &M,
     layout: &Layout,

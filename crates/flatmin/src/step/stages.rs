@@ -162,7 +162,8 @@ pub struct FirstPass<M> {
     pub(crate) per_sample: bool,
     /// The model's parameters, when `begin` read them.
     pub(crate) layout: Option<Layout>,
-    /// The f32 master weights and loss scale of a mixed-precision step.
+    /// The step's own weights: f32 master weights and loss scale of a mixed-precision step,
+    /// or a fused GPU's joined weights ([`Mixed`]).
     pub(crate) mixed: Option<Mixed>,
 }
 
@@ -308,7 +309,8 @@ pub struct Ascent<M> {
     pub(crate) first_count: Option<usize>,
     pub(crate) sharpness: Option<Vec<f64>>,
     pub(crate) selected: Option<Vec<usize>>,
-    /// The f32 master weights and loss scale of a mixed-precision step.
+    /// The step's own weights: f32 master weights and loss scale of a mixed-precision step,
+    /// or a fused GPU's joined weights ([`Mixed`]).
     pub(crate) mixed: Option<Mixed>,
 }
 
